@@ -1,0 +1,29 @@
+#include "auth/decide.hpp"
+
+namespace certgate::auth {
+
+Outcome decide(const LocationPolicy& policy, const RequestEvidence& ev) {
+  // The order of this list is the IIS order of behaviour.md §1.
+  if (auto o = stage_require(policy, ev)) return *o;
+  if (auto o = stage_chain(policy, ev)) return *o;
+  if (auto o = stage_authenticate(policy, ev)) return *o;
+  return Outcome{.verdict = Verdict::Allow, .reason = "", .user = "", .auth_method = "Anonymous"};
+}
+
+std::string_view to_string(ChainFault f) {
+  switch (f) {
+    case ChainFault::None: return "none";
+    case ChainFault::Malformed: return "malformed";
+    case ChainFault::UntrustedRoot: return "untrusted-root";
+    case ChainFault::BadSignature: return "bad-signature";
+    case ChainFault::WrongUsage: return "wrong-usage";
+    case ChainFault::Constraint: return "constraint";
+    case ChainFault::Expired: return "expired";
+    case ChainFault::NotYetValid: return "not-yet-valid";
+    case ChainFault::Revoked: return "revoked";
+    case ChainFault::RevocationUnknown: return "revocation-unknown";
+  }
+  return "unknown";
+}
+
+}  // namespace certgate::auth

@@ -1,0 +1,19 @@
+#pragma once
+// decide(): the per-request authentication decision, in IIS order (spec: behaviour.md §1).
+// Pure: no I/O, no clock, no OpenSSL. Fails closed: any doubt about a certificate is a deny.
+#include "auth/evidence.hpp"
+#include "auth/policy.hpp"
+#include "auth/verdict.hpp"
+
+#include <optional>
+
+namespace certgate::auth {
+
+Outcome decide(const LocationPolicy& policy, const RequestEvidence& evidence);
+
+// The stages decide() runs, first deny wins. Exposed for table tests and `explain`.
+std::optional<Outcome> stage_require(const LocationPolicy& policy, const RequestEvidence& ev);
+std::optional<Outcome> stage_chain(const LocationPolicy& policy, const RequestEvidence& ev);
+std::optional<Outcome> stage_authenticate(const LocationPolicy& policy, const RequestEvidence& ev);
+
+}  // namespace certgate::auth

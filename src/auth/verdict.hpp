@@ -1,0 +1,55 @@
+#pragma once
+// The catalogue of every answer the authentication core can give.
+// spec: behaviour.md §5. Enumerators carry their status code in the name so that
+// `grep -rn 403_16 src` finds every place a 403.16 is chosen.
+#include <cstdint>
+#include <source_location>
+#include <string>
+#include <string_view>
+
+namespace certgate::auth {
+
+enum class Verdict : std::uint8_t {
+  Allow,
+  Deny403_4_SslRequired,
+  Deny403_5_Ssl128Required,
+  Deny403_7_NoCertificate,
+  Deny403_12_MapperDenied,
+  Deny403_13_Revoked,
+  Deny403_13_RevocationUnknown,
+  Deny403_16_UntrustedRoot,
+  Deny403_16_WrongUsage,
+  Deny403_16_Invalid,
+  Deny403_16_NoMapping,
+  Deny403_17_Expired,
+  Deny401_1_BadCredentials,
+  Deny401_2_NoMethod,
+  Deny403_0_Forbidden,
+  Count_
+};
+
+struct VerdictInfo {
+  Verdict verdict;
+  int status;
+  int substatus;
+  std::uint32_t win32;
+  std::string_view token;  // stable machine name, e.g. "403_16_untrusted_root"
+  std::string_view title;  // IIS-style title shown on the error page
+};
+
+// Row of the catalogue for `v`. Never fails: every enumerator has a row (static_assert'ed).
+const VerdictInfo& info(Verdict v);
+
+// What the core decided about one request, and why.
+struct Outcome {
+  Verdict verdict = Verdict::Allow;
+  std::string reason;  // precise words for the error page and `explain`
+  std::string user;    // authenticated user name; empty = anonymous
+  std::string auth_method;  // "Certificate", "Basic", "Anonymous"...
+  std::source_location where = std::source_location::current();
+
+  bool allowed() const { return verdict == Verdict::Allow; }
+  const VerdictInfo& row() const { return info(verdict); }
+};
+
+}  // namespace certgate::auth

@@ -1,0 +1,32 @@
+#pragma once
+// Subcommands of the certgate binary. Each returns the process exit status.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace certgate::cli {
+
+// Exit statuses shared by every subcommand.
+inline constexpr int kOk = 0;
+inline constexpr int kRejected = 1;  // verify: the certificate would be refused
+inline constexpr int kUsage = 2;     // bad arguments, unreadable files, invalid config
+
+int serve(const std::string& config_file, bool quiet);
+int check_config(const std::string& config_file);
+
+struct VerifyArgs {
+  std::string config_file;  // with site: use that site's trust settings
+  std::string site;
+  std::vector<std::string> cas, untrusted, crls;
+  std::string revocation = "cache-only";
+  bool no_usage_check = false;
+  std::optional<std::int64_t> at;
+  bool json = false;
+  std::vector<std::string> policies;
+  bool explicit_policy = false, inhibit_policy_mapping = false, inhibit_any_policy = false;
+  std::string cert;
+};
+int verify(const VerifyArgs& args);
+
+}  // namespace certgate::cli

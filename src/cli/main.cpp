@@ -1,0 +1,64 @@
+#include "cli/commands.hpp"
+#include "version.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+int main(int argc, char** argv) {
+  using namespace certgate;
+  spdlog::set_default_logger(spdlog::stderr_color_mt("certgate"));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+  CLI::App app{"certgate: HTTPS server that authenticates TLS client certificates the IIS way"};
+  app.set_version_flag("--version", std::string("certgate ") + kVersion);
+  app.require_subcommand(1);
+
+  std::string config_file;
+  bool quiet = false;
+  auto* serve = app.add_subcommand("serve", "run the server");
+  serve->add_option("-c,--config", config_file, "configuration file (TOML)")->required();
+  serve->add_flag("-q,--quiet", quiet, "no startup messages");
+
+  auto* check = app.add_subcommand("check-config", "check a configuration file and exit");
+  check->add_option("-c,--config", config_file, "configuration file (TOML)")->required();
+
+  cli::VerifyArgs v;
+  std::int64_t at = 0;
+  auto* verify = app.add_subcommand(
+      "verify", "validate a client certificate the way a site would (exit 0 accepted, 1 rejected)");
+  verify->add_option("-c,--config", v.config_file, "use a site's trust settings from this config");
+  verify->add_option("--site", v.site, "site name (with -c)");
+  verify->add_option("--ca", v.cas, "trusted issuer certificate file (PEM/DER); repeatable");
+  verify->add_option("--untrusted", v.untrusted, "intermediate certificate file; repeatable");
+  verify->add_option("--crl", v.crls, "CRL file or folder (PEM/DER); repeatable");
+  verify->add_option("--revocation", v.revocation, "cache-only (default) or off")
+      ->check(CLI::IsMember({"cache-only", "off"}));
+  verify->add_flag("--no-usage-check", v.no_usage_check, "do not require the clientAuth EKU");
+  auto* at_opt = verify->add_option("--at", at, "validate at this time (unix seconds)");
+  verify->add_flag("--json", v.json, "print the verdict as JSON");
+  verify->add_option("--policy", v.policies, "acceptable certificate policy OID; repeatable");
+  verify->add_flag("--explicit-policy", v.explicit_policy, "require an explicit policy");
+  verify->add_flag("--inhibit-policy-mapping", v.inhibit_policy_mapping, "inhibit policy mapping");
+  verify->add_flag("--inhibit-any-policy", v.inhibit_any_policy, "inhibit anyPolicy");
+  verify->add_option("CERT", v.cert, "certificate file: the leaf, optionally followed by its chain")
+      ->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : cli::kUsage;
+  }
+  if (*serve) return cli::serve(config_file, quiet);
+  if (*check) return cli::check_config(config_file);
+  if (*verify) {
+    if (*at_opt) v.at = at;
+    if (!v.config_file.empty() && v.site.empty()) {
+      std::cerr << "certgate verify: -c needs --site NAME\n";
+      return cli::kUsage;
+    }
+    return cli::verify(v);
+  }
+  return cli::kUsage;
+}

@@ -1,0 +1,104 @@
+#pragma once
+// The configuration as written by the administrator, after parsing and checking, before any
+// certificate is decoded. Every key is documented in docs/configuration.md.
+#include "auth/policy.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace certgate::config {
+
+namespace fs = std::filesystem;
+
+enum class DetailedErrors { Local, Always, Never };
+enum class Revocation { CacheOnly, Off };
+enum class LogPeriod { Hourly, Daily, Weekly, Monthly };
+
+struct Limits {
+  std::size_t max_header_bytes = 16384;      // whole request head; over → 431
+  std::size_t max_headers = 100;             // header field count; over → 431
+  std::size_t max_url_bytes = 4096;          // request target; over → 414 (IIS maxUrl)
+  std::uint64_t max_body_bytes = 30000000;   // over → 413 (IIS maxAllowedContentLength)
+  std::uint32_t header_timeout_ms = 30000;   // request head must arrive within; else 408
+  std::uint32_t body_timeout_ms = 60000;     // request body must arrive within; else 408
+  std::uint32_t keepalive_timeout_ms = 120000;  // idle keep-alive connection closed after
+  std::uint32_t handshake_timeout_ms = 10000;   // TLS handshake must finish within
+};
+
+struct ServerSettings {
+  fs::path log_dir = "logs";
+  unsigned threads = 0;  // 0 = one event loop per core
+  DetailedErrors detailed_errors = DetailedErrors::Local;
+  Limits limits;
+  std::uint32_t shutdown_grace_ms = 10000;
+};
+
+struct Binding {
+  std::string listen;   // as written: "127.0.0.1:8443", "[::1]:8443", "*:8443"
+  std::string address;  // "127.0.0.1", "::1", "0.0.0.0"
+  std::uint16_t port = 0;
+  bool https = true;
+  std::string host;     // SNI / Host name, lower case; empty = default for the address
+  fs::path certificate;
+  fs::path key;         // empty: the key is in `certificate` (PEM) or it is a PKCS#12 file
+  std::string pfx_password;
+};
+
+struct ClientCertificates {
+  std::vector<fs::path> trusted_cas;
+  std::vector<fs::path> intermediates;
+  std::vector<fs::path> crl_files;
+  bool send_ca_list = true;
+  bool usage_check = true;
+  Revocation revocation = Revocation::CacheOnly;
+};
+
+struct Location {
+  std::string path;  // "/admin"; matched on whole segments, case-insensitively (as IIS)
+  std::optional<auth::SslFlags> ssl_flags;
+  std::optional<bool> anonymous;
+};
+
+struct SiteLog {
+  bool enabled = true;
+  fs::path directory;  // default: <log_dir>/W3SVC<id>
+  LogPeriod period = LogPeriod::Daily;
+  std::vector<std::string> fields;  // W3C field names, in order
+};
+
+struct Site {
+  std::string name;
+  int id = 0;
+  fs::path root;
+  std::vector<std::string> default_documents;
+  auth::SslFlags ssl_flags;
+  bool anonymous = true;
+  std::vector<Binding> bindings;
+  ClientCertificates client_certificates;
+  std::vector<Location> locations;
+  SiteLog log;
+};
+
+struct Config {
+  fs::path file;
+  ServerSettings server;
+  std::vector<Site> sites;
+  std::vector<std::string> warnings;  // accepted, but worth telling the administrator
+};
+
+// "certgate.toml:12:3: sites[0].ssl_flags: unknown flag "Ssl129"; expected ..."
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses and checks the file. Relative paths are resolved against the file's folder.
+// Throws ConfigError naming file, line, column and key.
+Config load(const fs::path& file);
+
+std::vector<std::string> default_log_fields();
+
+}  // namespace certgate::config

@@ -1,0 +1,381 @@
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace certgate::config {
+namespace {
+
+// Reads one TOML table, remembering which keys were used so that a misspelt key is an error
+// instead of a setting silently left at its default.
+class Table {
+ public:
+  Table(const toml::table& t, std::string path, const fs::path& file)
+      : t_(t), path_(std::move(path)), file_(file) {}
+
+  [[noreturn]] void fail_at(const toml::source_region& where, const std::string& key,
+                            const std::string& msg) const {
+    throw ConfigError(file_.string() + ":" + std::to_string(where.begin.line) + ":" +
+                      std::to_string(where.begin.column) + ": " + qualified(key) + ": " + msg);
+  }
+  [[noreturn]] void fail(const std::string& key, const std::string& msg) const {
+    const toml::node* n = t_.get(key);
+    fail_at(n ? n->source() : t_.source(), key, msg);
+  }
+  std::string qualified(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
+  const toml::node* node(const std::string& key) {
+    used_.insert(key);
+    return t_.get(key);
+  }
+
+  std::optional<std::string> str(const std::string& key) {
+    const toml::node* n = node(key);
+    if (!n) return std::nullopt;
+    if (!n->is_string()) fail(key, "expected a string");
+    return n->as_string()->get();
+  }
+  std::string str(const std::string& key, const std::string& def) {
+    return str(key).value_or(def);
+  }
+  std::optional<bool> boolean(const std::string& key) {
+    const toml::node* n = node(key);
+    if (!n) return std::nullopt;
+    if (!n->is_boolean()) fail(key, "expected true or false");
+    return n->as_boolean()->get();
+  }
+  bool boolean(const std::string& key, bool def) { return boolean(key).value_or(def); }
+  std::int64_t integer(const std::string& key, std::int64_t def, std::int64_t lo,
+                       std::int64_t hi) {
+    const toml::node* n = node(key);
+    if (!n) return def;
+    if (!n->is_integer()) fail(key, "expected an integer");
+    std::int64_t v = n->as_integer()->get();
+    if (v < lo || v > hi)
+      fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return v;
+  }
+  std::optional<std::vector<std::string>> strings(const std::string& key) {
+    const toml::node* n = node(key);
+    if (!n) return std::nullopt;
+    const toml::array* a = n->as_array();
+    if (!a) fail(key, "expected an array of strings");
+    std::vector<std::string> out;
+    for (const auto& e : *a) {
+      if (!e.is_string()) fail_at(e.source(), key, "expected an array of strings");
+      out.push_back(e.as_string()->get());
+    }
+    return out;
+  }
+  template <typename E>
+  E choice(const std::string& key, E def, const std::vector<std::pair<std::string, E>>& opts) {
+    auto v = str(key);
+    if (!v) return def;
+    for (const auto& [name, e] : opts)
+      if (*v == name) return e;
+    std::string list;
+    for (const auto& [name, e] : opts) list += (list.empty() ? "\"" : ", \"") + name + "\"";
+    fail(key, "expected one of " + list + "; got \"" + *v + "\"");
+  }
+  std::optional<Table> table(const std::string& key) {
+    const toml::node* n = node(key);
+    if (!n) return std::nullopt;
+    if (!n->is_table()) fail(key, "expected a table ([" + qualified(key) + "])");
+    return Table(*n->as_table(), qualified(key), file_);
+  }
+  std::vector<Table> tables(const std::string& key) {
+    std::vector<Table> out;
+    const toml::node* n = node(key);
+    if (!n) return out;
+    const toml::array* a = n->as_array();
+    if (!a) fail(key, "expected an array of tables ([[" + qualified(key) + "]])");
+    std::size_t i = 0;
+    for (const auto& e : *a) {
+      if (!e.is_table()) fail_at(e.source(), key, "expected an array of tables");
+      out.emplace_back(*e.as_table(), qualified(key) + "[" + std::to_string(i++) + "]", file_);
+    }
+    return out;
+  }
+  // Every key not read is unknown: report the first one with its position.
+  void finish() const {
+    for (const auto& [k, v] : t_) {
+      if (used_.count(std::string(k.str()))) continue;
+      fail_at(k.source(), std::string(k.str()), "unknown key (see docs/configuration.md)");
+    }
+  }
+  const toml::source_region& source() const { return t_.source(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  const toml::table& t_;
+  std::string path_;
+  fs::path file_;
+  std::set<std::string> used_;
+};
+
+fs::path resolve(const fs::path& base, const std::string& p) {
+  fs::path path(p);
+  return path.is_absolute() ? path : (base / path).lexically_normal();
+}
+
+std::vector<fs::path> paths(Table& t, const std::string& key, const fs::path& base) {
+  std::vector<fs::path> out;
+  for (const auto& s : t.strings(key).value_or(std::vector<std::string>{}))
+    out.push_back(resolve(base, s));
+  return out;
+}
+
+auth::SslFlags ssl_flags(Table& t, const std::string& key, Config& cfg) {
+  auth::SslFlags flags;
+  const auto words = t.strings(key).value_or(std::vector<std::string>{});
+  for (const auto& word : words) {
+    auto f = auth::parse_ssl_flag(word);
+    if (!f)
+      t.fail(key, "unknown flag \"" + word +
+                      "\"; expected Ssl, SslNegotiateCert, SslRequireCert, Ssl128 or None");
+    flags.bits |= f->bits;
+  }
+  // spec: behaviour.md §1 step 4 (decision): SslRequireCert alone implies SslNegotiateCert.
+  if (flags.has(auth::kSslRequireCert) && !flags.has(auth::kSslNegotiateCert)) {
+    cfg.warnings.push_back(t.qualified(key) +
+                           ": SslRequireCert without SslNegotiateCert; negotiating anyway");
+    flags.bits |= auth::kSslNegotiateCert;
+  }
+  return flags;
+}
+
+bool split_listen(const std::string& listen, std::string& addr, std::uint16_t& port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= listen.size()) return false;
+  addr = listen.substr(0, colon);
+  std::string p = listen.substr(colon + 1);
+  if (!std::all_of(p.begin(), p.end(), ::isdigit) || p.size() > 5) return false;
+  unsigned long v = std::stoul(p);
+  if (v == 0 || v > 65535) return false;
+  port = static_cast<std::uint16_t>(v);
+  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']')
+    addr = addr.substr(1, addr.size() - 2);
+  if (addr == "*" || addr.empty()) addr = "0.0.0.0";
+  return true;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+void read_server(Table& t, Config& cfg, const fs::path& base) {
+  ServerSettings& s = cfg.server;
+  s.log_dir = resolve(base, t.str("log_dir", "logs"));
+  s.threads = static_cast<unsigned>(t.integer("threads", 0, 0, 256));
+  s.detailed_errors = t.choice<DetailedErrors>("detailed_errors", DetailedErrors::Local,
+                                               {{"local", DetailedErrors::Local},
+                                                {"always", DetailedErrors::Always},
+                                                {"never", DetailedErrors::Never}});
+  s.shutdown_grace_ms = static_cast<std::uint32_t>(
+      t.integer("shutdown_grace_ms", s.shutdown_grace_ms, 0, 3600000));
+  Limits& l = s.limits;
+  l.max_header_bytes = static_cast<std::size_t>(
+      t.integer("max_header_bytes", static_cast<std::int64_t>(l.max_header_bytes), 1024, 1 << 20));
+  l.max_headers = static_cast<std::size_t>(t.integer("max_headers", 100, 1, 10000));
+  l.max_url_bytes = static_cast<std::size_t>(
+      t.integer("max_url_bytes", static_cast<std::int64_t>(l.max_url_bytes), 16, 1 << 20));
+  l.max_body_bytes = static_cast<std::uint64_t>(t.integer(
+      "max_body_bytes", static_cast<std::int64_t>(l.max_body_bytes), 0, std::int64_t{1} << 40));
+  auto ms = [&](const char* key, std::uint32_t def) {
+    return static_cast<std::uint32_t>(t.integer(key, def, 100, 3600000));
+  };
+  l.header_timeout_ms = ms("header_timeout_ms", l.header_timeout_ms);
+  l.body_timeout_ms = ms("body_timeout_ms", l.body_timeout_ms);
+  l.keepalive_timeout_ms = ms("keepalive_timeout_ms", l.keepalive_timeout_ms);
+  l.handshake_timeout_ms = ms("handshake_timeout_ms", l.handshake_timeout_ms);
+  t.finish();
+}
+
+Binding read_binding(Table& t, const fs::path& base) {
+  Binding b;
+  auto listen = t.str("listen");
+  if (!listen) t.fail_at(t.source(), "listen", "missing (e.g. listen = \"127.0.0.1:8443\")");
+  b.listen = *listen;
+  if (!split_listen(b.listen, b.address, b.port))
+    t.fail("listen", "expected address:port, e.g. \"127.0.0.1:8443\", \"[::1]:8443\" or "
+                     "\"*:8443\"; got \"" + b.listen + "\"");
+  b.https = t.choice<bool>("protocol", true, {{"https", true}, {"http", false}});
+  b.host = lower(t.str("host", ""));
+  auto mode = t.str("client_certificate", "handshake");
+  if (mode == "on-demand")
+    t.fail("client_certificate",
+           "\"on-demand\" (renegotiation / post-handshake authentication) is not available in "
+           "this version; use \"handshake\"");
+  if (mode != "handshake")
+    t.fail("client_certificate", "expected \"handshake\"; got \"" + mode + "\"");
+  if (auto c = t.str("certificate")) b.certificate = resolve(base, *c);
+  if (auto k = t.str("key")) b.key = resolve(base, *k);
+  b.pfx_password = t.str("pfx_password", "");
+  if (b.https && b.certificate.empty())
+    t.fail_at(t.source(), "certificate",
+              "missing: an https binding needs a server certificate (PEM chain or .pfx/.p12)");
+  t.finish();
+  return b;
+}
+
+void read_client_certs(Table& t, ClientCertificates& cc, const fs::path& base) {
+  cc.trusted_cas = paths(t, "trusted_cas", base);
+  cc.intermediates = paths(t, "intermediates", base);
+  cc.crl_files = paths(t, "crl_files", base);
+  cc.send_ca_list = t.boolean("send_ca_list", true);
+  cc.usage_check = t.boolean("usage_check", true);
+  auto rev = t.str("revocation");
+  if (rev == "online")
+    t.fail("revocation",
+           "\"online\" (fetching CRLs from distribution points) is not available in this "
+           "version; use \"cache-only\" with crl_files, or \"off\"");
+  cc.revocation = t.choice<Revocation>("revocation", Revocation::CacheOnly,
+                                       {{"cache-only", Revocation::CacheOnly},
+                                        {"off", Revocation::Off}});
+  t.finish();
+}
+
+const std::set<std::string>& known_log_fields() {
+  static const std::set<std::string> f{
+      "date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
+      "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status", "sc-substatus",
+      "sc-win32-status", "time-taken", "s-sitename", "s-computername", "cs-version", "cs-host",
+      "cs(Cookie)", "sc-bytes", "cs-bytes"};
+  return f;
+}
+
+void read_log(Table& t, SiteLog& log, const fs::path& base) {
+  log.enabled = t.boolean("enabled", true);
+  if (auto d = t.str("directory")) log.directory = resolve(base, *d);
+  log.period = t.choice<LogPeriod>("period", LogPeriod::Daily,
+                                   {{"hourly", LogPeriod::Hourly},
+                                    {"daily", LogPeriod::Daily},
+                                    {"weekly", LogPeriod::Weekly},
+                                    {"monthly", LogPeriod::Monthly}});
+  if (auto fields = t.strings("fields")) {
+    for (const auto& f : *fields) {
+      bool custom = (f.rfind("cs(", 0) == 0 || f.rfind("sc(", 0) == 0) && f.back() == ')';
+      bool var = f.rfind("x(", 0) == 0 && f.back() == ')';
+      if (!known_log_fields().count(f) && !custom && !var)
+        t.fail("fields", "unknown W3C field \"" + f +
+                             "\"; use a standard name, cs(Header), sc(Header) or x(VARIABLE)");
+    }
+    log.fields = *fields;
+  }
+  t.finish();
+}
+
+Location read_location(Table& t, Config& cfg) {
+  Location loc;
+  auto path = t.str("path");
+  if (!path || path->empty() || (*path)[0] != '/')
+    t.fail_at(t.source(), "path", "missing or not starting with '/' (e.g. path = \"/admin\")");
+  loc.path = *path;
+  while (loc.path.size() > 1 && loc.path.back() == '/') loc.path.pop_back();
+  if (t.node("ssl_flags")) loc.ssl_flags = ssl_flags(t, "ssl_flags", cfg);
+  loc.anonymous = t.boolean("anonymous");
+  t.finish();
+  return loc;
+}
+
+Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
+  Site s;
+  auto name = t.str("name");
+  if (!name || name->empty()) t.fail_at(t.source(), "name", "missing: every site needs a name");
+  s.name = *name;
+  s.id = static_cast<int>(t.integer("id", index + 1, 1, 1 << 30));
+  s.root = resolve(base, t.str("root", "www"));
+  s.default_documents = t.strings("default_documents")
+                            .value_or(std::vector<std::string>{"index.html", "iisstart.htm",
+                                                               "default.htm"});
+  if (t.node("ssl_flags")) s.ssl_flags = ssl_flags(t, "ssl_flags", cfg);
+  s.anonymous = t.boolean("anonymous", true);
+  for (auto& b : t.tables("bindings")) s.bindings.push_back(read_binding(b, base));
+  if (s.bindings.empty())
+    t.fail_at(t.source(), "bindings", "missing: a site needs at least one [[sites.bindings]]");
+  if (auto cc = t.table("client_certificates"))
+    read_client_certs(*cc, s.client_certificates, base);
+  for (auto& l : t.tables("locations")) s.locations.push_back(read_location(l, cfg));
+  std::set<std::string> seen;
+  for (const auto& l : s.locations)
+    if (!seen.insert(lower(l.path)).second)
+      t.fail("locations", "location path \"" + l.path + "\" appears twice");
+  if (auto log = t.table("log")) read_log(*log, s.log, base);
+  if (s.log.directory.empty())
+    s.log.directory = cfg.server.log_dir / ("W3SVC" + std::to_string(s.id));
+  if (s.log.fields.empty()) s.log.fields = default_log_fields();
+
+  bool negotiates = s.ssl_flags.negotiates();
+  for (const auto& l : s.locations) negotiates |= l.ssl_flags && l.ssl_flags->negotiates();
+  if (negotiates && s.client_certificates.trusted_cas.empty())
+    t.fail_at(t.source(), "client_certificates.trusted_cas",
+              "site \"" + s.name + "\" asks for client certificates (SslNegotiateCert or "
+              "SslRequireCert) but trusts no issuer; list the CA files in trusted_cas");
+  t.finish();
+  return s;
+}
+
+void check_bindings(const Config& cfg, const fs::path& file) {
+  std::map<std::pair<std::string, std::uint16_t>, bool> scheme;  // endpoint → https
+  std::map<std::tuple<std::string, std::uint16_t, std::string>, std::string> owner;
+  std::set<int> ids;
+  std::set<std::string> names;
+  for (const auto& s : cfg.sites) {
+    if (!names.insert(s.name).second)
+      throw ConfigError(file.string() + ": sites: two sites are named \"" + s.name + "\"");
+    if (!ids.insert(s.id).second)
+      throw ConfigError(file.string() + ": sites: two sites have id " + std::to_string(s.id) +
+                        " (site \"" + s.name + "\")");
+    for (const auto& b : s.bindings) {
+      auto ep = std::make_pair(b.address, b.port);
+      auto [it, fresh] = scheme.emplace(ep, b.https);
+      if (!fresh && it->second != b.https)
+        throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +
+                          " is used for both http and https");
+      auto [o, ok] = owner.emplace(std::make_tuple(b.address, b.port, b.host), s.name);
+      if (!ok)
+        throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +
+                          (b.host.empty() ? "" : " host " + b.host) +
+                          " is already used by site \"" + o->second + "\"");
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> default_log_fields() {
+  return {"date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
+          "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status", "sc-substatus",
+          "sc-win32-status", "time-taken"};
+}
+
+Config load(const fs::path& file) {
+  Config cfg;
+  cfg.file = file;
+  toml::table root;
+  try {
+    root = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    throw ConfigError(file.string() + ":" + std::to_string(b.line) + ":" +
+                      std::to_string(b.column) + ": " + std::string(e.description()));
+  }
+  const fs::path base = fs::absolute(file).parent_path();
+  Table top(root, "", file);
+  if (auto server = top.table("server")) read_server(*server, cfg, base);
+  else cfg.server.log_dir = resolve(base, "logs");
+  int index = 0;
+  for (auto& s : top.tables("sites")) cfg.sites.push_back(read_site(s, cfg, base, index++));
+  if (cfg.sites.empty())
+    throw ConfigError(file.string() + ":1:1: sites: no site configured (add a [[sites]] table)");
+  top.finish();
+  check_bindings(cfg, file);
+  return cfg;
+}
+
+}  // namespace certgate::config

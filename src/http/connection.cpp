@@ -1,0 +1,382 @@
+#include "http/connection.hpp"
+
+#include "http/handler.hpp"
+#include "pki/x509_text.hpp"
+#include "tls/server_context.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <optional>
+
+namespace certgate::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kFileChunk = 64 * 1024;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+template <bool Tls>
+class Connection final : public ConnectionBase,
+                         public log::FieldSource,
+                         public std::enable_shared_from_this<Connection<Tls>> {
+  using Stream =
+      std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+
+ public:
+  Connection(ServerState& state, Loop& loop, const runtime::ListenerRuntime& listener,
+             asio::ssl::context* tls, tcp::socket socket)
+      : state_(state),
+        loop_(loop),
+        snap_(state.snapshot),
+        listener_(listener),
+        stream_(make_stream(std::move(socket), tls)) {
+    boost::system::error_code ec;
+    auto local = beast::get_lowest_layer(stream_).socket().local_endpoint(ec);
+    auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    s_ip_ = local.address().to_string();
+    s_port_ = local.port();
+    c_ip_ = remote.address().to_string();
+    local_client_ = remote.address().is_loopback();
+    loop_.connections.insert(this);
+  }
+  ~Connection() override { loop_.connections.erase(this); }
+
+  void start() {
+    const auto& limits = snap_->cfg.server.limits;
+    if constexpr (Tls) {
+      beast::get_lowest_layer(stream_).expires_after(
+          std::chrono::milliseconds(limits.handshake_timeout_ms));
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                self->on_handshake(ec);
+                              });
+    } else {
+      const auto* route = listener_.default_route();
+      site_ = route ? route->site : listener_.routes.front().site;
+      read_next();
+    }
+  }
+
+  void stop_if_idle() override {
+    if (idle_) {
+      boost::system::error_code ec;
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+      beast::get_lowest_layer(stream_).socket().close(ec);
+    }
+  }
+
+  // log::FieldSource
+  std::string request_header(std::string_view name) const override {
+    return std::string(req_.header(name));
+  }
+  std::string response_header(std::string_view name) const override {
+    for (const auto& h : resp_.headers)
+      if (iequals(h.name, name)) return h.value;
+    return "";
+  }
+  std::string variable(std::string_view name) const override {
+    const X509* leaf = tls_.leaf.get();
+    if (name == "CERT_SUBJECT") return leaf ? pki::subject_text(leaf) : "";
+    if (name == "CERT_ISSUER") return leaf ? pki::issuer_text(leaf) : "";
+    if (name == "CERT_SERIALNUMBER") return leaf ? pki::serial_hex(leaf) : "";
+    if (name == "CRYPT_PROTOCOL") return tls_.protocol;
+    if (name == "CRYPT_CIPHER") return tls_.cipher;
+    if (name == "SERVER_NAME") return tls_.sni;
+    if (name == "HTTPS") return Tls ? "on" : "off";
+    if (name == "AUTH_TYPE") return outcome_.auth_method;
+    return "";
+  }
+
+ private:
+  static Stream make_stream(tcp::socket socket, asio::ssl::context* tls) {
+    if constexpr (Tls) return Stream(std::move(socket), *tls);
+    else return Stream(std::move(socket));
+  }
+
+  const config::Limits& limits() const { return snap_->cfg.server.limits; }
+  const runtime::SiteRuntime& site() const { return snap_->sites[site_]; }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) return;  // failed handshakes are not requests: nothing to answer or log
+    SSL* ssl = stream_.native_handle();
+    const auto* route = tls::selected_route(ssl);
+    if (route == nullptr) return;
+    site_ = route->site;
+    tls_ = tls::TlsFacts::from_handshake(ssl);
+    read_next();
+  }
+
+  void read_next() {
+    if (state_.stopping.load(std::memory_order_relaxed)) return close();
+    idle_ = true;
+    if (buf_.size() > 0) return read_header();  // pipelined request already buffered
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::milliseconds(limits().keepalive_timeout_ms));
+    stream_.async_read_some(buf_.prepare(8192), [self = this->shared_from_this()](
+                                                    beast::error_code ec, std::size_t n) {
+      if (ec) return self->close_now();  // idle timeout or peer closed: nothing to answer
+      self->buf_.commit(n);
+      self->read_header();
+    });
+  }
+
+  void read_header() {
+    idle_ = false;
+    started_ = Clock::now();
+    req_ = Request{};
+    resp_ = Response{};
+    outcome_ = auth::Outcome{};
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
+    parser_->body_limit(limits().max_body_bytes);
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::milliseconds(limits().header_timeout_ms));
+    bhttp::async_read_header(stream_, buf_, *parser_,
+                             [self = this->shared_from_this()](beast::error_code ec,
+                                                               std::size_t n) {
+                               self->cs_bytes_ = n;
+                               self->on_header(ec);
+                             });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec == bhttp::error::header_limit)
+      return fail(431, "the request head is larger than max_header_bytes (" +
+                           std::to_string(limits().max_header_bytes) + ")");
+    if (ec == beast::error::timeout)
+      return fail(408, "the request head did not arrive within header_timeout_ms");
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::ssl::error::stream_truncated)
+      return close_now();
+    if (ec) return fail(400, "malformed request: " + ec.message());
+
+    const auto& msg = parser_->get();
+    req_.method = std::string(msg.method_string());
+    req_.target = std::string(msg.target());
+    req_.version = msg.version();
+    std::size_t count = 0;
+    for (const auto& f : msg) {
+      if (++count > limits().max_headers)
+        return fail(431, "the request has more than max_headers (" +
+                             std::to_string(limits().max_headers) + ") header fields");
+      req_.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    }
+    if (req_.target.size() > limits().max_url_bytes)
+      return fail(414, "the request target is longer than max_url_bytes (" +
+                           std::to_string(limits().max_url_bytes) + ")");
+    keep_alive_ = msg.keep_alive();
+    if (auto len = parser_->content_length(); len && *len > limits().max_body_bytes)
+      return fail(413, "the request body (" + std::to_string(*len) +
+                           " bytes) is larger than max_body_bytes (" +
+                           std::to_string(limits().max_body_bytes) + ")");
+    if (parser_->is_done()) return dispatch();
+
+    if (iequals(req_.header("Expect"), "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(stream_, asio::buffer(kContinue),
+                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                          if (ec) return self->close_now();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::milliseconds(limits().body_timeout_ms));
+    bhttp::async_read(stream_, buf_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                        self->cs_bytes_ += n;
+                        if (ec == bhttp::error::body_limit)
+                          return self->fail(413, "the request body is larger than "
+                                                 "max_body_bytes");
+                        if (ec == beast::error::timeout)
+                          return self->fail(408, "the request body did not arrive within "
+                                                 "body_timeout_ms");
+                        if (ec) return self->close_now();
+                        self->req_.body = std::move(self->parser_->get().body());
+                        self->dispatch();
+                      });
+  }
+
+  ConnectionInfo info() {
+    return ConnectionInfo{*snap_, listener_, site(), Tls ? &tls_ : nullptr, local_client_};
+  }
+
+  void dispatch() {
+    Handled h = handle(info(), req_);
+    outcome_ = std::move(h.outcome);
+    if (!h.static_job) return send(std::move(h.response));
+    asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(*h.static_job)]() mutable {
+      Response r = serve_static(job);
+      auto& io = self->loop_.io;
+      asio::post(io, [self = std::move(self), r = std::move(r)]() mutable {
+        self->send(finish_static(self->info(), std::move(r), self->req_.header("Accept")));
+      });
+    });
+  }
+
+  void fail(int status, std::string reason) {
+    send(protocol_error(info(), status, std::move(reason), req_.header("Accept")));
+  }
+
+  void send(Response r) {
+    resp_ = std::move(r);
+    const bool keep = keep_alive_ && !resp_.close && !state_.stopping.load(std::memory_order_relaxed);
+    keep_alive_ = keep;
+    head_ = serialize_head(resp_, req_.version == 10 ? 10 : 11, keep);
+    const bool with_body = !resp_.head_only && resp_.status != 304 && resp_.status != 204;
+    beast::get_lowest_layer(stream_).expires_after(
+        std::chrono::milliseconds(limits().body_timeout_ms));
+    std::array<asio::const_buffer, 2> bufs{
+        asio::buffer(head_), asio::buffer(with_body ? std::string_view(resp_.body) : std::string_view())};
+    asio::async_write(stream_, bufs,
+                      [self = this->shared_from_this(), with_body](beast::error_code ec,
+                                                                   std::size_t n) {
+                        self->sc_bytes_ = n;
+                        if (ec) return self->finish(false);
+                        if (with_body && self->resp_.file) return self->send_file_chunk();
+                        self->finish(true);
+                      });
+  }
+
+  // Large files: read a slice on the file pool, write it from the loop, repeat.
+  void send_file_chunk() {
+    FileSlice& f = *resp_.file;
+    if (f.length == 0) return finish(true);
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kFileChunk, f.length));
+    asio::post(*state_.files, [self = this->shared_from_this(), want]() mutable {
+      FileSlice& f = *self->resp_.file;
+      auto chunk = std::make_shared<std::string>(want, '\0');
+      ssize_t n = ::pread(f.file->fd, chunk->data(), want, static_cast<off_t>(f.offset));
+      auto& io = self->loop_.io;
+      asio::post(io, [self = std::move(self), chunk, n]() mutable {
+        if (n <= 0) return self->finish(false);  // file shrank: the length was promised
+        chunk->resize(static_cast<std::size_t>(n));
+        self->resp_.file->offset += static_cast<std::uint64_t>(n);
+        self->resp_.file->length -= static_cast<std::uint64_t>(n);
+        asio::async_write(self->stream_, asio::buffer(*chunk),
+                          [self, chunk](beast::error_code ec, std::size_t written) {
+                            self->sc_bytes_ += written;
+                            if (ec) return self->finish(false);
+                            self->send_file_chunk();
+                          });
+      });
+    });
+  }
+
+  void finish(bool ok) {
+    write_log();
+    if (ok && keep_alive_) return read_next();
+    close();
+  }
+
+  void write_log() {
+    if (state_.writer == nullptr) return;
+    const auto& cfg = site().cfg;
+    if (!cfg.log.enabled) return;
+    log::Entry e;
+    e.unix_ms = now_ms();
+    e.site_name = cfg.name;
+    e.computer_name = state_.computer_name;
+    e.s_ip = s_ip_;
+    e.c_ip = c_ip_;
+    e.s_port = s_port_;
+    e.method = req_.method;
+    std::string_view target = req_.target;
+    auto q = target.find('?');
+    e.uri_stem = target.substr(0, q);
+    e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    e.username = outcome_.user;
+    e.user_agent = req_.header("User-Agent");
+    e.referer = req_.header("Referer");
+    e.cookie = req_.header("Cookie");
+    e.host = req_.header("Host");
+    std::string version = req_.method.empty() ? "" : (req_.version == 10 ? "HTTP/1.0" : "HTTP/1.1");
+    e.version = version;
+    e.status = resp_.status;
+    e.substatus = resp_.substatus;
+    e.win32 = resp_.win32;
+    e.time_taken_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
+    e.sc_bytes = sc_bytes_;
+    e.cs_bytes = cs_bytes_;
+    e.more = this;
+    state_.writer->write(state_.site_log[site_], e.unix_ms / 1000,
+                         state_.formats[site_].line(e));
+  }
+
+  void close() {
+    idle_ = true;
+    if constexpr (Tls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        self->close_now();
+      });
+    } else {
+      close_now();
+    }
+  }
+
+  void close_now() {
+    boost::system::error_code ec;
+    auto& sock = beast::get_lowest_layer(stream_).socket();
+    sock.shutdown(tcp::socket::shutdown_both, ec);
+    sock.close(ec);
+  }
+
+  ServerState& state_;
+  Loop& loop_;
+  std::shared_ptr<const runtime::Snapshot> snap_;  // the generation this connection runs under
+  const runtime::ListenerRuntime& listener_;
+  Stream stream_;
+  std::size_t site_ = 0;
+  tls::TlsFacts tls_;
+  beast::flat_buffer buf_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request req_;
+  Response resp_;
+  auth::Outcome outcome_;
+  std::string head_;
+  std::string s_ip_, c_ip_;
+  std::uint16_t s_port_ = 0;
+  bool local_client_ = false;
+  bool keep_alive_ = true;
+  bool idle_ = true;
+  Clock::time_point started_ = Clock::now();
+  std::uint64_t cs_bytes_ = 0, sc_bytes_ = 0;
+};
+
+}  // namespace
+
+void start_connection(ServerState& state, Loop& loop, const runtime::ListenerRuntime& listener,
+                      asio::ssl::context* tls, tcp::socket socket) {
+  boost::system::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  if (listener.https)
+    std::make_shared<Connection<true>>(state, loop, listener, tls, std::move(socket))->start();
+  else
+    std::make_shared<Connection<false>>(state, loop, listener, tls, std::move(socket))->start();
+}
+
+}  // namespace certgate::http

@@ -1,0 +1,131 @@
+#include "http/handler.hpp"
+
+#include "auth/decide.hpp"
+#include "http/error_page.hpp"
+#include "http/path.hpp"
+
+namespace certgate::http {
+namespace {
+
+bool detailed_for(const ConnectionInfo& c) {
+  switch (c.snap.cfg.server.detailed_errors) {
+    case config::DetailedErrors::Always: return true;
+    case config::DetailedErrors::Never: return false;
+    case config::DetailedErrors::Local: return c.client_is_local;
+  }
+  return false;
+}
+
+std::string_view title_for(int status, int substatus) {
+  if (status == 403 && substatus == 14) return "Directory listing denied";
+  if (status == 404) return "The resource you are looking for has been removed, had its name "
+                            "changed, or is temporarily unavailable";
+  if (status == 421) return "This connection was made for another site";
+  return reason_phrase(status);
+}
+
+Response error(const ConnectionInfo& c, int status, int substatus, std::string reason,
+               std::string_view accept) {
+  return error_response({status, substatus, 0, std::string(title_for(status, substatus)),
+                         std::move(reason)},
+                        detailed_for(c), prefers_json(accept));
+}
+
+std::string host_only(std::string_view host) {
+  std::string h(host);
+  if (!h.empty() && h.front() == '[') {
+    auto close = h.find(']');
+    h = close == std::string::npos ? h : h.substr(1, close - 1);
+  } else if (auto colon = h.rfind(':'); colon != std::string::npos) {
+    h.resize(colon);
+  }
+  for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return h;
+}
+
+}  // namespace
+
+Response protocol_error(const ConnectionInfo& c, int status, std::string reason,
+                        std::string_view accept) {
+  Response r = error(c, status, 0, std::move(reason), accept);
+  r.close = true;
+  return r;
+}
+
+Handled handle(const ConnectionInfo& c, const Request& req) {
+  Handled h;
+  const std::string_view accept = req.header("Accept");
+  auto target = normalize_target(req.target);
+  if (!target) {
+    h.response = protocol_error(c, 400, "the request target is not a valid path", accept);
+    return h;
+  }
+  const std::string_view host_header = req.header("Host");
+  if (req.version >= 11 && !req.has_header("Host")) {
+    h.response = protocol_error(c, 400, "HTTP/1.1 requests must carry a Host header", accept);
+    return h;
+  }
+  // An https connection belongs to the site its TLS handshake (SNI) chose. A Host naming
+  // another site on this endpoint would borrow that site's policy over this connection's
+  // certificate decision: the known mTLS bypass. Refuse it (RFC 9110 §15.5.20).
+  if (c.tls && !host_header.empty()) {
+    const auto* route = c.listener.route_for_host(host_only(host_header));
+    if (route && route->site != c.site.index) {
+      h.response = error(c, 421, 0,
+                         "Host '" + std::string(host_header) + "' is served by site \"" +
+                             c.snap.sites[route->site].cfg.name + "\", but this TLS connection "
+                             "was made for site \"" + c.site.cfg.name + "\"; open a new "
+                             "connection with the matching server name",
+                         accept);
+      return h;
+    }
+  }
+
+  const auth::LocationPolicy policy = c.site.policy_for(target->path);
+  auth::RequestEvidence ev;
+  ev.over_tls = c.tls != nullptr;
+  if (c.tls) {
+    ev.cipher_bits = c.tls->cipher_bits;
+    ev.cert_requested = c.tls->cert_requested;
+    ev.cert_presented = c.tls->leaf != nullptr;
+    if (ev.cert_presented && policy.ssl_flags.negotiates()) ev.chain = &c.tls->report_for(c.site);
+  }
+  h.outcome = auth::decide(policy, ev);
+  if (!h.outcome.allowed()) {
+    h.response = error_response(from_outcome(h.outcome), detailed_for(c), prefers_json(accept));
+    return h;
+  }
+  if (req.method != "GET" && req.method != "HEAD") {
+    h.response = error(c, 405, 0, "this site serves static files: only GET and HEAD", accept);
+    h.response.set("Allow", "GET, HEAD");
+    return h;
+  }
+  StaticRequest job;
+  job.root = c.site.cfg.root;
+  job.default_documents = c.site.cfg.default_documents;
+  job.path = target->path;
+  job.query = target->query;
+  job.trailing_slash = target->trailing_slash;
+  job.head = req.method == "HEAD";
+  job.if_none_match = req.header("If-None-Match");
+  job.if_modified_since = req.header("If-Modified-Since");
+  job.range = req.header("Range");
+  job.if_range = req.header("If-Range");
+  h.static_job = std::move(job);
+  return h;
+}
+
+Response finish_static(const ConnectionInfo& c, Response r, std::string_view accept) {
+  if (r.status < 400 || !r.body.empty()) return r;
+  std::string reason;
+  if (r.status == 404) reason = "no file or default document at this path";
+  if (r.status == 403 && r.substatus == 14)
+    reason = "the folder has no default document and directory browsing is off";
+  if (r.status == 416) reason = "the requested byte range lies beyond the end of the file";
+  Response page = error(c, r.status, r.substatus, std::move(reason), accept);
+  for (auto& hd : r.headers) page.set(hd.name, hd.value);
+  page.set("Content-Type", prefers_json(accept) ? "application/json" : "text/html; charset=utf-8");
+  return page;
+}
+
+}  // namespace certgate::http

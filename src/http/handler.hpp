@@ -1,0 +1,38 @@
+#pragma once
+// One request, from parsed message to answer: gathers the evidence (site, location policy,
+// TLS facts, chain validation), asks auth::decide(), and either answers an error page or
+// hands a static-file job to the file pool. No sockets here.
+#include "auth/verdict.hpp"
+#include "http/message.hpp"
+#include "http/static_files.hpp"
+#include "runtime/snapshot.hpp"
+#include "tls/tls_facts.hpp"
+
+#include <optional>
+
+namespace certgate::http {
+
+struct ConnectionInfo {
+  const runtime::Snapshot& snap;
+  const runtime::ListenerRuntime& listener;
+  const runtime::SiteRuntime& site;
+  tls::TlsFacts* tls = nullptr;  // null on a plain-HTTP binding
+  bool client_is_local = false;
+};
+
+struct Handled {
+  Response response;                     // the answer, unless static_job is set
+  std::optional<StaticRequest> static_job;  // to run on the file pool
+  auth::Outcome outcome;                 // who the caller is (user, method) or why denied
+};
+
+Handled handle(const ConnectionInfo& conn, const Request& req);
+
+// Error answer for a request that could not even be parsed (400, 408, 413, 414, 431).
+Response protocol_error(const ConnectionInfo& conn, int status, std::string reason,
+                        std::string_view accept = {});
+
+// Turns an empty-bodied static error (404, 403.14, 416) into a full error page.
+Response finish_static(const ConnectionInfo& conn, Response r, std::string_view accept);
+
+}  // namespace certgate::http

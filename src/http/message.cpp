@@ -1,0 +1,126 @@
+#include "http/message.hpp"
+
+#include <unistd.h>
+
+#include <ctime>
+
+namespace certgate::http {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+std::string_view Request::header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (iequals(h.name, name)) return h.value;
+  return {};
+}
+
+bool Request::has_header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (iequals(h.name, name)) return true;
+  return false;
+}
+
+OpenFile::~OpenFile() {
+  if (fd >= 0) ::close(fd);
+}
+
+void Response::set(std::string name, std::string value) {
+  for (auto& h : headers)
+    if (iequals(h.name, name)) {
+      h.value = std::move(value);
+      return;
+    }
+  headers.push_back({std::move(name), std::move(value)});
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+std::string http_date(std::int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+namespace {
+// The Date header changes once a second; format it once per second per thread.
+const std::string& cached_date() {
+  thread_local std::time_t last = 0;
+  thread_local std::string text;
+  std::time_t now = std::time(nullptr);
+  if (now != last) {
+    last = now;
+    text = http_date(now);
+  }
+  return text;
+}
+}  // namespace
+
+std::string serialize_head(const Response& r, int version, bool keep_alive) {
+  std::string out;
+  out.reserve(256 + r.headers.size() * 48);
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  out += reason_phrase(r.status);
+  out += "\r\nServer: certgate\r\nDate: ";
+  out += cached_date();
+  out += "\r\n";
+  for (const auto& h : r.headers) {
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+  if (r.status != 304 && r.status != 204 && r.status >= 200) {
+    out += "Content-Length: ";
+    out += std::to_string(r.content_length());
+    out += "\r\n";
+  }
+  if (!keep_alive) out += "Connection: close\r\n";
+  else if (version == 10) out += "Connection: keep-alive\r\n";
+  out += "\r\n";
+  return out;
+}
+
+}  // namespace certgate::http

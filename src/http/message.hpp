@@ -1,0 +1,64 @@
+#pragma once
+// certgate's own request and response values. Only http/connection.* knows Beast's message
+// types, so HTTP/2 can later feed the same handler.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certgate::http {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+bool iequals(std::string_view a, std::string_view b);
+
+struct Request {
+  std::string method;
+  std::string target;  // as received: "/a%20b?x=1"
+  int version = 11;    // 10 or 11
+  std::vector<Header> headers;
+  std::string body;
+
+  // First value of a header, case-insensitive; empty when absent.
+  std::string_view header(std::string_view name) const;
+  bool has_header(std::string_view name) const;
+};
+
+// An open file shared by the responses that send slices of it.
+struct OpenFile {
+  int fd = -1;
+  ~OpenFile();
+};
+
+struct FileSlice {
+  std::shared_ptr<OpenFile> file;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+struct Response {
+  int status = 200;
+  int substatus = 0;
+  std::uint32_t win32 = 0;
+  std::vector<Header> headers;
+  std::string body;
+  std::optional<FileSlice> file;  // sent after the head instead of `body`
+  bool head_only = false;         // HEAD: Content-Length of the body, no body bytes
+  bool close = false;             // close the connection after this response
+
+  void set(std::string name, std::string value);
+  std::uint64_t content_length() const { return file ? file->length : body.size(); }
+};
+
+// Status line and headers, with Content-Length, Date, Server and Connection added.
+std::string serialize_head(const Response& r, int version, bool keep_alive);
+std::string_view reason_phrase(int status);
+std::string http_date(std::int64_t unix_seconds);
+
+}  // namespace certgate::http

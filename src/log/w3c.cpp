@@ -1,0 +1,231 @@
+#include "log/w3c.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <ctime>
+#include <cstring>
+#include <filesystem>
+
+namespace certgate::log {
+
+enum class Format::Kind : std::uint8_t {
+  Date, Time, SIp, Method, UriStem, UriQuery, SPort, Username, CIp, UserAgent, Referer, Status,
+  Substatus, Win32, TimeTaken, SiteName, ComputerName, Version, Host, Cookie, ScBytes, CsBytes,
+  RequestHeader, ResponseHeader, Variable
+};
+
+void append_value(std::string& out, std::string_view v) {
+  if (v.empty()) {
+    out += '-';
+    return;
+  }
+  for (char c : v) {
+    unsigned char u = static_cast<unsigned char>(c);
+    out += (u <= 0x20 || u == 0x7f) ? '+' : c;
+  }
+}
+
+Format::Format(std::vector<std::string> fields) : names_(std::move(fields)) {
+  static const std::pair<std::string_view, Kind> kFixed[] = {
+      {"date", Kind::Date}, {"time", Kind::Time}, {"s-ip", Kind::SIp},
+      {"cs-method", Kind::Method}, {"cs-uri-stem", Kind::UriStem},
+      {"cs-uri-query", Kind::UriQuery}, {"s-port", Kind::SPort},
+      {"cs-username", Kind::Username}, {"c-ip", Kind::CIp},
+      {"cs(User-Agent)", Kind::UserAgent}, {"cs(Referer)", Kind::Referer},
+      {"sc-status", Kind::Status}, {"sc-substatus", Kind::Substatus},
+      {"sc-win32-status", Kind::Win32}, {"time-taken", Kind::TimeTaken},
+      {"s-sitename", Kind::SiteName}, {"s-computername", Kind::ComputerName},
+      {"cs-version", Kind::Version}, {"cs-host", Kind::Host}, {"cs(Cookie)", Kind::Cookie},
+      {"sc-bytes", Kind::ScBytes}, {"cs-bytes", Kind::CsBytes}};
+  for (const auto& name : names_) {
+    bool fixed = false;
+    for (const auto& [n, k] : kFixed)
+      if (n == name) {
+        fields_.push_back({k, ""});
+        fixed = true;
+        break;
+      }
+    if (fixed) continue;
+    std::string arg = name.size() > 4 ? name.substr(3, name.size() - 4) : "";
+    if (name.rfind("cs(", 0) == 0) fields_.push_back({Kind::RequestHeader, arg});
+    else if (name.rfind("sc(", 0) == 0) fields_.push_back({Kind::ResponseHeader, arg});
+    else fields_.push_back({Kind::Variable, name.size() > 3 ? name.substr(2, name.size() - 3) : ""});
+  }
+}
+
+std::string Format::fields_header() const {
+  std::string out = "#Fields:";
+  for (const auto& n : names_) {
+    out += ' ';
+    out += n;
+  }
+  return out;
+}
+
+std::string Format::line(const Entry& e) const {
+  std::string out;
+  out.reserve(256);
+  const std::time_t secs = static_cast<std::time_t>(e.unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  bool first = true;
+  for (const auto& f : fields_) {
+    if (!first) out += ' ';
+    first = false;
+    switch (f.kind) {
+      case Kind::Date: out += fmt::format("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday); break;
+      case Kind::Time: out += fmt::format("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec); break;
+      case Kind::SIp: append_value(out, e.s_ip); break;
+      case Kind::Method: append_value(out, e.method); break;
+      case Kind::UriStem: append_value(out, e.uri_stem); break;
+      case Kind::UriQuery: append_value(out, e.uri_query); break;
+      case Kind::SPort: out += std::to_string(e.s_port); break;
+      case Kind::Username: append_value(out, e.username); break;
+      case Kind::CIp: append_value(out, e.c_ip); break;
+      case Kind::UserAgent: append_value(out, e.user_agent); break;
+      case Kind::Referer: append_value(out, e.referer); break;
+      case Kind::Status: out += std::to_string(e.status); break;
+      case Kind::Substatus: out += std::to_string(e.substatus); break;
+      case Kind::Win32: out += std::to_string(e.win32); break;
+      case Kind::TimeTaken: out += std::to_string(e.time_taken_ms); break;
+      case Kind::SiteName: append_value(out, e.site_name); break;
+      case Kind::ComputerName: append_value(out, e.computer_name); break;
+      case Kind::Version: append_value(out, e.version); break;
+      case Kind::Host: append_value(out, e.host); break;
+      case Kind::Cookie: append_value(out, e.cookie); break;
+      case Kind::ScBytes: out += std::to_string(e.sc_bytes); break;
+      case Kind::CsBytes: out += std::to_string(e.cs_bytes); break;
+      case Kind::RequestHeader: append_value(out, e.more ? e.more->request_header(f.arg) : ""); break;
+      case Kind::ResponseHeader: append_value(out, e.more ? e.more->response_header(f.arg) : ""); break;
+      case Kind::Variable: append_value(out, e.more ? e.more->variable(f.arg) : ""); break;
+    }
+  }
+  return out;
+}
+
+std::string file_name(config::LogPeriod period, std::int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  const int yy = tm.tm_year % 100, mm = tm.tm_mon + 1;
+  switch (period) {
+    case config::LogPeriod::Hourly: return fmt::format("u_ex{:02}{:02}{:02}{:02}.log", yy, mm, tm.tm_mday, tm.tm_hour);
+    case config::LogPeriod::Daily: return fmt::format("u_ex{:02}{:02}{:02}.log", yy, mm, tm.tm_mday);
+    // IIS numbers weeks within the month, starting at 1, weeks beginning on Sunday.
+    case config::LogPeriod::Weekly: {
+      int first_wday = (tm.tm_wday - (tm.tm_mday - 1) % 7 + 7) % 7;
+      return fmt::format("u_ex{:02}{:02}{:02}.log", yy, mm, (tm.tm_mday - 1 + first_wday) / 7 + 1);
+    }
+    case config::LogPeriod::Monthly: return fmt::format("u_ex{:02}{:02}.log", yy, mm);
+  }
+  return "u_ex.log";
+}
+
+Writer::Writer() : thread_([this] { run(); }) {}
+
+Writer::~Writer() { stop(); }
+
+std::size_t Writer::add_site(const config::SiteLog& log, std::string software) {
+  std::lock_guard lock(mu_);
+  sites_.push_back(SiteFile{log, Format(log.fields), std::move(software), "", nullptr, false});
+  return sites_.size() - 1;
+}
+
+void Writer::write(std::size_t site, std::int64_t unix_seconds, std::string line) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back({site, unix_seconds, std::move(line)});
+    ++submitted_;
+    wake = queue_.size() >= 4096;
+  }
+  if (wake) cv_.notify_one();
+}
+
+void Writer::flush() {
+  std::unique_lock lock(mu_);
+  const std::uint64_t target = submitted_;
+  cv_.notify_one();
+  done_cv_.wait(lock, [&] { return written_ >= target || !thread_.joinable(); });
+}
+
+void Writer::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  for (auto& s : sites_)
+    if (s.file) {
+      std::fclose(s.file);
+      s.file = nullptr;
+    }
+}
+
+void Writer::run() {
+  std::vector<Pending> batch;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    // Wake at least twice a second so a line is on disk within a second.
+    cv_.wait_for(lock, std::chrono::milliseconds(500),
+                 [&] { return stop_ || queue_.size() >= 4096 || written_ < submitted_; });
+    batch.swap(queue_);
+    const bool stopping = stop_;
+    lock.unlock();
+    write_batch(batch);
+    lock.lock();
+    written_ += batch.size();
+    batch.clear();
+    done_cv_.notify_all();
+    if (stopping && queue_.empty()) return;
+  }
+}
+
+void Writer::write_batch(std::vector<Pending>& batch) {
+  if (batch.empty()) return;
+  std::vector<bool> touched(sites_.size(), false);
+  for (const auto& p : batch) {
+    if (p.site >= sites_.size()) continue;
+    write_one(sites_[p.site], p);
+    touched[p.site] = true;
+  }
+  for (std::size_t i = 0; i < sites_.size(); ++i)
+    if (touched[i] && sites_[i].file) std::fflush(sites_[i].file);
+}
+
+void Writer::write_one(SiteFile& f, const Pending& p) {
+  if (!f.cfg.enabled) return;
+  const std::string name = file_name(f.cfg.period, p.unix_seconds);
+  if (name != f.current_name || f.file == nullptr) {
+    if (f.file) std::fclose(f.file);
+    f.file = nullptr;
+    std::error_code ec;
+    std::filesystem::create_directories(f.cfg.directory, ec);
+    const auto path = f.cfg.directory / name;
+    f.file = std::fopen(path.c_str(), "ab");
+    if (f.file == nullptr) {
+      if (!f.reported_error)
+        std::fprintf(stderr, "certgate: cannot write W3C log %s: %s\n", path.c_str(),
+                     std::strerror(errno));
+      f.reported_error = true;
+      return;
+    }
+    f.reported_error = false;
+    f.current_name = name;
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::string head = fmt::format(
+        "#Software: {}\r\n#Version: 1.0\r\n#Date: {:04}-{:02}-{:02} {:02}:{:02}:{:02}\r\n{}\r\n",
+        f.software, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+        tm.tm_sec, f.format.fields_header());
+    std::fwrite(head.data(), 1, head.size(), f.file);
+  }
+  std::fwrite(p.line.data(), 1, p.line.size(), f.file);
+  std::fwrite("\r\n", 1, 2, f.file);
+}
+
+}  // namespace certgate::log

@@ -1,0 +1,104 @@
+#pragma once
+// W3C extended log files, byte-compatible with IIS (spec: behaviour.md §8).
+// Formatting happens on the request loop (cheap, no I/O); a single writer thread owns the
+// files, so writing the log never blocks request handling.
+#include "config/config.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace certgate::log {
+
+// Values a field may need beyond the fixed ones: request/response headers, server variables.
+class FieldSource {
+ public:
+  virtual ~FieldSource() = default;
+  virtual std::string request_header(std::string_view name) const = 0;
+  virtual std::string response_header(std::string_view name) const = 0;
+  virtual std::string variable(std::string_view name) const = 0;  // CERT_SUBJECT, ...
+};
+
+struct Entry {
+  std::int64_t unix_ms = 0;  // when the last byte was sent
+  std::string_view site_name, computer_name, s_ip, c_ip, method, uri_stem, uri_query, username,
+      user_agent, referer, cookie, host, version;
+  std::uint16_t s_port = 0;
+  int status = 0, substatus = 0;
+  std::uint32_t win32 = 0;
+  std::uint64_t time_taken_ms = 0, sc_bytes = 0, cs_bytes = 0;
+  const FieldSource* more = nullptr;
+};
+
+// One site's field list, compiled once.
+class Format {
+ public:
+  explicit Format(std::vector<std::string> fields);
+  std::string line(const Entry& e) const;  // without the newline
+  std::string fields_header() const;       // "#Fields: date time ..."
+  const std::vector<std::string>& fields() const { return names_; }
+
+ private:
+  enum class Kind : std::uint8_t;
+  struct Field {
+    Kind kind;
+    std::string arg;
+  };
+  std::vector<std::string> names_;
+  std::vector<Field> fields_;
+};
+
+// IIS escaping of one value: "-" when empty, spaces and control characters as '+'.
+void append_value(std::string& out, std::string_view v);
+// "u_ex261123.log" for the period containing `unix_seconds` (UTC).
+std::string file_name(config::LogPeriod period, std::int64_t unix_seconds);
+
+class Writer {
+ public:
+  Writer();
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Registers a site's log; returns the handle to write with. Not thread-safe with write().
+  std::size_t add_site(const config::SiteLog& log, std::string software);
+  // Queues one line (thread-safe; takes a mutex for a vector push, never waits on disk).
+  void write(std::size_t site, std::int64_t unix_seconds, std::string line);
+  // Writes everything queued so far and fflushes; returns when done.
+  void flush();
+  void stop();  // flush and end the writer thread
+
+ private:
+  struct Pending {
+    std::size_t site;
+    std::int64_t unix_seconds;
+    std::string line;
+  };
+  struct SiteFile {
+    config::SiteLog cfg;
+    Format format;
+    std::string software;
+    std::string current_name;
+    std::FILE* file = nullptr;
+    bool reported_error = false;
+  };
+  void run();
+  void write_batch(std::vector<Pending>& batch);
+  void write_one(SiteFile& f, const Pending& p);
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  std::vector<Pending> queue_;
+  std::vector<SiteFile> sites_;
+  std::uint64_t submitted_ = 0, written_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace certgate::log

@@ -1,0 +1,297 @@
+#include "pki/chain_verify.hpp"
+
+#include "pki/x509_text.hpp"
+
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace certgate::pki {
+namespace {
+
+using auth::ChainFault;
+
+// One problem OpenSSL reported during path validation, with the certificate it concerns.
+struct Problem {
+  int depth;
+  int code;
+  X509Ptr cert;
+};
+
+int collect_cb(int ok, X509_STORE_CTX* ctx) {
+  if (ok) return 1;
+  auto* problems = static_cast<std::vector<Problem>*>(X509_STORE_CTX_get_app_data(ctx));
+  X509* cert = X509_STORE_CTX_get_current_cert(ctx);
+  if (cert != nullptr) X509_up_ref(cert);
+  problems->push_back({X509_STORE_CTX_get_error_depth(ctx), X509_STORE_CTX_get_error(ctx),
+                       X509Ptr(cert)});
+  // Keep going: every problem is recorded and the most important one is chosen below, so an
+  // expired certificate is reported as expired even when its CRL entry was dropped.
+  return 1;
+}
+
+// The single translation of OpenSSL verify errors (spec: style.md recommendation 4).
+ChainFault classify(int code) {
+  switch (code) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_CERT_REJECTED:
+      return ChainFault::UntrustedRoot;
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
+    case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+      return ChainFault::BadSignature;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+    case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
+      return ChainFault::NotYetValid;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
+      return ChainFault::Expired;
+    case X509_V_ERR_CERT_REVOKED:
+      return ChainFault::Revoked;
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+    case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+    case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+    case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+    case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+    case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+    case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+    case X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION:
+      return ChainFault::RevocationUnknown;
+    case X509_V_ERR_INVALID_PURPOSE:
+      return ChainFault::WrongUsage;
+    default:
+      // basicConstraints, pathLen, name and policy constraints, critical extensions, and any
+      // code a newer OpenSSL adds: a constraint failure is still a 403.16, never an accept.
+      return ChainFault::Constraint;
+  }
+}
+
+// Lower rank wins when several faults are present (spec: docs/validation.md "which error wins").
+int rank(ChainFault f) {
+  switch (f) {
+    case ChainFault::Malformed: return 0;
+    case ChainFault::UntrustedRoot: return 1;
+    case ChainFault::BadSignature: return 2;
+    case ChainFault::Constraint: return 3;
+    case ChainFault::WrongUsage: return 4;
+    case ChainFault::Expired: return 5;
+    case ChainFault::NotYetValid: return 5;
+    case ChainFault::Revoked: return 6;
+    case ChainFault::RevocationUnknown: return 7;
+    case ChainFault::None: return 99;
+  }
+  return 99;
+}
+
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
+
+const char* role(int depth) { return depth == 0 ? "certificate" : "chain certificate"; }
+
+// The CRL entry revoking `cert`, searched in the site's CRLs by issuer name.
+std::string revocation_date(const TrustStore& trust, X509* cert) {
+  STACK_OF(X509_CRL)* crls = trust.crls();
+  for (int i = 0; i < sk_X509_CRL_num(crls); ++i) {
+    X509_CRL* crl = sk_X509_CRL_value(crls, i);
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) != 0) continue;
+    X509_REVOKED* entry = nullptr;
+    if (X509_CRL_get0_by_cert(crl, &entry, cert) == 1 && entry != nullptr)
+      return utc_text(to_unix(X509_REVOKED_get0_revocationDate(entry)));
+  }
+  return "";
+}
+
+std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault) {
+  X509* c = p.cert.get();
+  const std::string subject = c ? quoted(subject_text(c)) : "'?'";
+  const std::string issuer = c ? quoted(issuer_text(c)) : "'?'";
+  switch (fault) {
+    case ChainFault::UntrustedRoot:
+      if (p.code == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT)
+        return "certificate " + subject + " is self-signed and not in this site's trusted list";
+      if (p.code == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN)
+        return "root " + subject + " is not in this site's trusted list";
+      return "issuer " + issuer + " of " + subject +
+             " is not in this site's trusted list (and no intermediate with that name was sent "
+             "by the client or configured)";
+    case ChainFault::BadSignature:
+      return std::string("signature of ") + role(p.depth) + " " + subject +
+             " does not verify with the key of its issuer " + issuer + " (" +
+             X509_verify_cert_error_string(p.code) + ")";
+    case ChainFault::Expired:
+      if (p.code == X509_V_ERR_CERT_HAS_EXPIRED && c)
+        return std::string(role(p.depth)) + " " + subject + " expired " +
+               utc_text(to_unix(X509_get0_notAfter(c)));
+      return std::string(role(p.depth)) + " " + subject + " has an unreadable notAfter date";
+    case ChainFault::NotYetValid:
+      if (p.code == X509_V_ERR_CERT_NOT_YET_VALID && c)
+        return std::string(role(p.depth)) + " " + subject + " is not valid before " +
+               utc_text(to_unix(X509_get0_notBefore(c)));
+      return std::string(role(p.depth)) + " " + subject + " has an unreadable notBefore date";
+    case ChainFault::Revoked: {
+      std::string when = c ? revocation_date(trust, c) : "";
+      return std::string(role(p.depth)) + " " + subject + " (serial " +
+             (c ? serial_hex(c) : "?") + ") was revoked" + (when.empty() ? "" : " on " + when) +
+             " by " + issuer;
+    }
+    case ChainFault::RevocationUnknown:
+      if (p.code == X509_V_ERR_UNABLE_TO_GET_CRL)
+        return "revocation status of " + subject + " is unknown: no CRL from " + issuer +
+               " is available (revocation = cache-only: add it to crl_files)";
+      if (p.code == X509_V_ERR_CRL_HAS_EXPIRED)
+        return "revocation status of " + subject + " is unknown: the CRL from " + issuer +
+               " has passed its nextUpdate";
+      return "revocation status of " + subject + " is unknown: " +
+             X509_verify_cert_error_string(p.code);
+    case ChainFault::WrongUsage:
+      return "certificate " + subject + " is not valid for client authentication";
+    default:
+      return std::string(role(p.depth)) + " " + subject + ": " +
+             X509_verify_cert_error_string(p.code);
+  }
+}
+
+// EKU must allow clientAuth and keyUsage digitalSignature (spec: behaviour.md §2 "usage").
+// A leaf with no EKU extension is valid for every usage, as on Windows and in PKITS.
+std::optional<std::string> usage_problem(X509* leaf) {
+  const uint32_t flags = X509_get_extension_flags(leaf);
+  if ((flags & EXFLAG_XKUSAGE) &&
+      (X509_get_extended_key_usage(leaf) & (XKU_SSL_CLIENT | XKU_ANYEKU)) == 0)
+    return "certificate " + quoted(subject_text(leaf)) +
+           " is not valid for client authentication: its Extended Key Usage lacks clientAuth "
+           "(1.3.6.1.5.5.7.3.2)";
+  if ((flags & EXFLAG_KUSAGE) && (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0)
+    return "certificate " + quoted(subject_text(leaf)) +
+           " is not valid for client authentication: its Key Usage lacks digitalSignature";
+  return std::nullopt;
+}
+
+void configure(X509_STORE_CTX* ctx, const TrustOptions& o, std::optional<std::int64_t> at) {
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx);
+  unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_POLICY_CHECK;
+  if (o.revocation != RevocationMode::Off)
+    flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL |
+             X509_V_FLAG_EXTENDED_CRL_SUPPORT | X509_V_FLAG_USE_DELTAS;
+  if (o.explicit_policy) flags |= X509_V_FLAG_EXPLICIT_POLICY;
+  if (o.inhibit_policy_mapping) flags |= X509_V_FLAG_INHIBIT_MAP;
+  if (o.inhibit_any_policy) flags |= X509_V_FLAG_INHIBIT_ANY;
+  X509_VERIFY_PARAM_set_flags(param, flags);
+  for (const auto& oid : o.policies)
+    X509_VERIFY_PARAM_add0_policy(param, OBJ_txt2obj(oid.c_str(), 1));
+  if (at) X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(*at));
+}
+
+void fill_elements(const TrustStore& trust, X509_STORE_CTX* ctx,
+                   const std::vector<Problem>& problems, auth::ChainReport& report) {
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
+  const int n = sk_X509_num(chain);
+  const int untrusted = X509_STORE_CTX_get_num_untrusted(ctx);
+  for (int i = 0; i < n; ++i) {
+    X509* c = sk_X509_value(chain, i);
+    auth::ChainElement e{subject_text(c), issuer_text(c), serial_hex(c),
+                         to_unix(X509_get0_notBefore(c)), to_unix(X509_get0_notAfter(c)), "", ""};
+    const bool anchor = i >= untrusted;
+    std::string revocation_problem;
+    for (const auto& p : problems) {
+      if (p.depth != i) continue;
+      ChainFault f = classify(p.code);
+      std::string text = describe(trust, p, f);
+      if (f == ChainFault::Revoked || f == ChainFault::RevocationUnknown) {
+        if (revocation_problem.empty()) revocation_problem = text;
+      } else if (e.problem.empty()) {
+        e.problem = text;
+      }
+    }
+    if (anchor)
+      e.revocation = "not checked (trust anchor)";
+    else if (trust.options().revocation == RevocationMode::Off)
+      e.revocation = "not checked (revocation = off)";
+    else if (!revocation_problem.empty())
+      e.revocation = revocation_problem;
+    else
+      e.revocation = "good (local CRL of " + quoted(e.issuer) + ")";
+    report.elements.push_back(std::move(e));
+  }
+}
+
+}  // namespace
+
+auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X509) * presented,
+                               std::optional<std::int64_t> at, Detail detail) {
+  auth::ChainReport report;
+  if (leaf == nullptr) {
+    report.fault = ChainFault::Malformed;
+    report.reason = "no certificate to validate";
+    return report;
+  }
+  if (X509_get_extension_flags(leaf) & EXFLAG_INVALID) {
+    report.fault = ChainFault::Malformed;
+    report.reason = "certificate " + quoted(subject_text(leaf)) +
+                    " has malformed or duplicate extensions";
+    return report;
+  }
+
+  // Untrusted pool: what the client sent, then the site's configured intermediates.
+  X509StackView untrusted(sk_X509_new_null());
+  for (int i = 0; presented && i < sk_X509_num(presented); ++i)
+    sk_X509_push(untrusted.get(), sk_X509_value(presented, i));
+  for (int i = 0; i < sk_X509_num(trust.intermediates()); ++i)
+    sk_X509_push(untrusted.get(), sk_X509_value(trust.intermediates(), i));
+
+  std::vector<Problem> problems;
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), trust.store(), leaf, untrusted.get()) != 1) {
+    report.fault = ChainFault::Malformed;
+    report.reason = "cannot start certificate validation: " + openssl_errors();
+    return report;
+  }
+  configure(ctx.get(), trust.options(), at);
+  if (trust.options().revocation != RevocationMode::Off)
+    X509_STORE_CTX_set0_crls(ctx.get(), trust.crls());
+  X509_STORE_CTX_set_app_data(ctx.get(), &problems);
+  X509_STORE_CTX_set_verify_cb(ctx.get(), collect_cb);
+  const int ok = X509_verify_cert(ctx.get());
+  if (ok != 1 && problems.empty())  // an internal failure with no callback: still a deny
+    problems.push_back({0, X509_STORE_CTX_get_error(ctx.get()), nullptr});
+
+  if (trust.options().usage_check) {
+    if (auto why = usage_problem(leaf)) {
+      report.fault = ChainFault::WrongUsage;
+      report.reason = *why;
+    }
+  }
+  const Problem* worst = nullptr;
+  ChainFault worst_fault = ChainFault::None;
+  for (const auto& p : problems) {
+    ChainFault f = classify(p.code);
+    if (worst == nullptr || rank(f) < rank(worst_fault) ||
+        (rank(f) == rank(worst_fault) && p.depth < worst->depth)) {
+      worst = &p;
+      worst_fault = f;
+    }
+  }
+  if (worst != nullptr && rank(worst_fault) < rank(report.fault)) {
+    report.fault = worst_fault;
+    report.reason = describe(trust, *worst, worst_fault);
+  }
+  if (detail == Detail::Full) {
+    fill_elements(trust, ctx.get(), problems, report);
+    if (report.fault == ChainFault::WrongUsage && !report.elements.empty())
+      report.elements.front().problem = report.reason;
+  }
+  return report;
+}
+
+}  // namespace certgate::pki

@@ -1,0 +1,26 @@
+#include "pki/trust_store.hpp"
+
+#include <openssl/objects.h>
+
+#include <stdexcept>
+
+namespace certgate::pki {
+
+TrustStore::TrustStore(std::vector<X509Ptr> anchors, std::vector<X509Ptr> intermediates,
+                       std::vector<X509CrlPtr> crls, TrustOptions options)
+    : anchors_(std::move(anchors)),
+      store_(X509_STORE_new()),
+      intermediates_(sk_X509_new_null()),
+      crls_(sk_X509_CRL_new_null()),
+      options_(std::move(options)) {
+  for (const auto& a : anchors_) X509_STORE_add_cert(store_.get(), a.get());
+  for (auto& i : intermediates) sk_X509_push(intermediates_.get(), i.release());
+  for (auto& c : crls) sk_X509_CRL_push(crls_.get(), c.release());
+  for (const auto& oid : options_.policies) {
+    ASN1_OBJECT* obj = OBJ_txt2obj(oid.c_str(), 1);
+    if (obj == nullptr) throw std::invalid_argument("not a policy OID: " + oid);
+    ASN1_OBJECT_free(obj);
+  }
+}
+
+}  // namespace certgate::pki

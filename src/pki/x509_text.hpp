@@ -1,0 +1,20 @@
+#pragma once
+// Turning certificate fields into the words certgate shows (error pages, logs, `verify`).
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <string>
+
+namespace certgate::pki {
+
+// "CN=alice, OU=Staff, O=Corp" (most specific first, as Windows shows it), UTF-8 kept.
+std::string name_text(const X509_NAME* name);
+std::string subject_text(const X509* cert);
+std::string issuer_text(const X509* cert);
+std::string serial_hex(const X509* cert);  // upper-case hex, no separators
+std::int64_t to_unix(const ASN1_TIME* t);  // 0 when unparseable
+std::string utc_text(std::int64_t unix_seconds);  // "2026-03-01 00:00:00 UTC"
+// Drains OpenSSL's error queue into one line ("" when empty).
+std::string openssl_errors();
+
+}  // namespace certgate::pki

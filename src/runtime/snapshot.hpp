@@ -1,0 +1,72 @@
+#pragma once
+// An immutable, compiled configuration generation: decoded trust stores, TLS contexts and
+// location policies. Built once at startup (and on reload), shared read-only by all loops;
+// every connection pins the generation it was accepted under.
+#include "auth/policy.hpp"
+#include "config/config.hpp"
+#include "pki/openssl_ptr.hpp"
+#include "pki/trust_store.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certgate::runtime {
+
+struct CompiledLocation {
+  std::string path;  // lower case, no trailing slash ("/" for the root)
+  config::Location cfg;
+};
+
+struct SiteRuntime {
+  config::Site cfg;
+  std::size_t index = 0;
+  std::shared_ptr<const pki::TrustStore> trust;  // null when the site trusts no issuer
+  std::vector<CompiledLocation> locations;       // shortest path first
+  bool requests_certificate = false;             // some location has SslNegotiateCert
+
+  // Site settings overridden by every enclosing location, nearest last (behaviour.md §1 step 1).
+  // `path` is the normalized, decoded request path.
+  auth::LocationPolicy policy_for(std::string_view path) const;
+};
+
+// One listening endpoint and the sites reachable through it.
+struct ListenerRuntime {
+  std::string address;
+  std::uint16_t port = 0;
+  bool https = true;
+  struct Route {
+    std::string host;  // empty = default
+    std::size_t site;
+    SSL_CTX* ctx = nullptr;  // owned by Snapshot::contexts_ (https only)
+  };
+  std::vector<Route> routes;
+
+  const Route* route_for_host(std::string_view host) const;  // exact match, else default
+  const Route* default_route() const;
+};
+
+class Snapshot {
+ public:
+  config::Config cfg;
+  std::uint64_t generation = 0;
+  std::vector<SiteRuntime> sites;
+  std::vector<ListenerRuntime> listeners;
+  std::vector<pki::SslCtxPtr> contexts;
+  std::vector<std::string> warnings;
+};
+
+struct CompileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Loads every certificate, key and CRL the config names and builds the TLS contexts.
+// Throws CompileError (or pki::LoadError) naming the site, key and file that is wrong.
+std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t generation);
+
+// Segment-wise, case-insensitive prefix match: "/admin" matches "/admin/x", not "/administrator".
+bool path_in_location(std::string_view path, std::string_view location);
+
+}  // namespace certgate::runtime

@@ -1,0 +1,155 @@
+#include "tls/server_context.hpp"
+
+#include "pki/load.hpp"
+#include "pki/x509_text.hpp"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+
+namespace certgate::tls {
+namespace {
+
+int route_index() {
+  static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+int sni_index() {
+  static const int idx = SSL_get_ex_new_index(
+      0, nullptr, nullptr, nullptr,
+      [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<std::string*>(ptr); });
+  return idx;
+}
+
+// Record-only: the chain is judged after the handshake, against the site chosen by SNI, so a
+// bad certificate gets a 403.16 page instead of a TLS alert. Skipping OpenSSL's own chain walk
+// here also keeps the handshake cheap (validation runs once, when a request needs it).
+int accept_any_chain(X509_STORE_CTX*, void*) { return 1; }
+
+bool is_pkcs12(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext == ".pfx" || ext == ".p12";
+}
+
+std::string parse_sni(SSL* ssl) {
+  const unsigned char* p = nullptr;
+  size_t len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5)
+    return "";
+  size_t list = (size_t{p[0]} << 8) | p[1];
+  if (list + 2 != len) return "";
+  size_t off = 2;
+  while (off + 3 <= len) {
+    unsigned type = p[off];
+    size_t n = (size_t{p[off + 1]} << 8) | p[off + 2];
+    off += 3;
+    if (off + n > len) return "";
+    if (type == TLSEXT_NAMETYPE_host_name) {
+      std::string name(reinterpret_cast<const char*>(p + off), n);
+      if (name.find('\0') != std::string::npos) return "";
+      std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+      return name;
+    }
+    off += n;
+  }
+  return "";
+}
+
+int client_hello_router(SSL* ssl, int* alert, void* arg) {
+  auto* listener = static_cast<const runtime::ListenerRuntime*>(arg);
+  std::string sni = parse_sni(ssl);
+  const auto* route = listener->route_for_host(sni);
+  if (route == nullptr) {
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  if (SSL_get_SSL_CTX(ssl) != route->ctx) SSL_set_SSL_CTX(ssl, route->ctx);
+  // SSL_set_SSL_CTX does not carry the verify mode over; the CA list follows the context.
+  SSL_set_verify(ssl, SSL_CTX_get_verify_mode(route->ctx), nullptr);
+  SSL_set_ex_data(ssl, route_index(), const_cast<runtime::ListenerRuntime::Route*>(route));
+  if (!sni.empty()) SSL_set_ex_data(ssl, sni_index(), new std::string(std::move(sni)));
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+}  // namespace
+
+const runtime::ListenerRuntime::Route* selected_route(const SSL* ssl) {
+  return static_cast<const runtime::ListenerRuntime::Route*>(SSL_get_ex_data(ssl, route_index()));
+}
+
+std::string sni_name(const SSL* ssl) {
+  auto* s = static_cast<const std::string*>(SSL_get_ex_data(ssl, sni_index()));
+  return s ? *s : std::string();
+}
+
+BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b,
+                                 std::uint64_t generation) {
+  BuiltContext out;
+  const std::string where = "site \"" + site.cfg.name + "\" binding " + b.listen +
+                            (b.host.empty() ? "" : " (" + b.host + ")") + ": ";
+  out.ctx.reset(SSL_CTX_new(TLS_server_method()));
+  SSL_CTX* ctx = out.ctx.get();
+  if (!ctx) throw runtime::CompileError(where + "cannot create TLS context: " + pki::openssl_errors());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // Client-initiated renegotiation is a CPU-exhaustion vector and nothing here needs it yet.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // One ticket is enough for a returning client; each ticket carries the client certificate.
+  SSL_CTX_set_num_tickets(ctx, 1);
+
+  pki::KeyAndChain id;
+  try {
+    id = is_pkcs12(b.certificate) ? pki::load_pkcs12(b.certificate, b.pfx_password)
+                                  : pki::load_pem_identity(b.certificate,
+                                                           b.key.empty() ? b.certificate : b.key);
+  } catch (const pki::LoadError& e) {
+    throw runtime::CompileError(where + e.what());
+  }
+  STACK_OF(X509)* chain = sk_X509_new_null();
+  for (auto& c : id.chain) sk_X509_push(chain, c.release());
+  if (SSL_CTX_use_cert_and_key(ctx, id.cert.get(), id.key.get(), chain, 1) != 1) {
+    sk_X509_pop_free(chain, X509_free);
+    throw runtime::CompileError(where + "certificate and key rejected: " + pki::openssl_errors());
+  }
+  sk_X509_pop_free(chain, X509_free);
+
+  // SECURITY: the session id context names the site and the configuration generation, so a
+  // session (and the client certificate it carries) is never resumed on another site or
+  // under other trust settings.
+  std::string sid_src = site.cfg.name + '\0' + std::to_string(generation);
+  unsigned char sid[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(sid_src.data()), sid_src.size(), sid);
+  SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH);
+
+  if (site.requests_certificate) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_cert_verify_callback(ctx, accept_any_chain, nullptr);
+    if (site.cfg.client_certificates.send_ca_list && site.trust) {
+      STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+      std::size_t encoded = 0;
+      for (const auto& a : site.trust->anchors()) {
+        X509_NAME* n = X509_NAME_dup(X509_get_subject_name(a.get()));
+        encoded += static_cast<std::size_t>(i2d_X509_NAME(n, nullptr)) + 2;
+        sk_X509_NAME_push(names, n);
+      }
+      SSL_CTX_set_client_CA_list(ctx, names);
+      // spec: behaviour.md §2 (Schannel event 36885): warn, never truncate.
+      if (encoded > 16384)
+        out.warnings.push_back(where + "the trusted issuer list sent to clients is " +
+                               std::to_string(encoded) +
+                               " bytes (over 16 KiB); some clients fail the handshake. Trust "
+                               "fewer CAs or set client_certificates.send_ca_list = false");
+    }
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  return out;
+}
+
+void attach_sni_router(runtime::ListenerRuntime& listener) {
+  for (auto& r : listener.routes) SSL_CTX_set_client_hello_cb(r.ctx, client_hello_router, &listener);
+}
+
+}  // namespace certgate::tls

@@ -1,0 +1,39 @@
+#include "tls/tls_facts.hpp"
+
+#include "pki/chain_verify.hpp"
+#include "runtime/snapshot.hpp"
+#include "tls/server_context.hpp"
+
+namespace certgate::tls {
+
+TlsFacts TlsFacts::from_handshake(SSL* ssl) {
+  TlsFacts f;
+  f.tls = true;
+  f.protocol = SSL_get_version(ssl);
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl);
+  if (c) {
+    f.cipher = SSL_CIPHER_get_name(c);
+    f.cipher_bits = SSL_CIPHER_get_bits(c, nullptr);
+  }
+  f.sni = sni_name(ssl);
+  f.cert_requested = (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0;
+  f.leaf.reset(SSL_get1_peer_certificate(ssl));
+  // On a server the peer chain excludes the leaf.
+  if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl)) f.chain.reset(X509_chain_up_ref(sent));
+  return f;
+}
+
+const auth::ChainReport& TlsFacts::report_for(const runtime::SiteRuntime& site) {
+  if (!report) {
+    if (!site.trust) {
+      report = auth::ChainReport{auth::ChainFault::UntrustedRoot,
+                                 "site \"" + site.cfg.name + "\" trusts no certificate issuer",
+                                 {}};
+    } else {
+      report = pki::verify_chain(*site.trust, leaf.get(), chain.get());
+    }
+  }
+  return *report;
+}
+
+}  // namespace certgate::tls

@@ -1,0 +1,36 @@
+#pragma once
+// Everything a connection knows about its TLS state, in one place that can change
+// mid-connection (renegotiation / post-handshake authentication will replace the peer chain).
+#include "auth/evidence.hpp"
+#include "pki/openssl_ptr.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace certgate::runtime { struct SiteRuntime; }
+
+namespace certgate::tls {
+
+struct TlsFacts {
+  bool tls = false;
+  std::string protocol;  // "TLSv1.3"
+  std::string cipher;    // "TLS_AES_256_GCM_SHA384"
+  int cipher_bits = 0;
+  std::string sni;
+  bool cert_requested = false;
+  pki::X509Ptr leaf;           // null when the client sent no certificate
+  pki::X509StackPtr chain;     // what the client sent after the leaf (owned references)
+
+  // The validation result against the site it was computed for: a certificate, once presented
+  // on a connection, holds for every later request on it (behaviour.md §6), so validate once.
+  std::optional<auth::ChainReport> report;
+
+  // Reads protocol, cipher and peer chain from a completed handshake.
+  static TlsFacts from_handshake(SSL* ssl);
+
+  // Validation result for `site`, computed on first use (CPU only: no I/O).
+  const auth::ChainReport& report_for(const runtime::SiteRuntime& site);
+};
+
+}  // namespace certgate::tls
