@@ -2,6 +2,7 @@
 
 #include "pki/x509_text.hpp"
 
+#include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
@@ -158,6 +159,8 @@ std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault
     case ChainFault::WrongUsage:
       return "certificate " + subject + " is not valid for client authentication";
     default:
+      if (c == nullptr)  // path-wide checks (policy) name no single certificate
+        return std::string("certification path: ") + X509_verify_cert_error_string(p.code);
       return std::string(role(p.depth)) + " " + subject + ": " +
              X509_verify_cert_error_string(p.code);
   }
@@ -188,6 +191,9 @@ void configure(X509_STORE_CTX* ctx, const TrustOptions& o, std::optional<std::in
   if (o.inhibit_policy_mapping) flags |= X509_V_FLAG_INHIBIT_MAP;
   if (o.inhibit_any_policy) flags |= X509_V_FLAG_INHIBIT_ANY;
   X509_VERIFY_PARAM_set_flags(param, flags);
+  // RFC 5280 §6.1.1: an empty initial policy set means {anyPolicy}; OpenSSL needs it spelled.
+  if (o.policies.empty())
+    X509_VERIFY_PARAM_add0_policy(param, OBJ_nid2obj(NID_any_policy));
   for (const auto& oid : o.policies)
     X509_VERIFY_PARAM_add0_policy(param, OBJ_txt2obj(oid.c_str(), 1));
   if (at) X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(*at));

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# NIST PKITS (default-settings rows) against `certgate verify`; fails below the floor.
+# Usage: pkits.sh CERTGATE SHARED_DIR
+set -euo pipefail
+certgate=$1
+shared=$2
+floor=${PKITS_FLOOR:-200}
+runner="$shared/conformance/run_pkits.py"
+if [ ! -f "$runner" ]; then
+  echo "pkits: $runner not found: the shared conformance data must sit beside the repository" >&2
+  exit 1
+fi
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+python3 "$runner" --default-settings-only \
+  --cmd "$certgate verify --revocation cache-only --ca {anchor_pem} --untrusted {untrusted_pem} --crl {crls_pem} {leaf_pem}" \
+  | tee "$out" | tail -n 5
+last=$(tail -n 1 "$out")
+passed=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
+if [ -z "$passed" ]; then echo "pkits: could not read the score from: $last" >&2; exit 1; fi
+if [ "$passed" -lt "$floor" ]; then
+  echo "pkits: $passed rows passed, below the floor of $floor" >&2
+  exit 1
+fi
+echo "pkits: $passed of the default-settings rows pass (floor $floor)"

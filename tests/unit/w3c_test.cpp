@@ -1,0 +1,74 @@
+// W3C lines must be byte-compatible with IIS (spec: behaviour.md §8).
+#include "log/w3c.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace certgate::log {
+namespace {
+
+TEST(W3c, EscapesLikeIis) {
+  std::string out;
+  append_value(out, "");
+  out += '|';
+  append_value(out, "Mozilla/5.0 (X11; Linux)");
+  out += '|';
+  append_value(out, "a\tb\r\nc");
+  EXPECT_EQ(out, "-|Mozilla/5.0+(X11;+Linux)|a+b++c");
+}
+
+TEST(W3c, DefaultFieldsLine) {
+  Format f(config::default_log_fields());
+  Entry e;
+  e.unix_ms = 1795000000123;  // 2026-11-18 11:06:40.123 UTC
+  e.s_ip = "127.0.0.1";
+  e.method = "GET";
+  e.uri_stem = "/a b";
+  e.s_port = 8443;
+  e.c_ip = "127.0.0.2";
+  e.user_agent = "curl/8";
+  e.status = 403;
+  e.substatus = 16;
+  e.win32 = 2148204809u;
+  e.time_taken_ms = 7;
+  EXPECT_EQ(f.line(e),
+            "2026-11-18 11:06:40 127.0.0.1 GET /a+b - 8443 - 127.0.0.2 curl/8 - 403 16 "
+            "2148204809 7");
+  EXPECT_EQ(f.fields_header(),
+            "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip "
+            "cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken");
+}
+
+TEST(W3c, FileNamesPerPeriod) {
+  const std::int64_t t = 1795000000;  // 2026-11-18 11:06:40 UTC; November 1 is a Sunday
+  EXPECT_EQ(file_name(config::LogPeriod::Daily, t), "u_ex261118.log");
+  EXPECT_EQ(file_name(config::LogPeriod::Hourly, t), "u_ex26111811.log");
+  EXPECT_EQ(file_name(config::LogPeriod::Monthly, t), "u_ex2611.log");
+  EXPECT_EQ(file_name(config::LogPeriod::Weekly, t), "u_ex261103.log");
+}
+
+TEST(W3c, WriterWritesHeaderOnceAndRollsDaily) {
+  test::TempDir dir;
+  config::SiteLog cfg;
+  cfg.directory = dir.path() / "W3SVC1";
+  cfg.fields = {"date", "sc-status"};
+  Writer w;
+  auto h = w.add_site(cfg, "certgate test");
+  w.write(h, 1795000000, "2026-11-18 200");
+  w.write(h, 1795000001, "2026-11-18 404");
+  w.write(h, 1795000000 + 86400, "2026-11-19 200");
+  w.flush();
+  std::ifstream a(cfg.directory / "u_ex261118.log");
+  std::stringstream sa;
+  sa << a.rdbuf();
+  EXPECT_EQ(sa.str().substr(0, 30), "#Software: certgate test\r\n#Ver");
+  EXPECT_NE(sa.str().find("#Fields: date sc-status\r\n2026-11-18 200\r\n2026-11-18 404\r\n"),
+            std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(cfg.directory / "u_ex261119.log"));
+}
+
+}  // namespace
+}  // namespace certgate::log
