@@ -69,7 +69,7 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
-subjectAltName = DNS:localhost, DNS:site-a.test, DNS:site-b.test, DNS:partner.test, IP:127.0.0.1, IP:::1
+subjectAltName = DNS:localhost, DNS:site-a.test, DNS:site-b.test, DNS:partner.test, DNS:nousage.test, IP:127.0.0.1, IP:::1
 [ crl_ext ]
 authorityKeyIdentifier = keyid:always
 CNF

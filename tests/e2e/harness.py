@@ -1,0 +1,206 @@
+"""Test harness: runs the real certgate binary on loopback ports and talks to it with real
+TLS clients (Python's ssl module, i.e. OpenSSL) over real sockets."""
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import textwrap
+import time
+import glob
+
+CERTGATE = os.environ.get("CERTGATE", "build/certgate")
+PKI = os.environ.get("TEST_PKI", "build/test-pki")
+
+
+def pki(name):
+    return os.path.join(PKI, name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> value (last wins)
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def code(self):
+        """'403.16' as shown on the error page, or the bare status."""
+        m = re.search(r"HTTP Error (\d+(?:\.\d+)?)", self.text)
+        return m.group(1) if m else str(self.status)
+
+
+def read_response(sock_file, head=False):
+    status_line = sock_file.readline()
+    if not status_line:
+        raise ConnectionError("connection closed without a response")
+    parts = status_line.decode("latin-1").split(" ", 2)
+    status = int(parts[1])
+    headers = {}
+    while True:
+        line = sock_file.readline().decode("latin-1")
+        if line in ("\r\n", "\n", ""):
+            break
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = b""
+    if not head and status not in (204, 304) and "content-length" in headers:
+        body = sock_file.read(int(headers["content-length"]))
+    return Response(status, headers, body)
+
+
+def client_context(user=None, tls_version=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki("root-ca.pem"))
+    ctx.check_hostname = True
+    if tls_version == "1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if tls_version == "1.3":
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if user:
+        chain = pki(f"{user}-chain.pem")
+        ctx.load_cert_chain(chain if os.path.exists(chain) else pki(f"{user}.pem"), pki(f"{user}.key"))
+    return ctx
+
+
+class Connection:
+    """One TLS (or plain) connection that can carry several requests (keep-alive)."""
+
+    def __init__(self, port, user=None, sni="localhost", tls=True, tls_version=None, timeout=10):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:
+            self.sock = client_context(user, tls_version).wrap_socket(raw, server_hostname=sni)
+        else:
+            self.sock = raw
+        self.file = self.sock.makefile("rb")
+        self.sni = sni
+
+    def request(self, path="/", method="GET", host=None, headers=None, body=None, raw=None):
+        if raw is None:
+            lines = [f"{method} {path} HTTP/1.1", f"Host: {host or self.sni}"]
+            for k, v in (headers or {}).items():
+                lines.append(f"{k}: {v}")
+            if body is not None:
+                lines.append(f"Content-Length: {len(body)}")
+            raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+        self.sock.sendall(raw)
+        return read_response(self.file, head=(method == "HEAD"))
+
+    def close(self):
+        try:
+            self.file.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def get(port, path="/", user=None, sni="localhost", tls=True, **kw):
+    c = Connection(port, user=user, sni=sni, tls=tls)
+    try:
+        return c.request(path, **kw)
+    finally:
+        c.close()
+
+
+class Server:
+    """certgate serve on a generated config; `sites` is TOML text for [[sites]] tables."""
+
+    def __init__(self, sites, server_extra="", threads=2):
+        self.dir = tempfile.mkdtemp(prefix="certgate-e2e-")
+        www = os.path.join(self.dir, "www")
+        os.makedirs(os.path.join(www, "public"))
+        os.makedirs(os.path.join(www, "accept"))
+        os.makedirs(os.path.join(www, "admin"))
+        for d in ("", "public", "accept", "admin"):
+            with open(os.path.join(www, d, "index.html"), "w") as f:
+                f.write(f"<h1>hello from /{d}</h1>\n")
+        with open(os.path.join(www, "data.txt"), "w") as f:
+            f.write("0123456789")
+        self.config = os.path.join(self.dir, "certgate.toml")
+        with open(self.config, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                [server]
+                log_dir = "logs"
+                threads = {threads}
+                detailed_errors = "always"
+                {server_extra}
+                """))
+            f.write(textwrap.dedent(sites).replace("@PKI@", PKI))
+        self.proc = None
+
+    def start(self):
+        self.stderr = open(os.path.join(self.dir, "stderr.log"), "w+")
+        self.proc = subprocess.Popen([CERTGATE, "serve", "-c", self.config], cwd=self.dir,
+                                     stdout=subprocess.PIPE, stderr=self.stderr)
+        ports = set(int(p) for p in re.findall(r'listen = "[^"]*:(\d+)"', open(self.config).read()))
+        deadline = time.time() + 10
+        for port in ports:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("certgate exited: " + self.stderr_text())
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise RuntimeError("certgate did not listen on %d" % port)
+                    time.sleep(0.05)
+        return self
+
+    def stderr_text(self):
+        self.stderr.flush()
+        with open(os.path.join(self.dir, "stderr.log")) as f:
+            return f.read()
+
+    def stop(self, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("certgate did not stop within %ds of SIGTERM" % timeout)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.stderr.close()
+        return self.proc.returncode
+
+    def log_lines(self, site_id=1):
+        lines = []
+        for path in sorted(glob.glob(os.path.join(self.dir, "logs", f"W3SVC{site_id}", "u_ex*.log"))):
+            with open(path, "rb") as f:
+                lines += f.read().decode().split("\r\n")
+        return [l for l in lines if l]
+
+    def log_entry(self, query, site_id=1, timeout=3.0):
+        """The W3C line whose cs-uri-query is `query`, as a dict of field -> value."""
+        deadline = time.time() + timeout
+        while True:
+            fields = None
+            for line in self.log_lines(site_id):
+                if line.startswith("#Fields: "):
+                    fields = line[len("#Fields: "):].split(" ")
+                elif not line.startswith("#") and fields:
+                    values = line.split(" ")
+                    entry = dict(zip(fields, values))
+                    if entry.get("cs-uri-query") == query:
+                        return entry
+            if time.time() > deadline:
+                raise AssertionError(f"no W3C line with query {query!r}; log: {self.log_lines(site_id)}")
+            time.sleep(0.1)
+
+
+def run(argv, **kw):
+    return subprocess.run([CERTGATE] + argv, capture_output=True, text=True, timeout=60, **kw)
