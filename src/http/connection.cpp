@@ -5,6 +5,7 @@
 #include "tls/server_context.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -37,8 +38,7 @@ template <bool Tls>
 class Connection final : public ConnectionBase,
                          public log::FieldSource,
                          public std::enable_shared_from_this<Connection<Tls>> {
-  using Stream =
-      std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+  using Stream = std::conditional_t<Tls, beast::ssl_stream<tcp::socket>, tcp::socket>;
 
  public:
   Connection(ServerState& state, Loop& loop, const runtime::ListenerRuntime& listener,
@@ -47,10 +47,11 @@ class Connection final : public ConnectionBase,
         loop_(loop),
         snap_(state.snapshot),
         listener_(listener),
-        stream_(make_stream(std::move(socket), tls)) {
+        stream_(make_stream(std::move(socket), tls)),
+        timer_(loop.io) {
     boost::system::error_code ec;
-    auto local = beast::get_lowest_layer(stream_).socket().local_endpoint(ec);
-    auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    auto local = this->socket().local_endpoint(ec);
+    auto remote = this->socket().remote_endpoint(ec);
     s_ip_ = local.address().to_string();
     s_port_ = local.port();
     c_ip_ = remote.address().to_string();
@@ -62,8 +63,7 @@ class Connection final : public ConnectionBase,
   void start() {
     const auto& limits = snap_->cfg.server.limits;
     if constexpr (Tls) {
-      beast::get_lowest_layer(stream_).expires_after(
-          std::chrono::milliseconds(limits.handshake_timeout_ms));
+      arm(limits.handshake_timeout_ms);
       stream_.async_handshake(asio::ssl::stream_base::server,
                               [self = this->shared_from_this()](beast::error_code ec) {
                                 self->on_handshake(ec);
@@ -76,11 +76,7 @@ class Connection final : public ConnectionBase,
   }
 
   void stop_if_idle() override {
-    if (idle_) {
-      boost::system::error_code ec;
-      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
-      beast::get_lowest_layer(stream_).socket().close(ec);
-    }
+    if (idle_) close_now();
   }
 
   // log::FieldSource
@@ -111,11 +107,44 @@ class Connection final : public ConnectionBase,
     else return Stream(std::move(socket));
   }
 
+  tcp::socket& socket() { return beast::get_lowest_layer(stream_); }
   const config::Limits& limits() const { return snap_->cfg.server.limits; }
+
+  // One lazy deadline per connection: pushing the deadline later only moves `deadline_` (the
+  // timer wakes at the old time and sleeps again), so the common case costs no cancellation.
+  // On expiry the pending socket operation is cancelled, not the socket closed, so a 408 can
+  // still be written.
+  void arm(std::uint32_t ms) {
+    timed_out_ = false;
+    deadline_ = Clock::now() + std::chrono::milliseconds(ms);
+    if (!timer_waiting_) return wait_timer();
+    // Earlier than the wait in progress: move the timer. When nothing was cancelled, the
+    // expiry handler is already queued and will wait again for the new deadline.
+    if (deadline_ < timer_.expiry() && timer_.expires_at(deadline_) > 0) start_wait();
+  }
+  void disarm() { deadline_ = Clock::time_point::max(); }
+  void wait_timer() {
+    timer_.expires_at(deadline_);
+    start_wait();
+  }
+  void start_wait() {
+    timer_waiting_ = true;
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec == asio::error::operation_aborted || self->closed_) return;  // moved, or closed
+      self->timer_waiting_ = false;
+      if (Clock::now() < self->deadline_) return self->wait_timer();
+      self->timed_out_ = true;
+      boost::system::error_code ignored;
+      self->socket().cancel(ignored);
+    });
+  }
+  bool timed_out(beast::error_code ec) const {
+    return timed_out_ && ec == asio::error::operation_aborted;
+  }
   const runtime::SiteRuntime& site() const { return snap_->sites[site_]; }
 
   void on_handshake(beast::error_code ec) {
-    if (ec) return;  // failed handshakes are not requests: nothing to answer or log
+    if (ec) return close_now();  // failed handshakes are not requests: nothing to answer or log
     SSL* ssl = stream_.native_handle();
     const auto* route = tls::selected_route(ssl);
     if (route == nullptr) return;
@@ -128,8 +157,7 @@ class Connection final : public ConnectionBase,
     if (state_.stopping.load(std::memory_order_relaxed)) return close();
     idle_ = true;
     if (buf_.size() > 0) return read_header();  // pipelined request already buffered
-    beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::milliseconds(limits().keepalive_timeout_ms));
+    arm(limits().keepalive_timeout_ms);
     stream_.async_read_some(buf_.prepare(8192), [self = this->shared_from_this()](
                                                     beast::error_code ec, std::size_t n) {
       if (ec) return self->close_now();  // idle timeout or peer closed: nothing to answer
@@ -147,8 +175,7 @@ class Connection final : public ConnectionBase,
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     parser_->body_limit(limits().max_body_bytes);
-    beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::milliseconds(limits().header_timeout_ms));
+    arm(limits().header_timeout_ms);
     bhttp::async_read_header(stream_, buf_, *parser_,
                              [self = this->shared_from_this()](beast::error_code ec,
                                                                std::size_t n) {
@@ -161,7 +188,10 @@ class Connection final : public ConnectionBase,
     if (ec == bhttp::error::header_limit)
       return fail(431, "the request head is larger than max_header_bytes (" +
                            std::to_string(limits().max_header_bytes) + ")");
-    if (ec == beast::error::timeout)
+    if (ec == bhttp::error::body_limit)  // Content-Length announced more than allowed
+      return fail(413, "the request body is larger than max_body_bytes (" +
+                           std::to_string(limits().max_body_bytes) + ")");
+    if (timed_out(ec))
       return fail(408, "the request head did not arrive within header_timeout_ms");
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::ssl::error::stream_truncated)
@@ -202,15 +232,14 @@ class Connection final : public ConnectionBase,
   }
 
   void read_body() {
-    beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::milliseconds(limits().body_timeout_ms));
+    arm(limits().body_timeout_ms);
     bhttp::async_read(stream_, buf_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                         self->cs_bytes_ += n;
                         if (ec == bhttp::error::body_limit)
                           return self->fail(413, "the request body is larger than "
                                                  "max_body_bytes");
-                        if (ec == beast::error::timeout)
+                        if (self->timed_out(ec))
                           return self->fail(408, "the request body did not arrive within "
                                                  "body_timeout_ms");
                         if (ec) return self->close_now();
@@ -227,6 +256,7 @@ class Connection final : public ConnectionBase,
     Handled h = handle(info(), req_);
     outcome_ = std::move(h.outcome);
     if (!h.static_job) return send(std::move(h.response));
+    disarm();  // the file pool does not touch the socket
     asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(*h.static_job)]() mutable {
       Response r = serve_static(job);
       auto& io = self->loop_.io;
@@ -246,8 +276,7 @@ class Connection final : public ConnectionBase,
     keep_alive_ = keep;
     head_ = serialize_head(resp_, req_.version == 10 ? 10 : 11, keep);
     const bool with_body = !resp_.head_only && resp_.status != 304 && resp_.status != 204;
-    beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::milliseconds(limits().body_timeout_ms));
+    arm(limits().body_timeout_ms);
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(head_), asio::buffer(with_body ? std::string_view(resp_.body) : std::string_view())};
     asio::async_write(stream_, bufs,
@@ -329,7 +358,7 @@ class Connection final : public ConnectionBase,
   void close() {
     idle_ = true;
     if constexpr (Tls) {
-      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
+      arm(1000);
       stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
         self->close_now();
       });
@@ -339,10 +368,13 @@ class Connection final : public ConnectionBase,
   }
 
   void close_now() {
+    if (closed_) return;
+    closed_ = true;
+    idle_ = false;
     boost::system::error_code ec;
-    auto& sock = beast::get_lowest_layer(stream_).socket();
-    sock.shutdown(tcp::socket::shutdown_both, ec);
-    sock.close(ec);
+    timer_.cancel();
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
   }
 
   ServerState& state_;
@@ -350,6 +382,11 @@ class Connection final : public ConnectionBase,
   std::shared_ptr<const runtime::Snapshot> snap_;  // the generation this connection runs under
   const runtime::ListenerRuntime& listener_;
   Stream stream_;
+  asio::steady_timer timer_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timer_waiting_ = false;
+  bool timed_out_ = false;
+  bool closed_ = false;
   std::size_t site_ = 0;
   tls::TlsFacts tls_;
   beast::flat_buffer buf_;

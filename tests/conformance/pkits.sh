@@ -14,7 +14,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 python3 "$runner" --default-settings-only \
   --cmd "$certgate verify --revocation cache-only --ca {anchor_pem} --untrusted {untrusted_pem} --crl {crls_pem} {leaf_pem}" \
-  | tee "$out" | tail -n 5
+  > "$out" || true  # the runner exits non-zero when any row fails; the floor decides here
+tail -n 5 "$out"
 last=$(tail -n 1 "$out")
 passed=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
 if [ -z "$passed" ]; then echo "pkits: could not read the score from: $last" >&2; exit 1; fi

@@ -139,11 +139,19 @@ class Server:
             f.write(textwrap.dedent(sites).replace("@PKI@", PKI))
         self.proc = None
 
+    def edit_config(self, old, new):
+        with open(self.config) as f:
+            text = f.read()
+        assert old in text, old
+        with open(self.config, "w") as f:
+            f.write(text.replace(old, new))
+
     def start(self):
         self.stderr = open(os.path.join(self.dir, "stderr.log"), "w+")
         self.proc = subprocess.Popen([CERTGATE, "serve", "-c", self.config], cwd=self.dir,
                                      stdout=subprocess.PIPE, stderr=self.stderr)
-        ports = set(int(p) for p in re.findall(r'listen = "[^"]*:(\d+)"', open(self.config).read()))
+        with open(self.config) as f:
+            ports = set(int(p) for p in re.findall(r'listen = "[^"]*:(\d+)"', f.read()))
         deadline = time.time() + 10
         for port in ports:
             while True:

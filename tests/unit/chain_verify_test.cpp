@@ -36,6 +36,8 @@ struct Row {
   const char* reason_part;
 };
 
+void PrintTo(const Row& r, std::ostream* os) { *os << r.user; }
+
 class Scenario : public ::testing::TestWithParam<Row> {};
 
 TEST_P(Scenario, GivesExpectedFault) {

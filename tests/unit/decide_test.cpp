@@ -60,6 +60,8 @@ const Row kRows[] = {
     {"unvalidated_presented_certificate_fails_closed", {kRequire, true}, {true, 256, true, true, nullptr}, Verdict::Deny403_16_Invalid},
 };
 
+void PrintTo(const Row& r, std::ostream* os) { *os << r.name; }
+
 class DecideTable : public ::testing::TestWithParam<Row> {};
 
 TEST_P(DecideTable, GivesExpectedVerdict) {
