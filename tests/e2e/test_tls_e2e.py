@@ -8,6 +8,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Connection, Server, free_port, get, pki, run  # noqa: E402
+from raw_tls import send_garbage_certificate  # noqa: E402
 
 P = free_port()      # https: sites A (default), B (SNI partner.test), C (SNI nousage.test)
 H = free_port()      # plain http for site A
@@ -211,6 +212,13 @@ class CertificateCases(unittest.TestCase):
             data = b""
         s.close()
         self.assertFalse(data.startswith(b"HTTP/"))
+        self.assertEqual(get(P, "/", user="alice").status, 200)
+
+    def test_garbage_bytes_as_certificate_chain_get_a_decode_alert(self):
+        # OpenSSL cannot decode the chain, so no HTTP exchange can follow: the handshake ends
+        # with a decode_error alert (50), and the server goes on serving.
+        for garbage in (b"\x00" * 64, os.urandom(1500), b"\x30\x82\xff\xff" + b"A" * 100):
+            self.assertEqual(send_garbage_certificate(P, "localhost", garbage), "alert:50")
         self.assertEqual(get(P, "/", user="alice").status, 200)
 
     def test_json_error_page_when_client_prefers_json(self):
