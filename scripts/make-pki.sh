@@ -57,6 +57,13 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
+[ v3_client_san ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = email:zoe@demo.test, otherName:1.3.6.1.4.1.311.20.2.3;UTF8:zoe@corp.demo.test
 [ v3_serverauth_only ]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -87,11 +94,11 @@ root() {
   cp "$d/ca.pem" "$1.pem"
 }
 
-# sign ISSUER NAME SUBJECT EXTENSIONS [STARTDATE ENDDATE]
+# sign ISSUER NAME SUBJECT EXTENSIONS [STARTDATE ENDDATE]  (KEY=file reuses a key)
 sign() {
   local issuer=$1 name=$2 subj=$3 ext=$4 start=${5:-} end=${6:-}
-  key "$name"
-  openssl req -new -key "$name.key" -subj "$subj" -out "$name.csr" 2>/dev/null
+  if [ -n "${KEY:-}" ]; then cp "$KEY" "$name.key"; else key "$name"; fi
+  openssl req -new -key "$name.key" -subj "$subj" -multivalue-rdn -out "$name.csr" 2>/dev/null
   local dates=(-days 825)
   [ -n "$start" ] && dates=(-startdate "$start" -enddate "$end")
   CADIR="$out/ca/$issuer" openssl ca -batch -config ca.cnf -extensions "$ext" -notext -preserveDN \
@@ -130,6 +137,12 @@ sign issuing-ca carol "/C=US/O=Certgate Demo/OU=Staff/CN=carol" v3_client
 sign issuing-ca dave "/C=US/O=Certgate Demo/OU=Staff/CN=dave" v3_client "$(ts '-2 years')" "$(ts '-1 day')"
 sign issuing-ca erin "/C=US/O=Certgate Demo/OU=Staff/CN=erin" v3_client "$(ts '+1 year')" "$(ts '+2 years')"
 sign issuing-ca frank "/C=US/O=Certgate Demo/OU=Staff/CN=frank" v3_serverauth_only
+# alice again, as after a renewal: same subject, new key and serial; and a renewal that kept the key
+sign issuing-ca alice-renewed "/C=US/O=Certgate Demo/OU=Engineering/CN=alice/emailAddress=alice@demo.test" v3_client
+KEY=alice.key sign issuing-ca alice-rekeyless "/C=US/O=Certgate Demo/OU=Engineering/CN=alice/emailAddress=alice@demo.test" v3_client
+sign issuing-ca zoe "/C=US/O=Certgate Demo/OU=Contractors/CN=zoe" v3_client_san
+sign issuing-ca mona "/C=US/O=Certgate Demo/OU=Sales+OU=Staff/CN=mona" v3_client
+sign issuing-ca otto "/C=US/O=Certgate Demo/OU=Staff/CN=otto" v3_client
 sign old-issuing-ca gina "/C=US/O=Certgate Demo/OU=Staff/CN=gina" v3_client "$(ts '-2 years')" "$(ts '+1 year')"
 sign revoked-issuing-ca hank "/C=US/O=Certgate Demo/OU=Staff/CN=hank" v3_client
 sign nocrl-issuing-ca ivan "/C=US/O=Certgate Demo/OU=Staff/CN=ivan" v3_client
@@ -151,7 +164,9 @@ crl partner-root-ca
 crl stale-issuing-ca -crl_lastupdate "$(ts '-10 days')" -crl_nextupdate "$(ts '-1 day')"
 
 # What a client presents: its certificate followed by its issuing CA.
-for u in alice bob carol dave erin frank; do cat $u.pem issuing-ca.pem > $u-chain.pem; done
+for u in alice bob carol dave erin frank alice-renewed alice-rekeyless zoe mona otto; do
+  cat $u.pem issuing-ca.pem > $u-chain.pem
+done
 cat gina.pem old-issuing-ca.pem > gina-chain.pem
 cat hank.pem revoked-issuing-ca.pem > hank-chain.pem
 cat ivan.pem nocrl-issuing-ca.pem > ivan-chain.pem

@@ -6,8 +6,10 @@ Outcome decide(const LocationPolicy& policy, const RequestEvidence& ev) {
   // The order of this list is the IIS order of behaviour.md §1.
   if (auto o = stage_require(policy, ev)) return *o;
   if (auto o = stage_chain(policy, ev)) return *o;
-  if (auto o = stage_authenticate(policy, ev)) return *o;
-  return Outcome{.verdict = Verdict::Allow, .reason = "", .user = "", .auth_method = "Anonymous"};
+  Outcome who = stage_authenticate(policy, ev);
+  if (!who.allowed()) return who;
+  if (auto o = stage_authorize(policy, who)) return *o;
+  return who;
 }
 
 std::string_view to_string(ChainFault f) {

@@ -14,6 +14,10 @@ Outcome decide(const LocationPolicy& policy, const RequestEvidence& evidence);
 // The stages decide() runs, first deny wins. Exposed for table tests and `explain`.
 std::optional<Outcome> stage_require(const LocationPolicy& policy, const RequestEvidence& ev);
 std::optional<Outcome> stage_chain(const LocationPolicy& policy, const RequestEvidence& ev);
-std::optional<Outcome> stage_authenticate(const LocationPolicy& policy, const RequestEvidence& ev);
+// Always an outcome: who the caller is (Allow with user and method), or why nobody.
+Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& ev);
+// Certificate mapping alone (one-to-one, then many-to-one): a user, 403.12 or 403.16.
+Outcome map_certificate(const SiteAuth& site, const CertFacts& cert);
+std::optional<Outcome> stage_authorize(const LocationPolicy& policy, const Outcome& who);
 
 }  // namespace certgate::auth

@@ -1,6 +1,8 @@
 #pragma once
 // Plain facts about a request, gathered by the shell (tls/, pki/, http/) and judged by decide().
 // No OpenSSL or socket type appears here, so the core is tested with literal tables.
+#include "auth/cert_facts.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +44,9 @@ struct ChainReport {
   std::vector<ChainElement> elements;  // leaf first, anchor last (as far as it was built)
 };
 
+// Basic credentials the request carried, and whether the shell found the password right.
+enum class PasswordCheck : std::uint8_t { None, Valid, Invalid };
+
 // Everything the core needs to know about one request.
 struct RequestEvidence {
   bool over_tls = false;
@@ -49,6 +54,9 @@ struct RequestEvidence {
   bool cert_requested = false;  // the connection asked the client for a certificate
   bool cert_presented = false;
   const ChainReport* chain = nullptr;  // set whenever cert_presented and validation ran
+  const CertFacts* cert = nullptr;     // the leaf's mapping facts (with `chain`)
+  PasswordCheck basic = PasswordCheck::None;
+  std::string basic_user;              // the user name of the Basic credentials
 };
 
 }  // namespace certgate::auth

@@ -1,9 +1,12 @@
 #pragma once
 // The effective per-location policy the core reads: site settings merged with locations.
+#include "auth/mapping.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace certgate::auth {
@@ -28,9 +31,36 @@ struct SslFlags {
 std::optional<SslFlags> parse_ssl_flag(std::string_view word);
 std::string to_string(SslFlags flags);
 
+// A site's authentication settings, compiled once per configuration generation.
+struct SiteAuth {
+  bool mapping_enabled = false;
+  bool one_to_one_enabled = true;
+  bool many_to_one_enabled = true;
+  OneToOneIndex one_to_one;
+  ManyToOneTable many_to_one;
+  bool basic_enabled = false;
+  std::string realm = "certgate";
+  std::unordered_map<std::string, std::vector<std::string>> groups;  // folded user → groups
+
+  const std::vector<std::string>* groups_of(std::string_view user) const;
+};
+
+// Location authorization rules (IIS <authorization>). "*" = any authenticated user,
+// "?" = the anonymous user. User and group names compare case-insensitively.
+struct AccessRules {
+  std::vector<std::string> allow_users, deny_users, allow_groups, deny_groups;
+  bool empty() const {
+    return allow_users.empty() && deny_users.empty() && allow_groups.empty() &&
+           deny_groups.empty();
+  }
+};
+
 struct LocationPolicy {
   SslFlags ssl_flags;
   bool anonymous = true;
+  bool require_password = false;  // two-factor: mapped certificate AND that user's password
+  AccessRules access;
+  const SiteAuth* site = nullptr;  // null: no mapping, no Basic
 };
 
 }  // namespace certgate::auth

@@ -1,15 +1,65 @@
 #include "auth/decide.hpp"
 
 namespace certgate::auth {
+namespace {
 
-// spec: behaviour.md §1 step 7. Until certificate mapping is configured, a validated
-// certificate proves trust but names no user, so the request runs as anonymous; with
-// anonymous access off and no other method enabled nothing can accept it (401.2).
-std::optional<Outcome> stage_authenticate(const LocationPolicy& policy, const RequestEvidence&) {
-  if (policy.anonymous) return std::nullopt;
+Outcome allow(std::string user, std::string method, std::string rule = "") {
+  return Outcome{.verdict = Verdict::Allow, .reason = "", .user = std::move(user),
+                 .auth_method = std::move(method), .rule = std::move(rule)};
+}
+
+// spec: behaviour.md §4 two-factor (decision): the mapped certificate AND the password of the
+// user it maps to.
+Outcome second_factor(const Outcome& mapped, const RequestEvidence& ev) {
+  if (ev.basic == PasswordCheck::None)
+    return Outcome{.verdict = Verdict::Deny401_2_NoMethod,
+                   .reason = "this location needs the password of user '" + mapped.user +
+                             "' as well as the certificate (Basic authentication)",
+                   .challenge = true};
+  if (fold(ev.basic_user) != fold(mapped.user))
+    return Outcome{.verdict = Verdict::Deny401_1_BadCredentials,
+                   .reason = "the password was given for user '" + ev.basic_user +
+                             "', but the certificate maps to '" + mapped.user + "'",
+                   .challenge = true};
+  if (ev.basic == PasswordCheck::Invalid)
+    return Outcome{.verdict = Verdict::Deny401_1_BadCredentials,
+                   .reason = "wrong password for user '" + mapped.user + "'",
+                   .challenge = true};
+  return allow(mapped.user, "Certificate+Basic", mapped.rule);
+}
+
+}  // namespace
+
+// spec: behaviour.md §1 step 7.
+Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& ev) {
+  const SiteAuth* site = policy.site;
+  // stage_chain has already refused any presented certificate that is not valid.
+  const bool valid_cert = ev.cert_presented && policy.ssl_flags.negotiates() && ev.chain &&
+                          ev.chain->fault == ChainFault::None && ev.cert;
+  if (valid_cert && site && site->mapping_enabled) {
+    Outcome mapped = map_certificate(*site, *ev.cert);
+    if (!mapped.allowed() || !policy.require_password) return mapped;
+    return second_factor(mapped, ev);
+  }
+  if (policy.require_password)
+    // spec: behaviour.md §5 "no certificate, required | 403.7": two-factor needs one.
+    return Outcome{.verdict = Verdict::Deny403_7_NoCertificate,
+                   .reason = "this location requires a mapped client certificate and the "
+                             "password of its user; no certificate was presented"};
+  const bool basic = site && site->basic_enabled;
+  if (basic && ev.basic == PasswordCheck::Valid) return allow(ev.basic_user, "Basic");
+  if (basic && ev.basic == PasswordCheck::Invalid)
+    // spec: behaviour.md §5 "wrong password | 401.1 | 1326"
+    return Outcome{.verdict = Verdict::Deny401_1_BadCredentials,
+                   .reason = "wrong user name or password for '" + ev.basic_user + "'",
+                   .challenge = true};
+  if (policy.anonymous) return allow("", "Anonymous");
+  // spec: behaviour.md §5 "no authentication method accepted | 401.2 | 5"
   return Outcome{.verdict = Verdict::Deny401_2_NoMethod,
-                 .reason = "anonymous access is disabled for this location and no other "
-                           "authentication method is enabled"};
+                 .reason = basic ? "this location needs a user name and password"
+                                 : "anonymous access is disabled for this location and no "
+                                   "other authentication method is enabled",
+                 .challenge = basic};
 }
 
 }  // namespace certgate::auth

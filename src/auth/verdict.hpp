@@ -46,6 +46,8 @@ struct Outcome {
   std::string reason;  // precise words for the error page and `explain`
   std::string user;    // authenticated user name; empty = anonymous
   std::string auth_method;  // "Certificate", "Basic", "Anonymous"...
+  std::string rule;         // the mapping or rule that decided ("" when none)
+  bool challenge = false;   // a 401 that should carry WWW-Authenticate: Basic
   std::source_location where = std::source_location::current();
 
   bool allowed() const { return verdict == Verdict::Allow; }

@@ -61,6 +61,48 @@ struct Location {
   std::string path;  // "/admin"; matched on whole segments, case-insensitively (as IIS)
   std::optional<auth::SslFlags> ssl_flags;
   std::optional<bool> anonymous;
+  std::optional<bool> require_password;
+  std::optional<std::vector<std::string>> allow_users, deny_users, allow_groups, deny_groups;
+};
+
+struct OneToOne {
+  std::string user;
+  std::string certificate;  // a PEM/DER file (relative to the config) or base64 DER text
+  std::string match = "certificate";  // certificate | public-key | issuer-serial | ski | upn | email
+  std::string value;        // instead of `certificate` for the other match kinds
+  bool enabled = true;
+  std::string origin;       // "certgate.toml:40: sites[0].mapping.one_to_one[2]"
+};
+
+struct RuleConfig {
+  std::string field;     // Subject | Issuer
+  std::string subfield;  // canonical label (CN, O, OU, L, S, C, E, ...)
+  std::string match;
+  bool case_sensitive = true;
+};
+
+struct ManyToOne {
+  std::string name;
+  std::string description;
+  std::string user;
+  bool allow = true;
+  bool enabled = true;
+  std::vector<RuleConfig> rules;
+  std::string origin;
+};
+
+struct Mapping {
+  bool enabled = false;  // true when [sites.mapping] is present, unless it says otherwise
+  bool one_to_one_enabled = true;
+  bool many_to_one_enabled = true;
+  std::vector<OneToOne> one_to_one;
+  std::vector<ManyToOne> many_to_one;
+};
+
+struct Basic {
+  bool enabled = false;
+  fs::path users_file;  // htpasswd-style "user:hash" (bcrypt, sha-crypt, yescrypt)
+  std::string realm = "certgate";
 };
 
 struct SiteLog {
@@ -79,12 +121,16 @@ struct Site {
   bool anonymous = true;
   std::vector<Binding> bindings;
   ClientCertificates client_certificates;
+  Mapping mapping;
+  Basic basic;
+  fs::path groups_file;  // "group: user1 user2" lines
   std::vector<Location> locations;
   SiteLog log;
 };
 
 struct Config {
   fs::path file;
+  fs::path base;  // folder that relative paths are resolved against
   ServerSettings server;
   std::vector<Site> sites;
   std::vector<std::string> warnings;  // accepted, but worth telling the administrator

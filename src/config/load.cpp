@@ -270,6 +270,88 @@ void read_log(Table& t, SiteLog& log, const fs::path& base) {
   t.finish();
 }
 
+std::string where(const fs::path& file, const Table& t) {
+  return file.filename().string() + ":" + std::to_string(t.source().begin.line) + ": " + t.path();
+}
+
+void read_mapping(Table& t, Mapping& m, const fs::path& file) {
+  m.enabled = t.boolean("enabled", true);
+  m.one_to_one_enabled = t.boolean("one_to_one_enabled", true);
+  m.many_to_one_enabled = t.boolean("many_to_one_enabled", true);
+  static const std::set<std::string> kMatch{"certificate", "public-key", "issuer-serial",
+                                            "ski", "upn", "email"};
+  for (auto& o : t.tables("one_to_one")) {
+    OneToOne e;
+    e.origin = where(file, o);
+    auto user = o.str("user");
+    if (!user || user->empty()) o.fail_at(o.source(), "user", "missing: the account this certificate maps to");
+    e.user = *user;
+    e.match = o.str("match", "certificate");
+    if (!kMatch.count(e.match))
+      o.fail("match", "expected one of \"certificate\", \"public-key\", \"issuer-serial\", "
+                      "\"ski\", \"upn\", \"email\"; got \"" + e.match + "\"");
+    e.certificate = o.str("certificate", "");
+    e.value = o.str("value", "");
+    e.enabled = o.boolean("enabled", true);
+    if (e.match == "certificate" && e.certificate.empty())
+      o.fail_at(o.source(), "certificate", "missing: a certificate file or its base64 DER text");
+    if (e.certificate.empty() == e.value.empty() && e.match != "certificate")
+      o.fail_at(o.source(), "value", "give either certificate (to take the " + e.match +
+                                         " from it) or value, not both and not neither");
+    if (e.match == "certificate" && !e.value.empty())
+      o.fail("value", "match = \"certificate\" compares the whole certificate: give certificate, not value");
+    o.finish();
+    m.one_to_one.push_back(std::move(e));
+  }
+  std::set<std::string> names;
+  for (auto& o : t.tables("many_to_one")) {
+    ManyToOne e;
+    e.origin = where(file, o);
+    auto name = o.str("name");
+    if (!name || name->empty()) o.fail_at(o.source(), "name", "missing: every many-to-one mapping needs a unique name");
+    e.name = *name;
+    if (!names.insert(e.name).second) o.fail("name", "two many-to-one mappings are named \"" + e.name + "\"");
+    e.description = o.str("description", "");
+    e.allow = o.choice<bool>("permission", true, {{"allow", true}, {"deny", false}, {"Allow", true}, {"Deny", false}});
+    e.user = o.str("user", "");
+    if (e.allow && e.user.empty())
+      o.fail_at(o.source(), "user", "missing: an allow mapping needs the account it maps to");
+    e.enabled = o.boolean("enabled", true);
+    for (auto& r : o.tables("rules")) {
+      RuleConfig rc;
+      rc.field = r.choice<std::string>("field", "", {{"Subject", "Subject"}, {"Issuer", "Issuer"},
+                                                     {"subject", "Subject"}, {"issuer", "Issuer"}});
+      if (rc.field.empty()) r.fail_at(r.source(), "field", "missing: Subject or Issuer");
+      auto sub = r.str("subfield");
+      if (!sub) r.fail_at(r.source(), "subfield", "missing: CN, O, OU, L, S, C, E, ...");
+      rc.subfield = auth::canonical_label(*sub);
+      if (rc.subfield.empty())
+        r.fail("subfield", "unknown subfield \"" + *sub + "\"; expected CN, O, OU, L, S, C, E "
+                           "(or ST, emailAddress, DC, GN, SN, T, I, serialNumber)");
+      auto match = r.str("match");
+      if (!match) r.fail_at(r.source(), "match", "missing: the value to compare, * for any run of characters");
+      rc.match = *match;
+      rc.case_sensitive = r.boolean("case_sensitive", true);
+      r.finish();
+      e.rules.push_back(std::move(rc));
+    }
+    o.finish();
+    m.many_to_one.push_back(std::move(e));
+  }
+  t.finish();
+}
+
+void read_basic(Table& t, Basic& b, const fs::path& base) {
+  b.enabled = t.boolean("enabled", false);
+  if (auto f = t.str("users_file")) b.users_file = resolve(base, *f);
+  b.realm = t.str("realm", "certgate");
+  if (b.realm.find('"') != std::string::npos || b.realm.find('\\') != std::string::npos)
+    t.fail("realm", "must not contain quotes or backslashes");
+  if (b.enabled && b.users_file.empty())
+    t.fail_at(t.source(), "users_file", "missing: Basic authentication needs a users file");
+  t.finish();
+}
+
 Location read_location(Table& t, Config& cfg) {
   Location loc;
   auto path = t.str("path");
@@ -279,6 +361,11 @@ Location read_location(Table& t, Config& cfg) {
   while (loc.path.size() > 1 && loc.path.back() == '/') loc.path.pop_back();
   if (t.node("ssl_flags")) loc.ssl_flags = ssl_flags(t, "ssl_flags", cfg);
   loc.anonymous = t.boolean("anonymous");
+  loc.require_password = t.boolean("require_password");
+  loc.allow_users = t.strings("allow_users");
+  loc.deny_users = t.strings("deny_users");
+  loc.allow_groups = t.strings("allow_groups");
+  loc.deny_groups = t.strings("deny_groups");
   t.finish();
   return loc;
 }
@@ -300,6 +387,9 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
     t.fail_at(t.source(), "bindings", "missing: a site needs at least one [[sites.bindings]]");
   if (auto cc = t.table("client_certificates"))
     read_client_certs(*cc, s.client_certificates, base);
+  if (auto m = t.table("mapping")) read_mapping(*m, s.mapping, cfg.file);
+  if (auto b = t.table("basic")) read_basic(*b, s.basic, base);
+  if (auto g = t.str("groups_file")) s.groups_file = resolve(base, *g);
   for (auto& l : t.tables("locations")) s.locations.push_back(read_location(l, cfg));
   std::set<std::string> seen;
   for (const auto& l : s.locations)
@@ -312,6 +402,12 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
 
   bool negotiates = s.ssl_flags.negotiates();
   for (const auto& l : s.locations) negotiates |= l.ssl_flags && l.ssl_flags->negotiates();
+  bool two_factor = false;
+  for (const auto& l : s.locations) two_factor |= l.require_password.value_or(false);
+  if (two_factor && (!s.mapping.enabled || s.basic.users_file.empty()))
+    t.fail_at(t.source(), "locations",
+              "site \"" + s.name + "\" has a location with require_password = true, which needs "
+              "certificate mapping ([sites.mapping]) and a Basic users file ([sites.basic] users_file)");
   if (negotiates && s.client_certificates.trusted_cas.empty())
     t.fail_at(t.source(), "client_certificates.trusted_cas",
               "site \"" + s.name + "\" asks for client certificates (SslNegotiateCert or "
@@ -366,6 +462,7 @@ Config load(const fs::path& file) {
                       std::to_string(b.column) + ": " + std::string(e.description()));
   }
   const fs::path base = fs::absolute(file).parent_path();
+  cfg.base = base;
   Table top(root, "", file);
   if (auto server = top.table("server")) read_server(*server, cfg, base);
   else cfg.server.log_dir = resolve(base, "logs");

@@ -1,5 +1,6 @@
 #include "http/connection.hpp"
 
+#include "http/basic_auth.hpp"
 #include "http/handler.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/server_context.hpp"
@@ -11,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <array>
@@ -252,8 +254,9 @@ class Connection final : public ConnectionBase,
     return ConnectionInfo{*snap_, listener_, site(), Tls ? &tls_ : nullptr, local_client_};
   }
 
-  void dispatch() {
-    Handled h = handle(info(), req_);
+  void dispatch(std::optional<bool> password_ok = std::nullopt) {
+    Handled h = handle(info(), req_, password_ok);
+    if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
     outcome_ = std::move(h.outcome);
     if (!h.static_job) return send(std::move(h.response));
     disarm();  // the file pool does not touch the socket
@@ -262,6 +265,20 @@ class Connection final : public ConnectionBase,
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), r = std::move(r)]() mutable {
         self->send(finish_static(self->info(), std::move(r), self->req_.header("Accept")));
+      });
+    });
+  }
+
+  // crypt(3) is slow by design: run it on the worker pool, remember the answer on this loop.
+  void check_password_then_dispatch(PasswordJob job) {
+    disarm();
+    asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(job)]() mutable {
+      bool ok = check_password(job.hash, job.password);
+      OPENSSL_cleanse(job.password.data(), job.password.size());
+      auto& io = self->loop_.io;
+      asio::post(io, [self = std::move(self), key = std::move(job.cache_key), ok]() mutable {
+        remember_password_result(key, ok);
+        self->dispatch(ok);
       });
     });
   }

@@ -1,6 +1,7 @@
 #include "http/handler.hpp"
 
 #include "auth/decide.hpp"
+#include "http/basic_auth.hpp"
 #include "http/error_page.hpp"
 #include "http/path.hpp"
 
@@ -52,7 +53,7 @@ Response protocol_error(const ConnectionInfo& c, int status, std::string reason,
   return r;
 }
 
-Handled handle(const ConnectionInfo& c, const Request& req) {
+Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> password_ok) {
   Handled h;
   const std::string_view accept = req.header("Accept");
   auto target = normalize_target(req.target);
@@ -81,18 +82,43 @@ Handled handle(const ConnectionInfo& c, const Request& req) {
     }
   }
 
-  const auth::LocationPolicy policy = c.site.policy_for(target->path);
+  const auth::LocationPolicy& policy = c.site.policy_for(target->path);
   auth::RequestEvidence ev;
   ev.over_tls = c.tls != nullptr;
   if (c.tls) {
     ev.cipher_bits = c.tls->cipher_bits;
     ev.cert_requested = c.tls->cert_requested;
     ev.cert_presented = c.tls->leaf != nullptr;
-    if (ev.cert_presented && policy.ssl_flags.negotiates()) ev.chain = &c.tls->report_for(c.site);
+    if (ev.cert_presented && policy.ssl_flags.negotiates()) {
+      ev.chain = &c.tls->report_for(c.site);
+      if (ev.chain->fault == auth::ChainFault::None && c.site.auth.mapping_enabled)
+        ev.cert = &c.tls->leaf_facts();
+    }
+  }
+  // Basic credentials matter only where Basic or two-factor can use them.
+  const std::string_view authorization = req.header("Authorization");
+  if ((c.site.auth.basic_enabled || policy.require_password) && is_basic(authorization)) {
+    auto creds = parse_basic(authorization);
+    ev.basic = auth::PasswordCheck::Invalid;
+    if (creds) {
+      ev.basic_user = creds->user;
+      auto it = c.site.basic_users.find(auth::fold(creds->user));
+      if (it != c.site.basic_users.end()) {
+        std::string key = password_cache_key(creds->user, creds->password, it->second);
+        std::optional<bool> ok = password_ok ? password_ok : cached_password_result(key);
+        if (!ok) {
+          h.password_job = PasswordJob{it->second, std::move(creds->password), std::move(key)};
+          return h;
+        }
+        ev.basic = *ok ? auth::PasswordCheck::Valid : auth::PasswordCheck::Invalid;
+      }
+    }
   }
   h.outcome = auth::decide(policy, ev);
   if (!h.outcome.allowed()) {
     h.response = error_response(from_outcome(h.outcome), detailed_for(c), prefers_json(accept));
+    if (h.outcome.challenge)
+      h.response.set("WWW-Authenticate", "Basic realm=\"" + c.site.auth.realm + "\", charset=\"UTF-8\"");
     return h;
   }
   if (req.method != "GET" && req.method != "HEAD") {

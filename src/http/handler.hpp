@@ -20,13 +20,23 @@ struct ConnectionInfo {
   bool client_is_local = false;
 };
 
+// A Basic password to check on the worker pool before the request can be decided.
+struct PasswordJob {
+  std::string hash;
+  std::string password;
+  std::string cache_key;
+};
+
 struct Handled {
-  Response response;                     // the answer, unless static_job is set
+  Response response;                     // the answer, unless a job is set
   std::optional<StaticRequest> static_job;  // to run on the file pool
+  std::optional<PasswordJob> password_job;  // check, remember, then handle() again
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
 };
 
-Handled handle(const ConnectionInfo& conn, const Request& req);
+// `password_ok`: the answer of a password_job this request asked for earlier.
+Handled handle(const ConnectionInfo& conn, const Request& req,
+               std::optional<bool> password_ok = std::nullopt);
 
 // Error answer for a request that could not even be parsed (400, 408, 413, 414, 431).
 Response protocol_error(const ConnectionInfo& conn, int status, std::string reason,

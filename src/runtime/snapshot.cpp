@@ -1,5 +1,6 @@
 #include "runtime/snapshot.hpp"
 
+#include "pki/cert_facts.hpp"
 #include "pki/load.hpp"
 #include "tls/server_context.hpp"
 
@@ -49,6 +50,127 @@ std::shared_ptr<const pki::TrustStore> build_trust(const config::Site& site) {
                                            std::move(crls), std::move(opts));
 }
 
+// A one-to-one `certificate`: a file (relative to the config) or the base64 DER text itself,
+// PEM armour and whitespace ignored.
+pki::X509Ptr one_to_one_certificate(const std::string& text, const std::filesystem::path& base) {
+  std::filesystem::path p(text);
+  if (!p.is_absolute()) p = base / p;
+  std::error_code ec;
+  if (text.size() < 4096 && std::filesystem::is_regular_file(p, ec)) {
+    auto certs = pki::load_certificates(p);
+    return std::move(certs.front());
+  }
+  std::string b64;
+  for (char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=') b64 += c;
+    else if (c == '-') { b64.clear(); }  // PEM armour line: restart after it
+  }
+  if (auto certs = pki::parse_certificates("-----BEGIN CERTIFICATE-----\n" + b64 +
+                                           "\n-----END CERTIFICATE-----\n");
+      !certs.empty())
+    return std::move(certs.front());
+  throw CompileError("neither a readable certificate file nor base64 certificate text");
+}
+
+auth::OneToOneKey key_of(const std::string& match) {
+  if (match == "public-key") return auth::OneToOneKey::PublicKey;
+  if (match == "issuer-serial") return auth::OneToOneKey::IssuerSerial;
+  if (match == "ski") return auth::OneToOneKey::Ski;
+  if (match == "upn") return auth::OneToOneKey::Upn;
+  if (match == "email") return auth::OneToOneKey::Email;
+  return auth::OneToOneKey::Certificate;
+}
+
+std::vector<std::pair<std::string, std::string>> read_colon_file(const std::filesystem::path& file,
+                                                                 const std::string& what) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string text = pki::read_file(file);
+  std::size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    auto colon = line.find(':');
+    if (colon == std::string::npos || colon == 0)
+      throw CompileError(file.string() + ":" + std::to_string(line_no) + ": expected " + what);
+    out.emplace_back(line.substr(0, colon), line.substr(colon + 1));
+  }
+  return out;
+}
+
+void build_auth(SiteRuntime& site, const std::filesystem::path& base) {
+  const config::Site& c = site.cfg;
+  auth::SiteAuth& a = site.auth;
+  const std::string where = "site \"" + c.name + "\": ";
+  a.mapping_enabled = c.mapping.enabled;
+  a.one_to_one_enabled = c.mapping.one_to_one_enabled;
+  a.many_to_one_enabled = c.mapping.many_to_one_enabled;
+  for (const auto& o : c.mapping.one_to_one) {
+    auth::OneToOneEntry e{o.user, key_of(o.match), "", o.enabled, o.origin};
+    try {
+      if (!o.certificate.empty()) {
+        auto cert = one_to_one_certificate(o.certificate, base);
+        auto values = auth::one_to_one_values(e.key, pki::cert_facts(cert.get()));
+        if (values.empty() || values.front().empty())
+          throw CompileError("the certificate has no " + o.match + " to match on");
+        e.value = values.front();
+      } else {
+        e.value = auth::normalize_one_to_one_value(e.key, o.value);
+        if (e.value.empty())
+          throw CompileError("value \"" + o.value + "\" is not a valid " + o.match +
+                             (e.key == auth::OneToOneKey::IssuerSerial
+                                  ? " (expected \"SERIAL-HEX;ISSUER DN\")"
+                                  : e.key == auth::OneToOneKey::PublicKey
+                                        ? " (expected 64 hex digits of SHA-256)" : ""));
+      }
+    } catch (const pki::LoadError& err) {
+      throw CompileError(where + o.origin + ": certificate: " + err.what());
+    } catch (const CompileError& err) {
+      throw CompileError(where + o.origin + ": " + err.what());
+    }
+    if (auto earlier = a.one_to_one.add(std::move(e)))
+      throw CompileError(where + o.origin + ": maps the same " + o.match + " as " + *earlier +
+                         " (one certificate, one user)");
+  }
+  for (const auto& m : c.mapping.many_to_one) {
+    auth::ManyToOneMapping mm{m.name, m.description, m.user, m.allow, m.enabled, {}, m.origin};
+    for (const auto& r : m.rules)
+      mm.rules.push_back({r.field == "Issuer" ? auth::Field::Issuer : auth::Field::Subject,
+                          r.subfield, r.match, auth::Wildcard(r.match, r.case_sensitive)});
+    a.many_to_one.add(std::move(mm));
+  }
+  a.basic_enabled = c.basic.enabled;
+  a.realm = c.basic.realm;
+  try {
+    if (!c.basic.users_file.empty()) {
+      for (auto& [user, hash] : read_colon_file(c.basic.users_file, "user:hash")) {
+        if (hash.size() < 3 || hash[0] != '$')
+          throw CompileError(c.basic.users_file.string() + ": user \"" + user +
+                             "\": the password must be a crypt(3) hash ($2y$ bcrypt, $5$/$6$ "
+                             "sha-crypt or $y$ yescrypt); create it with `certgate users add`");
+        site.basic_users[auth::fold(user)] = hash;
+      }
+    }
+    if (!c.groups_file.empty()) {
+      for (auto& [group, members] : read_colon_file(c.groups_file, "group: user user ...")) {
+        std::size_t p = 0;
+        while (p < members.size()) {
+          auto end = members.find_first_of(" \t,", p);
+          std::string user = members.substr(p, end == std::string::npos ? std::string::npos : end - p);
+          if (!user.empty()) a.groups[auth::fold(user)].push_back(group);
+          if (end == std::string::npos) break;
+          p = end + 1;
+        }
+      }
+    }
+  } catch (const pki::LoadError& err) {
+    throw CompileError(where + err.what());
+  }
+}
+
 }  // namespace
 
 bool path_in_location(std::string_view path, std::string_view location) {
@@ -61,14 +183,31 @@ bool path_in_location(std::string_view path, std::string_view location) {
   return path.size() == location.size() || path[location.size()] == '/';
 }
 
-auth::LocationPolicy SiteRuntime::policy_for(std::string_view path) const {
-  auth::LocationPolicy p{cfg.ssl_flags, cfg.anonymous};
-  for (const auto& loc : locations) {
-    if (!path_in_location(path, loc.path)) continue;
-    if (loc.cfg.ssl_flags) p.ssl_flags = *loc.cfg.ssl_flags;
-    if (loc.cfg.anonymous) p.anonymous = *loc.cfg.anonymous;
+void SiteRuntime::finalize_policies() {
+  site_policy = auth::LocationPolicy{cfg.ssl_flags, cfg.anonymous, false, {}, &auth};
+  for (auto& target : locations) {
+    auth::LocationPolicy p = site_policy;
+    for (const auto& loc : locations) {  // shortest first: the nearest location applies last
+      if (!path_in_location(target.path, loc.path)) continue;
+      const config::Location& l = loc.cfg;
+      if (l.ssl_flags) p.ssl_flags = *l.ssl_flags;
+      if (l.anonymous) p.anonymous = *l.anonymous;
+      if (l.require_password) p.require_password = *l.require_password;
+      if (l.allow_users) p.access.allow_users = *l.allow_users;
+      if (l.deny_users) p.access.deny_users = *l.deny_users;
+      if (l.allow_groups) p.access.allow_groups = *l.allow_groups;
+      if (l.deny_groups) p.access.deny_groups = *l.deny_groups;
+    }
+    target.policy = std::move(p);
   }
-  return p;
+}
+
+const auth::LocationPolicy& SiteRuntime::policy_for(std::string_view path) const {
+  // Every location that matches the path encloses the deepest one that matches, so the
+  // deepest one's precomputed policy already holds them all.
+  for (auto it = locations.rbegin(); it != locations.rend(); ++it)
+    if (path_in_location(path, it->path)) return it->policy;
+  return site_policy;
 }
 
 const ListenerRuntime::Route* ListenerRuntime::route_for_host(std::string_view host) const {
@@ -92,7 +231,8 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
     site.cfg = cfg.sites[i];
     site.index = i;
     site.trust = build_trust(site.cfg);
-    for (const auto& l : site.cfg.locations) site.locations.push_back({lower(l.path), l});
+    build_auth(site, cfg.base);
+    for (const auto& l : site.cfg.locations) site.locations.push_back({lower(l.path), l, {}});
     std::stable_sort(site.locations.begin(), site.locations.end(),
                      [](const auto& a, const auto& b) { return a.path.size() < b.path.size(); });
     site.requests_certificate = site.cfg.ssl_flags.negotiates();
@@ -100,6 +240,7 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
       site.requests_certificate |= l.ssl_flags && l.ssl_flags->negotiates();
     snap->sites.push_back(std::move(site));
   }
+  for (auto& site : snap->sites) site.finalize_policies();  // addresses are final now
   for (const auto& site : snap->sites) {
     for (const auto& b : site.cfg.bindings) {
       auto it = std::find_if(snap->listeners.begin(), snap->listeners.end(), [&](const auto& l) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace certgate::runtime {
@@ -18,6 +19,7 @@ namespace certgate::runtime {
 struct CompiledLocation {
   std::string path;  // lower case, no trailing slash ("/" for the root)
   config::Location cfg;
+  auth::LocationPolicy policy;  // effective: site, then every enclosing location, this last
 };
 
 struct SiteRuntime {
@@ -26,10 +28,17 @@ struct SiteRuntime {
   std::shared_ptr<const pki::TrustStore> trust;  // null when the site trusts no issuer
   std::vector<CompiledLocation> locations;       // shortest path first
   bool requests_certificate = false;             // some location has SslNegotiateCert
+  auth::SiteAuth auth;                           // mapping tables, Basic switch, groups
+  std::unordered_map<std::string, std::string> basic_users;  // user → crypt(3) hash
+
+  auth::LocationPolicy site_policy;
 
   // Site settings overridden by every enclosing location, nearest last (behaviour.md §1 step 1).
-  // `path` is the normalized, decoded request path.
-  auth::LocationPolicy policy_for(std::string_view path) const;
+  // `path` is the normalized, decoded request path. Precomputed: no work per request beyond
+  // finding the deepest matching location.
+  const auth::LocationPolicy& policy_for(std::string_view path) const;
+  // Computes site_policy and every location's policy; call once the site has its final address.
+  void finalize_policies();
 };
 
 // One listening endpoint and the sites reachable through it.

@@ -1,5 +1,6 @@
 #include "tls/tls_facts.hpp"
 
+#include "pki/cert_facts.hpp"
 #include "pki/chain_verify.hpp"
 #include "runtime/snapshot.hpp"
 #include "tls/server_context.hpp"
@@ -34,6 +35,11 @@ const auth::ChainReport& TlsFacts::report_for(const runtime::SiteRuntime& site) 
     }
   }
   return *report;
+}
+
+const auth::CertFacts& TlsFacts::leaf_facts() {
+  if (!facts) facts = pki::cert_facts(leaf.get());
+  return *facts;
 }
 
 }  // namespace certgate::tls

@@ -25,12 +25,15 @@ struct TlsFacts {
   // The validation result against the site it was computed for: a certificate, once presented
   // on a connection, holds for every later request on it (behaviour.md §6), so validate once.
   std::optional<auth::ChainReport> report;
+  std::optional<auth::CertFacts> facts;  // for mapping, computed on first use
 
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);
 
   // Validation result for `site`, computed on first use (CPU only: no I/O).
   const auth::ChainReport& report_for(const runtime::SiteRuntime& site);
+  // The leaf's mapping facts (subject/issuer attributes, hashes, SANs), computed on first use.
+  const auth::CertFacts& leaf_facts();
 };
 
 }  // namespace certgate::tls

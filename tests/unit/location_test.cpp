@@ -20,7 +20,8 @@ TEST(Location, NearestLocationWins) {
   s.cfg.anonymous = true;
   config::Location pub{"/public", auth::SslFlags{auth::kSsl}, std::nullopt};
   config::Location deep{"/public/private", auth::SslFlags{auth::kSsl | auth::kSslRequireCert | auth::kSslNegotiateCert}, false};
-  s.locations = {{"/public", pub}, {"/public/private", deep}};
+  s.locations = {{"/public", pub, {}}, {"/public/private", deep, {}}};
+  s.finalize_policies();
   EXPECT_TRUE(s.policy_for("/").ssl_flags.has(auth::kSslRequireCert));
   EXPECT_FALSE(s.policy_for("/public/x").ssl_flags.has(auth::kSslRequireCert));
   EXPECT_TRUE(s.policy_for("/PUBLIC/private/y").ssl_flags.has(auth::kSslRequireCert));

@@ -1,0 +1,54 @@
+#include "auth/decide.hpp"
+
+#include <algorithm>
+
+namespace certgate::auth {
+namespace {
+
+bool names(const std::vector<std::string>& list, std::string_view user, bool anonymous) {
+  return std::any_of(list.begin(), list.end(), [&](const std::string& n) {
+    if (n == "*") return !anonymous;
+    if (n == "?") return anonymous;
+    return !anonymous && fold(n) == fold(user);
+  });
+}
+
+bool shares(const std::vector<std::string>& list, const std::vector<std::string>* groups) {
+  if (groups == nullptr) return false;
+  return std::any_of(list.begin(), list.end(), [&](const std::string& g) {
+    return std::any_of(groups->begin(), groups->end(),
+                       [&](const std::string& mine) { return fold(mine) == fold(g); });
+  });
+}
+
+}  // namespace
+
+const std::vector<std::string>* SiteAuth::groups_of(std::string_view user) const {
+  auto it = groups.find(fold(user));
+  return it == groups.end() ? nullptr : &it->second;
+}
+
+// spec: behaviour.md §1 step 8 (decision): an authenticated user who is refused gets 403.0;
+// the anonymous user gets 401.2, so a browser can still offer credentials.
+std::optional<Outcome> stage_authorize(const LocationPolicy& policy, const Outcome& who) {
+  const AccessRules& a = policy.access;
+  if (a.empty()) return std::nullopt;
+  const bool anonymous = who.user.empty();
+  const auto* groups = (policy.site && !anonymous) ? policy.site->groups_of(who.user) : nullptr;
+  const bool denied = names(a.deny_users, who.user, anonymous) || shares(a.deny_groups, groups);
+  const bool has_allow = !a.allow_users.empty() || !a.allow_groups.empty();
+  const bool allowed = !has_allow || names(a.allow_users, who.user, anonymous) ||
+                       shares(a.allow_groups, groups);
+  if (!denied && allowed) return std::nullopt;
+  if (anonymous)
+    return Outcome{.verdict = Verdict::Deny401_2_NoMethod,
+                   .reason = "this location is open to authenticated users only",
+                   .challenge = policy.site && policy.site->basic_enabled};
+  return Outcome{.verdict = Verdict::Deny403_0_Forbidden,
+                 .reason = "user '" + who.user + "' is " +
+                           (denied ? "denied" : "not allowed") +
+                           " by the authorization rules of this location",
+                 .user = who.user, .auth_method = who.auth_method};
+}
+
+}  // namespace certgate::auth

@@ -1,0 +1,93 @@
+#include "http/basic_auth.hpp"
+
+#include <crypt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <memory>
+#include <unordered_map>
+
+namespace certgate::http {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kCacheTtl = std::chrono::seconds(60);
+constexpr std::size_t kCacheMax = 10000;
+
+struct CacheEntry {
+  bool ok;
+  Clock::time_point expires;
+};
+
+std::unordered_map<std::string, CacheEntry>& cache() {
+  thread_local std::unordered_map<std::string, CacheEntry> c;
+  return c;
+}
+
+}  // namespace
+
+bool is_basic(std::string_view h) {
+  return h.size() >= 6 && (h.substr(0, 6) == "Basic " || h.substr(0, 6) == "basic " ||
+                           h.substr(0, 6) == "BASIC ");
+}
+
+std::optional<BasicCredentials> parse_basic(std::string_view h) {
+  if (!is_basic(h)) return std::nullopt;
+  h.remove_prefix(6);
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  while (!h.empty() && h.back() == ' ') h.remove_suffix(1);
+  if (h.empty() || h.size() % 4 != 0 || h.size() > 4096) return std::nullopt;
+  std::string out(h.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(h.data()), static_cast<int>(h.size()));
+  if (n < 0) return std::nullopt;
+  std::size_t len = static_cast<std::size_t>(n);
+  if (h.size() >= 1 && h[h.size() - 1] == '=') --len;  // EVP_DecodeBlock counts padding
+  if (h.size() >= 2 && h[h.size() - 2] == '=') --len;
+  out.resize(len);
+  auto colon = out.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  BasicCredentials c{out.substr(0, colon), out.substr(colon + 1)};
+  for (unsigned char ch : c.user)
+    if (ch < 0x20) return std::nullopt;
+  return c;
+}
+
+bool check_password(const std::string& hash, const std::string& password) {
+  auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on the stack
+  const char* out = crypt_r(password.c_str(), hash.c_str(), data.get());
+  if (out == nullptr || out[0] == '*') return false;  // "*0"/"*1": unsupported or bad setting
+  std::string computed(out);
+  return computed.size() == hash.size() &&
+         CRYPTO_memcmp(computed.data(), hash.data(), hash.size()) == 0;
+}
+
+std::string password_cache_key(const std::string& user, const std::string& password,
+                               const std::string& hash) {
+  std::string material = user + '\0' + password + '\0' + hash;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(material.data(), material.size(), md, &n, EVP_sha256(), nullptr);
+  OPENSSL_cleanse(material.data(), material.size());
+  return std::string(reinterpret_cast<char*>(md), n);
+}
+
+std::optional<bool> cached_password_result(const std::string& key) {
+  auto& c = cache();
+  auto it = c.find(key);
+  if (it == c.end()) return std::nullopt;
+  if (Clock::now() > it->second.expires) {
+    c.erase(it);
+    return std::nullopt;
+  }
+  return it->second.ok;
+}
+
+void remember_password_result(const std::string& key, bool ok) {
+  auto& c = cache();
+  if (c.size() >= kCacheMax) c.clear();  // bounded; a cold cache only costs a re-check
+  c[key] = CacheEntry{ok, Clock::now() + kCacheTtl};
+}
+
+}  // namespace certgate::http

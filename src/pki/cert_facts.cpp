@@ -1,0 +1,103 @@
+#include "pki/cert_facts.hpp"
+
+#include "pki/x509_text.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
+
+
+namespace certgate::pki {
+namespace {
+
+std::string hex(const unsigned char* p, std::size_t n, bool upper) {
+  static const char* lo = "0123456789abcdef";
+  static const char* up = "0123456789ABCDEF";
+  const char* digits = upper ? up : lo;
+  std::string out;
+  out.reserve(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 15];
+  }
+  return out;
+}
+
+std::string digest_hex(const EVP_MD* md, const unsigned char* data, std::size_t len, bool upper) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data, len, out, &n, md, nullptr);
+  return hex(out, n, upper);
+}
+
+std::string asn1_text(const ASN1_STRING* s) {
+  unsigned char* utf8 = nullptr;
+  int n = ASN1_STRING_to_UTF8(&utf8, s);
+  if (n < 0) return "";
+  std::string out(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(n));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+}  // namespace
+
+std::vector<auth::NameAttr> name_attrs(const X509_NAME* name) {
+  std::vector<auth::NameAttr> out;
+  for (int i = 0; name && i < X509_NAME_entry_count(name); ++i) {
+    const X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
+    const ASN1_OBJECT* obj = X509_NAME_ENTRY_get_object(e);
+    std::string label;
+    if (int nid = OBJ_obj2nid(obj); nid != NID_undef) label = auth::canonical_label(OBJ_nid2sn(nid));
+    if (label.empty()) {
+      char oid[80];
+      OBJ_obj2txt(oid, sizeof oid, obj, 1);
+      label = oid;
+    }
+    out.push_back({std::move(label), asn1_text(X509_NAME_ENTRY_get_data(e))});
+  }
+  return out;
+}
+
+auth::CertFacts cert_facts(X509* cert) {
+  auth::CertFacts f;
+  if (cert == nullptr) return f;
+  unsigned char* der = nullptr;
+  int len = i2d_X509(cert, &der);
+  if (len > 0) {
+    f.der_sha256 = digest_hex(EVP_sha256(), der, static_cast<std::size_t>(len), false);
+    f.sha1_thumbprint = digest_hex(EVP_sha1(), der, static_cast<std::size_t>(len), true);
+    OPENSSL_free(der);
+  }
+  unsigned char* spki = nullptr;
+  int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki);
+  if (spki_len > 0) {
+    f.spki_sha256 = digest_hex(EVP_sha256(), spki, static_cast<std::size_t>(spki_len), false);
+    OPENSSL_free(spki);
+  }
+  f.serial_hex = serial_hex(cert);
+  if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(cert))
+    f.ski_hex = hex(ASN1_STRING_get0_data(ski), static_cast<std::size_t>(ASN1_STRING_length(ski)), false);
+  f.subject_dn = subject_text(cert);
+  f.issuer_dn = issuer_text(cert);
+  f.subject = name_attrs(X509_get_subject_name(cert));
+  f.issuer = name_attrs(X509_get_issuer_name(cert));
+
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+    if (gn->type == GEN_EMAIL) {
+      f.emails.push_back(asn1_text(gn->d.rfc822Name));
+    } else if (gn->type == GEN_OTHERNAME) {
+      // Microsoft UPN: otherName 1.3.6.1.4.1.311.20.2.3, a UTF8String.
+      char oid[64];
+      OBJ_obj2txt(oid, sizeof oid, gn->d.otherName->type_id, 1);
+      const ASN1_TYPE* v = gn->d.otherName->value;
+      if (std::string(oid) == "1.3.6.1.4.1.311.20.2.3" && v && v->type == V_ASN1_UTF8STRING)
+        f.upns.push_back(asn1_text(v->value.utf8string));
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  return f;
+}
+
+}  // namespace certgate::pki
