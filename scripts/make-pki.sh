@@ -143,6 +143,7 @@ KEY=alice.key sign issuing-ca alice-rekeyless "/C=US/O=Certgate Demo/OU=Engineer
 sign issuing-ca zoe "/C=US/O=Certgate Demo/OU=Contractors/CN=zoe" v3_client_san
 sign issuing-ca mona "/C=US/O=Certgate Demo/OU=Sales+OU=Staff/CN=mona" v3_client
 sign issuing-ca otto "/C=US/O=Certgate Demo/OU=Staff/CN=otto" v3_client
+sign issuing-ca uma "/C=US/O=Certgate Demo/OU=Visitors/CN=uma" v3_client
 sign old-issuing-ca gina "/C=US/O=Certgate Demo/OU=Staff/CN=gina" v3_client "$(ts '-2 years')" "$(ts '+1 year')"
 sign revoked-issuing-ca hank "/C=US/O=Certgate Demo/OU=Staff/CN=hank" v3_client
 sign nocrl-issuing-ca ivan "/C=US/O=Certgate Demo/OU=Staff/CN=ivan" v3_client
@@ -164,7 +165,7 @@ crl partner-root-ca
 crl stale-issuing-ca -crl_lastupdate "$(ts '-10 days')" -crl_nextupdate "$(ts '-1 day')"
 
 # What a client presents: its certificate followed by its issuing CA.
-for u in alice bob carol dave erin frank alice-renewed alice-rekeyless zoe mona otto; do
+for u in alice bob carol dave erin frank alice-renewed alice-rekeyless zoe mona otto uma; do
   cat $u.pem issuing-ca.pem > $u-chain.pem
 done
 cat gina.pem old-issuing-ca.pem > gina-chain.pem

@@ -29,4 +29,12 @@ struct VerifyArgs {
 };
 int verify(const VerifyArgs& args);
 
+struct UsersArgs {
+  std::string file;
+  std::string user;
+  bool remove = false;
+  bool password_stdin = false;
+};
+int users(const UsersArgs& args);
+
 }  // namespace certgate::cli

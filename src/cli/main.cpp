@@ -44,6 +44,17 @@ int main(int argc, char** argv) {
   verify->add_option("CERT", v.cert, "certificate file: the leaf, optionally followed by its chain")
       ->required();
 
+  cli::UsersArgs u;
+  auto* users = app.add_subcommand("users", "manage the Basic authentication users file");
+  users->require_subcommand(1);
+  auto* users_add = users->add_subcommand("add", "add a user or set a password (bcrypt hash)");
+  auto* users_remove = users->add_subcommand("remove", "remove a user");
+  for (auto* sub : {users_add, users_remove}) {
+    sub->add_option("-f,--file", u.file, "users file (user:hash lines)")->required();
+    sub->add_option("USER", u.user, "user name")->required();
+  }
+  users_add->add_flag("--password-stdin", u.password_stdin, "read the password from standard input");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -52,6 +63,10 @@ int main(int argc, char** argv) {
   }
   if (*serve) return cli::serve(config_file, quiet);
   if (*check) return cli::check_config(config_file);
+  if (*users) {
+    u.remove = users_remove->parsed();
+    return cli::users(u);
+  }
   if (*verify) {
     if (*at_opt) v.at = at;
     if (!v.config_file.empty() && v.site.empty()) {
