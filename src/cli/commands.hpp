@@ -29,6 +29,25 @@ struct VerifyArgs {
 };
 int verify(const VerifyArgs& args);
 
+struct ExplainArgs {
+  std::string config_file;
+  std::string site;
+  std::string path = "/";
+  std::string compare_with;  // OLD.toml: then `cert` is a folder of certificates
+  std::string cert;
+};
+int explain(const ExplainArgs& args);
+
+struct MapArgs {
+  std::string action;  // add | list | remove
+  std::string config_file;
+  std::string site;
+  std::string user;
+  std::string match = "certificate";
+  std::string cert;
+};
+int map(const MapArgs& args);
+
 struct UsersArgs {
   std::string file;
   std::string user;

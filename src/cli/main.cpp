@@ -44,6 +44,34 @@ int main(int argc, char** argv) {
   verify->add_option("CERT", v.cert, "certificate file: the leaf, optionally followed by its chain")
       ->required();
 
+  cli::ExplainArgs x;
+  auto* explain = app.add_subcommand(
+      "explain", "show which mapping a certificate gets on a site and path, and why (exit 0 = served)");
+  explain->add_option("-c,--config", x.config_file, "configuration file")->required();
+  explain->add_option("--site", x.site, "site name")->required();
+  explain->add_option("--path", x.path, "request path (default /)");
+  explain->add_option("--compare", x.compare_with,
+                      "OLD.toml: list the certificates in the folder CERT whose user or verdict "
+                      "changes between OLD.toml and -c (exit 1 when any does)");
+  explain->add_option("CERT", x.cert, "certificate file (leaf first), or a folder with --compare")
+      ->required();
+
+  cli::MapArgs m;
+  auto* map = app.add_subcommand("map", "manage a site's one-to-one certificate mappings in the config file");
+  map->require_subcommand(1);
+  auto* map_add = map->add_subcommand("add", "map a certificate to a user");
+  auto* map_list = map->add_subcommand("list", "list the site's mappings");
+  auto* map_remove = map->add_subcommand("remove", "remove the entries of a user or a certificate");
+  for (auto* sub : {map_add, map_list, map_remove}) {
+    sub->add_option("-c,--config", m.config_file, "configuration file")->required();
+    sub->add_option("--site", m.site, "site name")->required();
+  }
+  map_add->add_option("--user", m.user, "the account the certificate maps to")->required();
+  map_add->add_option("--match", m.match, "certificate (default), public-key, issuer-serial, ski, upn, email");
+  map_add->add_option("CERT", m.cert, "certificate file (PEM or DER)")->required();
+  map_remove->add_option("--user", m.user, "remove every entry of this user");
+  map_remove->add_option("CERT", m.cert, "remove the entries that match this certificate");
+
   cli::UsersArgs u;
   auto* users = app.add_subcommand("users", "manage the Basic authentication users file");
   users->require_subcommand(1);
@@ -63,6 +91,15 @@ int main(int argc, char** argv) {
   }
   if (*serve) return cli::serve(config_file, quiet);
   if (*check) return cli::check_config(config_file);
+  if (*explain) return cli::explain(x);
+  if (*map) {
+    m.action = map_add->parsed() ? "add" : map_remove->parsed() ? "remove" : "list";
+    if (m.action == "remove" && m.user.empty() && m.cert.empty()) {
+      std::cerr << "certgate map remove: give --user USER or a CERT file\n";
+      return cli::kUsage;
+    }
+    return cli::map(m);
+  }
   if (*users) {
     u.remove = users_remove->parsed();
     return cli::users(u);

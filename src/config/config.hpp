@@ -72,6 +72,7 @@ struct OneToOne {
   std::string value;        // instead of `certificate` for the other match kinds
   bool enabled = true;
   std::string origin;       // "certgate.toml:40: sites[0].mapping.one_to_one[2]"
+  int line = 0;             // line of its [[sites.mapping.one_to_one]] header
 };
 
 struct RuleConfig {
@@ -114,6 +115,7 @@ struct SiteLog {
 
 struct Site {
   std::string name;
+  int line = 0;  // line of its [[sites]] header
   int id = 0;
   fs::path root;
   std::vector<std::string> default_documents;

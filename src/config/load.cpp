@@ -283,6 +283,7 @@ void read_mapping(Table& t, Mapping& m, const fs::path& file) {
   for (auto& o : t.tables("one_to_one")) {
     OneToOne e;
     e.origin = where(file, o);
+    e.line = static_cast<int>(o.source().begin.line);
     auto user = o.str("user");
     if (!user || user->empty()) o.fail_at(o.source(), "user", "missing: the account this certificate maps to");
     e.user = *user;
@@ -372,6 +373,7 @@ Location read_location(Table& t, Config& cfg) {
 
 Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   Site s;
+  s.line = static_cast<int>(t.source().begin.line);
   auto name = t.str("name");
   if (!name || name->empty()) t.fail_at(t.source(), "name", "missing: every site needs a name");
   s.name = *name;
