@@ -14,6 +14,8 @@ inline constexpr int kUsage = 2;     // bad arguments, unreadable files, invalid
 
 int serve(const std::string& config_file, bool quiet);
 int check_config(const std::string& config_file);
+// Checks the config, then asks the running server (pid from [server] pid_file) to reload it.
+int reload(const std::string& config_file, int pid);
 
 struct VerifyArgs {
   std::string config_file;  // with site: use that site's trust settings

@@ -23,6 +23,11 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "check a configuration file and exit");
   check->add_option("-c,--config", config_file, "configuration file (TOML)")->required();
 
+  int reload_pid = 0;
+  auto* reload = app.add_subcommand("reload", "check the config and make the running server reload it (SIGHUP)");
+  reload->add_option("-c,--config", config_file, "configuration file (TOML)")->required();
+  reload->add_option("--pid", reload_pid, "process id (default: read [server] pid_file)");
+
   cli::VerifyArgs v;
   std::int64_t at = 0;
   auto* verify = app.add_subcommand(
@@ -91,6 +96,7 @@ int main(int argc, char** argv) {
   }
   if (*serve) return cli::serve(config_file, quiet);
   if (*check) return cli::check_config(config_file);
+  if (*reload) return cli::reload(config_file, reload_pid);
   if (*explain) return cli::explain(x);
   if (*map) {
     m.action = map_add->parsed() ? "add" : map_remove->parsed() ? "remove" : "list";

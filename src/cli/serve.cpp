@@ -6,6 +6,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 namespace certgate::cli {
@@ -30,7 +33,43 @@ std::shared_ptr<const runtime::Snapshot> load(const std::string& file) {
 int serve(const std::string& config_file, bool quiet) {
   auto snap = load(config_file);
   if (!snap) return kUsage;
-  return http::serve(snap, {quiet});
+  http::ServeOptions options;
+  options.quiet = quiet;
+  options.reload = [config_file](std::uint64_t generation) {
+    return runtime::compile(config::load(config_file), generation);
+  };
+  return http::serve(snap, options);
+}
+
+int reload(const std::string& config_file, int pid) {
+  if (pid <= 0) {
+    config::Config cfg;
+    try {
+      cfg = config::load(config_file);
+    } catch (const config::ConfigError& e) {
+      std::cerr << "certgate reload: configuration error: " << e.what() << "\n";
+      return kUsage;
+    }
+    if (cfg.server.pid_file.empty()) {
+      std::cerr << "certgate reload: set [server] pid_file in " << config_file
+                << " (or pass --pid), or send SIGHUP to the server yourself\n";
+      return kUsage;
+    }
+    std::ifstream in(cfg.server.pid_file);
+    if (!(in >> pid) || pid <= 0) {
+      std::cerr << "certgate reload: cannot read a process id from " << cfg.server.pid_file
+                << " (is the server running?)\n";
+      return kRejected;
+    }
+  }
+  // Check first, so a mistake is reported here and not only in the server's log.
+  if (!config_file.empty() && !load(config_file)) return kUsage;
+  if (::kill(pid, SIGHUP) != 0) {
+    std::cerr << "certgate reload: cannot signal process " << pid << ": " << std::strerror(errno) << "\n";
+    return kRejected;
+  }
+  std::cout << "reload requested (process " << pid << ")\n";
+  return kOk;
 }
 
 int check_config(const std::string& config_file) {

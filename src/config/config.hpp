@@ -35,6 +35,7 @@ struct ServerSettings {
   DetailedErrors detailed_errors = DetailedErrors::Local;
   Limits limits;
   std::uint32_t shutdown_grace_ms = 10000;
+  fs::path pid_file;  // written at start (for `certgate reload`); empty = none
 };
 
 struct Binding {

@@ -172,6 +172,7 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   ServerSettings& s = cfg.server;
   s.log_dir = resolve(base, t.str("log_dir", "logs"));
   s.threads = static_cast<unsigned>(t.integer("threads", 0, 0, 256));
+  if (auto pid = t.str("pid_file")) s.pid_file = resolve(base, *pid);
   s.detailed_errors = t.choice<DetailedErrors>("detailed_errors", DetailedErrors::Local,
                                                {{"local", DetailedErrors::Local},
                                                 {"always", DetailedErrors::Always},

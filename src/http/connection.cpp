@@ -43,11 +43,12 @@ class Connection final : public ConnectionBase,
   using Stream = std::conditional_t<Tls, beast::ssl_stream<tcp::socket>, tcp::socket>;
 
  public:
-  Connection(ServerState& state, Loop& loop, const runtime::ListenerRuntime& listener,
-             asio::ssl::context* tls, tcp::socket socket)
+  Connection(ServerState& state, Loop& loop, std::shared_ptr<const Generation> gen,
+             const runtime::ListenerRuntime& listener, asio::ssl::context* tls, tcp::socket socket)
       : state_(state),
         loop_(loop),
-        snap_(state.snapshot),
+        gen_(std::move(gen)),
+        snap_(gen_->snap.get()),
         listener_(listener),
         stream_(make_stream(std::move(socket), tls)),
         timer_(loop.io) {
@@ -368,8 +369,7 @@ class Connection final : public ConnectionBase,
     e.sc_bytes = sc_bytes_;
     e.cs_bytes = cs_bytes_;
     e.more = this;
-    state_.writer->write(state_.site_log[site_], e.unix_ms / 1000,
-                         state_.formats[site_].line(e));
+    state_.writer->write(gen_->site_log[site_], e.unix_ms / 1000, gen_->formats[site_].line(e));
   }
 
   void close() {
@@ -396,7 +396,8 @@ class Connection final : public ConnectionBase,
 
   ServerState& state_;
   Loop& loop_;
-  std::shared_ptr<const runtime::Snapshot> snap_;  // the generation this connection runs under
+  std::shared_ptr<const Generation> gen_;  // the generation this connection runs under
+  const runtime::Snapshot* snap_;
   const runtime::ListenerRuntime& listener_;
   Stream stream_;
   asio::steady_timer timer_;
@@ -423,14 +424,22 @@ class Connection final : public ConnectionBase,
 
 }  // namespace
 
-void start_connection(ServerState& state, Loop& loop, const runtime::ListenerRuntime& listener,
-                      asio::ssl::context* tls, tcp::socket socket) {
+void start_connection(ServerState& state, Loop& loop, std::size_t listener_index, tcp::socket socket) {
   boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
-  if (listener.https)
-    std::make_shared<Connection<true>>(state, loop, listener, tls, std::move(socket))->start();
-  else
-    std::make_shared<Connection<false>>(state, loop, listener, tls, std::move(socket))->start();
+  std::shared_ptr<const Generation> gen = state.current.load();
+  const runtime::ListenerRuntime& listener = gen->snap->listeners[listener_index];
+  if (!listener.https) {
+    std::make_shared<Connection<false>>(state, loop, gen, listener, nullptr, std::move(socket))->start();
+    return;
+  }
+  // asio::ssl::stream reads the SSL_CTX only while it is constructed (SSL_new), so a context
+  // wrapper for this generation's default route is enough; the ClientHello hook then moves the
+  // connection to the context of the site its SNI names.
+  const auto* route = listener.default_route() ? listener.default_route() : &listener.routes.front();
+  SSL_CTX_up_ref(route->ctx);
+  asio::ssl::context tls(route->ctx);
+  std::make_shared<Connection<true>>(state, loop, gen, listener, &tls, std::move(socket))->start();
 }
 
 }  // namespace certgate::http

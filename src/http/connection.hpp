@@ -25,12 +25,19 @@ class ConnectionBase {
   virtual void stop_if_idle() = 0;
 };
 
-// State shared by all loops. Read-only after start except `stopping`.
-struct ServerState {
-  std::shared_ptr<const runtime::Snapshot> snapshot;
-  log::Writer* writer = nullptr;
+// One configuration generation as the server runs it: the compiled snapshot plus the log
+// handles of its sites. Immutable; a connection keeps the one it was accepted under, so a
+// reload never changes the rules in the middle of a connection.
+struct Generation {
+  std::shared_ptr<const runtime::Snapshot> snap;
   std::vector<std::size_t> site_log;  // site index → writer handle
   std::vector<log::Format> formats;   // site index → compiled W3C field list
+};
+
+// State shared by all loops.
+struct ServerState {
+  std::atomic<std::shared_ptr<const Generation>> current;  // swapped by reload
+  log::Writer* writer = nullptr;
   boost::asio::thread_pool* files = nullptr;
   std::string computer_name;
   std::atomic<bool> stopping{false};
@@ -42,7 +49,8 @@ struct Loop {
   boost::asio::io_context io{1};
 };
 
-void start_connection(ServerState& state, Loop& loop, const runtime::ListenerRuntime& listener,
-                      boost::asio::ssl::context* tls, boost::asio::ip::tcp::socket socket);
+// Serves a freshly accepted socket of listener `listener_index` under the current generation.
+void start_connection(ServerState& state, Loop& loop, std::size_t listener_index,
+                      boost::asio::ip::tcp::socket socket);
 
 }  // namespace certgate::http

@@ -4,11 +4,11 @@
 #include "version.hpp"
 
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
+#include <fstream>
 #include <thread>
 
 namespace certgate::http {
@@ -20,18 +20,17 @@ using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT
 
 struct LoopThread {
   Loop loop;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // index = listener index
   std::thread thread;
 };
 
-void accept_next(ServerState& state, Loop& loop, tcp::acceptor& acceptor,
-                 const runtime::ListenerRuntime& listener, asio::ssl::context* tls) {
-  acceptor.async_accept(loop.io, [&state, &loop, &acceptor, &listener, tls](
-                                     boost::system::error_code ec, tcp::socket socket) {
+void accept_next(ServerState& state, Loop& loop, tcp::acceptor& acceptor, std::size_t listener) {
+  acceptor.async_accept(loop.io, [&state, &loop, &acceptor, listener](boost::system::error_code ec,
+                                                                       tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) start_connection(state, loop, listener, tls, std::move(socket));
+    if (!ec) start_connection(state, loop, listener, std::move(socket));
     // EMFILE and friends: keep accepting; the failing connection is simply dropped.
-    accept_next(state, loop, acceptor, listener, tls);
+    accept_next(state, loop, acceptor, listener);
   });
 }
 
@@ -41,37 +40,57 @@ std::string hostname() {
   return buf;
 }
 
+std::shared_ptr<const Generation> make_generation(std::shared_ptr<const runtime::Snapshot> snap,
+                                                  log::Writer& writer) {
+  auto gen = std::make_shared<Generation>();
+  for (const auto& site : snap->sites) {
+    gen->site_log.push_back(writer.add_site(site.cfg.log, std::string("certgate ") + kVersion));
+    gen->formats.emplace_back(site.cfg.log.fields);
+  }
+  gen->snap = std::move(snap);
+  return gen;
+}
+
+// Listening sockets are opened once; a reload may change everything but the set of
+// addresses (those need a restart, and a reload that changes them is refused).
+std::string listener_difference(const runtime::Snapshot& a, const runtime::Snapshot& b) {
+  auto describe = [](const runtime::Snapshot& s) {
+    std::string out;
+    for (const auto& l : s.listeners)
+      out += (out.empty() ? "" : ", ") + std::string(l.https ? "https://" : "http://") + l.address +
+             ":" + std::to_string(l.port);
+    return out;
+  };
+  std::string da = describe(a), db = describe(b);
+  return da == db ? "" : "listen addresses differ (running: " + da + "; new: " + db + ")";
+}
+
+void log_startup(const runtime::Snapshot& snap, unsigned threads) {
+  for (const auto& w : snap.warnings) spdlog::warn("{}", w);
+  for (const auto& l : snap.listeners)
+    for (const auto& r : l.routes)
+      spdlog::info("site \"{}\" on {}://{}:{}{}", snap.sites[r.site].cfg.name,
+                   l.https ? "https" : "http", l.address, l.port,
+                   r.host.empty() ? "" : " (host " + r.host + ")");
+  spdlog::info("certgate {} ready: {} event loop(s); SIGHUP reloads, SIGTERM or Ctrl-C stops",
+               kVersion, threads);
+}
+
 }  // namespace
 
 int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& options) {
-  const auto& server_cfg = snap->cfg.server;
+  const auto server_cfg = snap->cfg.server;
   unsigned threads = server_cfg.threads ? server_cfg.threads : std::thread::hardware_concurrency();
   if (threads == 0) threads = 1;
 
   log::Writer writer;
-  asio::thread_pool files(2);
+  // Disk reads and password hashing: blocking work that must never run on a loop.
+  asio::thread_pool workers(2);
   ServerState state;
-  state.snapshot = snap;
   state.writer = &writer;
-  state.files = &files;
+  state.files = &workers;
   state.computer_name = hostname();
-  for (const auto& site : snap->sites) {
-    state.site_log.push_back(writer.add_site(site.cfg.log, std::string("certgate ") + kVersion));
-    state.formats.emplace_back(site.cfg.log.fields);
-  }
-
-  // asio::ssl::stream only reads the SSL_CTX at construction; wrap each listener's default
-  // context (the ClientHello hook switches to the site's own).
-  std::vector<std::unique_ptr<asio::ssl::context>> tls_contexts;
-  for (const auto& l : snap->listeners) {
-    if (!l.https) {
-      tls_contexts.push_back(nullptr);
-      continue;
-    }
-    const auto* route = l.default_route() ? l.default_route() : &l.routes.front();
-    SSL_CTX_up_ref(route->ctx);
-    tls_contexts.push_back(std::make_unique<asio::ssl::context>(route->ctx));
-  }
+  state.current.store(make_generation(snap, writer));
 
   std::vector<std::unique_ptr<LoopThread>> loops;
   for (unsigned t = 0; t < threads; ++t) {
@@ -92,27 +111,16 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
       if (!ec) acc->bind(ep, ec);
       if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
       if (ec) {
-        spdlog::error("cannot listen on {}: {}", ep.address().to_string() + ":" +
-                                                     std::to_string(ep.port()),
-                      ec.message());
+        spdlog::error("cannot listen on {}:{}: {}", ep.address().to_string(), ep.port(), ec.message());
         return 1;
       }
-      accept_next(state, lt->loop, *acc, l, tls_contexts[i].get());
+      accept_next(state, lt->loop, *acc, i);
       lt->acceptors.push_back(std::move(acc));
     }
     loops.push_back(std::move(lt));
   }
-
-  if (!options.quiet) {
-    for (const auto& w : snap->warnings) spdlog::warn("{}", w);
-    for (const auto& l : snap->listeners)
-      for (const auto& r : l.routes)
-        spdlog::info("site \"{}\" on {}://{}:{}{}", snap->sites[r.site].cfg.name,
-                     l.https ? "https" : "http", l.address, l.port,
-                     r.host.empty() ? "" : " (host " + r.host + ")");
-    spdlog::info("certgate {} ready: {} event loop(s); SIGTERM or Ctrl-C to stop", kVersion,
-                 threads);
-  }
+  if (!server_cfg.pid_file.empty()) std::ofstream(server_cfg.pid_file) << ::getpid() << "\n";
+  if (!options.quiet) log_startup(*snap, threads);
 
   for (auto& lt : loops) {
     lt->thread = std::thread([&io = lt->loop.io] {
@@ -121,13 +129,40 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
     });
   }
 
-  // Wait for a stop signal on the main thread.
   asio::io_context main_io;
-  asio::signal_set signals(main_io, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code, int sig) {
+  asio::signal_set reload_signal(main_io, SIGHUP);
+  std::uint64_t generation = snap->generation;
+  std::function<void()> wait_reload = [&] {
+    reload_signal.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      if (!options.reload) {
+        spdlog::warn("SIGHUP: reload is not available here");
+      } else {
+        try {
+          auto next = options.reload(generation + 1);
+          auto running = state.current.load();
+          if (auto diff = listener_difference(*running->snap, *next); !diff.empty())
+            throw std::runtime_error(diff + "; restart certgate to change them");
+          state.current.store(make_generation(next, writer));
+          generation = next->generation;
+          for (const auto& w : next->warnings) spdlog::warn("{}", w);
+          spdlog::info("reloaded: configuration generation {} (open connections keep theirs)",
+                       generation);
+        } catch (const std::exception& e) {
+          spdlog::error("reload refused, the running configuration stays in force: {}", e.what());
+        }
+      }
+      wait_reload();
+    });
+  };
+  wait_reload();
+
+  asio::signal_set stop_signals(main_io, SIGINT, SIGTERM);
+  stop_signals.async_wait([&](boost::system::error_code, int sig) {
     if (!options.quiet)
       spdlog::info("signal {}: stopping; in-flight requests may finish within {} ms", sig,
                    server_cfg.shutdown_grace_ms);
+    reload_signal.cancel();
     state.stopping = true;
     for (auto& lt : loops) {
       asio::post(lt->loop.io, [&lt = *lt] {
@@ -144,7 +179,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   });
   main_io.run();
 
-  // Give in-flight requests the grace period, checking twice a second whether all are done.
+  // Give in-flight requests the grace period, checking whether all are done.
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(server_cfg.shutdown_grace_ms);
   for (;;) {
@@ -157,13 +192,15 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
       });
     while (answered < loops.size()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (open == 0 || std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   for (auto& lt : loops) lt->loop.io.stop();
   for (auto& lt : loops)
     if (lt->thread.joinable()) lt->thread.join();
-  files.join();
+  loops.clear();  // connections (and their generations) go before the pool and the writer
+  workers.join();
   writer.stop();
+  if (!server_cfg.pid_file.empty()) std::filesystem::remove(server_cfg.pid_file);
   if (!options.quiet) spdlog::info("stopped; logs flushed");
   return 0;
 }

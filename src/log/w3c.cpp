@@ -128,7 +128,14 @@ Writer::~Writer() { stop(); }
 
 std::size_t Writer::add_site(const config::SiteLog& log, std::string software) {
   std::lock_guard lock(mu_);
-  sites_.push_back(SiteFile{log, Format(log.fields), std::move(software), "", nullptr, false});
+  for (std::size_t i = 0; i < sites_.size(); ++i) {
+    const auto& c = sites_[i]->cfg;
+    if (c.directory == log.directory && c.period == log.period && c.fields == log.fields &&
+        c.enabled == log.enabled)
+      return i;
+  }
+  sites_.push_back(std::make_unique<SiteFile>(
+      SiteFile{log, Format(log.fields), std::move(software), "", nullptr, false}));
   return sites_.size() - 1;
 }
 
@@ -159,9 +166,9 @@ void Writer::stop() {
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
   for (auto& s : sites_)
-    if (s.file) {
-      std::fclose(s.file);
-      s.file = nullptr;
+    if (s->file) {
+      std::fclose(s->file);
+      s->file = nullptr;
     }
 }
 
@@ -186,14 +193,19 @@ void Writer::run() {
 
 void Writer::write_batch(std::vector<Pending>& batch) {
   if (batch.empty()) return;
-  std::vector<bool> touched(sites_.size(), false);
+  std::vector<SiteFile*> files;
+  {
+    std::lock_guard lock(mu_);  // add_site may grow the list meanwhile
+    for (auto& s : sites_) files.push_back(s.get());
+  }
+  std::vector<bool> touched(files.size(), false);
   for (const auto& p : batch) {
-    if (p.site >= sites_.size()) continue;
-    write_one(sites_[p.site], p);
+    if (p.site >= files.size()) continue;
+    write_one(*files[p.site], p);
     touched[p.site] = true;
   }
-  for (std::size_t i = 0; i < sites_.size(); ++i)
-    if (touched[i] && sites_[i].file) std::fflush(sites_[i].file);
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (touched[i] && files[i]->file) std::fflush(files[i]->file);
 }
 
 void Writer::write_one(SiteFile& f, const Pending& p) {

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -65,7 +66,8 @@ class Writer {
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
-  // Registers a site's log; returns the handle to write with. Not thread-safe with write().
+  // Registers a site's log; returns the handle to write with. The same directory, period and
+  // fields give the same handle, so a reload keeps writing the files it had open.
   std::size_t add_site(const config::SiteLog& log, std::string software);
   // Queues one line (thread-safe; takes a mutex for a vector push, never waits on disk).
   void write(std::size_t site, std::int64_t unix_seconds, std::string line);
@@ -95,7 +97,7 @@ class Writer {
   std::condition_variable cv_;
   std::condition_variable done_cv_;
   std::vector<Pending> queue_;
-  std::vector<SiteFile> sites_;
+  std::vector<std::unique_ptr<SiteFile>> sites_;  // stable addresses: the writer thread holds them
   std::uint64_t submitted_ = 0, written_ = 0;
   bool stop_ = false;
   std::thread thread_;

@@ -7,7 +7,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CERTGATE, Connection, Server, free_port, get, pki  # noqa: E402
+from harness import CERTGATE, PKI as PKI_DIR, Connection, Server, free_port, get, pki  # noqa: E402
 
 P = free_port()
 
@@ -188,6 +188,121 @@ class Mapping(unittest.TestCase):
     def test_user_denied_by_authorization_is_403_0(self):
         self.check("authz-ok", "bob", 200, 0, 0, "staff", path="/readers/")
         self.check("authz-denied", "alice", 403, 0, 5, "azureuser", path="/readers/")
+
+
+
+
+class Reload(unittest.TestCase):
+    def test_reload_applies_to_new_connections_keeps_open_ones_and_refuses_bad_config(self):
+        import signal
+        import time
+        port = free_port()
+        srv = Server(SITE.replace(str(P), str(port)), server_extra='pid_file = "certgate.pid"')
+        add_user(os.path.join(srv.dir, "users.txt"), "carl", "carl-pw")
+        with open(os.path.join(srv.dir, "groups.txt"), "w") as f:
+            f.write("readers: staff\n")
+        srv.start()
+        try:
+            kept = Connection(port, user="alice")
+            self.assertEqual(kept.request("/?before").status, 200)
+            self.assertEqual(srv.log_entry("before")["cs-username"], "azureuser")
+
+            srv.edit_config('user = "azureuser"', 'user = "renamed"')
+            r = subprocess.run([CERTGATE, "reload", "-c", srv.config], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            deadline = time.time() + 5
+            while "reloaded" not in srv.stderr_text() and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertIn("reloaded: configuration generation 2", srv.stderr_text())
+
+            self.assertEqual(kept.request("/?kept").status, 200)  # the open connection still works
+            self.assertEqual(srv.log_entry("kept")["cs-username"], "azureuser")
+            self.assertEqual(get(port, "/?after", user="alice").status, 200)
+            self.assertEqual(srv.log_entry("after")["cs-username"], "renamed")
+
+            srv.edit_config('match = "otto"', 'match = "otto"\n    bogus_key = 1')
+            r = subprocess.run([CERTGATE, "reload", "-c", srv.config], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("bogus_key: unknown key", r.stderr)
+            srv.proc.send_signal(signal.SIGHUP)  # the server itself must refuse it too
+            deadline = time.time() + 5
+            while "reload refused" not in srv.stderr_text() and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertIn("reload refused, the running configuration stays in force", srv.stderr_text())
+            self.assertIn("bogus_key", srv.stderr_text())
+            self.assertEqual(get(port, "/?still", user="alice").status, 200)
+            self.assertEqual(srv.log_entry("still")["cs-username"], "renamed")
+            self.assertEqual(kept.request("/?kept2").status, 200)
+            kept.close()
+        finally:
+            self.assertEqual(srv.stop(), 0)
+        self.assertFalse(os.path.exists(os.path.join(srv.dir, "certgate.pid")))
+
+
+class Tools(unittest.TestCase):
+    def run_tool(self, *args):
+        return subprocess.run([CERTGATE] + list(args), capture_output=True, text=True)
+
+    def test_explain_shows_each_mapping_and_the_verdict(self):
+        r = self.run_tool("explain", "-c", server.config, "--site", "Mapped", pki("uma-chain.pem"))
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn('2. "Everyone from the demo CA (disabled)" (allow as "nobody"): disabled', r.stdout)
+        self.assertIn('rule 1: Subject OU = "Staff" (case-sensitive): no match (certificate has "Visitors")', r.stdout)
+        self.assertIn("verdict: 403.16", r.stdout)
+        r = self.run_tool("explain", "-c", server.config, "--site", "Mapped", pki("alice-chain.pem"))
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn('-> user "azureuser"', r.stdout)
+        r = self.run_tool("explain", "-c", server.config, "--site", "Mapped", "--path", "/readers/", pki("alice-chain.pem"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("verdict: 403.0", r.stdout)
+        r = self.run_tool("explain", "-c", server.config, "--site", "Mapped", pki("dave-chain.pem"))
+        self.assertIn("validation: FAILED", r.stdout)
+        self.assertIn("verdict: 403.17", r.stdout)
+
+    def test_explain_compare_lists_the_certificates_that_change(self):
+        with open(server.config) as f:
+            old = f.read()
+        new_path = os.path.join(server.dir, "new.toml")
+        with open(new_path, "w") as f:
+            f.write(old.replace('name = "Staff"\n  user = "staff"', 'name = "Staff"\n  user = "staff2"'))
+        r = self.run_tool("explain", "-c", new_path, "--site", "Mapped", "--compare", server.config, PKI_DIR)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        changed = sorted(l.split(":")[0] for l in r.stdout.splitlines() if "->" in l)
+        self.assertIn("bob-chain.pem", changed)
+        self.assertIn("mona-chain.pem", changed)
+        self.assertNotIn("alice-chain.pem", changed)
+        self.assertIn("bob-chain.pem: 200.0 staff -> 200.0 staff2", r.stdout)
+        r = self.run_tool("explain", "-c", server.config, "--site", "Mapped", "--compare", server.config, PKI_DIR)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("would change", r.stdout)
+
+    def test_map_add_list_remove_keeps_the_file_and_refuses_duplicates(self):
+        cfg = os.path.join(server.dir, "edit.toml")
+        with open(server.config) as f:
+            original = f.read().replace("# ", "# keep this comment ")
+        with open(cfg, "w") as f:
+            f.write(original)
+        r = self.run_tool("map", "add", "-c", cfg, "--site", "Mapped", "--user", "bobby", pki("bob.pem"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_tool("map", "add", "-c", cfg, "--site", "Mapped", "--user", "other", pki("bob.pem"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("maps the same certificate", r.stderr)
+        r = self.run_tool("explain", "-c", cfg, "--site", "Mapped", pki("bob-chain.pem"))
+        self.assertIn('-> user "bobby"', r.stdout)
+        r = self.run_tool("map", "list", "-c", cfg, "--site", "Mapped")
+        self.assertIn("bobby", r.stdout)
+        r = self.run_tool("map", "remove", "-c", cfg, "--site", "Mapped", "--user", "bobby")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(cfg) as f:
+            self.assertEqual(f.read(), original)
+        r = self.run_tool("map", "remove", "-c", cfg, "--site", "Mapped", "--user", "nobody-here")
+        self.assertEqual(r.returncode, 1)
+
+    def test_users_remove_unknown_user_fails(self):
+        r = self.run_tool("users", "remove", "-f", os.path.join(server.dir, "users.txt"), "ghost")
+        self.assertEqual(r.returncode, 1)
+        r = self.run_tool("users", "add", "-f", os.path.join(server.dir, "users.txt"), "bad:name", "--password-stdin")
+        self.assertEqual(r.returncode, 2)
 
 
 if __name__ == "__main__":
