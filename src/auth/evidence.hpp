@@ -55,6 +55,9 @@ struct RequestEvidence {
   bool cert_presented = false;
   const ChainReport* chain = nullptr;  // set whenever cert_presented and validation ran
   const CertFacts* cert = nullptr;     // the leaf's mapping facts (with `chain`)
+  // map_certificate() of `cert`, when the shell already has it (it only depends on the
+  // certificate and the configuration generation, so a connection computes it once).
+  const struct Outcome* mapped = nullptr;
   PasswordCheck basic = PasswordCheck::None;
   std::string basic_user;              // the user name of the Basic credentials
 };

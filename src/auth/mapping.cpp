@@ -144,18 +144,57 @@ bool rule_matches(const Rule& r, const CertFacts& facts) {
 }
 
 void ManyToOneTable::add(ManyToOneMapping m) {
-  const std::size_t pos = mappings_.size();
-  if (m.enabled && !m.rules.empty()) {
-    auto exact = std::find_if(m.rules.begin(), m.rules.end(),
-                              [](const Rule& r) { return r.pattern.is_exact(); });
-    if (exact != m.rules.end())
-      exact_[exact_key(exact->field, exact->label, exact->pattern.case_sensitive(),
-                       exact->pattern.exact_key())]
-          .push_back(pos);
-    else
-      scan_.push_back(pos);
-  }
   mappings_.push_back(std::move(m));
+  index(mappings_.size() - 1, nullptr);
+}
+
+namespace {
+// A rule's anchor key: its exact value, or its literal prefix ("" when it has neither).
+std::string anchor_key(const Rule& r) {
+  if (r.pattern.is_exact())
+    return "=" + exact_key(r.field, r.label, r.pattern.case_sensitive(), r.pattern.exact_key());
+  if (r.pattern.literal_prefix().empty()) return "";
+  return "^" + exact_key(r.field, r.label, r.pattern.case_sensitive(), r.pattern.literal_prefix());
+}
+}  // namespace
+
+void ManyToOneTable::index(std::size_t pos, const std::unordered_map<std::string, std::size_t>* counts) {
+  const ManyToOneMapping& m = mappings_[pos];
+  if (!m.enabled || m.rules.empty()) return;  // never matches: not a candidate at all
+  // The anchor is the rule shared by the fewest mappings (exact values before prefixes when
+  // no counts are known yet).
+  std::string best;
+  std::size_t best_count = 0;
+  for (const auto& r : m.rules) {
+    std::string key = anchor_key(r);
+    if (key.empty()) continue;
+    std::size_t n = counts ? counts->at(key) : (key[0] == '=' ? 0 : 1);
+    if (best.empty() || n < best_count) best = std::move(key), best_count = n;
+  }
+  if (best.empty()) {
+    scan_.push_back(pos);
+  } else if (best[0] == '=') {
+    exact_[best.substr(1)].push_back(pos);
+  } else {
+    std::string key = best.substr(1);
+    const std::size_t len = key.size() - (key.find('\0') + 1);  // the prefix after the label
+    prefix_[std::move(key)].push_back(pos);
+    if (std::find(prefix_lengths_.begin(), prefix_lengths_.end(), len) == prefix_lengths_.end())
+      prefix_lengths_.push_back(len);
+  }
+}
+
+void ManyToOneTable::seal() {
+  std::unordered_map<std::string, std::size_t> counts;
+  for (const auto& m : mappings_)
+    if (m.enabled)
+      for (const auto& r : m.rules)
+        if (auto key = anchor_key(r); !key.empty()) ++counts[key];
+  exact_.clear();
+  prefix_.clear();
+  prefix_lengths_.clear();
+  scan_.clear();
+  for (std::size_t i = 0; i < mappings_.size(); ++i) index(i, &counts);
 }
 
 bool ManyToOneTable::matches(const ManyToOneMapping& m, const CertFacts& facts) const {
@@ -169,12 +208,18 @@ const ManyToOneMapping* ManyToOneTable::find(const CertFacts& facts) const {
   // Candidates: every scanned mapping, plus indexed mappings whose exact rule value occurs in
   // the certificate. Evaluated in configuration order: the first full match decides.
   std::vector<std::size_t> candidates = scan_;
-  if (!exact_.empty()) {
+  if (!exact_.empty() || !prefix_.empty()) {
     for (Field f : {Field::Subject, Field::Issuer}) {
       for (const auto& a : attrs(f, facts)) {
         for (bool cs : {true, false}) {
-          auto it = exact_.find(exact_key(f, a.label, cs, cs ? a.value : fold(a.value)));
-          if (it != exact_.end()) candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+          const std::string value = cs ? a.value : fold(a.value);
+          auto add = [&](const auto& map, std::string_view v) {
+            auto it = map.find(exact_key(f, a.label, cs, v));
+            if (it != map.end()) candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+          };
+          if (!exact_.empty()) add(exact_, value);
+          for (std::size_t len : prefix_lengths_)
+            if (len <= value.size()) add(prefix_, std::string_view(value).substr(0, len));
         }
       }
     }

@@ -81,6 +81,10 @@ struct MappingTrace {
 class ManyToOneTable {
  public:
   void add(ManyToOneMapping m);
+  // Re-indexes every mapping under its most selective rule: the least common exact value,
+  // else the longest literal prefix of a wildcard. Call once all mappings are added; before
+  // that, lookups are still correct, only less selective.
+  void seal();
   // The first enabled mapping, in configuration order, whose rules all match (nullptr if none).
   const ManyToOneMapping* find(const CertFacts& facts) const;
   // The same decision, recording every mapping up to and including the one that decided.
@@ -89,9 +93,13 @@ class ManyToOneTable {
 
  private:
   bool matches(const ManyToOneMapping& m, const CertFacts& facts) const;
+  void index(std::size_t pos, const std::unordered_map<std::string, std::size_t>* counts);
   std::vector<ManyToOneMapping> mappings_;
-  // Each enabled mapping with an exact rule is indexed under that rule; the rest are scanned.
+  // A mapping matches only if every rule does, so one rule is enough to find candidates:
+  // each enabled mapping sits under one exact value, or one literal prefix, or is scanned.
   std::unordered_map<std::string, std::vector<std::size_t>> exact_;
+  std::unordered_map<std::string, std::vector<std::size_t>> prefix_;
+  std::vector<std::size_t> prefix_lengths_;  // the distinct prefix lengths in prefix_
   std::vector<std::size_t> scan_;
 };
 

@@ -37,7 +37,7 @@ Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& 
   const bool valid_cert = ev.cert_presented && policy.ssl_flags.negotiates() && ev.chain &&
                           ev.chain->fault == ChainFault::None && ev.cert;
   if (valid_cert && site && site->mapping_enabled) {
-    Outcome mapped = map_certificate(*site, *ev.cert);
+    Outcome mapped = ev.mapped ? *ev.mapped : map_certificate(*site, *ev.cert);
     if (!mapped.allowed() || !policy.require_password) return mapped;
     return second_factor(mapped, ev);
   }

@@ -14,6 +14,10 @@ class Wildcard {
 
   bool matches(std::string_view value) const;
   bool is_exact() const { return exact_; }
+  // The literal text before the first '*' ("" when the pattern starts with '*').
+  std::string_view literal_prefix() const {
+    return leading_star_ || parts_.empty() ? std::string_view() : std::string_view(parts_.front());
+  }
   // For an exact pattern: the value to index by (lower-cased when case-insensitive).
   const std::string& exact_key() const { return parts_.front(); }
   bool case_sensitive() const { return case_sensitive_; }

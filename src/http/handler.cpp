@@ -91,8 +91,10 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
     ev.cert_presented = c.tls->leaf != nullptr;
     if (ev.cert_presented && policy.ssl_flags.negotiates()) {
       ev.chain = &c.tls->report_for(c.site);
-      if (ev.chain->fault == auth::ChainFault::None && c.site.auth.mapping_enabled)
+      if (ev.chain->fault == auth::ChainFault::None && c.site.auth.mapping_enabled) {
         ev.cert = &c.tls->leaf_facts();
+        ev.mapped = &c.tls->mapping_for(c.site);
+      }
     }
   }
   // Basic credentials matter only where Basic or two-factor can use them.

@@ -142,6 +142,7 @@ void build_auth(SiteRuntime& site, const std::filesystem::path& base) {
                           r.subfield, r.match, auth::Wildcard(r.match, r.case_sensitive)});
     a.many_to_one.add(std::move(mm));
   }
+  a.many_to_one.seal();
   a.basic_enabled = c.basic.enabled;
   a.realm = c.basic.realm;
   try {

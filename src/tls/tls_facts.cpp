@@ -1,5 +1,6 @@
 #include "tls/tls_facts.hpp"
 
+#include "auth/decide.hpp"
 #include "pki/cert_facts.hpp"
 #include "pki/chain_verify.hpp"
 #include "runtime/snapshot.hpp"
@@ -35,6 +36,11 @@ const auth::ChainReport& TlsFacts::report_for(const runtime::SiteRuntime& site) 
     }
   }
   return *report;
+}
+
+const auth::Outcome& TlsFacts::mapping_for(const runtime::SiteRuntime& site) {
+  if (!mapped) mapped = auth::map_certificate(site.auth, leaf_facts());
+  return *mapped;
 }
 
 const auth::CertFacts& TlsFacts::leaf_facts() {

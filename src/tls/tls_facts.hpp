@@ -2,6 +2,7 @@
 // Everything a connection knows about its TLS state, in one place that can change
 // mid-connection (renegotiation / post-handshake authentication will replace the peer chain).
 #include "auth/evidence.hpp"
+#include "auth/verdict.hpp"
 #include "pki/openssl_ptr.hpp"
 
 #include <cstdint>
@@ -26,6 +27,7 @@ struct TlsFacts {
   // on a connection, holds for every later request on it (behaviour.md §6), so validate once.
   std::optional<auth::ChainReport> report;
   std::optional<auth::CertFacts> facts;  // for mapping, computed on first use
+  std::optional<auth::Outcome> mapped;   // map_certificate() result for the connection's site
 
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);
@@ -34,6 +36,8 @@ struct TlsFacts {
   const auth::ChainReport& report_for(const runtime::SiteRuntime& site);
   // The leaf's mapping facts (subject/issuer attributes, hashes, SANs), computed on first use.
   const auth::CertFacts& leaf_facts();
+  // One-to-one / many-to-one result for `site` (the connection's, fixed), computed once.
+  const auth::Outcome& mapping_for(const runtime::SiteRuntime& site);
 };
 
 }  // namespace certgate::tls
