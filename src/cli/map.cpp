@@ -94,6 +94,22 @@ std::string toml_string(const std::string& s) {
   return out + "\"";
 }
 
+// Checks the edited text as `serve` would, then replaces the file; `verb` names the edit.
+int commit_edit(const MapArgs& a, const std::vector<std::string>& lines, const char* verb) {
+  const std::string text = join(lines);
+  if (std::string err = check_candidate(a.config_file, text); !err.empty()) {
+    std::cerr << "certgate map: not " << verb << ": " << err << "\n";
+    return kRejected;
+  }
+  try {
+    write_text_atomically(a.config_file, text, 0644);
+  } catch (const std::exception& e) {
+    std::cerr << "certgate map: " << e.what() << "\n";
+    return kUsage;
+  }
+  return kOk;
+}
+
 struct Loaded {
   std::shared_ptr<const runtime::Snapshot> snap;
   const runtime::SiteRuntime* site = nullptr;
@@ -157,20 +173,10 @@ int add(const MapArgs& a) {
     block.push_back("  match = " + toml_string(a.match));
     block.push_back("  value = " + toml_string(value));
   }
-  auto [first, end] = site_region(l.lines, l.site->cfg.line);
+  const std::size_t end = site_region(l.lines, l.site->cfg.line).second;
   std::vector<std::string> lines = l.lines;
   lines.insert(lines.begin() + static_cast<long>(end), block.begin(), block.end());
-  std::string text = join(lines);
-  if (std::string err = check_candidate(a.config_file, text); !err.empty()) {
-    std::cerr << "certgate map: not added: " << err << "\n";
-    return kRejected;
-  }
-  try {
-    write_text_atomically(a.config_file, text, 0644);
-  } catch (const std::exception& e) {
-    std::cerr << "certgate map: " << e.what() << "\n";
-    return kUsage;
-  }
+  if (int rc = commit_edit(a, lines, "added"); rc != kOk) return rc;
   std::cout << fmt::format("added: {} -> user \"{}\" (match = {}) in site \"{}\"\n", facts.subject_dn,
                            a.user, a.match, a.site);
   return kOk;
@@ -231,17 +237,7 @@ int remove(const MapArgs& a) {
     if (first > 0 && lines[first - 1].find_first_not_of(" \t\r") == std::string::npos) --first;
     lines.erase(lines.begin() + static_cast<long>(first), lines.begin() + static_cast<long>(end));
   }
-  std::string text = join(lines);
-  if (std::string err = check_candidate(a.config_file, text); !err.empty()) {
-    std::cerr << "certgate map: not removed: " << err << "\n";
-    return kRejected;
-  }
-  try {
-    write_text_atomically(a.config_file, text, 0644);
-  } catch (const std::exception& e) {
-    std::cerr << "certgate map: " << e.what() << "\n";
-    return kUsage;
-  }
+  if (int rc = commit_edit(a, lines, "removed"); rc != kOk) return rc;
   std::cout << "removed " << headers.size() << " one-to-one entr" << (headers.size() == 1 ? "y" : "ies")
             << " from site \"" << a.site << "\"\n";
   return kOk;
