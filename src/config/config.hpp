@@ -27,6 +27,8 @@ struct Limits {
   std::uint32_t body_timeout_ms = 60000;     // request body must arrive within; else 408
   std::uint32_t keepalive_timeout_ms = 120000;  // idle keep-alive connection closed after
   std::uint32_t handshake_timeout_ms = 10000;   // TLS handshake must finish within
+  std::size_t max_connections = 20000;          // open connections per process; more are closed
+  std::size_t max_pending_password_checks = 64;  // queued Basic checks; more → 503
 };
 
 struct ServerSettings {

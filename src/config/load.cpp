@@ -183,6 +183,9 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   l.max_header_bytes = static_cast<std::size_t>(
       t.integer("max_header_bytes", static_cast<std::int64_t>(l.max_header_bytes), 1024, 1 << 20));
   l.max_headers = static_cast<std::size_t>(t.integer("max_headers", 100, 1, 10000));
+  l.max_connections = static_cast<std::size_t>(t.integer("max_connections", 20000, 1, 10000000));
+  l.max_pending_password_checks =
+      static_cast<std::size_t>(t.integer("max_pending_password_checks", 64, 1, 100000));
   l.max_url_bytes = static_cast<std::size_t>(
       t.integer("max_url_bytes", static_cast<std::int64_t>(l.max_url_bytes), 16, 1 << 20));
   l.max_body_bytes = static_cast<std::uint64_t>(t.integer(

@@ -60,8 +60,12 @@ class Connection final : public ConnectionBase,
     c_ip_ = remote.address().to_string();
     local_client_ = remote.address().is_loopback();
     loop_.connections.insert(this);
+    state_.connections.fetch_add(1, std::memory_order_relaxed);
   }
-  ~Connection() override { loop_.connections.erase(this); }
+  ~Connection() override {
+    loop_.connections.erase(this);
+    state_.connections.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void start() {
     const auto& limits = snap_->cfg.server.limits;
@@ -271,11 +275,21 @@ class Connection final : public ConnectionBase,
   }
 
   // crypt(3) is slow by design: run it on the worker pool, remember the answer on this loop.
+  // Bounded: a flood of wrong passwords gets 503 instead of queueing without end.
   void check_password_then_dispatch(PasswordJob job) {
+    if (state_.pending_passwords.fetch_add(1) >= limits().max_pending_password_checks) {
+      state_.pending_passwords.fetch_sub(1);
+      OPENSSL_cleanse(job.password.data(), job.password.size());
+      Response busy = protocol_error(info(), 503, "too many password checks are waiting; try again shortly",
+                                     req_.header("Accept"));
+      busy.set("Retry-After", "1");
+      return send(std::move(busy));
+    }
     disarm();
-    asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(job)]() mutable {
+    asio::post(*state_.passwords, [self = this->shared_from_this(), job = std::move(job)]() mutable {
       bool ok = check_password(job.hash, job.password);
       OPENSSL_cleanse(job.password.data(), job.password.size());
+      self->state_.pending_passwords.fetch_sub(1);
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), key = std::move(job.cache_key), ok]() mutable {
         remember_password_result(key, ok);
@@ -426,8 +440,12 @@ class Connection final : public ConnectionBase,
 
 void start_connection(ServerState& state, Loop& loop, std::size_t listener_index, tcp::socket socket) {
   boost::system::error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
   std::shared_ptr<const Generation> gen = state.current.load();
+  if (state.connections.load(std::memory_order_relaxed) >= gen->snap->cfg.server.limits.max_connections) {
+    socket.close(ec);  // over the limit: refuse before spending a handshake on it
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), ec);
   const runtime::ListenerRuntime& listener = gen->snap->listeners[listener_index];
   if (!listener.https) {
     std::make_shared<Connection<false>>(state, loop, gen, listener, nullptr, std::move(socket))->start();

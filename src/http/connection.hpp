@@ -38,7 +38,10 @@ struct Generation {
 struct ServerState {
   std::atomic<std::shared_ptr<const Generation>> current;  // swapped by reload
   log::Writer* writer = nullptr;
-  boost::asio::thread_pool* files = nullptr;
+  boost::asio::thread_pool* files = nullptr;      // disk reads
+  boost::asio::thread_pool* passwords = nullptr;  // crypt(3): slow on purpose, kept apart
+  std::atomic<std::size_t> connections{0};        // open, all loops
+  std::atomic<std::size_t> pending_passwords{0};
   std::string computer_name;
   std::atomic<bool> stopping{false};
 };

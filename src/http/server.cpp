@@ -84,11 +84,14 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   if (threads == 0) threads = 1;
 
   log::Writer writer;
-  // Disk reads and password hashing: blocking work that must never run on a loop.
+  // Disk reads and password hashing: blocking work that must never run on a loop; apart, so
+  // that slow hashing cannot delay files.
   asio::thread_pool workers(2);
+  asio::thread_pool password_workers(1);
   ServerState state;
   state.writer = &writer;
   state.files = &workers;
+  state.passwords = &password_workers;
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));
 
@@ -199,6 +202,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
     if (lt->thread.joinable()) lt->thread.join();
   loops.clear();  // connections (and their generations) go before the pool and the writer
   workers.join();
+  password_workers.join();
   writer.stop();
   if (!server_cfg.pid_file.empty()) std::filesystem::remove(server_cfg.pid_file);
   if (!options.quiet) spdlog::info("stopped; logs flushed");

@@ -225,6 +225,22 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("configuration OK", r.stdout)
 
+    def test_connections_beyond_max_connections_are_closed(self):
+        port = free_port()
+        srv = Server(SITE.replace(str(P), str(port)), server_extra="max_connections = 2").start()
+        try:
+            a, b = Connection(port), Connection(port)
+            self.assertEqual(a.request("/").status, 200)
+            with self.assertRaises((ConnectionError, OSError)):
+                c = Connection(port)  # the handshake meets a closed socket
+                c.request("/")
+            a.close()
+            b.close()
+            time.sleep(0.3)
+            self.assertEqual(get(port, "/").status, 200)  # room again
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
     def test_port_in_use_is_a_clear_error(self):
         blocker = socket.socket()
         blocker.bind(("127.0.0.1", 0))

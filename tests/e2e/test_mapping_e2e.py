@@ -239,6 +239,32 @@ class Reload(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(srv.dir, "certgate.pid")))
 
 
+class PasswordFlood(unittest.TestCase):
+    def test_queued_password_checks_are_bounded_with_503(self):
+        import threading
+        port = free_port()
+        srv = Server(SITE.replace(str(P), str(port)), server_extra="max_pending_password_checks = 1")
+        add_user(os.path.join(srv.dir, "users.txt"), "carl", "carl-pw")
+        with open(os.path.join(srv.dir, "groups.txt"), "w") as f:
+            f.write("")
+        srv.start()
+        statuses = []
+        try:
+            def attempt(i):
+                r = get(port, f"/accept/?flood{i}", headers=basic("carl", f"wrong-{i}"))
+                statuses.append((r.status, r.headers.get("retry-after")))
+            threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertIn((503, "1"), statuses)
+            self.assertIn((401, None), statuses)  # the checks that ran answered normally
+            self.assertEqual(get(port, "/accept/?after-flood", headers=basic("carl", "carl-pw")).status, 200)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
 class Tools(unittest.TestCase):
     def run_tool(self, *args):
         return subprocess.run([CERTGATE] + list(args), capture_output=True, text=True)
