@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libssl-dev openssl libcrypt-dev
   libboost1.81-dev
-  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
+  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 ca-certificates
 )

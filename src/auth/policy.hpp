@@ -45,8 +45,9 @@ struct SiteAuth {
   const std::vector<std::string>* groups_of(std::string_view user) const;
 };
 
-// Location authorization rules (IIS <authorization>). "*" = any authenticated user,
-// "?" = the anonymous user. User and group names compare case-insensitively.
+// Location authorization rules (IIS <authorization>). As in IIS, "*" = all users (anonymous
+// included) and "?" = the anonymous user, so deny_users = ["?"] requires a logged-on user.
+// User and group names compare case-insensitively.
 struct AccessRules {
   std::vector<std::string> allow_users, deny_users, allow_groups, deny_groups;
   bool empty() const {

@@ -7,7 +7,7 @@ namespace {
 
 bool names(const std::vector<std::string>& list, std::string_view user, bool anonymous) {
   return std::any_of(list.begin(), list.end(), [&](const std::string& n) {
-    if (n == "*") return !anonymous;
+    if (n == "*") return true;  // IIS: all users, anonymous included
     if (n == "?") return anonymous;
     return !anonymous && fold(n) == fold(user);
   });

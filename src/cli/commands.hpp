@@ -50,6 +50,19 @@ struct MapArgs {
 };
 int map(const MapArgs& args);
 
+struct ImportArgs {
+  std::string applicationhost;
+  std::vector<std::string> web_configs;  // SITE/PATH=FILE
+  std::string netsh;
+  std::vector<std::string> path_maps;    // C:\x=/y
+  std::string site;
+  std::vector<std::string> certificates;  // BINDING=CERT.pem[:KEY.pem]
+  std::vector<std::string> trusted_cas;
+  std::vector<std::string> crl_files;
+  std::string output;
+};
+int import_iis(const ImportArgs& args);
+
 struct UsersArgs {
   std::string file;
   std::string user;

@@ -77,6 +77,18 @@ int main(int argc, char** argv) {
   map_remove->add_option("--user", m.user, "remove every entry of this user");
   map_remove->add_option("CERT", m.cert, "remove the entries that match this certificate");
 
+  cli::ImportArgs im;
+  auto* import = app.add_subcommand("import-iis", "write a certgate config from IIS applicationHost.config, web.config and netsh output");
+  import->add_option("--applicationhost", im.applicationhost, "applicationHost.config")->required();
+  import->add_option("--web-config", im.web_configs, "SITE/PATH=web.config; repeatable");
+  import->add_option("--netsh", im.netsh, "saved output of `netsh http show sslcert`");
+  import->add_option("--path-map", im.path_maps, "'C:\\inetpub\\wwwroot=/srv/www'; repeatable");
+  import->add_option("--site", im.site, "import only this site");
+  import->add_option("--certificate", im.certificates, "BINDING=CERT.pem[:KEY.pem] (BINDING as ip:port:host, or *); repeatable");
+  import->add_option("--trusted-cas", im.trusted_cas, "PEM file of trusted client-certificate issuers; repeatable");
+  import->add_option("--crl-files", im.crl_files, "CRL file or folder for cache-only revocation; repeatable");
+  import->add_option("-o,--output", im.output, "certgate TOML to write (- for standard output)")->required();
+
   cli::UsersArgs u;
   auto* users = app.add_subcommand("users", "manage the Basic authentication users file");
   users->require_subcommand(1);
@@ -98,6 +110,7 @@ int main(int argc, char** argv) {
   if (*check) return cli::check_config(config_file);
   if (*reload) return cli::reload(config_file, reload_pid);
   if (*explain) return cli::explain(x);
+  if (*import) return cli::import_iis(im);
   if (*map) {
     m.action = map_add->parsed() ? "add" : map_remove->parsed() ? "remove" : "list";
     if (m.action == "remove" && m.user.empty() && m.cert.empty()) {

@@ -119,8 +119,10 @@ TEST(Authorize, AllowAndDenyUsersAndGroups) {
 
 TEST(Authorize, AnonymousRefusedIs401_2) {
   SiteAuth s = site();
-  AccessRules users_only{{"*"}, {}, {}, {}};
-  Outcome o = decide({kAccept, true, false, users_only, &s}, no_cert());
+  AccessRules everyone{{"*"}, {}, {}, {}};  // IIS: "*" includes the anonymous user
+  EXPECT_TRUE(decide({kAccept, true, false, everyone, &s}, no_cert()).allowed());
+  AccessRules named{{"staff-account"}, {}, {}, {}};
+  Outcome o = decide({kAccept, true, false, named, &s}, no_cert());
   EXPECT_EQ(o.verdict, Verdict::Deny401_2_NoMethod);
   AccessRules deny_anon{{}, {"?"}, {}, {}};
   EXPECT_EQ(decide({kAccept, true, false, deny_anon, &s}, no_cert()).verdict, Verdict::Deny401_2_NoMethod);

@@ -1,0 +1,704 @@
+#include "iis/import.hpp"
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace certgate::iis {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// What one <system.webServer> section says. Unset fields inherit, as IIS configuration does.
+
+struct Rule {
+  std::string field, subfield, match;
+  bool case_sensitive = true;
+};
+struct ManyToOne {
+  std::string name, description, user;
+  bool allow = true, enabled = true;
+  std::vector<Rule> rules;
+};
+struct OneToOne {
+  std::string user, certificate;
+  bool enabled = true;
+  std::string password_note;
+};
+struct AuthzRule {
+  bool allow = true;
+  std::vector<std::string> users, roles;
+};
+
+struct Scope {
+  std::optional<std::vector<std::string>> ssl_flags;
+  std::optional<bool> anonymous, basic;
+  std::optional<std::string> realm;
+  std::optional<bool> mapping, one_to_one_enabled, many_to_one_enabled, ad_mapping;
+  std::vector<OneToOne> one_to_one;
+  std::vector<ManyToOne> many_to_one;
+  bool mappings_cleared = false;
+  bool has_authz = false, authz_cleared = false;
+  std::vector<AuthzRule> authz;
+  std::optional<std::vector<std::string>> default_documents;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string trim(std::string s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  auto e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep))
+    if (auto t = trim(cur); !t.empty()) out.push_back(t);
+  return out;
+}
+
+bool attr_bool(const pugi::xml_node& n, const char* name, bool def) {
+  auto a = n.attribute(name);
+  if (!a) return def;
+  return lower(a.value()) == "true";
+}
+
+std::optional<bool> attr_opt_bool(const pugi::xml_node& n, const char* name) {
+  auto a = n.attribute(name);
+  if (!a) return std::nullopt;
+  return lower(a.value()) == "true";
+}
+
+bool encrypted(const std::string& v) { return v.rfind("[enc:", 0) == 0; }
+
+class Reader {
+ public:
+  explicit Reader(Report& report) : report_(report) {}
+
+  // Reads a <system.webServer> element found at `where` ("applicationHost.config: location
+  // 'Default Web Site/secure'") into `s`.
+  void read(const pugi::xml_node& web, const std::string& where, Scope& s) {
+    for (auto child : web.children()) {
+      std::string name = child.name();
+      if (child.type() != pugi::node_element) continue;
+      if (name == "security") read_security(child, where, s);
+      else if (name == "defaultDocument") read_default_document(child, where, s);
+      else if (name == "serverRuntime") {
+        if (auto a = child.attribute("uploadReadAheadSize"))
+          report_.differences.push_back(where + ": serverRuntime uploadReadAheadSize=" + a.value() +
+                                        " not needed: certgate asks for client certificates in the "
+                                        "TLS handshake, so no request body is read ahead");
+        else ignore(where, child, "no setting certgate uses");
+      } else if (name == "httpErrors") {
+        for (auto e : child.children("error"))
+          report_.ignored.push_back(where + ": custom error page for " + e.attribute("statusCode").value() +
+                                    (e.attribute("subStatusCode") ? std::string(".") + e.attribute("subStatusCode").value() : "") +
+                                    " (" + e.attribute("path").value() + "): certgate writes its own error pages (detailed_errors)");
+        if (!child.child("error")) ignore(where, child, "certgate writes its own error pages");
+      } else {
+        ignore(where, child, "not a certgate feature");
+      }
+    }
+  }
+
+ private:
+  void ignore(const std::string& where, const pugi::xml_node& n, const std::string& why) {
+    report_.ignored.push_back(where + ": <" + std::string(n.name()) + ">: " + why);
+  }
+
+  void read_security(const pugi::xml_node& sec, const std::string& where, Scope& s) {
+    for (auto child : sec.children()) {
+      if (child.type() != pugi::node_element) continue;
+      std::string name = child.name();
+      if (name == "access") {
+        if (auto a = child.attribute("sslFlags")) {
+          s.ssl_flags = ssl_flag_words(a.value());
+          report_.imported.push_back(where + ": access sslFlags=\"" + a.value() + "\"");
+          if (std::string(a.value()).find("SslMapCert") != std::string::npos || (std::atoi(a.value()) & 128))
+            report_.differences.push_back(where + ": SslMapCert has no separate meaning in certgate: mapping runs when [sites.mapping] is enabled");
+        }
+      } else if (name == "authentication") {
+        read_authentication(child, where, s);
+      } else if (name == "authorization") {
+        s.has_authz = true;
+        for (auto r : child.children()) {
+          std::string rn = r.name();
+          if (rn == "clear") {
+            s.authz.clear();
+            s.authz_cleared = true;
+          } else if (rn == "remove") {
+            // <remove users="*" roles="" verbs=""/> drops an inherited rule with these values
+            s.authz.push_back(AuthzRule{false, {"<remove>" + std::string(r.attribute("users").value())}, {}});
+          } else if (rn == "add") {
+            AuthzRule rule;
+            rule.allow = lower(r.attribute("accessType").value()) != "deny";
+            rule.users = split(r.attribute("users").value(), ',');
+            rule.roles = split(r.attribute("roles").value(), ',');
+            if (r.attribute("verbs") && *r.attribute("verbs").value())
+              report_.differences.push_back(where + ": authorization rule for verbs \"" +
+                                            std::string(r.attribute("verbs").value()) +
+                                            "\" applies to every method in certgate");
+            s.authz.push_back(rule);
+          }
+        }
+        report_.imported.push_back(where + ": authorization rules");
+      } else if (name == "requestFiltering" || name == "ipSecurity" || name == "dynamicIpSecurity") {
+        ignore(where, child, "not a certgate feature (request limits are [server] max_* keys)");
+      } else {
+        ignore(where, child, "not a certgate feature");
+      }
+    }
+  }
+
+  void read_authentication(const pugi::xml_node& auth, const std::string& where, Scope& s) {
+    for (auto m : auth.children()) {
+      if (m.type() != pugi::node_element) continue;
+      std::string name = m.name();
+      if (name == "anonymousAuthentication") {
+        s.anonymous = attr_opt_bool(m, "enabled");
+        if (s.anonymous) report_.imported.push_back(where + ": anonymousAuthentication enabled=" + (*s.anonymous ? "true" : "false"));
+      } else if (name == "basicAuthentication") {
+        s.basic = attr_opt_bool(m, "enabled");
+        if (auto r = m.attribute("realm"); r && *r.value()) s.realm = r.value();
+        if (s.basic) report_.imported.push_back(where + ": basicAuthentication enabled=" + (*s.basic ? "true" : "false"));
+        if (s.basic.value_or(false))
+          report_.differences.push_back(where + ": Basic authentication checked Windows accounts; certgate checks a users file: create it with `certgate users add -f users.htpasswd USER`");
+      } else if (name == "iisClientCertificateMappingAuthentication") {
+        read_mapping(m, where, s);
+      } else if (name == "clientCertificateMappingAuthentication") {
+        s.ad_mapping = attr_opt_bool(m, "enabled");
+        if (s.ad_mapping.value_or(false))
+          report_.ignored.push_back(where + ": clientCertificateMappingAuthentication (Active Directory mapping) is enabled: directory mapping is not available in this certgate version");
+      } else if (name == "windowsAuthentication" || name == "digestAuthentication") {
+        if (attr_bool(m, "enabled", false))
+          report_.ignored.push_back(where + ": " + name + " is enabled: not available in certgate");
+      } else {
+        ignore(where, m, "not a certgate feature");
+      }
+    }
+  }
+
+  void read_mapping(const pugi::xml_node& m, const std::string& where, Scope& s) {
+    s.mapping = attr_opt_bool(m, "enabled");
+    s.one_to_one_enabled = attr_opt_bool(m, "oneToOneCertificateMappingsEnabled");
+    s.many_to_one_enabled = attr_opt_bool(m, "manyToOneCertificateMappingsEnabled");
+    if (attr_opt_bool(m, "defaultLogonDomain") || m.attribute("logonMethod"))
+      report_.differences.push_back(where + ": logonMethod/defaultLogonDomain: certgate does not log on to Windows; the mapped user name is what it forwards and logs");
+    int i = 0;
+    for (auto e : m.child("oneToOneMappings").children()) {
+      std::string en = e.name();
+      if (en == "clear") { s.one_to_one.clear(); s.mappings_cleared = true; continue; }
+      if (en != "add") continue;
+      OneToOne o;
+      o.user = e.attribute("userName").value();
+      o.enabled = attr_bool(e, "enabled", true);
+      std::string cert = e.attribute("certificate").value();
+      cert.erase(std::remove_if(cert.begin(), cert.end(), [](unsigned char c) { return std::isspace(c); }), cert.end());
+      o.certificate = cert;
+      std::string pw = e.attribute("password").value();
+      const std::string label = where + ": one-to-one mapping #" + std::to_string(++i) + " (" + o.user + ")";
+      if (o.user.empty() || cert.empty()) {
+        report_.ignored.push_back(label + ": no userName or no certificate");
+        continue;
+      }
+      if (encrypted(pw)) {
+        o.password_note = "IIS keeps this account's password encrypted (" + pw.substr(0, pw.find(':', 5)) + ":...); it cannot be decrypted here";
+        report_.differences.push_back(label + ": password is encrypted and cannot be decrypted; certgate does not need it to map (placeholder comment left)");
+      } else if (!pw.empty()) {
+        o.password_note = "IIS had a clear-text password for this account; it was not copied";
+        report_.differences.push_back(label + ": clear-text password not copied");
+      }
+      report_.imported.push_back(label);
+      s.one_to_one.push_back(std::move(o));
+    }
+    for (auto e : m.child("manyToOneMappings").children()) {
+      std::string en = e.name();
+      if (en == "clear") { s.many_to_one.clear(); continue; }
+      if (en != "add") continue;
+      ManyToOne mm;
+      mm.name = e.attribute("name").value();
+      mm.description = e.attribute("description").value();
+      mm.user = e.attribute("userName").value();
+      mm.enabled = attr_bool(e, "enabled", true);
+      mm.allow = lower(e.attribute("permissionMode").value()) != "deny";
+      for (auto r : e.child("rules").children("add"))
+        mm.rules.push_back({r.attribute("certificateField").value(), r.attribute("certificateSubField").value(),
+                            r.attribute("matchCriteria").value(), attr_bool(r, "compareCaseSensitive", true)});
+      const std::string label = where + ": many-to-one mapping \"" + mm.name + "\"";
+      if (encrypted(e.attribute("password").value()))
+        report_.differences.push_back(label + ": password is encrypted and cannot be decrypted; certgate does not need it to map");
+      report_.imported.push_back(label + " (" + std::to_string(mm.rules.size()) + " rules)");
+      s.many_to_one.push_back(std::move(mm));
+    }
+  }
+
+  void read_default_document(const pugi::xml_node& d, const std::string& where, Scope& s) {
+    std::vector<std::string> docs = s.default_documents.value_or(std::vector<std::string>{});
+    for (auto f : d.child("files").children()) {
+      std::string fn = f.name();
+      if (fn == "clear") docs.clear();
+      else if (fn == "add") docs.push_back(f.attribute("value").value());
+      else if (fn == "remove") docs.erase(std::remove(docs.begin(), docs.end(), f.attribute("value").value()), docs.end());
+    }
+    if (attr_opt_bool(d, "enabled") == false) docs.clear();
+    s.default_documents = docs;
+    report_.imported.push_back(where + ": defaultDocument");
+  }
+
+  Report& report_;
+};
+
+// Child settings over parent settings; collections add up unless the child cleared them.
+Scope merge(const Scope& parent, const Scope& child) {
+  Scope out = parent;
+  auto take = [](auto& dst, const auto& src) { if (src) dst = src; };
+  take(out.ssl_flags, child.ssl_flags);
+  take(out.anonymous, child.anonymous);
+  take(out.basic, child.basic);
+  take(out.realm, child.realm);
+  take(out.mapping, child.mapping);
+  take(out.one_to_one_enabled, child.one_to_one_enabled);
+  take(out.many_to_one_enabled, child.many_to_one_enabled);
+  take(out.ad_mapping, child.ad_mapping);
+  take(out.default_documents, child.default_documents);
+  if (child.mappings_cleared) out.one_to_one.clear();
+  out.one_to_one.insert(out.one_to_one.end(), child.one_to_one.begin(), child.one_to_one.end());
+  out.many_to_one.insert(out.many_to_one.end(), child.many_to_one.begin(), child.many_to_one.end());
+  if (child.has_authz) {
+    out.has_authz = true;
+    if (child.authz_cleared) out.authz.clear();
+    for (const auto& r : child.authz) {
+      if (!r.users.empty() && r.users[0].rfind("<remove>", 0) == 0) {
+        std::string users = r.users[0].substr(8);
+        out.authz.erase(std::remove_if(out.authz.begin(), out.authz.end(), [&](const AuthzRule& x) {
+                          return x.users.size() == 1 && x.users[0] == users;
+                        }), out.authz.end());
+      } else {
+        out.authz.push_back(r);
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOML output.
+
+std::string q(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') { out += '\\'; out += static_cast<char>(c); }
+    else if (c < 0x20) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", c); out += buf; }
+    else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+std::string arr(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + q(v[i]);
+  return out + "]";
+}
+
+// W3C fields in IIS's own order, from logExtFileFlags names.
+std::vector<std::string> log_fields(const std::string& flags, Report& report, const std::string& where) {
+  static const std::vector<std::pair<std::string, std::string>> kOrder{
+      {"Date", "date"}, {"Time", "time"}, {"SiteName", "s-sitename"}, {"ComputerName", "s-computername"},
+      {"ServerIP", "s-ip"}, {"Method", "cs-method"}, {"UriStem", "cs-uri-stem"}, {"UriQuery", "cs-uri-query"},
+      {"ServerPort", "s-port"}, {"UserName", "cs-username"}, {"ClientIP", "c-ip"},
+      {"ProtocolVersion", "cs-version"}, {"UserAgent", "cs(User-Agent)"}, {"Cookie", "cs(Cookie)"},
+      {"Referer", "cs(Referer)"}, {"Host", "cs-host"}, {"HttpStatus", "sc-status"},
+      {"HttpSubStatus", "sc-substatus"}, {"Win32Status", "sc-win32-status"}, {"BytesSent", "sc-bytes"},
+      {"BytesRecv", "cs-bytes"}, {"TimeTaken", "time-taken"}};
+  std::set<std::string> wanted;
+  for (const auto& f : split(flags, ',')) wanted.insert(f);
+  std::vector<std::string> out;
+  for (const auto& [flag, field] : kOrder)
+    if (wanted.erase(flag)) out.push_back(field);
+  for (const auto& rest : wanted) report.ignored.push_back(where + ": log field " + rest + " has no certgate equivalent");
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> ssl_flag_words(const std::string& v) {
+  std::vector<std::string> out;
+  bool numeric = !v.empty() && std::all_of(v.begin(), v.end(), ::isdigit);
+  if (numeric) {
+    int n = std::atoi(v.c_str());
+    if (n & 8) out.push_back("Ssl");
+    if (n & 32) out.push_back("SslNegotiateCert");
+    if (n & 64) out.push_back("SslRequireCert");
+    if (n & 256) out.push_back("Ssl128");
+    return out;
+  }
+  for (const auto& w : split(v, ',')) {
+    if (w == "None" || w == "SslMapCert") continue;
+    out.push_back(w);
+  }
+  return out;
+}
+
+namespace {
+
+pugi::xml_document load_xml(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ImportError(file.string() + ": cannot read");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  pugi::xml_document doc;
+  pugi::xml_parse_result r = doc.load_buffer(text.data(), text.size());
+  if (!r) {
+    std::size_t line = 1, col = 1;
+    for (std::ptrdiff_t i = 0; i < r.offset && i < static_cast<std::ptrdiff_t>(text.size()); ++i) {
+      if (text[static_cast<std::size_t>(i)] == '\n') ++line, col = 1;
+      else ++col;
+    }
+    throw ImportError(file.string() + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                      ": malformed XML: " + r.description());
+  }
+  return doc;
+}
+
+struct Binding {
+  std::string protocol, information, listen, host;
+  int ssl_flags = 0;
+  std::string ip, port;
+};
+
+std::string map_path(const std::string& windows, const ImportOptions& o, bool& mapped) {
+  std::string p = windows;
+  for (const char* var : {"%SystemDrive%", "%systemdrive%", "%SYSTEMDRIVE%"})
+    if (p.rfind(var, 0) == 0) p = "C:" + p.substr(std::string(var).size());
+  std::replace(p.begin(), p.end(), '/', '\\');
+  const std::pair<std::string, std::string>* best = nullptr;
+  for (const auto& m : o.path_maps) {
+    std::string from = m.first;
+    std::replace(from.begin(), from.end(), '/', '\\');
+    while (from.size() > 3 && from.back() == '\\') from.pop_back();
+    if (lower(p).rfind(lower(from), 0) == 0 && (p.size() == from.size() || p[from.size()] == '\\'))
+      if (!best || from.size() > best->first.size()) best = &m;
+  }
+  mapped = best != nullptr;
+  if (!best) return p;
+  std::string from = best->first;
+  while (from.size() > 3 && (from.back() == '\\' || from.back() == '/')) from.pop_back();
+  std::string rest = p.substr(from.size());
+  std::replace(rest.begin(), rest.end(), '\\', '/');
+  std::string to = best->second;
+  while (to.size() > 1 && to.back() == '/') to.pop_back();
+  return to + rest;
+}
+
+}  // namespace
+
+ImportResult import_iis(const ImportOptions& o) {
+  ImportResult result;
+  Report& report = result.report;
+  Reader reader(report);
+  auto doc = load_xml(o.applicationhost);
+  const std::string ah = o.applicationhost.filename().string();
+  auto root = doc.child("configuration");
+  if (!root) throw ImportError(o.applicationhost.string() + ": no <configuration> element: not an IIS configuration file");
+
+  Scope global;
+  if (auto web = root.child("system.webServer")) reader.read(web, ah + ": <system.webServer>", global);
+  std::map<std::string, Scope> scopes;  // "Site" or "Site/path" (lower case) → own settings
+  std::map<std::string, std::string> scope_names;
+  auto add_scope = [&](const std::string& path, const pugi::xml_node& web, const std::string& where) {
+    std::string key = path;
+    std::replace(key.begin(), key.end(), '\\', '/');
+    while (!key.empty() && key.back() == '/') key.pop_back();
+    if (key.empty() || key == ".") {
+      reader.read(web, where, global);
+      return;
+    }
+    reader.read(web, where, scopes[lower(key)]);
+    scope_names[lower(key)] = key;
+  };
+  for (auto loc : root.children("location")) {
+    std::string path = loc.attribute("path").value();
+    if (auto web = loc.child("system.webServer")) add_scope(path, web, ah + ": location '" + path + "'");
+    for (auto other : loc.children())
+      if (std::string(other.name()) != "system.webServer")
+        report.ignored.push_back(ah + ": location '" + path + "': <" + other.name() + ">: not a certgate feature");
+  }
+  for (const auto& [scope, file] : o.web_configs) {
+    auto wdoc = load_xml(file);
+    if (auto web = wdoc.child("configuration").child("system.webServer"))
+      add_scope(scope, web, file.filename().string() + " (" + scope + ")");
+    else
+      report.ignored.push_back(file.string() + ": no <system.webServer> section");
+  }
+  std::vector<NetshBinding> netsh;
+  if (!o.netsh.empty()) {
+    std::ifstream in(o.netsh, std::ios::binary);
+    if (!in) throw ImportError(o.netsh.string() + ": cannot read");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // netsh writes UTF-16 when redirected from PowerShell: drop the zero bytes of ASCII text.
+    if (text.size() > 1 && static_cast<unsigned char>(text[0]) == 0xFF && static_cast<unsigned char>(text[1]) == 0xFE)
+      text.erase(std::remove(text.begin() + 2, text.end(), '\0'), text.end()), text.erase(0, 2);
+    netsh = parse_netsh(text);
+    report.imported.push_back(o.netsh.filename().string() + ": " + std::to_string(netsh.size()) + " SSL binding(s)");
+  }
+
+  auto sites = root.child("system.applicationHost").child("sites");
+  auto defaults_log = sites.child("siteDefaults").child("logFile");
+  std::ostringstream t;
+  t << "# Imported from IIS by `certgate import-iis` (" << ah << "). Review the report it printed:\n"
+    << "# every setting that was ignored or behaves differently is listed there.\n\n"
+    << "[server]\nlog_dir = \"logs\"\n";
+  int site_count = 0;
+  std::set<std::string> endpoint_protocol_seen;
+  for (auto site : sites.children("site")) {
+    const std::string name = site.attribute("name").value();
+    if (!o.only_site.empty() && name != o.only_site) continue;
+    ++site_count;
+    const std::string where = ah + ": site '" + name + "'";
+    Scope eff = merge(global, scopes[lower(name)]);
+    // Locations below the site, shortest first; mapping sections there become site-wide.
+    std::vector<std::string> sub;
+    for (const auto& [key, s] : scopes)
+      if (key.rfind(lower(name) + "/", 0) == 0) sub.push_back(key);
+    std::sort(sub.begin(), sub.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
+    for (const auto& key : sub) {
+      const Scope& s = scopes[key];
+      if (!s.one_to_one.empty() || !s.many_to_one.empty() || s.mapping) {
+        report.differences.push_back("location '" + scope_names[key] + "': certificate mappings apply to the whole site in certgate");
+        Scope mapping_only;
+        mapping_only.mapping = s.mapping.value_or(false) || eff.mapping.value_or(false) ? std::optional<bool>(true) : s.mapping;
+        mapping_only.one_to_one_enabled = s.one_to_one_enabled;
+        mapping_only.many_to_one_enabled = s.many_to_one_enabled;
+        mapping_only.one_to_one = s.one_to_one;
+        mapping_only.many_to_one = s.many_to_one;
+        mapping_only.mappings_cleared = s.mappings_cleared;
+        eff = merge(eff, mapping_only);
+      }
+      if (s.basic.value_or(false) && !eff.basic.value_or(false)) {
+        eff.basic = true;
+        report.differences.push_back("location '" + scope_names[key] + "': Basic authentication is enabled per site in certgate");
+      }
+    }
+
+    t << "\n[[sites]]\nname = " << q(name) << "\n";
+    if (auto id = site.attribute("id")) t << "id = " << id.value() << "\n";
+    std::string physical;
+    for (auto app : site.children("application"))
+      for (auto vd : app.children("virtualDirectory")) {
+        std::string app_path = app.attribute("path").value(), vd_path = vd.attribute("path").value();
+        if (app_path == "/" && vd_path == "/") physical = vd.attribute("physicalPath").value();
+        else report.ignored.push_back(where + ": application '" + app_path + "' virtual directory '" + vd_path + "' (" +
+                                      vd.attribute("physicalPath").value() + "): certgate serves one root folder per site");
+      }
+    bool mapped = false;
+    std::string root_dir = physical.empty() ? "www" : map_path(physical, o, mapped);
+    if (!physical.empty() && !mapped)
+      report.differences.push_back(where + ": physical path " + physical + " has no --path-map; written as is");
+    t << "root = " << q(root_dir) << "\n";
+    if (eff.default_documents) t << "default_documents = " << arr(*eff.default_documents) << "\n";
+    t << "ssl_flags = " << arr(eff.ssl_flags.value_or(std::vector<std::string>{})) << "\n";
+    t << "anonymous = " << (eff.anonymous.value_or(true) ? "true" : "false") << "\n";
+
+    bool negotiates = false;
+    auto negotiating = [](const std::vector<std::string>& f) {
+      return std::find(f.begin(), f.end(), "SslNegotiateCert") != f.end() ||
+             std::find(f.begin(), f.end(), "SslRequireCert") != f.end();
+    };
+    negotiates = negotiating(eff.ssl_flags.value_or(std::vector<std::string>{}));
+    for (const auto& key : sub)
+      if (scopes[key].ssl_flags) negotiates |= negotiating(*scopes[key].ssl_flags);
+
+    const NetshBinding* tls_settings = nullptr;
+    for (auto b : site.child("bindings").children("binding")) {
+      std::string protocol = b.attribute("protocol").value();
+      std::string info = b.attribute("bindingInformation").value();
+      if (protocol != "http" && protocol != "https") {
+        report.ignored.push_back(where + ": " + protocol + " binding " + info + ": only http and https are served");
+        continue;
+      }
+      auto last = info.rfind(':');
+      auto mid = last == std::string::npos ? std::string::npos : info.rfind(':', last - 1);
+      if (mid == std::string::npos) {
+        report.ignored.push_back(where + ": binding '" + info + "': not ip:port:host");
+        continue;
+      }
+      std::string ip = info.substr(0, mid), port = info.substr(mid + 1, last - mid - 1), host = lower(info.substr(last + 1));
+      if (ip.empty()) ip = "*";
+      std::string listen = (ip.find(':') != std::string::npos && ip.front() != '[' ? "[" + ip + "]" : ip) + ":" + port;
+      std::string endpoint_key = listen + "|" + protocol;
+      t << "\n  [[sites.bindings]]\n  listen = " << q(listen) << "\n";
+      if (protocol == "http") t << "  protocol = \"http\"\n";
+      if (!host.empty()) t << "  host = " << q(host) << "\n";
+      int flags = std::atoi(b.attribute("sslFlags").value());
+      if (flags & 2) report.differences.push_back(where + ": binding " + info + " uses the Central Certificate Store: give the certificate with --certificate");
+      if (protocol == "https") {
+        const NetshBinding* nb = nullptr;
+        for (const auto& n : netsh) {
+          std::string want = host.empty() ? (ip == "*" ? "0.0.0.0" : ip) + ":" + port : host + ":" + port;
+          if (lower(n.endpoint) == lower(want)) nb = &n;
+        }
+        if (!tls_settings) tls_settings = nb;
+        const ImportOptions::Certificate* cert = nullptr;
+        for (const auto& c : o.certificates)
+          if (c.binding == info || (c.binding == "*" && !cert)) cert = &c;
+        if (cert) {
+          t << "  certificate = " << q(cert->certificate) << "\n";
+          if (!cert->key.empty()) t << "  key = " << q(cert->key) << "\n";
+          report.imported.push_back(where + ": https binding " + info + " with certificate " + cert->certificate);
+        } else {
+          std::string thumb = nb && !nb->certificate_hash.empty() ? nb->certificate_hash : "unknown";
+          t << "  # The server certificate lives in the Windows store" << (nb ? " (" + nb->store + ")" : "")
+            << ". Export it with its key, e.g. in PowerShell:\n"
+            << "  #   Export-PfxCertificate -Cert Cert:\\LocalMachine\\My\\" << thumb << " -FilePath server.pfx -Password (Read-Host -AsSecureString)\n"
+            << "  # then point `certificate` at the file and set pfx_password.\n"
+            << "  certificate = " << q("EXPORT-FROM-WINDOWS-" + thumb + ".pfx") << "\n"
+            << "  pfx_password = \"\"\n";
+          report.differences.push_back(where + ": https binding " + info + ": server certificate " + thumb +
+                                       " is in the Windows store; placeholder written (use --certificate " + info + "=CERT.pem:KEY.pem)");
+        }
+        if (nb && !nb->negotiate_client_cert && negotiates)
+          report.differences.push_back(where + ": binding " + info + ": IIS asked for the client certificate on demand (renegotiation); certgate asks in the TLS handshake");
+      }
+      endpoint_protocol_seen.insert(endpoint_key);
+    }
+
+    if (negotiates || !o.trusted_cas.empty()) {
+      t << "\n  [sites.client_certificates]\n";
+      if (!o.trusted_cas.empty()) {
+        t << "  trusted_cas = " << arr(o.trusted_cas) << "\n";
+      } else {
+        t << "  # Windows took trusted issuers from its certificate stores" << (tls_settings && !tls_settings->ctl_store.empty() ? " (CTL store " + tls_settings->ctl_store + ")" : "")
+          << ": export the issuing CAs as PEM and list them here.\n  trusted_cas = [\"EXPORT-TRUSTED-CAS.pem\"]\n";
+        report.differences.push_back(where + ": the trusted client-certificate issuers come from Windows stores: placeholder written (use --trusted-cas)");
+      }
+      bool revocation = tls_settings ? tls_settings->verify_revocation : true;
+      bool cached = tls_settings && tls_settings->cached_only;
+      t << "  usage_check = " << (tls_settings && !tls_settings->usage_check ? "false" : "true") << "\n";
+      if (!revocation) {
+        t << "  revocation = \"off\"\n";
+      } else {
+        t << "  revocation = \"cache-only\"\n";
+        if (!cached)
+          report.differences.push_back(where + ": IIS checked revocation online; this certgate version checks local CRLs only (revocation = \"cache-only\"): list your CAs' CRLs in crl_files, or every certificate gets 403.13");
+      }
+      if (!o.crl_files.empty()) t << "  crl_files = " << arr(o.crl_files) << "\n";
+      else if (revocation)
+        report.differences.push_back(where + ": revocation = \"cache-only\" with no crl_files: every client certificate gets 403.13 until you add your CAs' CRLs (--crl-files)");
+      if (tls_settings && (tls_settings->freshness_seconds || tls_settings->url_timeout_ms))
+        report.differences.push_back(where + ": revocation freshness time / URL retrieval timeout apply to online revocation, which this version does not do");
+      if (tls_settings && tls_settings->ds_mapper)
+        report.ignored.push_back(where + ": DS mapper usage (Active Directory mapping) is enabled: directory mapping is not available in this version");
+    }
+
+    if (eff.mapping.value_or(false) || !eff.one_to_one.empty() || !eff.many_to_one.empty()) {
+      t << "\n  [sites.mapping]\n  enabled = " << (eff.mapping.value_or(false) ? "true" : "false") << "\n";
+      if (eff.one_to_one_enabled) t << "  one_to_one_enabled = " << (*eff.one_to_one_enabled ? "true" : "false") << "\n";
+      if (eff.many_to_one_enabled) t << "  many_to_one_enabled = " << (*eff.many_to_one_enabled ? "true" : "false") << "\n";
+      for (const auto& e : eff.one_to_one) {
+        t << "\n  [[sites.mapping.one_to_one]]\n  user = " << q(e.user) << "\n";
+        if (!e.password_note.empty())
+          t << "  # password: " << e.password_note << ".\n  # certgate does not need it to map; for two-factor locations set one with\n"
+            << "  #   certgate users add -f users.htpasswd " << e.user << "\n";
+        t << "  certificate = " << q(e.certificate) << "\n";
+        if (!e.enabled) t << "  enabled = false\n";
+      }
+      std::set<std::string> names;
+      for (const auto& m : eff.many_to_one) {
+        std::string unique = m.name.empty() ? "mapping" : m.name;
+        for (int n = 2; !names.insert(unique).second; ++n) unique = m.name + " (" + std::to_string(n) + ")";
+        t << "\n  [[sites.mapping.many_to_one]]\n  name = " << q(unique) << "\n";
+        if (!m.description.empty()) t << "  description = " << q(m.description) << "\n";
+        if (!m.user.empty()) t << "  user = " << q(m.user) << "\n";
+        t << "  permission = " << (m.allow ? "\"allow\"" : "\"deny\"") << "\n";
+        if (!m.enabled) t << "  enabled = false\n";
+        for (const auto& r : m.rules)
+          t << "    [[sites.mapping.many_to_one.rules]]\n    field = " << q(r.field) << "\n    subfield = " << q(r.subfield)
+            << "\n    match = " << q(r.match) << "\n    case_sensitive = " << (r.case_sensitive ? "true" : "false") << "\n";
+      }
+    }
+    if (eff.basic.value_or(false)) {
+      t << "\n  [sites.basic]\n  enabled = true\n  # Windows accounts do not carry over: create this file with `certgate users add`.\n"
+        << "  users_file = \"users.htpasswd\"\n";
+      if (eff.realm) t << "  realm = " << q(*eff.realm) << "\n";
+    }
+
+    // `all_keys`: write empty lists too, so a location does not inherit its parent's lists
+    // (certgate merges per key; IIS recomputes the whole rule list).
+    auto authz_lists = [](const std::vector<AuthzRule>& rules, std::ostringstream& out, const std::string& indent,
+                          bool all_keys) {
+      std::vector<std::string> au, du, ag, dg;
+      bool allow_all = false;
+      for (const auto& r : rules) {
+        for (const auto& u : r.users) {
+          if (r.allow && u == "*") allow_all = true;
+          (r.allow ? au : du).push_back(u);
+        }
+        for (const auto& g : r.roles) (r.allow ? ag : dg).push_back(g);
+      }
+      if (allow_all) au.clear(), ag.clear();  // IIS "*": everyone, so allow lists restrict nothing
+      if (all_keys || !au.empty()) out << indent << "allow_users = " << arr(au) << "\n";
+      if (all_keys || !du.empty()) out << indent << "deny_users = " << arr(du) << "\n";
+      if (all_keys || !ag.empty()) out << indent << "allow_groups = " << arr(ag) << "\n";
+      if (all_keys || !dg.empty()) out << indent << "deny_groups = " << arr(dg) << "\n";
+    };
+    if (eff.has_authz) {
+      std::ostringstream lists;
+      authz_lists(eff.authz, lists, "  ", false);
+      if (!lists.str().empty())
+        t << "\n  [[sites.locations]]\n  # the site's own authorization rules\n  path = \"/\"\n" << lists.str();
+    }
+    Scope running = eff;
+    for (const auto& key : sub) {
+      const Scope& s = scopes[key];
+      std::string path = scope_names[key].substr(name.size());
+      if (path.empty() || path[0] != '/') path = "/" + path;
+      running = merge(running, s);
+      std::ostringstream body;
+      if (s.ssl_flags) body << "  ssl_flags = " << arr(*s.ssl_flags) << "\n";
+      if (s.anonymous) body << "  anonymous = " << (*s.anonymous ? "true" : "false") << "\n";
+      if (s.has_authz) authz_lists(running.authz, body, "  ", true);
+      if (body.str().empty()) continue;
+      t << "\n  [[sites.locations]]\n  path = " << q(path) << "\n" << body.str();
+    }
+
+    auto log = site.child("logFile");
+    std::string period = log.attribute("period") ? log.attribute("period").value() : defaults_log.attribute("period").value();
+    std::string flags = log.attribute("logExtFileFlags") ? log.attribute("logExtFileFlags").value() : defaults_log.attribute("logExtFileFlags").value();
+    std::string dir = log.attribute("directory") ? log.attribute("directory").value() : defaults_log.attribute("directory").value();
+    std::string format = log.attribute("logFormat") ? log.attribute("logFormat").value() : defaults_log.attribute("logFormat").value();
+    if (!format.empty() && format != "W3C")
+      report.differences.push_back(where + ": log format " + format + ": certgate writes W3C extended logs");
+    if (!period.empty() || !flags.empty() || !dir.empty()) {
+      t << "\n  [sites.log]\n";
+      if (!dir.empty()) {
+        bool dir_mapped = false;
+        std::string d = map_path(dir, o, dir_mapped);
+        if (dir_mapped) t << "  directory = " << q(d + "/W3SVC" + std::string(site.attribute("id").value())) << "\n";
+        else report.differences.push_back(where + ": log directory " + dir + " has no --path-map; logs go to log_dir/W3SVC<id>");
+      }
+      std::string p = lower(period);
+      if (p == "maxsize") report.differences.push_back(where + ": log period MaxSize: certgate rolls daily instead");
+      else if (!p.empty()) t << "  period = " << q(p) << "\n";
+      if (!flags.empty()) t << "  fields = " << arr(log_fields(flags, report, where)) << "\n";
+      if (attr_bool(log, "localTimeRollover", false))
+        report.differences.push_back(where + ": localTimeRollover: certgate rolls log files at UTC midnight");
+    }
+    report.imported.push_back(where);
+  }
+  if (site_count == 0)
+    throw ImportError(o.only_site.empty() ? ah + ": no <site> found"
+                                          : ah + ": no site named '" + o.only_site + "'");
+  result.toml = t.str();
+  return result;
+}
+
+}  // namespace certgate::iis
