@@ -66,6 +66,32 @@ struct Location {
   std::optional<bool> anonymous;
   std::optional<bool> require_password;
   std::optional<std::vector<std::string>> allow_users, deny_users, allow_groups, deny_groups;
+  std::optional<std::string> backend;  // "" = serve static files here even if the site proxies
+};
+
+struct Proxy {
+  std::uint32_t connect_timeout_ms = 5000;  // backend unreachable → 502.3
+  std::uint32_t read_timeout_ms = 60000;    // no response head / no progress → 504
+  std::size_t max_idle = 16;                // idle keep-alive connections per backend and loop
+  bool preserve_host = false;               // send the client's Host instead of the backend's
+  std::vector<fs::path> trusted_cas;        // https backends; empty = the system's CA store
+  bool verify = true;                       // https backends: check certificate and name
+};
+
+struct Assertion {
+  fs::path key_file;  // PEM private key, EC P-256 (ES256) or Ed25519 (EdDSA); empty = off
+  std::uint32_t lifetime_seconds = 60;
+  std::string issuer = "certgate";
+  std::string audience;
+  std::string jwks_path = "/.well-known/certgate/jwks.json";
+};
+
+struct Forward {
+  std::string user_header = "X-Remote-User";        // "" = do not send
+  std::string auth_type_header = "X-Remote-Auth-Type";
+  std::string client_cert = "x-arr-clientcert";     // x-arr-clientcert | rfc9440 | xfcc | none
+  bool cert_fields = false;  // X-Client-Cert-Subject/-Issuer/-Serial/-Not-After/-Fingerprint
+  Assertion assertion;
 };
 
 struct OneToOne {
@@ -129,6 +155,9 @@ struct Site {
   Mapping mapping;
   Basic basic;
   fs::path groups_file;  // "group: user1 user2" lines
+  std::string backend;   // "http://host:port", "https://host:port" or "unix:/path.sock"; "" = static
+  Proxy proxy;
+  Forward forward;
   std::vector<Location> locations;
   SiteLog log;
 };

@@ -357,6 +357,59 @@ void read_basic(Table& t, Basic& b, const fs::path& base) {
   t.finish();
 }
 
+// "http://host:port[/prefix]", "https://...", "unix:/path.sock"; "" turns proxying off.
+void check_backend(Table& t, const std::string& key, const std::string& v) {
+  if (v.empty()) return;
+  if (v.rfind("unix:/", 0) == 0) return;
+  for (const char* scheme : {"http://", "https://"}) {
+    if (v.rfind(scheme, 0) != 0) continue;
+    std::string rest = v.substr(std::string(scheme).size());
+    std::string authority = rest.substr(0, rest.find('/'));
+    if (authority.empty() || authority.find_first_of(" @?#") != std::string::npos)
+      t.fail(key, "no host in backend \"" + v + "\"");
+    return;
+  }
+  t.fail(key, "backend must be http://host:port, https://host:port or unix:/path.sock; got \"" + v + "\"");
+}
+
+void read_proxy(Table& t, Proxy& p, const fs::path& base) {
+  p.connect_timeout_ms = static_cast<std::uint32_t>(t.integer("connect_timeout_ms", p.connect_timeout_ms, 10, 600000));
+  p.read_timeout_ms = static_cast<std::uint32_t>(t.integer("read_timeout_ms", p.read_timeout_ms, 10, 3600000));
+  p.max_idle = static_cast<std::size_t>(t.integer("max_idle", 16, 0, 10000));
+  p.preserve_host = t.boolean("preserve_host", false);
+  p.trusted_cas = paths(t, "trusted_cas", base);
+  p.verify = t.boolean("verify", true);
+  t.finish();
+}
+
+void read_forward(Table& t, Forward& f, const fs::path& base) {
+  auto header_name = [&](const char* key, const std::string& def) {
+    std::string v = t.str(key, def);
+    for (unsigned char c : v)
+      if (!(std::isalnum(c) || c == '-' || c == '_')) t.fail(key, "not a header name: \"" + v + "\"");
+    return v;
+  };
+  f.user_header = header_name("user_header", f.user_header);
+  f.auth_type_header = header_name("auth_type_header", f.auth_type_header);
+  f.client_cert = t.choice<std::string>("client_cert", "x-arr-clientcert",
+                                        {{"x-arr-clientcert", "x-arr-clientcert"}, {"rfc9440", "rfc9440"},
+                                         {"xfcc", "xfcc"}, {"none", "none"}});
+  f.cert_fields = t.boolean("cert_fields", false);
+  if (auto a = t.table("assertion")) {
+    auto key = a->str("key_file");
+    if (!key) a->fail_at(a->source(), "key_file", "missing: a PEM EC P-256 or Ed25519 private key");
+    f.assertion.key_file = resolve(base, *key);
+    f.assertion.lifetime_seconds = static_cast<std::uint32_t>(a->integer("lifetime_seconds", 60, 1, 86400));
+    f.assertion.issuer = a->str("issuer", "certgate");
+    f.assertion.audience = a->str("audience", "");
+    f.assertion.jwks_path = a->str("jwks_path", f.assertion.jwks_path);
+    if (f.assertion.jwks_path.empty() || f.assertion.jwks_path[0] != '/')
+      a->fail("jwks_path", "must start with '/'");
+    a->finish();
+  }
+  t.finish();
+}
+
 Location read_location(Table& t, Config& cfg) {
   Location loc;
   auto path = t.str("path");
@@ -371,6 +424,8 @@ Location read_location(Table& t, Config& cfg) {
   loc.deny_users = t.strings("deny_users");
   loc.allow_groups = t.strings("allow_groups");
   loc.deny_groups = t.strings("deny_groups");
+  loc.backend = t.str("backend");
+  if (loc.backend) check_backend(t, "backend", *loc.backend);
   t.finish();
   return loc;
 }
@@ -396,6 +451,10 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   if (auto m = t.table("mapping")) read_mapping(*m, s.mapping, cfg.file);
   if (auto b = t.table("basic")) read_basic(*b, s.basic, base);
   if (auto g = t.str("groups_file")) s.groups_file = resolve(base, *g);
+  s.backend = t.str("backend", "");
+  check_backend(t, "backend", s.backend);
+  if (auto p = t.table("proxy")) read_proxy(*p, s.proxy, base);
+  if (auto f = t.table("forward")) read_forward(*f, s.forward, base);
   for (auto& l : t.tables("locations")) s.locations.push_back(read_location(l, cfg));
   std::set<std::string> seen;
   for (const auto& l : s.locations)

@@ -1,7 +1,9 @@
 #include "http/connection.hpp"
 
 #include "http/basic_auth.hpp"
+#include "http/forward.hpp"
 #include "http/handler.hpp"
+#include "http/proxy_exchange.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/server_context.hpp"
 
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <functional>
 #include <chrono>
 #include <optional>
 
@@ -224,24 +227,29 @@ class Connection final : public ConnectionBase,
       return fail(413, "the request body (" + std::to_string(*len) +
                            " bytes) is larger than max_body_bytes (" +
                            std::to_string(limits().max_body_bytes) + ")");
-    if (parser_->is_done()) return dispatch();
+    // Decide on the head alone: a proxied body streams to the backend, any other is drained.
+    dispatch();
+  }
 
+  // Reads (and discards) the request body, then runs `then`; an error answers for itself.
+  void drain_body_then(std::function<void()> then) {
+    if (parser_->is_done()) return then();
     if (iequals(req_.header("Expect"), "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue),
-                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                        [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t) mutable {
                           if (ec) return self->close_now();
-                          self->read_body();
+                          self->read_body(std::move(then));
                         });
       return;
     }
-    read_body();
+    read_body(std::move(then));
   }
 
-  void read_body() {
+  void read_body(std::function<void()> then) {
     arm(limits().body_timeout_ms);
     bhttp::async_read(stream_, buf_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                      [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t n) {
                         self->cs_bytes_ += n;
                         if (ec == bhttp::error::body_limit)
                           return self->fail(413, "the request body is larger than "
@@ -251,7 +259,7 @@ class Connection final : public ConnectionBase,
                                                  "body_timeout_ms");
                         if (ec) return self->close_now();
                         self->req_.body = std::move(self->parser_->get().body());
-                        self->dispatch();
+                        then();
                       });
   }
 
@@ -263,6 +271,16 @@ class Connection final : public ConnectionBase,
     Handled h = handle(info(), req_, password_ok);
     if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
     outcome_ = std::move(h.outcome);
+    if (h.proxy) return start_proxy(std::move(*h.proxy));
+    if (!h.static_job && h.response.status >= 400 && !parser_->is_done()) {
+      h.response.close = true;  // refused: answer now and close rather than read the body
+      return send(std::move(h.response));
+    }
+    auto shared = std::make_shared<Handled>(std::move(h));
+    drain_body_then([self = this->shared_from_this(), shared] { self->respond(std::move(*shared)); });
+  }
+
+  void respond(Handled h) {
     if (!h.static_job) return send(std::move(h.response));
     disarm();  // the file pool does not touch the socket
     asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(*h.static_job)]() mutable {
@@ -272,6 +290,59 @@ class Connection final : public ConnectionBase,
         self->send(finish_static(self->info(), std::move(r), self->req_.header("Accept")));
       });
     });
+  }
+
+  // The signed assertion for this connection's user, re-signed when half its life is gone.
+  std::string assertion() {
+    const auto* signer = site().signer.get();
+    if (!signer || outcome_.user.empty()) return "";
+    const auto& a = site().cfg.forward.assertion;
+    const std::int64_t now = now_ms() / 1000;
+    if (assertion_user_ == outcome_.user && now < assertion_refresh_) return assertion_;
+    pki::Claims c;
+    c.issuer = a.issuer;
+    c.audience = a.audience;
+    c.subject = outcome_.user;
+    c.auth_method = outcome_.auth_method;
+    if (const auto* groups = site().auth.groups_of(outcome_.user)) c.groups = *groups;
+    if (tls_.leaf) c.cert_thumbprint = tls_.leaf_facts().der_sha256;
+    c.issued_at = now;
+    c.expires = now + a.lifetime_seconds;
+    assertion_ = signer->sign(c);
+    assertion_user_ = outcome_.user;
+    assertion_refresh_ = now + a.lifetime_seconds / 2;
+    return assertion_;
+  }
+
+  void start_proxy(ProxyPlan plan) {
+    disarm();  // the exchange keeps its own deadlines
+    const auto& fwd = site().cfg.forward;
+    ForwardInput in{req_, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls, outcome_,
+                    tls_.leaf.get(), tls_.chain.get(), assertion(), plan.strip_authorization, plan.websocket};
+    std::string head = forwarded_head(in);
+    auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*parser_));
+    parser_.reset();
+    const bool expect = iequals(req_.header("Expect"), "100-continue");
+    auto exchange = std::make_shared<ProxyExchange<Stream>>(
+        stream_, buf_, std::move(body), loop_.io, site(), std::move(plan), std::move(head), req_.version,
+        req_.method == "HEAD", expect, [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
+    exchange->start();
+  }
+
+  void proxy_done(ProxyResult r) {
+    if (!r.answered) {
+      Response page = gateway_error(info(), r.status, r.substatus, r.win32, r.reason, req_.header("Accept"));
+      page.close = !r.client_reusable;
+      return send(std::move(page));
+    }
+    resp_ = Response{};
+    resp_.status = r.status;
+    resp_.substatus = r.substatus;
+    resp_.win32 = r.win32;
+    resp_.headers = std::move(r.headers);
+    sc_bytes_ = r.sent;
+    keep_alive_ = keep_alive_ && r.client_reusable && !state_.stopping.load(std::memory_order_relaxed);
+    finish(true);
   }
 
   // crypt(3) is slow by design: run it on the worker pool, remember the answer on this loop.
@@ -427,6 +498,8 @@ class Connection final : public ConnectionBase,
   Response resp_;
   auth::Outcome outcome_;
   std::string head_;
+  std::string assertion_, assertion_user_;
+  std::int64_t assertion_refresh_ = 0;
   std::string s_ip_, c_ip_;
   std::uint16_t s_port_ = 0;
   bool local_client_ = false;

@@ -82,6 +82,16 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
     }
   }
 
+  // The assertion's public keys are public: a backend fetches them without a certificate.
+  if (c.site.signer && target->path == c.site.cfg.forward.assertion.jwks_path) {
+    h.response.set("Content-Type", "application/jwk-set+json");
+    h.response.set("Cache-Control", "max-age=300");
+    h.response.body = c.site.signer->jwks();
+    h.response.head_only = req.method == "HEAD";
+    h.outcome.auth_method = "Anonymous";
+    return h;
+  }
+
   const auth::LocationPolicy& policy = c.site.policy_for(target->path);
   auth::RequestEvidence ev;
   ev.over_tls = c.tls != nullptr;
@@ -123,6 +133,15 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
       h.response.set("WWW-Authenticate", "Basic realm=\"" + c.site.auth.realm + "\", charset=\"UTF-8\"");
     return h;
   }
+  if (const std::string& backend = c.site.backend_for(target->path); !backend.empty()) {
+    ProxyPlan plan;
+    plan.backend = &c.site.backends.at(backend);
+    plan.backend_key = backend;
+    plan.websocket = iequals(req.header("Upgrade"), "websocket");
+    plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
+    h.proxy = plan;
+    return h;
+  }
   if (req.method != "GET" && req.method != "HEAD") {
     h.response = error(c, 405, 0, "this site serves static files: only GET and HEAD", accept);
     h.response.set("Allow", "GET, HEAD");
@@ -141,6 +160,16 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   job.if_range = req.header("If-Range");
   h.static_job = std::move(job);
   return h;
+}
+
+Response gateway_error(const ConnectionInfo& c, int status, int substatus, std::uint32_t win32,
+                       std::string reason, std::string_view accept) {
+  Response r = error_response({status, substatus, win32,
+                               status == 504 ? "The backend did not answer in time"
+                                             : "The backend could not be reached",
+                               std::move(reason)},
+                              detailed_for(c), prefers_json(accept));
+  return r;
 }
 
 Response finish_static(const ConnectionInfo& c, Response r, std::string_view accept) {

@@ -27,9 +27,18 @@ struct PasswordJob {
   std::string cache_key;
 };
 
+// Forward to a backend (http/proxy_exchange.hpp carries it out).
+struct ProxyPlan {
+  const config::BackendUrl* backend = nullptr;
+  std::string backend_key;  // as configured: names the connection pool
+  bool websocket = false;
+  bool strip_authorization = false;  // certgate used the Basic credentials itself
+};
+
 struct Handled {
   Response response;                     // the answer, unless a job is set
   std::optional<StaticRequest> static_job;  // to run on the file pool
+  std::optional<ProxyPlan> proxy;           // to forward, with the caller's identity
   std::optional<PasswordJob> password_job;  // check, remember, then handle() again
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
 };
@@ -41,6 +50,10 @@ Handled handle(const ConnectionInfo& conn, const Request& req,
 // Error answer for a request that could not even be parsed (400, 408, 413, 414, 431).
 Response protocol_error(const ConnectionInfo& conn, int status, std::string reason,
                         std::string_view accept = {});
+
+// An error answer the proxy produced before the backend said anything (502.3, 504).
+Response gateway_error(const ConnectionInfo& conn, int status, int substatus, std::uint32_t win32,
+                       std::string reason, std::string_view accept);
 
 // Turns an empty-bodied static error (404, 403.14, 416) into a full error page.
 Response finish_static(const ConnectionInfo& conn, Response r, std::string_view accept);

@@ -101,6 +101,48 @@ std::vector<std::pair<std::string, std::string>> read_colon_file(const std::file
   return out;
 }
 
+void build_proxy(SiteRuntime& site) {
+  const config::Site& c = site.cfg;
+  const std::string where = "site \"" + c.name + "\": ";
+  std::vector<std::string> urls{c.backend};
+  for (const auto& l : c.locations)
+    if (l.backend) urls.push_back(*l.backend);
+  bool https = false;
+  for (const auto& u : urls) {
+    if (u.empty()) continue;
+    auto parsed = config::parse_backend(u);
+    if (!parsed) throw CompileError(where + "backend \"" + u + "\" is not a usable address");
+    https |= parsed->kind == config::BackendUrl::Kind::Https;
+    site.backends.emplace(u, *parsed);
+  }
+  if (https) {
+    site.backend_tls.reset(SSL_CTX_new(TLS_client_method()));
+    SSL_CTX* ctx = site.backend_tls.get();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (c.proxy.verify) {
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+      if (c.proxy.trusted_cas.empty()) {
+        SSL_CTX_set_default_verify_paths(ctx);
+      } else {
+        X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+        try {
+          for (const auto& f : c.proxy.trusted_cas)
+            for (auto& cert : pki::load_certificates(f)) X509_STORE_add_cert(store, cert.get());
+        } catch (const pki::LoadError& e) {
+          throw CompileError(where + "proxy.trusted_cas: " + e.what());
+        }
+      }
+    }
+  }
+  if (!c.forward.assertion.key_file.empty()) {
+    try {
+      site.signer = std::make_shared<pki::JwtSigner>(c.forward.assertion.key_file);
+    } catch (const pki::LoadError& e) {
+      throw CompileError(where + "forward.assertion.key_file: " + e.what());
+    }
+  }
+}
+
 void build_auth(SiteRuntime& site, const std::filesystem::path& base) {
   const config::Site& c = site.cfg;
   auth::SiteAuth& a = site.auth;
@@ -203,6 +245,12 @@ void SiteRuntime::finalize_policies() {
   }
 }
 
+const std::string& SiteRuntime::backend_for(std::string_view path) const {
+  for (auto it = locations.rbegin(); it != locations.rend(); ++it)
+    if (it->cfg.backend && path_in_location(path, it->path)) return *it->cfg.backend;
+  return cfg.backend;
+}
+
 const auth::LocationPolicy& SiteRuntime::policy_for(std::string_view path) const {
   // Every location that matches the path encloses the deepest one that matches, so the
   // deepest one's precomputed policy already holds them all.
@@ -233,6 +281,7 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
     site.index = i;
     site.trust = build_trust(site.cfg);
     build_auth(site, cfg.base);
+    build_proxy(site);
     for (const auto& l : site.cfg.locations) site.locations.push_back({lower(l.path), l, {}});
     std::stable_sort(site.locations.begin(), site.locations.end(),
                      [](const auto& a, const auto& b) { return a.path.size() < b.path.size(); });

@@ -3,7 +3,9 @@
 // location policies. Built once at startup (and on reload), shared read-only by all loops;
 // every connection pins the generation it was accepted under.
 #include "auth/policy.hpp"
+#include "config/backend.hpp"
 #include "config/config.hpp"
+#include "pki/jwt.hpp"
 #include "pki/openssl_ptr.hpp"
 #include "pki/trust_store.hpp"
 
@@ -30,6 +32,12 @@ struct SiteRuntime {
   bool requests_certificate = false;             // some location has SslNegotiateCert
   auth::SiteAuth auth;                           // mapping tables, Basic switch, groups
   std::unordered_map<std::string, std::string> basic_users;  // user → crypt(3) hash
+  std::unordered_map<std::string, config::BackendUrl> backends;  // as written → parsed
+  std::shared_ptr<const pki::JwtSigner> signer;  // [sites.forward.assertion]; null = off
+  pki::SslCtxPtr backend_tls;                    // client context for https backends
+
+  // The backend serving `path` ("" = static files): the nearest location that names one.
+  const std::string& backend_for(std::string_view path) const;
 
   auth::LocationPolicy site_policy;
 

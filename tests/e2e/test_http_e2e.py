@@ -136,8 +136,15 @@ class Limits(unittest.TestCase):
     def test_chunked_body_over_limit_is_413(self):
         c = Connection(P)
         chunk = b"%x\r\n%s\r\n" % (2000, b"x" * 2000)
-        r = c.request(raw=b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\n\r\n")
+        # a GET's body is read (and dropped) before the file is served, so the limit applies
+        r = c.request(raw=b"GET / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\n\r\n")
         self.assertEqual(r.status, 413)
+        c.close()
+
+    def test_refused_request_is_answered_without_reading_its_body(self):
+        c = Connection(P)
+        r = c.request(raw=b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 500\r\n\r\n")
+        self.assertEqual((r.status, r.headers.get("connection")), (405, "close"))
         c.close()
 
     def test_slow_header_is_408(self):

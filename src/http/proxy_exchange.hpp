@@ -1,0 +1,412 @@
+#pragma once
+// One request forwarded to a backend and its answer streamed back: bodies flow through fixed
+// 64 KiB buffers both ways (never whole in memory), a WebSocket upgrade becomes a byte tunnel,
+// an unreachable backend is 502.3 and a silent one 504. Included by http/connection.cpp only.
+#include "http/backend_stream.hpp"
+#include "http/forward.hpp"
+#include "http/handler.hpp"
+#include "runtime/snapshot.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <functional>
+
+namespace certgate::http {
+
+struct ProxyResult {
+  int status = 502, substatus = 3;
+  std::uint32_t win32 = 12029;  // ERROR_WINHTTP_CANNOT_CONNECT, as ARR logs it
+  std::vector<Header> headers;
+  std::uint64_t sent = 0;         // bytes written to the client
+  bool answered = false;          // something was written to the client
+  bool client_reusable = false;   // the client connection may carry another request
+  std::string reason;             // for an error page when nothing was answered yet
+};
+
+template <class ClientStream>
+class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientStream>> {
+  using tcp = boost::asio::ip::tcp;
+  using ReqParser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+  using ResParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+  using Clock = std::chrono::steady_clock;
+  using ec_t = boost::beast::error_code;
+  static constexpr std::size_t kChunk = 64 * 1024;
+
+ public:
+  ProxyExchange(ClientStream& client, boost::beast::flat_buffer& client_buf,
+                std::unique_ptr<ReqParser> request, boost::asio::io_context& io,
+                const runtime::SiteRuntime& site, ProxyPlan plan, std::string head,
+                int client_version, bool head_request, bool expect_continue,
+                std::function<void(ProxyResult)> done)
+      : client_(client), client_buf_(client_buf), req_(std::move(request)), io_(io), site_(site),
+        plan_(std::move(plan)), head_(std::move(head)), client_version_(client_version),
+        head_request_(head_request), expect_continue_(expect_continue), done_(std::move(done)),
+        timer_(io), resolver_(io) {}
+
+  void start() {
+    if (auto idle = take_idle(plan_.backend_key)) {
+      backend_ = std::move(idle);
+      reused_ = true;
+      return send_head();
+    }
+    connect();
+  }
+
+ private:
+  const config::Proxy& cfg() const { return site_.cfg.proxy; }
+
+  void arm(std::uint32_t ms) {
+    timed_out_ = false;
+    timer_.expires_after(std::chrono::milliseconds(ms));
+    timer_.async_wait([self = this->shared_from_this()](ec_t ec) {
+      if (ec) return;
+      self->timed_out_ = true;
+      self->resolver_.cancel();
+      if (self->backend_) self->backend_->cancel();
+      if (self->connecting_) self->connecting_->cancel();
+    });
+  }
+
+  // --- connecting ------------------------------------------------------------------------
+  void connect() {
+    const config::BackendUrl& b = *plan_.backend;
+    arm(cfg().connect_timeout_ms);
+    if (b.kind == config::BackendUrl::Kind::Unix) {
+      auto sock = std::make_shared<BackendStream::unix_socket>(io_);
+      sock->async_connect(boost::asio::local::stream_protocol::endpoint(b.unix_path),
+                          [self = this->shared_from_this(), sock](ec_t ec) {
+                            if (ec) return self->fail_connect(ec);
+                            self->backend_ = std::make_unique<BackendStream>(std::move(*sock));
+                            self->send_head();
+                          });
+      return;
+    }
+    resolver_.async_resolve(b.host, b.port, [self = this->shared_from_this()](ec_t ec, tcp::resolver::results_type r) {
+      if (ec) return self->fail_connect(ec);
+      self->connecting_ = std::make_unique<tcp::socket>(self->io_);
+      boost::asio::async_connect(*self->connecting_, r, [self](ec_t ec, const tcp::endpoint&) {
+        if (ec) return self->fail_connect(ec);
+        boost::system::error_code ignored;
+        self->connecting_->set_option(tcp::no_delay(true), ignored);
+        if (self->plan_.backend->kind == config::BackendUrl::Kind::Https) return self->tls_handshake();
+        self->backend_ = std::make_unique<BackendStream>(std::move(*self->connecting_));
+        self->connecting_.reset();
+        self->send_head();
+      });
+    });
+  }
+
+  void tls_handshake() {
+    boost::asio::ssl::context ctx(site_.backend_tls.get());
+    SSL_CTX_up_ref(site_.backend_tls.get());  // the wrapper frees one reference when it goes
+    auto tls = std::make_unique<BackendStream::tls_stream>(std::move(*connecting_), ctx);
+    connecting_.reset();
+    const std::string& host = plan_.backend->host;
+    SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+    if (site_.cfg.proxy.verify) SSL_set1_host(tls->native_handle(), host.c_str());
+    auto* raw = tls.get();
+    backend_ = std::make_unique<BackendStream>(std::move(tls));
+    raw->async_handshake(boost::asio::ssl::stream_base::client, [self = this->shared_from_this()](ec_t ec) {
+      if (ec) return self->fail_connect(ec);
+      self->send_head();
+    });
+  }
+
+  void fail_connect(ec_t ec) {
+    ProxyResult r;
+    r.status = 502;
+    r.substatus = 3;
+    r.win32 = timed_out_ ? 12002 : 12029;
+    r.reason = "the backend " + backend_name() + (timed_out_ ? " did not accept a connection within connect_timeout_ms" : " cannot be reached: " + ec.message());
+    finish(std::move(r));
+  }
+
+  std::string backend_name() const {
+    const auto& b = *plan_.backend;
+    return b.kind == config::BackendUrl::Kind::Unix ? "unix:" + b.unix_path : b.host + ":" + b.port;
+  }
+
+  // --- request ----------------------------------------------------------------------------
+  void send_head() {
+    std::string head = head_;
+    if (auto len = req_->content_length()) head += "Content-Length: " + std::to_string(*len) + "\r\n";
+    else if (req_->chunked()) head += "Transfer-Encoding: chunked\r\n", chunked_request_ = true;
+    head += "\r\n";
+    head_ = std::move(head);
+    arm(cfg().read_timeout_ms);
+    boost::asio::async_write(*backend_, boost::asio::buffer(head_), [self = this->shared_from_this()](ec_t ec, std::size_t) {
+      if (ec) return self->backend_write_failed(ec);
+      if (self->req_->is_done()) return self->end_request_body();
+      if (self->expect_continue_) {
+        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        return boost::asio::async_write(self->client_, boost::asio::buffer(kContinue), [self](ec_t ec, std::size_t) {
+          if (ec) return self->abort();
+          self->pump_request();
+        });
+      }
+      self->pump_request();
+    });
+  }
+
+  // A pooled connection the backend closed meanwhile: try once more on a fresh one.
+  void backend_write_failed(ec_t ec) {
+    if (reused_ && !body_started_) {
+      reused_ = false;
+      backend_->close();
+      backend_.reset();
+      return connect();
+    }
+    fail_connect(ec);
+  }
+
+  void pump_request() {
+    body_started_ = true;
+    req_->get().body().data = in_.data();
+    req_->get().body().size = in_.size();
+    arm(site_.cfg.proxy.read_timeout_ms);
+    boost::beast::http::async_read_some(client_, client_buf_, *req_, [self = this->shared_from_this()](ec_t ec, std::size_t) {
+      if (ec == boost::beast::http::error::need_buffer) ec = {};
+      if (ec) return self->abort();
+      std::size_t n = self->in_.size() - self->req_->get().body().size;
+      self->write_request_chunk(n);
+    });
+  }
+
+  void write_request_chunk(std::size_t n) {
+    auto next = [self = this->shared_from_this()](ec_t ec, std::size_t) {
+      if (ec) return self->fail_connect(ec);
+      if (self->req_->is_done()) return self->end_request_body();
+      self->pump_request();
+    };
+    if (n == 0) return next({}, 0);
+    if (chunked_request_) {
+      frame_ = fmt::format("{:x}\r\n", n);
+      std::array<boost::asio::const_buffer, 3> b{boost::asio::buffer(frame_), boost::asio::buffer(in_.data(), n),
+                                                 boost::asio::buffer("\r\n", 2)};
+      return boost::asio::async_write(*backend_, b, next);
+    }
+    boost::asio::async_write(*backend_, boost::asio::buffer(in_.data(), n), next);
+  }
+
+  void end_request_body() {
+    if (!chunked_request_) return read_response_head();
+    boost::asio::async_write(*backend_, boost::asio::buffer("0\r\n\r\n", 5), [self = this->shared_from_this()](ec_t ec, std::size_t) {
+      if (ec) return self->fail_connect(ec);
+      self->read_response_head();
+    });
+  }
+
+  // --- response ---------------------------------------------------------------------------
+  void read_response_head() {
+    res_.emplace();
+    res_->header_limit(64 * 1024);
+    res_->body_limit(boost::none);  // streamed through a fixed buffer: no size to bound
+    if (head_request_) res_->skip(true);
+    arm(cfg().read_timeout_ms);
+    boost::beast::http::async_read_header(*backend_, backend_buf_, *res_, [self = this->shared_from_this()](ec_t ec, std::size_t) {
+      if (ec) {
+        ProxyResult r;
+        if (self->timed_out_) {
+          r.status = 504, r.substatus = 0, r.win32 = 12002;  // ERROR_WINHTTP_TIMEOUT
+          r.reason = "the backend " + self->backend_name() + " sent no answer within read_timeout_ms";
+        } else {
+          r.status = 502, r.substatus = 3, r.win32 = 12152;  // ERROR_WINHTTP_INVALID_SERVER_RESPONSE
+          r.reason = "the backend " + self->backend_name() + " sent no valid answer: " + ec.message();
+        }
+        self->backend_->close();
+        return self->finish(std::move(r));
+      }
+      self->send_response_head();
+    });
+  }
+
+  void send_response_head() {
+    auto& msg = res_->get();
+    const int status = static_cast<int>(msg.result_int());
+    result_.status = status;
+    result_.substatus = 0;
+    result_.win32 = 0;
+    const bool upgrade = status == 101 && plan_.websocket;
+    const bool no_body = head_request_ || status == 204 || status == 304 || (status >= 100 && status < 200);
+    keep_client_ = !upgrade && client_version_ >= 11;
+    std::string head = fmt::format("HTTP/1.1 {} {}\r\n", status, std::string(msg.reason()));
+    const std::string connection(msg[boost::beast::http::field::connection]);
+    for (const auto& f : msg) {
+      const std::string name(f.name_string());
+      if (!upgrade && is_hop_by_hop(name, connection)) continue;
+      if (upgrade && (iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding"))) continue;
+      head += name + ": " + std::string(f.value()) + "\r\n";
+      result_.headers.push_back({name, std::string(f.value())});
+    }
+    if (!upgrade && !no_body) {
+      if (auto len = res_->content_length()) {
+        head += "Content-Length: " + std::to_string(*len) + "\r\n";
+      } else if (client_version_ >= 11) {
+        head += "Transfer-Encoding: chunked\r\n";
+        chunked_response_ = true;
+      } else {
+        keep_client_ = false;  // HTTP/1.0 and no length: the end is the close
+      }
+    } else if (head_request_) {
+      if (auto len = res_->content_length()) head += "Content-Length: " + std::to_string(*len) + "\r\n";
+    }
+    if (!upgrade) head += keep_client_ ? "" : "Connection: close\r\n";
+    head += "\r\n";
+    out_head_ = std::move(head);
+    result_.answered = true;
+    boost::asio::async_write(client_, boost::asio::buffer(out_head_), [self = this->shared_from_this(), upgrade, no_body](ec_t ec, std::size_t n) {
+      self->result_.sent += n;
+      if (ec) return self->abort();
+      if (upgrade) return self->tunnel();
+      if (no_body || self->res_->is_done()) return self->response_done();
+      self->pump_response();
+    });
+  }
+
+  void pump_response() {
+    res_->get().body().data = out_.data();
+    res_->get().body().size = out_.size();
+    arm(cfg().read_timeout_ms);
+    boost::beast::http::async_read_some(*backend_, backend_buf_, *res_, [self = this->shared_from_this()](ec_t ec, std::size_t) {
+      if (ec == boost::beast::http::error::need_buffer) ec = {};
+      if (ec) return self->abort();
+      std::size_t n = self->out_.size() - self->res_->get().body().size;
+      self->write_response_chunk(n);
+    });
+  }
+
+  void write_response_chunk(std::size_t n) {
+    auto next = [self = this->shared_from_this()](ec_t ec, std::size_t written) {
+      self->result_.sent += written;
+      if (ec) return self->abort();
+      if (self->res_->is_done()) return self->response_done();
+      self->pump_response();
+    };
+    if (n == 0) return next({}, 0);
+    if (chunked_response_) {
+      frame_ = fmt::format("{:x}\r\n", n);
+      std::array<boost::asio::const_buffer, 3> b{boost::asio::buffer(frame_), boost::asio::buffer(out_.data(), n),
+                                                 boost::asio::buffer("\r\n", 2)};
+      return boost::asio::async_write(client_, b, next);
+    }
+    boost::asio::async_write(client_, boost::asio::buffer(out_.data(), n), next);
+  }
+
+  void response_done() {
+    auto complete = [self = this->shared_from_this()](ec_t ec, std::size_t n) {
+      self->result_.sent += n;
+      if (ec) return self->abort();
+      self->timer_.cancel();
+      if (self->res_->get().keep_alive() && self->req_->is_done())
+        put_idle(self->plan_.backend_key, std::move(self->backend_), self->cfg().max_idle);
+      else
+        self->backend_->close();
+      self->result_.client_reusable = self->keep_client_;
+      self->finish(std::move(self->result_));
+    };
+    if (chunked_response_) return boost::asio::async_write(client_, boost::asio::buffer("0\r\n\r\n", 5), complete);
+    complete({}, 0);
+  }
+
+  // --- WebSocket: after 101, bytes both ways until either side closes ----------------------
+  void tunnel() {
+    timer_.cancel();
+    // Bytes the parsers already buffered belong to the other side.
+    if (backend_buf_.size() > 0) {
+      auto pending = std::make_shared<std::string>(boost::beast::buffers_to_string(backend_buf_.data()));
+      backend_buf_.consume(backend_buf_.size());
+      boost::asio::async_write(client_, boost::asio::buffer(*pending), [self = this->shared_from_this(), pending](ec_t ec, std::size_t) {
+        if (ec) return self->abort();
+        self->tunnel();
+      });
+      return;
+    }
+    if (client_buf_.size() > 0) {
+      auto pending = std::make_shared<std::string>(boost::beast::buffers_to_string(client_buf_.data()));
+      client_buf_.consume(client_buf_.size());
+      boost::asio::async_write(*backend_, boost::asio::buffer(*pending), [self = this->shared_from_this(), pending](ec_t ec, std::size_t) {
+        if (ec) return self->abort();
+        self->tunnel();
+      });
+      return;
+    }
+    client_to_backend();
+    backend_to_client();
+  }
+
+  void client_to_backend() {
+    client_.async_read_some(boost::asio::buffer(in_), [self = this->shared_from_this()](ec_t ec, std::size_t n) {
+      if (ec) return self->end_tunnel();
+      boost::asio::async_write(*self->backend_, boost::asio::buffer(self->in_.data(), n), [self](ec_t ec, std::size_t) {
+        if (ec) return self->end_tunnel();
+        self->client_to_backend();
+      });
+    });
+  }
+
+  void backend_to_client() {
+    backend_->async_read_some(boost::asio::buffer(out_), [self = this->shared_from_this()](ec_t ec, std::size_t n) {
+      if (ec) return self->end_tunnel();
+      boost::asio::async_write(self->client_, boost::asio::buffer(self->out_.data(), n), [self](ec_t ec, std::size_t w) {
+        self->result_.sent += w;
+        if (ec) return self->end_tunnel();
+        self->backend_to_client();
+      });
+    });
+  }
+
+  void end_tunnel() {
+    if (tunnel_ended_) return;
+    tunnel_ended_ = true;
+    backend_->close();
+    boost::system::error_code ignored;
+    boost::beast::get_lowest_layer(client_).cancel(ignored);
+    result_.client_reusable = false;
+    finish(std::move(result_));
+  }
+
+  // --- endings -----------------------------------------------------------------------------
+  void abort() {  // mid-stream failure: nothing sensible can be sent; close both sides
+    if (backend_) backend_->close();
+    result_.client_reusable = false;
+    finish(std::move(result_));
+  }
+
+  void finish(ProxyResult r) {
+    if (finished_) return;
+    finished_ = true;
+    timer_.cancel();
+    if (!r.answered && !req_->is_done()) r.client_reusable = false;  // request body left unread
+    done_(std::move(r));
+  }
+
+  ClientStream& client_;
+  boost::beast::flat_buffer& client_buf_;
+  std::unique_ptr<ReqParser> req_;
+  boost::asio::io_context& io_;
+  const runtime::SiteRuntime& site_;
+  ProxyPlan plan_;
+  std::string head_, out_head_, frame_;
+  int client_version_;
+  bool head_request_, expect_continue_;
+  std::function<void(ProxyResult)> done_;
+  boost::asio::steady_timer timer_;
+  tcp::resolver resolver_;
+  std::unique_ptr<tcp::socket> connecting_;
+  std::unique_ptr<BackendStream> backend_;
+  boost::beast::flat_buffer backend_buf_;
+  std::optional<ResParser> res_;
+  std::array<char, kChunk> in_{}, out_{};
+  ProxyResult result_;
+  bool reused_ = false, body_started_ = false, chunked_request_ = false, chunked_response_ = false;
+  bool keep_client_ = false, timed_out_ = false, finished_ = false, tunnel_ended_ = false;
+};
+
+}  // namespace certgate::http
