@@ -55,8 +55,20 @@ def read_response(sock_file, head=False):
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     body = b""
-    if not head and status not in (204, 304) and "content-length" in headers:
+    if head or status in (204, 304) or 100 <= status < 200:
+        return Response(status, headers, body)
+    if "content-length" in headers:
         body = sock_file.read(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            size = int(sock_file.readline().split(b";")[0], 16)
+            if size == 0:
+                sock_file.readline()
+                break
+            parts.append(sock_file.read(size))
+            sock_file.readline()
+        body = b"".join(parts)
     return Response(status, headers, body)
 
 
