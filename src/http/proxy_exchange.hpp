@@ -109,8 +109,13 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
     auto tls = std::make_unique<BackendStream::tls_stream>(std::move(*connecting_), ctx);
     connecting_.reset();
     const std::string& host = plan_.backend->host;
-    SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
-    if (site_.cfg.proxy.verify) SSL_set1_host(tls->native_handle(), host.c_str());
+    boost::system::error_code not_ip;
+    const bool is_ip = !boost::asio::ip::make_address(host, not_ip).is_unspecified() && !not_ip;
+    if (!is_ip) SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());  // SNI takes names only
+    if (site_.cfg.proxy.verify) {
+      if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls->native_handle()), host.c_str());
+      else SSL_set1_host(tls->native_handle(), host.c_str());
+    }
     auto* raw = tls.get();
     backend_ = std::make_unique<BackendStream>(std::move(tls));
     raw->async_handshake(boost::asio::ssl::stream_base::client, [self = this->shared_from_this()](ec_t ec) {

@@ -138,6 +138,13 @@ class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 if __name__ == "__main__":
     port, unix_path = int(sys.argv[1]), sys.argv[2]
+    if len(sys.argv) > 5:  # an https listener too: PORT CERT KEY
+        import ssl
+        tls = TcpServer(("127.0.0.1", int(sys.argv[3])), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
     tcp = TcpServer(("127.0.0.1", port), Handler)
     if os.path.exists(unix_path):
         os.unlink(unix_path)

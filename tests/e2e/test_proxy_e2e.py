@@ -18,6 +18,7 @@ from harness import Connection, Server, free_port, get, pki, read_response  # no
 
 P = free_port()
 BACKEND = free_port()
+BACKEND_TLS = free_port()
 DEAD = free_port()
 TMP = tempfile.mkdtemp(prefix="certgate-proxy-")
 SOCK = os.path.join(TMP, "backend.sock")
@@ -69,6 +70,7 @@ SITES = site("ARR", "", "x-arr-clientcert") + f"""
   audience = "tests"
   [sites.proxy]
   read_timeout_ms = 1000
+  trusted_cas = ["@PKI@/root-ca.pem"]
   [[sites.locations]]
   path = "/static"
   backend = ""
@@ -78,6 +80,9 @@ SITES = site("ARR", "", "x-arr-clientcert") + f"""
   [[sites.locations]]
   path = "/dead"
   backend = "http://127.0.0.1:{DEAD}"
+  [[sites.locations]]
+  path = "/tls"
+  backend = "https://127.0.0.1:{BACKEND_TLS}"
 """ + site("RFC", "site-a.test", "rfc9440") + site("XFCC", "site-b.test", "xfcc")
 
 backend = None
@@ -88,7 +93,8 @@ def setUpModule():
     global backend, server
     subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", KEY],
                    check=True, capture_output=True)
-    backend = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "backend.py"), str(BACKEND), SOCK],
+    backend = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "backend.py"), str(BACKEND), SOCK,
+                                str(BACKEND_TLS), pki("server-chain.pem"), pki("server.key")],
                                stdout=subprocess.PIPE, text=True)
     assert backend.stdout.readline().strip() == "ready"
     server = Server(SITES, server_extra="max_body_bytes = 100000000", threads=1)
@@ -264,6 +270,22 @@ class Streaming(unittest.TestCase):
     def test_chunked_download_streams_through(self):
         r = get(P, "/big?n=5000000", user="alice")
         self.assertEqual((r.status, len(r.body), r.headers.get("transfer-encoding")), (200, 5000000, "chunked"))
+
+    def test_chunked_upload_streams_to_the_backend(self):
+        c = Connection(P, user="alice")
+        parts = [os.urandom(70000), os.urandom(10), os.urandom(300000)]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        r = c.request(raw=b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        c.close()
+        reply = json.loads(r.body)
+        self.assertEqual((reply["body_bytes"], reply["sha256"]),
+                         (sum(map(len, parts)), hashlib.sha256(b"".join(parts)).hexdigest()))
+        self.assertEqual(header_values(reply, "Transfer-Encoding"), ["chunked"])
+
+    def test_https_backend_with_its_own_trust(self):
+        r = echo("/tls/echo")
+        self.assertEqual(r["path"], "/tls/echo")
+        self.assertEqual(header_values(r, "X-Remote-User"), ["azureuser"])
 
     def test_head_and_static_location_and_unix_socket(self):
         r = get(P, "/anything", user="alice", method="HEAD")
