@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "pki/chain_verify.hpp"
+#include "pki/jwt.hpp"
 #include "pki/load.hpp"
 #include "pki/x509_text.hpp"
 #include "runtime/snapshot.hpp"
@@ -15,15 +16,7 @@
 namespace certgate::cli {
 namespace {
 
-std::string json_str(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') { out += '\\'; out += static_cast<char>(c); }
-    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
+std::string json_str(std::string_view s) { return pki::json_string(std::string(s)); }
 
 std::shared_ptr<const pki::TrustStore> trust_from_args(const VerifyArgs& a) {
   std::vector<pki::X509Ptr> anchors, untrusted;
