@@ -12,6 +12,9 @@
 namespace certgate::tls {
 namespace {
 
+int ticket_generated(SSL* ssl, void*);
+SSL_TICKET_RETURN ticket_decrypted(SSL*, SSL_SESSION*, const unsigned char*, size_t, SSL_TICKET_STATUS, void*);
+
 int route_index() {
   static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return idx;
@@ -74,7 +77,64 @@ int client_hello_router(SSL* ssl, int* alert, void* arg) {
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+// The certificates the client sent after its leaf, as [u32 length][DER]...
+std::string encode_chain(STACK_OF(X509) * chain) {
+  std::string out;
+  for (int i = 0; chain && i < sk_X509_num(chain); ++i) {
+    unsigned char* der = nullptr;
+    int n = i2d_X509(sk_X509_value(chain, i), &der);
+    if (n <= 0) continue;
+    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((n >> shift) & 0xff);
+    out.append(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
+    OPENSSL_free(der);
+  }
+  return out;
+}
+
+int ticket_generated(SSL* ssl, void*) {
+  save_presented_chain(ssl);
+  return 1;
+}
+
+SSL_TICKET_RETURN ticket_decrypted(SSL*, SSL_SESSION*, const unsigned char*, size_t, SSL_TICKET_STATUS status, void*) {
+  switch (status) {  // OpenSSL's own choices; the callback exists only for ticket_generated
+    case SSL_TICKET_SUCCESS: return SSL_TICKET_RETURN_USE;
+    case SSL_TICKET_SUCCESS_RENEW: return SSL_TICKET_RETURN_USE_RENEW;
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT: return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default: return SSL_TICKET_RETURN_IGNORE;
+  }
+}
+
 }  // namespace
+
+void save_presented_chain(SSL* ssl) {
+  SSL_SESSION* session = SSL_get_session(ssl);
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  if (!session || !chain || sk_X509_num(chain) == 0) return;
+  std::string data = encode_chain(chain);
+  SSL_SESSION_set1_ticket_appdata(session, data.data(), data.size());
+}
+
+pki::X509StackPtr restored_chain(SSL* ssl) {
+  void* data = nullptr;
+  size_t len = 0;
+  SSL_SESSION* session = SSL_get_session(ssl);
+  if (!session || SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1 || len == 0) return nullptr;
+  pki::X509StackPtr chain(sk_X509_new_null());
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::size_t off = 0;
+  while (off + 4 <= len) {
+    std::size_t n = (std::size_t{p[off]} << 24) | (std::size_t{p[off + 1]} << 16) |
+                    (std::size_t{p[off + 2]} << 8) | p[off + 3];
+    off += 4;
+    if (off + n > len) break;
+    const unsigned char* der = p + off;
+    if (X509* x = d2i_X509(nullptr, &der, static_cast<long>(n))) sk_X509_push(chain.get(), x);
+    off += n;
+  }
+  return chain;
+}
 
 const runtime::ListenerRuntime::Route* selected_route(const SSL* ssl) {
   return static_cast<const runtime::ListenerRuntime::Route*>(SSL_get_ex_data(ssl, route_index()));
@@ -96,7 +156,12 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   // Client-initiated renegotiation is a CPU-exhaustion vector and nothing here needs it yet.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // One ticket is enough for a returning client; each ticket carries the client certificate.
+  SSL_CTX_sess_set_cache_size(ctx, 20000);  // session-ID cache: bounded, oldest evicted
+  SSL_CTX_set_timeout(ctx, 3600);
+  // A resumed session brings back the client's leaf but not the chain it sent (OpenSSL keeps
+  // none), so the chain travels in the session's ticket data (see save_presented_chain).
+  SSL_CTX_set_session_ticket_cb(ctx, ticket_generated, ticket_decrypted, nullptr);
+  // One ticket is enough for a returning client.
   SSL_CTX_set_num_tickets(ctx, 1);
 
   pki::KeyAndChain id;

@@ -25,6 +25,12 @@ void attach_sni_router(runtime::ListenerRuntime& listener);
 
 // The route the ClientHello hook chose for this connection (null before the hello).
 const runtime::ListenerRuntime::Route* selected_route(const SSL* ssl);
+// Resumption: a resumed session has the client's leaf but not the chain it sent. The chain is
+// kept in the session's ticket data (encrypted and authenticated with the ticket key) and in
+// the cached session; it is only an untrusted pool, validated again like any presented chain.
+void save_presented_chain(SSL* ssl);
+pki::X509StackPtr restored_chain(SSL* ssl);
+
 // The SNI name the client sent ("" when none), lower case.
 std::string sni_name(const SSL* ssl);
 

@@ -21,7 +21,12 @@ TlsFacts TlsFacts::from_handshake(SSL* ssl) {
   f.cert_requested = (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0;
   f.leaf.reset(SSL_get1_peer_certificate(ssl));
   // On a server the peer chain excludes the leaf.
-  if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl)) f.chain.reset(X509_chain_up_ref(sent));
+  if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl)) {
+    f.chain.reset(X509_chain_up_ref(sent));
+    save_presented_chain(ssl);  // for TLS 1.2 session-ID resumption (tickets save it themselves)
+  } else if (f.leaf && SSL_session_reused(ssl)) {
+    f.chain = restored_chain(ssl);
+  }
   return f;
 }
 

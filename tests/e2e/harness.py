@@ -89,10 +89,12 @@ def client_context(user=None, tls_version=None):
 class Connection:
     """One TLS (or plain) connection that can carry several requests (keep-alive)."""
 
-    def __init__(self, port, user=None, sni="localhost", tls=True, tls_version=None, timeout=10):
+    def __init__(self, port, user=None, sni="localhost", tls=True, tls_version=None, timeout=10,
+                 context=None, session=None):
         raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls:
-            self.sock = client_context(user, tls_version).wrap_socket(raw, server_hostname=sni)
+            ctx = context or client_context(user, tls_version)
+            self.sock = ctx.wrap_socket(raw, server_hostname=sni, session=session)
         else:
             self.sock = raw
         self.file = self.sock.makefile("rb")

@@ -7,7 +7,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Connection, Server, free_port, get, pki, run  # noqa: E402
+from harness import Connection, Server, client_context, free_port, get, pki, run  # noqa: E402
 from raw_tls import send_garbage_certificate  # noqa: E402
 
 P = free_port()      # https: sites A (default), B (SNI partner.test), C (SNI nousage.test)
@@ -191,6 +191,33 @@ class CertificateCases(unittest.TestCase):
         for _ in range(3):
             self.assertEqual(c.request("/").status, 200)
         c.close()
+
+    def test_resumed_session_keeps_the_certificate_and_its_chain(self):
+        # A returning client resumes its TLS session: the certificate (and the chain it sent,
+        # which validation needs) must come back with it, for TLS 1.2 and 1.3.
+        for version in ("1.2", "1.3"):
+            ctx = client_context("alice", version)
+            first = Connection(P, context=ctx)
+            self.assertEqual(first.request("/?first-" + version).status, 200)
+            session = first.sock.session
+            first.close()
+            again = Connection(P, context=ctx, session=session)
+            self.assertTrue(again.sock.session_reused, version)
+            r = again.request("/?resumed-" + version)
+            again.close()
+            self.assertEqual(r.status, 200, r.text)
+            self.assertEqual(server.log_entry("resumed-" + version)["sc-status"], "200")
+
+    def test_session_of_one_site_is_not_resumed_on_another(self):
+        ctx = client_context("paul")
+        first = Connection(P, context=ctx, sni="partner.test")
+        self.assertEqual(first.request("/?partner-first", host="partner.test").status, 200)
+        session = first.sock.session
+        first.close()
+        other = Connection(P, context=ctx, session=session, sni="localhost")
+        self.assertFalse(other.sock.session_reused)
+        self.assertEqual(other.request("/?partner-on-a-resume").code(), "403.16")
+        other.close()
 
     def test_host_naming_another_site_is_421(self):
         # A connection made for the partner site (no cert) must not reach site A's policy, and

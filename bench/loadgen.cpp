@@ -1,0 +1,282 @@
+// certgate-load: a mutual-TLS load generator. Unlike wrk/h2load (no client certificates) or
+// `ab -E` (one certificate), it presents a pool of distinct client certificates, made at start
+// from an issuing CA, so a server sees a realistic population of returning clients.
+//
+//   certgate-load --url https://127.0.0.1:8443/ --ca root.pem \
+//       --issuer-cert issuing-ca.pem --issuer-key issuing-ca.key --clients 1000 \
+//       --mode full|resume|keepalive --tls 1.3 --connections 32 --duration 10 --cpu 1
+//
+// Modes: full = a new TCP connection and full handshake per request (no session reuse);
+// resume = a new connection per request resuming the worker's TLS session; keepalive = one
+// connection per worker, many requests. Prints one line of key=value results.
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <CLI/CLI.hpp>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Identity {
+  EVP_PKEY* key;
+  X509* cert;
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// N client certificates (ECDSA P-256, clientAuth) signed by the issuing CA.
+std::vector<Identity> make_clients(const std::string& cert_file, const std::string& key_file, int n) {
+  std::string c = read_all(cert_file), k = read_all(key_file);
+  BIO* cb = BIO_new_mem_buf(c.data(), static_cast<int>(c.size()));
+  BIO* kb = BIO_new_mem_buf(k.data(), static_cast<int>(k.size()));
+  X509* issuer = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+  EVP_PKEY* issuer_key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+  BIO_free(cb);
+  BIO_free(kb);
+  if (!issuer || !issuer_key) throw std::runtime_error("cannot load the issuer certificate and key");
+  std::vector<Identity> out;
+  for (int i = 0; i < n; ++i) {
+    EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    X509* x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1000000 + i);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 7 * 86400);
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Certgate Demo"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Staff"), -1, -1, 0);
+    std::string cn = "load-client-" + std::to_string(i);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(issuer));
+    X509_set_pubkey(x, key);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, issuer, x, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
+                              std::pair{NID_key_usage, "critical,digitalSignature"},
+                              std::pair{NID_ext_key_usage, "clientAuth"},
+                              std::pair{NID_authority_key_identifier, "keyid:always"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
+      X509_add_ext(x, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    X509_sign(x, issuer_key, EVP_sha256());
+    out.push_back({key, x});
+  }
+  return out;
+}
+
+struct Options {
+  std::string url = "https://127.0.0.1:8443/";
+  std::string ca, issuer_cert, issuer_key, sni = "localhost", mode = "full", tls = "1.3";
+  int clients = 1000, connections = 32, cpu = -1;
+  double duration = 10;
+  bool send_chain = true;
+};
+
+struct Stats {
+  std::uint64_t requests = 0, handshakes = 0, resumed = 0, errors = 0;
+  std::vector<std::uint32_t> latency_us;
+};
+
+class Worker : public std::enable_shared_from_this<Worker> {
+ public:
+  Worker(asio::io_context& io, ssl::context& ctx, const tcp::endpoint& ep, const Options& o,
+         const std::vector<Identity>& ids, X509* issuer, int index, Stats& stats, Clock::time_point end)
+      : io_(io), ctx_(ctx), ep_(ep), o_(o), ids_(ids), issuer_(issuer), next_id_(index), stats_(stats), end_(end) {
+    target_ = o.url.substr(o.url.find('/', 8));
+  }
+  void start() { connect(); }
+
+ private:
+  void connect() {
+    if (Clock::now() >= end_) return;
+    stream_ = std::make_unique<ssl::stream<tcp::socket>>(io_, ctx_);
+    SSL* s = stream_->native_handle();
+    const Identity& id = ids_[static_cast<std::size_t>(next_id_) % ids_.size()];
+    if (o_.mode == "full") next_id_ += o_.connections;  // a different client each time
+    SSL_use_certificate(s, id.cert);
+    SSL_use_PrivateKey(s, id.key);
+    if (o_.send_chain && issuer_) SSL_add1_chain_cert(s, issuer_);
+    SSL_set_tlsext_host_name(s, o_.sni.c_str());
+    if (o_.mode == "resume" && session_) SSL_set_session(s, session_);
+    started_ = Clock::now();
+    stream_->next_layer().async_connect(ep_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->error();
+      self->stream_->next_layer().set_option(tcp::no_delay(true));
+      self->stream_->async_handshake(ssl::stream_base::client, [self](beast::error_code ec) {
+        if (ec) return self->error();
+        ++self->stats_.handshakes;
+        SSL* s = self->stream_->native_handle();
+        if (SSL_session_reused(s)) ++self->stats_.resumed;
+        self->request();
+      });
+    });
+  }
+
+  void request() {
+    req_ = {http::verb::get, target_, 11};
+    req_.set(http::field::host, o_.sni);
+    req_.keep_alive(o_.mode == "keepalive");
+    if (o_.mode == "keepalive") started_ = Clock::now();
+    http::async_write(*stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->error();
+      self->res_ = {};
+      http::async_read(*self->stream_, self->buf_, self->res_, [self](beast::error_code ec, std::size_t) {
+        if (ec) return self->error();
+        if (self->res_.result_int() != 200) ++self->stats_.errors;
+        ++self->stats_.requests;
+        self->stats_.latency_us.push_back(static_cast<std::uint32_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - self->started_).count()));
+        if (self->o_.mode == "keepalive" && Clock::now() < self->end_) return self->request();
+        self->done_with_connection();
+      });
+    });
+  }
+
+  void done_with_connection() {
+    SSL* s = stream_->native_handle();
+    if (o_.mode == "resume") {
+      SSL_SESSION* sess = SSL_get1_session(s);
+      if (sess) {
+        if (session_) SSL_SESSION_free(session_);
+        session_ = sess;
+      }
+    }
+    beast::error_code ec;
+    stream_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+    stream_->next_layer().close(ec);
+    buf_.consume(buf_.size());
+    connect();
+  }
+
+  void error() {
+    ++stats_.errors;
+    beast::error_code ec;
+    if (stream_) stream_->next_layer().close(ec);
+    buf_.consume(buf_.size());
+    if (Clock::now() < end_) asio::post(io_, [self = shared_from_this()] { self->connect(); });
+  }
+
+  asio::io_context& io_;
+  ssl::context& ctx_;
+  tcp::endpoint ep_;
+  const Options& o_;
+  const std::vector<Identity>& ids_;
+  X509* issuer_;
+  int next_id_;
+  Stats& stats_;
+  Clock::time_point end_, started_;
+  std::string target_;
+  std::unique_ptr<ssl::stream<tcp::socket>> stream_;
+  beast::flat_buffer buf_;
+  http::request<http::empty_body> req_;
+  http::response<http::string_body> res_;
+  SSL_SESSION* session_ = nullptr;
+};
+
+std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
+  if (v.empty()) return 0;
+  std::size_t i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(i), v.end());
+  return v[i];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"certgate-load: mutual-TLS load with a pool of distinct client certificates"};
+  app.add_option("--url", o.url, "https://HOST:PORT/path (numeric host)");
+  app.add_option("--ca", o.ca, "CA file to verify the server with (omit: no verification)");
+  app.add_option("--issuer-cert", o.issuer_cert, "issuing CA certificate for the client certificates")->required();
+  app.add_option("--issuer-key", o.issuer_key, "its private key")->required();
+  app.add_option("--clients", o.clients, "distinct client certificates (default 1000)");
+  app.add_option("--mode", o.mode, "full | resume | keepalive")->check(CLI::IsMember({"full", "resume", "keepalive"}));
+  app.add_option("--tls", o.tls, "1.2 | 1.3")->check(CLI::IsMember({"1.2", "1.3"}));
+  app.add_option("--connections", o.connections, "concurrent connections (default 32)");
+  app.add_option("--duration", o.duration, "seconds (default 10)");
+  app.add_option("--cpu", o.cpu, "pin to this CPU");
+  app.add_option("--sni", o.sni, "server name and Host (default localhost)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (o.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(o.cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) std::perror("sched_setaffinity");
+  }
+  std::vector<Identity> ids;
+  X509* issuer = nullptr;
+  try {
+    ids = make_clients(o.issuer_cert, o.issuer_key, std::max(1, o.clients));
+    std::string c = read_all(o.issuer_cert);
+    BIO* b = BIO_new_mem_buf(c.data(), static_cast<int>(c.size()));
+    issuer = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+  } catch (const std::exception& e) {
+    std::cerr << "certgate-load: " << e.what() << "\n";
+    return 2;
+  }
+  std::string hostport = o.url.substr(8, o.url.find('/', 8) - 8);
+  auto colon = hostport.rfind(':');
+  tcp::endpoint ep(asio::ip::make_address(hostport.substr(0, colon)),
+                   static_cast<unsigned short>(std::stoi(hostport.substr(colon + 1))));
+
+  ssl::context ctx(ssl::context::tls_client);
+  SSL_CTX* raw = ctx.native_handle();
+  int v = o.tls == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;
+  SSL_CTX_set_min_proto_version(raw, v);
+  SSL_CTX_set_max_proto_version(raw, v);
+  if (o.mode == "full") {
+    SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(raw, SSL_OP_NO_TICKET);
+  } else {
+    SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_CLIENT);
+  }
+  if (!o.ca.empty()) {
+    ctx.load_verify_file(o.ca);
+    ctx.set_verify_mode(ssl::verify_peer);
+  }
+
+  asio::io_context io(1);
+  Stats stats;
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::milliseconds(static_cast<long>(o.duration * 1000));
+  for (int i = 0; i < o.connections; ++i)
+    std::make_shared<Worker>(io, ctx, ep, o, ids, issuer, i, stats, end)->start();
+  io.run();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("mode=%s tls=%s connections=%d clients=%d seconds=%.2f requests=%llu rps=%.1f handshakes_per_s=%.1f "
+              "resumed=%llu errors=%llu p50_us=%u p90_us=%u p99_us=%u\n",
+              o.mode.c_str(), o.tls.c_str(), o.connections, o.clients, secs,
+              static_cast<unsigned long long>(stats.requests), static_cast<double>(stats.requests) / secs,
+              static_cast<double>(stats.handshakes) / secs, static_cast<unsigned long long>(stats.resumed),
+              static_cast<unsigned long long>(stats.errors), percentile(stats.latency_us, 0.5),
+              percentile(stats.latency_us, 0.9), percentile(stats.latency_us, 0.99));
+  return stats.requests > 0 ? 0 : 1;
+}
