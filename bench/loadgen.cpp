@@ -167,6 +167,9 @@ class Worker : public std::enable_shared_from_this<Worker> {
         session_ = sess;
       }
     }
+    // Without a close_notify, SSL_free would mark the session "bad" and never offer it again;
+    // the load tool skips the round trip of a real shutdown, so it says it was done.
+    SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     beast::error_code ec;
     stream_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
     stream_->next_layer().close(ec);
