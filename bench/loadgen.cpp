@@ -8,7 +8,8 @@
 //
 // Modes: full = a new TCP connection and full handshake per request (no session reuse);
 // resume = a new connection per request resuming the worker's TLS session; keepalive = one
-// connection per worker, many requests. Prints one line of key=value results.
+// connection per worker, many requests; idle = one request per connection, then all stay open
+// until the end (for memory per idle connection). Prints one line of key=value results.
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -153,8 +154,18 @@ class Worker : public std::enable_shared_from_this<Worker> {
         self->stats_.latency_us.push_back(static_cast<std::uint32_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - self->started_).count()));
         if (self->o_.mode == "keepalive" && Clock::now() < self->end_) return self->request();
+        if (self->o_.mode == "idle") return self->hold();
         self->done_with_connection();
       });
+    });
+  }
+
+  // idle: one request, then the connection stays open and silent until the end.
+  void hold() {
+    hold_ = std::make_unique<asio::steady_timer>(io_, end_);
+    hold_->async_wait([self = shared_from_this()](beast::error_code) {
+      beast::error_code ec;
+      self->stream_->next_layer().close(ec);
     });
   }
 
@@ -200,6 +211,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   http::request<http::empty_body> req_;
   http::response<http::string_body> res_;
   SSL_SESSION* session_ = nullptr;
+  std::unique_ptr<asio::steady_timer> hold_;
 };
 
 std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
@@ -219,7 +231,8 @@ int main(int argc, char** argv) {
   app.add_option("--issuer-cert", o.issuer_cert, "issuing CA certificate for the client certificates")->required();
   app.add_option("--issuer-key", o.issuer_key, "its private key")->required();
   app.add_option("--clients", o.clients, "distinct client certificates (default 1000)");
-  app.add_option("--mode", o.mode, "full | resume | keepalive")->check(CLI::IsMember({"full", "resume", "keepalive"}));
+  app.add_option("--mode", o.mode, "full | resume | keepalive | idle (one request, then hold the connection open)")
+      ->check(CLI::IsMember({"full", "resume", "keepalive", "idle"}));
   app.add_option("--tls", o.tls, "1.2 | 1.3")->check(CLI::IsMember({"1.2", "1.3"}));
   app.add_option("--connections", o.connections, "concurrent connections (default 32)");
   app.add_option("--duration", o.duration, "seconds (default 10)");

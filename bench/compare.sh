@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# certgate and nginx side by side on the same machine, same PKI, same static file, client
+# certificate required, revocation from the same local CRLs. Each server runs pinned to CPU 0
+# with one worker; the load tool (build/certgate-load) runs pinned to CPU 1. Modes run
+# interleaved (certgate, nginx, certgate, nginx, ...) for ROUNDS rounds; the table shows medians
+# and the ratio certgate/nginx, by rate and by the server's own CPU time per operation (from
+# /proc/PID/stat), which is what to rank by when the load tool saturates its core first.
+#
+#   bash bench/compare.sh            # ROUNDS=3 DURATION=5 CONNECTIONS=32 CLIENTS=1000
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-32}
+CLIENTS=${CLIENTS:-1000}
+IDLE=${IDLE:-1000}
+
+command -v nginx >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nginx-light >/dev/null; }
+[ -x build/certgate ] && [ -x build/certgate-load ] || make build >/dev/null
+
+work=$(mktemp -d /tmp/certgate-compare.XXXXXX)
+chmod 755 "$work"  # nginx workers run as www-data and must read the files
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+bash scripts/make-pki.sh "$work/pki" >/dev/null
+mkdir -p "$work/www" "$work/nginx/logs"
+printf 'hello\n' > "$work/www/index.html"
+cat "$work/pki/crl/"*.crl > "$work/pki/all-crls.pem"
+chmod -R a+rX "$work"
+CG_PORT=18443; NG_PORT=18444
+
+cat > "$work/certgate.toml" <<TOML
+[server]
+log_dir = "$work/cg-logs"
+threads = 1
+[[sites]]
+name = "Bench"
+root = "$work/www"
+ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:$CG_PORT"
+  certificate = "$work/pki/server-chain.pem"
+  key = "$work/pki/server.key"
+  [sites.client_certificates]
+  trusted_cas = ["$work/pki/root-ca.pem"]
+  revocation = "cache-only"
+  crl_files = ["$work/pki/crl"]
+  [sites.mapping]
+  [[sites.mapping.many_to_one]]
+  name = "Staff"
+  user = "staff"
+    [[sites.mapping.many_to_one.rules]]
+    field = "Subject"
+    subfield = "OU"
+    match = "Staff"
+TOML
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+worker_cpu_affinity 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log $work/nginx/logs/access.log combined buffer=64k flush=1s;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$NG_PORT ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $work/pki/server-chain.pem;
+    ssl_certificate_key $work/pki/server.key;
+    ssl_client_certificate $work/pki/root-ca.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 4;
+    ssl_crl $work/pki/all-crls.pem;
+    ssl_session_cache shared:SSL:20m;
+    root $work/www;
+  }
+}
+NGINX
+
+taskset -c 0 build/certgate serve -c "$work/certgate.toml" -q & cg_pid=$!
+taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" -g 'daemon off;' & ng_launcher=$!
+sleep 1
+ng_pid=$(pgrep -P "$ng_launcher" nginx | head -1)  # the worker does the work
+[ -n "$ng_pid" ] || { echo "nginx did not start: $(cat "$work/nginx/logs/error.log")" >&2; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
+  local port=$1 pid=$2 mode=$3 tls=$4
+  local before after out
+  before=$(cpu_ticks "$pid")
+  out=$(build/certgate-load --url "https://127.0.0.1:$port/" --ca "$work/pki/root-ca.pem" \
+        --issuer-cert "$work/pki/issuing-ca.pem" --issuer-key "$work/pki/issuing-ca.key" \
+        --clients "$CLIENTS" --mode "$mode" --tls "$tls" --connections "$CONNECTIONS" \
+        --duration "$DURATION" --cpu 1)
+  after=$(cpu_ticks "$pid")
+  local requests rps p99 errors
+  requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
+  rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$out")
+  p99=$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$out")
+  errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out")
+  [ "$errors" = 0 ] || echo "warning: $errors errors in $mode/$tls against port $port" >&2
+  echo "$rps $(( (after - before) * tick_us / (requests > 0 ? requests : 1) )) $p99"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-22s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
+for spec in "full 1.3" "full 1.2" "resume 1.3" "resume 1.2" "keepalive 1.3"; do
+  set -- $spec
+  : > "$work/cg"; : > "$work/ng"
+  for _ in $(seq "$ROUNDS"); do
+    run $CG_PORT $cg_pid "$1" "$2" >> "$work/cg"
+    run $NG_PORT $ng_pid "$1" "$2" >> "$work/ng"
+  done
+  cg_rate=$(cut -d' ' -f1 "$work/cg" | median); ng_rate=$(cut -d' ' -f1 "$work/ng" | median)
+  cg_cpu=$(cut -d' ' -f2 "$work/cg" | median); ng_cpu=$(cut -d' ' -f2 "$work/ng" | median)
+  cg_p99=$(cut -d' ' -f3 "$work/cg" | median); ng_p99=$(cut -d' ' -f3 "$work/ng" | median)
+  printf '%-22s %12.0f %12.0f %8.2f %14s %14s %8.2f %10s %10s\n' "$1 TLS$2" "$cg_rate" "$ng_rate" \
+    "$(awk -v a="$cg_rate" -v b="$ng_rate" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_cpu" "$ng_cpu" \
+    "$(awk -v a="$ng_cpu" -v b="$cg_cpu" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_p99" "$ng_p99"
+done
+
+# Memory per idle TLS connection: RSS with IDLE connections open, minus RSS before.
+idle_rss() {
+  local port=$1 pid=$2 base held
+  base=$(rss_kib "$pid")
+  build/certgate-load --url "https://127.0.0.1:$port/" --ca "$work/pki/root-ca.pem" \
+    --issuer-cert "$work/pki/issuing-ca.pem" --issuer-key "$work/pki/issuing-ca.key" \
+    --clients 50 --mode idle --connections "$IDLE" --duration 6 --cpu 1 >/dev/null &
+  local lp=$!
+  sleep 5
+  held=$(rss_kib "$pid")
+  wait $lp || true
+  echo "$held $(( (held - base) * 1024 / IDLE ))"
+}
+read -r cg_held cg_per <<<"$(idle_rss $CG_PORT $cg_pid)"
+read -r ng_held ng_per <<<"$(idle_rss $NG_PORT $ng_pid)"
+printf '\n%d idle TLS connections: certgate RSS %s KiB (%s bytes/connection), nginx worker RSS %s KiB (%s bytes/connection)\n' \
+  "$IDLE" "$cg_held" "$cg_per" "$ng_held" "$ng_per"
+echo "(cpu ratio = nginx CPU per op / certgate CPU per op: above 1 means certgate does less work)"
+kill "$cg_pid"; nginx -c "$work/nginx.conf" -p "$work/nginx" -s quit 2>/dev/null || true
