@@ -6,6 +6,7 @@
 #include "config/backend.hpp"
 #include "config/config.hpp"
 #include "pki/jwt.hpp"
+#include "pki/validation_cache.hpp"
 #include "pki/openssl_ptr.hpp"
 #include "pki/trust_store.hpp"
 
@@ -28,6 +29,8 @@ struct SiteRuntime {
   config::Site cfg;
   std::size_t index = 0;
   std::shared_ptr<const pki::TrustStore> trust;  // null when the site trusts no issuer
+  // Successful validations of this generation (thread-safe; see pki/validation_cache.hpp).
+  std::shared_ptr<pki::ValidationCache> validations = std::make_shared<pki::ValidationCache>();
   std::vector<CompiledLocation> locations;       // shortest path first
   bool requests_certificate = false;             // some location has SslNegotiateCert
   auth::SiteAuth auth;                           // mapping tables, Basic switch, groups

@@ -6,6 +6,8 @@
 #include "runtime/snapshot.hpp"
 #include "tls/server_context.hpp"
 
+#include <ctime>
+
 namespace certgate::tls {
 
 TlsFacts TlsFacts::from_handshake(SSL* ssl) {
@@ -37,7 +39,13 @@ const auth::ChainReport& TlsFacts::report_for(const runtime::SiteRuntime& site) 
                                  "site \"" + site.cfg.name + "\" trusts no certificate issuer",
                                  {}};
     } else {
-      report = pki::verify_chain(*site.trust, leaf.get(), chain.get());
+      const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+      const std::string key = pki::ValidationCache::key(leaf.get(), chain.get());
+      report = site.validations->find(key, now);
+      if (!report) {
+        report = pki::verify_chain(*site.trust, leaf.get(), chain.get());
+        site.validations->remember(key, *report, *site.trust, leaf.get(), chain.get(), now);
+      }
     }
   }
   return *report;

@@ -1,0 +1,42 @@
+#pragma once
+// Results of successful chain validations, per site and configuration generation, so a
+// returning client (a new connection or a resumed session) skips the chain's signature and CRL
+// checks; the TLS handshake still verifies its CertificateVerify every time.
+// Safe by construction: within a generation the trust anchors and CRLs are fixed, so a result
+// can only change with time; an entry expires at the earliest notAfter of the chain or
+// nextUpdate of a CRL it used. A reload builds new sites with empty caches. Failures are not
+// cached.
+#include "auth/evidence.hpp"
+#include "pki/trust_store.hpp"
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace certgate::pki {
+
+class ValidationCache {
+ public:
+  explicit ValidationCache(std::size_t max_entries = 50000) : max_(max_entries) {}
+
+  // SHA-256 over the leaf and the presented chain, as DER.
+  static std::string key(X509* leaf, STACK_OF(X509) * chain);
+
+  std::optional<auth::ChainReport> find(const std::string& key, std::int64_t now);
+  // Remembers a successful report until the earliest notAfter / CRL nextUpdate involved.
+  void remember(const std::string& key, const auth::ChainReport& report, const TrustStore& trust,
+                X509* leaf, STACK_OF(X509) * chain, std::int64_t now);
+
+ private:
+  struct Entry {
+    auth::ChainReport report;
+    std::int64_t expires;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::size_t max_;
+};
+
+}  // namespace certgate::pki

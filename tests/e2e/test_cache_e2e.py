@@ -1,0 +1,96 @@
+"""The validation cache never accepts what has since become revoked, expired or unmapped:
+revoke after a first success, a CRL whose nextUpdate passes, and a config change."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import CERTGATE, Server, free_port, get, pki  # noqa: E402
+
+P = free_port()
+
+SITE = f"""
+[[sites]]
+name = "Cached"
+root = "www"
+ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.client_certificates]
+  trusted_cas = ["@PKI@/root-ca.pem"]
+  crl_files = ["crl"]
+  [sites.mapping]
+  [[sites.mapping.many_to_one]]
+  name = "Everyone"
+  user = "member"
+    [[sites.mapping.many_to_one.rules]]
+    field = "Issuer"
+    subfield = "O"
+    match = "Certgate Demo"
+"""
+
+
+class CachedValidation(unittest.TestCase):
+    def setUp(self):
+        self.srv = Server(SITE, server_extra='pid_file = "certgate.pid"')
+        # a private copy of the issuing CA, so revoking here leaves the shared fixtures alone
+        self.ca = os.path.join(self.srv.dir, "ca")
+        shutil.copytree(os.path.join(os.path.dirname(pki("root-ca.pem")), "ca"), self.ca)
+        shutil.copy(os.path.join(os.path.dirname(pki("root-ca.pem")), "ca.cnf"), self.srv.dir)
+        shutil.copytree(os.path.join(os.path.dirname(pki("root-ca.pem")), "crl"), os.path.join(self.srv.dir, "crl"))
+
+    def tearDown(self):
+        self.assertEqual(self.srv.stop(), 0)
+
+    def issuing_crl(self, *extra):
+        env = dict(os.environ, CADIR=os.path.join(self.ca, "issuing-ca"))
+        subprocess.run(["openssl", "ca", "-config", os.path.join(self.srv.dir, "ca.cnf"), "-gencrl",
+                        "-crlexts", "crl_ext", "-out", os.path.join(self.srv.dir, "crl", "issuing-ca.crl")] + list(extra),
+                       env=env, check=True, capture_output=True)
+
+    def reload(self):
+        before = self.srv.stderr_text().count("reloaded")
+        r = subprocess.run([CERTGATE, "reload", "-c", self.srv.config], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deadline = time.time() + 5
+        while self.srv.stderr_text().count("reloaded") == before and time.time() < deadline:
+            time.sleep(0.05)
+
+    def test_revoked_after_a_first_success(self):
+        self.srv.start()
+        self.assertEqual(get(P, "/", user="bob").status, 200)
+        self.assertEqual(get(P, "/", user="bob").status, 200)  # from the cache now
+        env = dict(os.environ, CADIR=os.path.join(self.ca, "issuing-ca"))
+        subprocess.run(["openssl", "ca", "-config", os.path.join(self.srv.dir, "ca.cnf"), "-revoke", pki("bob.pem")],
+                       env=env, check=True, capture_output=True)
+        self.issuing_crl()
+        self.reload()
+        self.assertEqual(get(P, "/", user="bob").code(), "403.13")
+
+    def test_crl_next_update_bounds_the_cached_result(self):
+        soon = time.gmtime(time.time() + 3)
+        self.issuing_crl("-crl_nextupdate", time.strftime("%Y%m%d%H%M%SZ", soon))
+        self.srv.start()
+        self.assertEqual(get(P, "/", user="bob").status, 200)
+        time.sleep(max(0.0, time.mktime(soon) - time.mktime(time.gmtime())) + 1.5)
+        r = get(P, "/", user="bob")  # a new connection: the cached success has expired
+        self.assertEqual(r.code(), "403.13", r.text)
+        self.assertIn("nextUpdate", r.text)
+
+    def test_config_change_unmaps(self):
+        self.srv.start()
+        self.assertEqual(get(P, "/", user="bob").status, 200)
+        self.srv.edit_config('match = "Certgate Demo"', 'match = "Someone Else"')
+        self.reload()
+        r = get(P, "/", user="bob")
+        self.assertEqual(r.code(), "403.16")
+        self.assertIn("no one-to-one or many-to-one mapping", r.text)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
