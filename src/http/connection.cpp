@@ -1,6 +1,7 @@
 #include "http/connection.hpp"
 
 #include "http/basic_auth.hpp"
+#include "http/file_cache.hpp"
 #include "http/forward.hpp"
 #include "http/handler.hpp"
 #include "http/proxy_exchange.hpp"
@@ -282,11 +283,13 @@ class Connection final : public ConnectionBase,
 
   void respond(Handled h) {
     if (!h.static_job) return send(std::move(h.response));
+    if (auto hit = cached_file(*h.static_job)) return send(std::move(*hit));
     disarm();  // the file pool does not touch the socket
     asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(*h.static_job)]() mutable {
       Response r = serve_static(job);
       auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), r = std::move(r)]() mutable {
+      asio::post(io, [self = std::move(self), job = std::move(job), r = std::move(r)]() mutable {
+        remember_file(job, r);  // on the loop thread: the cache is this loop's own
         self->send(finish_static(self->info(), std::move(r), self->req_.header("Accept")));
       });
     });

@@ -71,6 +71,22 @@ class StaticFiles(unittest.TestCase):
         self.assertEqual(c.request("/data.txt", headers={"Range": "bytes=99-"}).status, 416)
         c.close()
 
+    def test_changed_file_is_served_fresh_after_a_second(self):
+        path = os.path.join(server.dir, "www", "changing.txt")
+        with open(path, "w") as f:
+            f.write("first")
+        c = Connection(P)
+        self.assertEqual(c.request("/changing.txt").body, b"first")
+        self.assertEqual(c.request("/changing.txt").body, b"first")  # from the loop's cache
+        with open(path, "w") as f:
+            f.write("second version")
+        time.sleep(1.2)
+        self.assertEqual(c.request("/changing.txt").body, b"second version")
+        os.remove(path)
+        time.sleep(1.2)
+        self.assertEqual(c.request("/changing.txt").status, 404)
+        c.close()
+
     def test_missing_file_is_404_and_folder_redirect(self):
         self.assertEqual(get(P, "/nope.html").status, 404)
         r = get(P, "/public")

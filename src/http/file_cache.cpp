@@ -1,0 +1,78 @@
+#include "http/file_cache.hpp"
+
+#include <chrono>
+#include <unordered_map>
+
+namespace certgate::http {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kValid = std::chrono::seconds(1);
+constexpr std::size_t kMaxBody = 64 * 1024;
+constexpr std::size_t kMaxEntries = 256;
+
+struct Entry {
+  Response response;  // a 200 with its body
+  std::string etag;
+  Clock::time_point checked;
+};
+
+std::unordered_map<std::string, Entry>& cache() {
+  thread_local std::unordered_map<std::string, Entry> c;
+  return c;
+}
+
+bool cacheable(const StaticRequest& job) {
+  return job.range.empty() && job.if_range.empty() && job.if_modified_since.empty();
+}
+
+std::string key_of(const StaticRequest& job) {
+  std::string key = job.root.string();
+  key += '\0';
+  key += job.path;
+  key += job.trailing_slash ? "/" : "";
+  for (const auto& d : job.default_documents) {  // default documents change what "/" means
+    key += '\0';
+    key += d;
+  }
+  return key;
+}
+
+bool etag_listed(std::string_view list, std::string_view etag) {
+  return list.find(etag) != std::string_view::npos || list.find('*') != std::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<Response> cached_file(const StaticRequest& job) {
+  if (!cacheable(job)) return std::nullopt;
+  auto& c = cache();
+  auto it = c.find(key_of(job));
+  if (it == c.end()) return std::nullopt;
+  if (Clock::now() - it->second.checked > kValid) {
+    c.erase(it);
+    return std::nullopt;
+  }
+  Response r = it->second.response;
+  if (!job.if_none_match.empty() && etag_listed(job.if_none_match, it->second.etag)) {
+    r.status = 304;
+    r.body.clear();
+  }
+  r.head_only = job.head;
+  return r;
+}
+
+void remember_file(const StaticRequest& job, const Response& r) {
+  if (!cacheable(job) || r.status != 200 || r.file || r.body.size() > kMaxBody || !job.if_none_match.empty())
+    return;
+  auto& c = cache();
+  if (c.size() >= kMaxEntries) c.clear();  // bounded; refilled from the pool on demand
+  std::string etag;
+  for (const auto& h : r.headers)
+    if (iequals(h.name, "ETag")) etag = h.value;
+  Response stored = r;
+  stored.head_only = false;
+  c[key_of(job)] = Entry{std::move(stored), std::move(etag), Clock::now()};
+}
+
+}  // namespace certgate::http
