@@ -38,10 +38,6 @@ std::string key_of(const StaticRequest& job) {
   return key;
 }
 
-bool etag_listed(std::string_view list, std::string_view etag) {
-  return list.find(etag) != std::string_view::npos || list.find('*') != std::string_view::npos;
-}
-
 }  // namespace
 
 std::optional<Response> cached_file(const StaticRequest& job) {
@@ -54,7 +50,7 @@ std::optional<Response> cached_file(const StaticRequest& job) {
     return std::nullopt;
   }
   Response r = it->second.response;
-  if (!job.if_none_match.empty() && etag_listed(job.if_none_match, it->second.etag)) {
+  if (!job.if_none_match.empty() && etag_matches(job.if_none_match, it->second.etag)) {
     r.status = 304;
     r.body.clear();
   }

@@ -35,6 +35,8 @@ std::string etag_for(const struct stat& st) {
   return fmt::format("\"{:x}{:09x}:{:x}\"", st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size);
 }
 
+}  // namespace
+
 bool etag_matches(std::string_view list, std::string_view etag) {
   if (list.find('*') != std::string_view::npos) return true;
   std::size_t pos = 0;
@@ -50,6 +52,8 @@ bool etag_matches(std::string_view list, std::string_view etag) {
   }
   return false;
 }
+
+namespace {
 
 std::int64_t parse_http_date(const std::string& s) {
   std::tm tm{};

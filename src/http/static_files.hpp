@@ -27,6 +27,9 @@ Response serve_static(const StaticRequest& req);
 
 std::string_view content_type_for(const std::filesystem::path& file);
 
+// If-None-Match: does the list ("*", or comma-separated, weak or strong tags) name `etag`?
+bool etag_matches(std::string_view list, std::string_view etag);
+
 // "bytes=a-b" against a resource of `size` bytes. nullopt = ignore the header (serve all);
 // a range with length 0 and offset == size = unsatisfiable (416).
 struct ByteRange {
