@@ -149,6 +149,49 @@ sign revoked-issuing-ca hank "/C=US/O=Certgate Demo/OU=Staff/CN=hank" v3_client
 sign nocrl-issuing-ca ivan "/C=US/O=Certgate Demo/OU=Staff/CN=ivan" v3_client
 sign stale-issuing-ca judy "/C=US/O=Certgate Demo/OU=Staff/CN=judy" v3_client
 
+# Directory mapping (docs/directory.md): SIDs in a SAN URI and in the szOID_NTDS_CA_SECURITY_EXT
+# extension, a UPN whose account has another SID, and names made to break an LDAP filter.
+sid_ext_der() {  # GeneralNames { otherName 1.3.6.1.4.1.311.25.2.1 [0] OCTET STRING sid }
+  local sid=$1 n=${#1} hex=""
+  hex=$(printf '%s' "$sid" | od -An -tx1 | tr -d ' \n')
+  printf '30%02xa0%02x060a2b060104018237190201a0%02x04%02x%s' $((n + 18)) $((n + 16)) $((n + 2)) "$n" "$hex"
+}
+cat >> ca.cnf <<EXT
+[ v3_client_sid_uri ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+subjectAltName = @san_sam
+[ san_sam ]
+URI.1 = tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-1105
+[ v3_client_sid_ext ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+1.3.6.1.4.1.311.25.2 = DER:$(sid_ext_der S-1-5-21-1004336348-1177238915-682003330-1106)
+[ v3_client_upn_sid ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+subjectAltName = @san_walt
+[ san_walt ]
+otherName.1 = 1.3.6.1.4.1.311.20.2.3;UTF8:walt@corp.demo.test
+URI.1 = tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-6666
+[ v3_client_inject ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+subjectAltName = otherName:1.3.6.1.4.1.311.20.2.3;UTF8:*)(uid=*, email:*)(mail=*
+EXT
+sign issuing-ca sam "/C=US/O=Certgate Demo/OU=Staff/CN=sam" v3_client_sid_uri
+sign issuing-ca tess "/C=US/O=Certgate Demo/OU=Staff/CN=tess" v3_client_sid_ext
+sign issuing-ca walt "/C=US/O=Certgate Demo/OU=Staff/CN=walt" v3_client_upn_sid
+sign issuing-ca inject "/C=US/O=Certgate Demo/OU=*)(uid=*/CN=*)(objectClass=*" v3_client_inject
+
 root partner-root-ca "/C=DE/O=Partner Corp/CN=Partner Root CA"
 sign partner-root-ca paul "/C=DE/O=Partner Corp/CN=paul" v3_client
 
@@ -165,7 +208,7 @@ crl partner-root-ca
 crl stale-issuing-ca -crl_lastupdate "$(ts '-10 days')" -crl_nextupdate "$(ts '-1 day')"
 
 # What a client presents: its certificate followed by its issuing CA.
-for u in alice bob carol dave erin frank alice-renewed alice-rekeyless zoe mona otto uma; do
+for u in alice bob carol dave erin frank alice-renewed alice-rekeyless zoe mona otto uma sam tess walt inject; do
   cat $u.pem issuing-ca.pem > $u-chain.pem
 done
 cat gina.pem old-issuing-ca.pem > gina-chain.pem

@@ -26,6 +26,13 @@ struct CertFacts {
   std::vector<NameAttr> issuer;
   std::vector<std::string> upns;    // subjectAltName otherName 1.3.6.1.4.1.311.20.2.3
   std::vector<std::string> emails;  // subjectAltName rfc822Name
+  // Distinguished names as Windows writes them in altSecurityIdentities: encoding order (root
+  // side first), "," between RDNs, "+" inside a multi-valued RDN: "DC=com,DC=corp,CN=Corp CA".
+  std::string subject_x500;
+  std::string issuer_x500;
+  // Security identifiers the certificate names: the szOID_NTDS_CA_SECURITY_EXT extension
+  // (1.3.6.1.4.1.311.25.2) and SAN URIs "tag:microsoft.com,2022-09-14:sid:S-1-...".
+  std::vector<std::string> sids;
 };
 
 // "ST" → "S", "emailAddress" → "E", "title" → "T", ...; "" when the word is no known label.

@@ -36,6 +36,7 @@ struct SiteAuth {
   bool mapping_enabled = false;
   bool one_to_one_enabled = true;
   bool many_to_one_enabled = true;
+  bool directory_enabled = false;  // [sites.directory_mapping]: asked after one-to-one
   OneToOneIndex one_to_one;
   ManyToOneTable many_to_one;
   bool basic_enabled = false;

@@ -35,10 +35,13 @@ std::optional<Outcome> stage_authorize(const LocationPolicy& policy, const Outco
   if (a.empty()) return std::nullopt;
   const bool anonymous = who.user.empty();
   const auto* groups = (policy.site && !anonymous) ? policy.site->groups_of(who.user) : nullptr;
-  const bool denied = names(a.deny_users, who.user, anonymous) || shares(a.deny_groups, groups);
+  // Groups come from the site's groups_file and from the mapper (directory memberOf).
+  const auto* found = anonymous ? nullptr : &who.groups;
+  const bool denied = names(a.deny_users, who.user, anonymous) || shares(a.deny_groups, groups) ||
+                      shares(a.deny_groups, found);
   const bool has_allow = !a.allow_users.empty() || !a.allow_groups.empty();
   const bool allowed = !has_allow || names(a.allow_users, who.user, anonymous) ||
-                       shares(a.allow_groups, groups);
+                       shares(a.allow_groups, groups) || shares(a.allow_groups, found);
   if (!denied && allowed) return std::nullopt;
   if (anonymous)
     return Outcome{.verdict = Verdict::Deny401_2_NoMethod,

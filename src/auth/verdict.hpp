@@ -6,6 +6,7 @@
 #include <source_location>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace certgate::auth {
 
@@ -25,6 +26,10 @@ enum class Verdict : std::uint8_t {
   Deny401_1_BadCredentials,
   Deny401_2_NoMethod,
   Deny403_0_Forbidden,
+  Deny403_16_DirectoryAmbiguous,
+  Deny500_DirectoryUnavailable,
+  Deny500_DirectoryFailed,
+  Deny503_DirectoryBusy,
   Count_
 };
 
@@ -47,6 +52,7 @@ struct Outcome {
   std::string user;    // authenticated user name; empty = anonymous
   std::string auth_method;  // "Certificate", "Basic", "Anonymous"...
   std::string rule;         // the mapping or rule that decided ("" when none)
+  std::vector<std::string> groups;  // groups the mapper found (directory mapping)
   bool challenge = false;   // a 401 that should carry WWW-Authenticate: Basic
   std::source_location where = std::source_location::current();
 

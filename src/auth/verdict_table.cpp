@@ -33,6 +33,17 @@ constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTa
     {Verdict::Deny401_2_NoMethod, 401, 2, 5, "401_2_no_method",
      "Logon failed due to server configuration"},
     {Verdict::Deny403_0_Forbidden, 403, 0, 5, "403_0_forbidden", "Forbidden"},
+    // Directory mapping (behaviour.md §3; decisions in docs/directory.md): several accounts
+    // claim the certificate → 403.16 logon failure; directory unreachable → 500 with
+    // ERROR_DS_SERVER_DOWN, directory error → ERROR_DS_OPERATIONS_ERROR; too many waiting → 503.
+    {Verdict::Deny403_16_DirectoryAmbiguous, 403, 16, 1326, "403_16_directory_ambiguous",
+     "Client certificate is untrusted or invalid"},
+    {Verdict::Deny500_DirectoryUnavailable, 500, 0, 8250, "500_0_directory_unavailable",
+     "Internal Server Error: the account directory could not be reached"},
+    {Verdict::Deny500_DirectoryFailed, 500, 0, 8224, "500_0_directory_failed",
+     "Internal Server Error: the account directory refused the lookup"},
+    {Verdict::Deny503_DirectoryBusy, 503, 0, 0, "503_0_directory_busy",
+     "Service Unavailable: too many directory lookups are waiting"},
 }};
 
 constexpr bool table_is_in_enum_order() {

@@ -2,6 +2,8 @@
 // path, with every step shown: validation, each mapping considered (rule by rule), the user,
 // authorization, and the final status. `--compare OLD.toml DIR` dry-runs a config change.
 #include "auth/decide.hpp"
+#include "auth/directory.hpp"
+#include "directory/ldap_connection.hpp"
 #include "cli/commands.hpp"
 #include "pki/cert_facts.hpp"
 #include "pki/chain_verify.hpp"
@@ -10,6 +12,7 @@
 #include "runtime/snapshot.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -33,6 +36,10 @@ struct Evaluation {
   auth::CertFacts facts;
   auth::Outcome outcome;
   bool needs_password = false;  // two-factor: the verdict assumes the right password
+  // Directory mapping, when the site has it and no one-to-one entry matched.
+  std::vector<auth::DirectoryTier> plan;
+  std::optional<auth::DirectoryAnswer> directory;
+  std::optional<auth::Outcome> mapped;
 };
 
 // The server's decision for a request carrying `certs` (leaf first) on `site` at `path`.
@@ -52,9 +59,19 @@ Evaluation evaluate(const runtime::SiteRuntime& site, const std::string& path,
     e.facts = pki::cert_facts(certs[0].get());
     ev.cert = &e.facts;
   }
-  if (policy.require_password && ev.chain && ev.chain->fault == auth::ChainFault::None &&
-      site.auth.mapping_enabled) {
-    auth::Outcome mapped = auth::map_certificate(site.auth, e.facts);
+  if (ev.chain && ev.chain->fault == auth::ChainFault::None && site.auth.mapping_enabled) {
+    e.mapped = auth::map_certificate(site.auth, e.facts);
+    if (site.directory && auth::defers_to_directory(site.auth, *e.mapped)) {
+      // The same searches the server runs, made here and now (no cache).
+      directory::LdapConnection conn(site.directory->settings());
+      e.plan = auth::directory_plan(e.facts, site.directory->policy());
+      e.directory = conn.lookup(e.plan);
+      e.mapped = auth::judge_directory(e.facts, *e.directory, site.directory->naming());
+    }
+    ev.mapped = &*e.mapped;
+  }
+  if (policy.require_password && e.mapped) {
+    const auth::Outcome& mapped = *e.mapped;
     if (mapped.allowed()) {
       ev.basic = auth::PasswordCheck::Valid;
       ev.basic_user = mapped.user;
@@ -76,7 +93,33 @@ std::string quoted_list(const std::vector<std::string>& v) {
   return out.empty() ? "(none)" : out;
 }
 
-void print_mapping_trace(const runtime::SiteRuntime& site, const auth::CertFacts& facts) {
+void print_directory_trace(const runtime::SiteRuntime& site, const Evaluation& e) {
+  const auto& s = site.directory->settings();
+  std::cout << fmt::format("  directory mapping ({}, base {}{}):\n", fmt::join(s.urls, " "), s.base_dn,
+                           s.allow_weak ? ", weak forms allowed" : ", strong forms only");
+  if (!e.directory) return;
+  const auth::DirectoryAnswer& d = *e.directory;
+  for (const auto& tier : e.plan) {
+    std::cout << fmt::format("    {} search: {}\n", tier.strong ? "strong" : "weak", tier.filter);
+    for (const auto& c : tier.claims)
+      std::cout << fmt::format("      {}: {}\n", auth::to_string(c.form),
+                               c.form == auth::DirectoryForm::Sid ? auth::sid_from_binary(c.value) : c.value);
+    if (tier.filter == d.filter) break;
+  }
+  using S = auth::DirectoryAnswer::Status;
+  if (d.status != S::Found) {
+    std::cout << "    directory error: " << d.error << "\n";
+    return;
+  }
+  if (d.entries.empty()) std::cout << "    no account found\n";
+  for (const auto& en : d.entries)
+    std::cout << fmt::format("    found: {} (user \"{}\"{}{})\n", en.dn, en.user,
+                             en.groups.empty() ? "" : ", groups " + quoted_list(en.groups),
+                             en.sids.empty() ? "" : ", SID " + auth::sid_from_binary(en.sids.front()));
+}
+
+void print_mapping_trace(const runtime::SiteRuntime& site, const Evaluation& e) {
+  const auth::CertFacts& facts = e.facts;
   const auth::SiteAuth& a = site.auth;
   std::cout << "mapping: " << (a.mapping_enabled ? "enabled" : "disabled ([sites.mapping] absent or enabled = false)") << "\n";
   if (!a.mapping_enabled) return;
@@ -92,6 +135,7 @@ void print_mapping_trace(const runtime::SiteRuntime& site, const auth::CertFacts
                                facts.der_sha256, facts.spki_sha256);
     if (hit) return;
   }
+  if (site.directory) return print_directory_trace(site, e);
   std::cout << fmt::format("  many-to-one ({} mappings, {}):\n", a.many_to_one.mappings().size(),
                            a.many_to_one_enabled ? "enabled" : "disabled");
   if (!a.many_to_one_enabled) return;
@@ -154,7 +198,7 @@ int explain_one(const ExplainArgs& a) {
                              pki::utc_text(el.not_before), pki::utc_text(el.not_after), el.revocation);
   }
   if (policy.ssl_flags.negotiates() && e.report.fault == auth::ChainFault::None)
-    print_mapping_trace(*site, e.facts);
+    print_mapping_trace(*site, e);
   const auth::Outcome& o = e.outcome;
   if (!o.user.empty() || o.allowed())
     std::cout << fmt::format("user: {} ({}{})\n", o.user.empty() ? "anonymous" : "\"" + o.user + "\"",

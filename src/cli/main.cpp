@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
   auto* map_add = map->add_subcommand("add", "map a certificate to a user");
   auto* map_list = map->add_subcommand("list", "list the site's mappings");
   auto* map_remove = map->add_subcommand("remove", "remove the entries of a user or a certificate");
+  auto* map_ad = map->add_subcommand("ad-string", "print the altSecurityIdentities strings that bind a "
+                                                  "certificate to a directory account");
+  map_ad->add_option("CERT", m.cert, "certificate file (PEM or DER)")->required();
   for (auto* sub : {map_add, map_list, map_remove}) {
     sub->add_option("-c,--config", m.config_file, "configuration file")->required();
     sub->add_option("--site", m.site, "site name")->required();
@@ -112,7 +115,7 @@ int main(int argc, char** argv) {
   if (*explain) return cli::explain(x);
   if (*import) return cli::import_iis(im);
   if (*map) {
-    m.action = map_add->parsed() ? "add" : map_remove->parsed() ? "remove" : "list";
+    m.action = map_add->parsed() ? "add" : map_remove->parsed() ? "remove" : map_ad->parsed() ? "ad-string" : "list";
     if (m.action == "remove" && m.user.empty() && m.cert.empty()) {
       std::cerr << "certgate map remove: give --user USER or a CERT file\n";
       return cli::kUsage;

@@ -1,6 +1,7 @@
 // `certgate map add/list/remove`: edit a site's one-to-one list in the TOML file without
 // touching anything else (comments and order stay), refuse duplicates, check the result the
 // way `serve` would, and replace the file atomically.
+#include "auth/directory.hpp"
 #include "auth/mapping.hpp"
 #include "cli/commands.hpp"
 #include "cli/file_edit.hpp"
@@ -243,9 +244,35 @@ int remove(const MapArgs& a) {
   return kOk;
 }
 
+// What an administrator pastes into the account's altSecurityIdentities (behaviour.md §3).
+int ad_string(const MapArgs& a) {
+  std::vector<pki::X509Ptr> certs;
+  try {
+    certs = pki::load_certificates(a.cert);
+  } catch (const pki::LoadError& e) {
+    std::cerr << "certgate map ad-string: " << e.what() << "\n";
+    return kUsage;
+  }
+  const auth::CertFacts f = pki::cert_facts(certs.front().get());
+  std::cout << "# certificate: " << f.subject_dn << "\n# issuer:      " << f.issuer_dn << "\n";
+  std::cout << "# strong mappings (accepted by default):\n";
+  const auto ids = auth::alt_security_identities(f);
+  for (const auto& c : ids)
+    if (auth::is_strong(c.form)) std::cout << c.value << "\n";
+  std::cout << "# weak mappings (accepted only with allow_weak = true):\n";
+  for (const auto& c : ids)
+    if (!auth::is_strong(c.form)) std::cout << c.value << "\n";
+  for (const auto& upn : f.upns)
+    std::cout << "# implicit (weak): an account whose userPrincipalName is " << upn << "\n";
+  for (const auto& sid : f.sids)
+    std::cout << "# the certificate names SID " << sid << ": an account with that objectSid matches (strong)\n";
+  return kOk;
+}
+
 }  // namespace
 
 int map(const MapArgs& a) {
+  if (a.action == "ad-string") return ad_string(a);
   if (a.action == "add") return add(a);
   if (a.action == "remove") return remove(a);
   return list(a);

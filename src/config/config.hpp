@@ -129,6 +129,34 @@ struct Mapping {
   std::vector<ManyToOne> many_to_one;
 };
 
+// [sites.directory_mapping]: find the account in LDAP (docs/directory.md).
+struct DirectoryMapping {
+  bool enabled = false;             // true when the table is present, unless it says otherwise
+  std::vector<std::string> urls;    // ldap:// or ldaps://, tried in order (failover)
+  std::string bind_dn;              // "" = anonymous bind
+  std::string bind_password;        // from bind_password or bind_password_file; never logged
+  std::string base_dn;
+  std::string account_filter = "(objectClass=*)";
+  std::string mapping_attribute = "altSecurityIdentities";
+  std::string user_attribute = "sAMAccountName";
+  std::string upn_attribute = "userPrincipalName";
+  std::string sid_attribute = "objectSid";
+  std::string domain;               // "CORP" → user "CORP\\alice", as IIS logs AD accounts
+  std::string group_attribute = "memberOf";  // on the account; "" = none
+  std::string group_base_dn;        // with group_filter: search groups instead of memberOf
+  std::string group_filter;         // "(member={dn})"; {dn} = the account's DN, escaped
+  std::string group_name_attribute = "cn";
+  bool allow_weak = false;
+  fs::path ca_file;                 // ldaps:// server certificate issuers; "" = system store
+  std::uint32_t connect_timeout_ms = 3000;
+  std::uint32_t timeout_ms = 5000;  // per search or bind
+  std::uint32_t pool_size = 4;      // connections (each a worker thread)
+  std::uint32_t max_pending = 1000; // lookups waiting for a connection; more → 503
+  std::uint32_t cache_seconds = 300;           // a found account is reused this long
+  std::uint32_t negative_cache_seconds = 60;   // "no account" / "several accounts" too
+  std::size_t cache_entries = 100000;
+};
+
 struct Basic {
   bool enabled = false;
   fs::path users_file;  // htpasswd-style "user:hash" (bcrypt, sha-crypt, yescrypt)
@@ -153,6 +181,7 @@ struct Site {
   std::vector<Binding> bindings;
   ClientCertificates client_certificates;
   Mapping mapping;
+  DirectoryMapping directory;
   Basic basic;
   fs::path groups_file;  // "group: user1 user2" lines
   std::string backend;   // "http://host:port", "https://host:port" or "unix:/path.sock"; "" = static

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -346,6 +347,76 @@ void read_mapping(Table& t, Mapping& m, const fs::path& file) {
   t.finish();
 }
 
+void read_directory(Table& t, DirectoryMapping& d, const fs::path& base) {
+  d.enabled = t.boolean("enabled", true);
+  if (const toml::node* n = t.node("url"); n && n->is_string()) d.urls = {*t.str("url")};
+  else if (auto u = t.strings("url")) d.urls = *u;
+  if (d.enabled && d.urls.empty())
+    t.fail_at(t.source(), "url", "missing: the LDAP server, e.g. \"ldap://dc1.corp.example:389\"");
+  for (const auto& u : d.urls)
+    if (!(u.starts_with("ldap://") || u.starts_with("ldaps://")) || u.find(' ') != std::string::npos)
+      t.fail("url", "expected ldap://host[:port] or ldaps://host[:port]; got \"" + u + "\"");
+  d.bind_dn = t.str("bind_dn", "");
+  auto pw = t.str("bind_password");
+  auto pw_file = t.str("bind_password_file");
+  if (pw && pw_file) t.fail("bind_password_file", "give bind_password or bind_password_file, not both");
+  if (pw) d.bind_password = *pw;
+  if (pw_file) {
+    const fs::path f = resolve(base, *pw_file);
+    std::ifstream in(f, std::ios::binary);
+    if (!in) t.fail("bind_password_file", "cannot read " + f.string());
+    std::getline(in, d.bind_password);
+    while (!d.bind_password.empty() && (d.bind_password.back() == '\r' || d.bind_password.back() == '\n'))
+      d.bind_password.pop_back();
+  }
+  if (!d.bind_dn.empty() && d.bind_password.empty())
+    t.fail("bind_dn", "a bind DN needs bind_password or bind_password_file (an empty password "
+                      "would be an unauthenticated bind)");
+  auto base_dn = t.str("base_dn");
+  if (d.enabled && (!base_dn || base_dn->empty()))
+    t.fail_at(t.source(), "base_dn", "missing: where accounts are searched, e.g. \"DC=corp,DC=example\"");
+  d.base_dn = base_dn.value_or("");
+  auto filter = [&](const char* key, std::string& out, bool required) {
+    auto v = t.str(key);
+    if (!v) return;
+    if ((required || !v->empty()) && (v->size() < 2 || v->front() != '(' || v->back() != ')'))
+      t.fail(key, "an LDAP filter is written in parentheses, e.g. \"(objectClass=user)\"");
+    out = *v;
+  };
+  filter("account_filter", d.account_filter, true);
+  d.mapping_attribute = t.str("mapping_attribute", d.mapping_attribute);
+  d.user_attribute = t.str("user_attribute", d.user_attribute);
+  d.upn_attribute = t.str("upn_attribute", d.upn_attribute);
+  d.sid_attribute = t.str("sid_attribute", d.sid_attribute);
+  for (const char* key : {"mapping_attribute", "user_attribute", "upn_attribute", "sid_attribute",
+                          "group_attribute", "group_name_attribute"}) {
+    auto v = t.str(key);
+    if (v && v->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-;.") != std::string::npos)
+      t.fail(key, "not an LDAP attribute name: \"" + *v + "\"");
+  }
+  if (d.mapping_attribute.empty()) t.fail("mapping_attribute", "must not be empty");
+  if (d.user_attribute.empty()) t.fail("user_attribute", "must not be empty");
+  d.domain = t.str("domain", "");
+  if (d.domain.find('\\') != std::string::npos) t.fail("domain", "the NetBIOS domain name alone, without a backslash");
+  d.group_attribute = t.str("group_attribute", d.group_attribute);
+  d.group_base_dn = t.str("group_base_dn", "");
+  filter("group_filter", d.group_filter, false);
+  if (!d.group_filter.empty() && d.group_filter.find("{dn}") == std::string::npos)
+    t.fail("group_filter", "must contain {dn}, the account's DN, e.g. \"(member={dn})\"");
+  if (!d.group_filter.empty() && d.group_base_dn.empty()) d.group_base_dn = d.base_dn;
+  d.group_name_attribute = t.str("group_name_attribute", d.group_name_attribute);
+  d.allow_weak = t.boolean("allow_weak", false);
+  if (auto ca = t.str("ca_file")) d.ca_file = resolve(base, *ca);
+  d.connect_timeout_ms = static_cast<std::uint32_t>(t.integer("connect_timeout_ms", 3000, 100, 600000));
+  d.timeout_ms = static_cast<std::uint32_t>(t.integer("timeout_ms", 5000, 100, 600000));
+  d.pool_size = static_cast<std::uint32_t>(t.integer("pool_size", 4, 1, 64));
+  d.max_pending = static_cast<std::uint32_t>(t.integer("max_pending", 1000, 1, 1000000));
+  d.cache_seconds = static_cast<std::uint32_t>(t.integer("cache_seconds", 300, 0, 86400));
+  d.negative_cache_seconds = static_cast<std::uint32_t>(t.integer("negative_cache_seconds", 60, 0, 86400));
+  d.cache_entries = static_cast<std::size_t>(t.integer("cache_entries", 100000, 0, 10000000));
+  t.finish();
+}
+
 void read_basic(Table& t, Basic& b, const fs::path& base) {
   b.enabled = t.boolean("enabled", false);
   if (auto f = t.str("users_file")) b.users_file = resolve(base, *f);
@@ -449,6 +520,19 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   if (auto cc = t.table("client_certificates"))
     read_client_certs(*cc, s.client_certificates, base);
   if (auto m = t.table("mapping")) read_mapping(*m, s.mapping, cfg.file);
+  if (auto d = t.table("directory_mapping")) {
+    read_directory(*d, s.directory, base);
+    // spec: behaviour.md §3: directory mapping and many-to-one cannot share a site (as in IIS,
+    // where the two mappers are exclusive). One-to-one entries are still tried first.
+    const bool many = s.mapping.enabled && s.mapping.many_to_one_enabled &&
+                      std::any_of(s.mapping.many_to_one.begin(), s.mapping.many_to_one.end(),
+                                  [](const ManyToOne& m) { return m.enabled; });
+    if (s.directory.enabled && many)
+      d->fail_at(d->source(), "enabled",
+                 "site \"" + s.name + "\" has both directory mapping and enabled many-to-one "
+                 "mappings; IIS allows one or the other: set mapping.many_to_one_enabled = false "
+                 "or directory_mapping.enabled = false");
+  }
   if (auto b = t.table("basic")) read_basic(*b, s.basic, base);
   if (auto g = t.str("groups_file")) s.groups_file = resolve(base, *g);
   s.backend = t.str("backend", "");
@@ -469,7 +553,7 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   for (const auto& l : s.locations) negotiates |= l.ssl_flags && l.ssl_flags->negotiates();
   bool two_factor = false;
   for (const auto& l : s.locations) two_factor |= l.require_password.value_or(false);
-  if (two_factor && (!s.mapping.enabled || s.basic.users_file.empty()))
+  if (two_factor && (!(s.mapping.enabled || s.directory.enabled) || s.basic.users_file.empty()))
     t.fail_at(t.source(), "locations",
               "site \"" + s.name + "\" has a location with require_password = true, which needs "
               "certificate mapping ([sites.mapping]) and a Basic users file ([sites.basic] users_file)");

@@ -271,6 +271,7 @@ class Connection final : public ConnectionBase,
   void dispatch(std::optional<bool> password_ok = std::nullopt) {
     Handled h = handle(info(), req_, password_ok);
     if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
+    if (h.directory_job) return map_in_directory_then_dispatch(password_ok);
     outcome_ = std::move(h.outcome);
     if (h.proxy) return start_proxy(std::move(*h.proxy));
     if (!h.static_job && h.response.status >= 400 && !parser_->is_done()) {
@@ -368,6 +369,21 @@ class Connection final : public ConnectionBase,
       asio::post(io, [self = std::move(self), key = std::move(job.cache_key), ok]() mutable {
         remember_password_result(key, ok);
         self->dispatch(ok);
+      });
+    });
+  }
+
+  // The directory service answers on one of its threads; the answer is kept on this
+  // connection (until it expires) and the request decided again on the loop.
+  void map_in_directory_then_dispatch(std::optional<bool> password_ok) {
+    disarm();
+    site().directory->lookup(tls_.leaf_facts(), [self = this->shared_from_this(), password_ok](directory::Mapped m) {
+      auto& io = self->loop_.io;
+      asio::post(io, [self = std::move(self), m = std::move(m), password_ok]() mutable {
+        self->tls_.directory_mapped = std::move(m.outcome);
+        self->tls_.directory_until_ms = m.expires_ms;
+        self->tls_.directory_once = true;  // decides this request even if not cacheable
+        self->dispatch(password_ok);
       });
     });
   }

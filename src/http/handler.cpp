@@ -1,9 +1,12 @@
 #include "http/handler.hpp"
 
 #include "auth/decide.hpp"
+#include "auth/directory.hpp"
 #include "http/basic_auth.hpp"
 #include "http/error_page.hpp"
 #include "http/path.hpp"
+
+#include <utility>
 
 namespace certgate::http {
 namespace {
@@ -104,6 +107,20 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
       if (ev.chain->fault == auth::ChainFault::None && c.site.auth.mapping_enabled) {
         ev.cert = &c.tls->leaf_facts();
         ev.mapped = &c.tls->mapping_for(c.site);
+        if (auth::defers_to_directory(c.site.auth, *ev.mapped)) {
+          const bool once = std::exchange(c.tls->directory_once, false);
+          if (!c.tls->directory_mapped ||
+              (!once && c.tls->directory_until_ms <= directory::steady_ms())) {
+            auto hit = c.site.directory->cached(*ev.cert);
+            if (!hit) {
+              h.directory_job = true;
+              return h;
+            }
+            c.tls->directory_mapped = std::move(hit->outcome);
+            c.tls->directory_until_ms = hit->expires_ms;
+          }
+          ev.mapped = c.tls->directory_mapped.get();
+        }
       }
     }
   }

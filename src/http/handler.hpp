@@ -40,6 +40,7 @@ struct Handled {
   std::optional<StaticRequest> static_job;  // to run on the file pool
   std::optional<ProxyPlan> proxy;           // to forward, with the caller's identity
   std::optional<PasswordJob> password_job;  // check, remember, then handle() again
+  bool directory_job = false;  // ask c.site.directory for the leaf's account, then handle() again
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
 };
 

@@ -147,7 +147,9 @@ void build_auth(SiteRuntime& site, const std::filesystem::path& base) {
   const config::Site& c = site.cfg;
   auth::SiteAuth& a = site.auth;
   const std::string where = "site \"" + c.name + "\": ";
-  a.mapping_enabled = c.mapping.enabled;
+  a.mapping_enabled = c.mapping.enabled || c.directory.enabled;
+  a.directory_enabled = c.directory.enabled;
+  if (c.directory.enabled) site.directory = std::make_shared<directory::DirectoryService>(c.directory, c.name);
   a.one_to_one_enabled = c.mapping.one_to_one_enabled;
   a.many_to_one_enabled = c.mapping.many_to_one_enabled;
   for (const auto& o : c.mapping.one_to_one) {

@@ -5,6 +5,7 @@
 #include "auth/policy.hpp"
 #include "config/backend.hpp"
 #include "config/config.hpp"
+#include "directory/directory_service.hpp"
 #include "pki/jwt.hpp"
 #include "pki/validation_cache.hpp"
 #include "pki/openssl_ptr.hpp"
@@ -38,6 +39,7 @@ struct SiteRuntime {
   std::unordered_map<std::string, config::BackendUrl> backends;  // as written → parsed
   std::shared_ptr<const pki::JwtSigner> signer;  // [sites.forward.assertion]; null = off
   pki::SslCtxPtr backend_tls;                    // client context for https backends
+  std::shared_ptr<directory::DirectoryService> directory;  // [sites.directory_mapping]; null = off
 
   // The backend serving `path` ("" = static files): the nearest location that names one.
   const std::string& backend_for(std::string_view path) const;

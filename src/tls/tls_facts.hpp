@@ -6,6 +6,7 @@
 #include "pki/openssl_ptr.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -28,6 +29,10 @@ struct TlsFacts {
   std::optional<auth::ChainReport> report;
   std::optional<auth::CertFacts> facts;  // for mapping, computed on first use
   std::optional<auth::Outcome> mapped;   // map_certificate() result for the connection's site
+  // The directory's answer for this certificate and site, reused until it expires.
+  std::shared_ptr<const auth::Outcome> directory_mapped;
+  std::int64_t directory_until_ms = 0;
+  bool directory_once = false;  // an uncacheable answer (outage, busy): for the next request only
 
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);

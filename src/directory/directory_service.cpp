@@ -1,0 +1,159 @@
+#include "directory/directory_service.hpp"
+
+#include "directory/ldap_connection.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace certgate::directory {
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct DirectoryService::Shared {
+  config::DirectoryMapping settings;
+  auth::DirectoryPolicy policy;
+  auth::DirectoryNaming naming;
+  std::string site;
+
+  mutable std::mutex mu;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::deque<auth::CertFacts> queue;
+  std::unordered_map<std::string, std::vector<std::function<void(Mapped)>>> waiting;  // by der_sha256
+  std::unordered_map<std::string, Mapped> cache;
+  bool down = false;  // last lookup found the directory unreachable (for one log line per change)
+
+  void remember(const std::string& key, const Mapped& m) {
+    if (settings.cache_entries == 0 || m.expires_ms <= steady_ms()) return;
+    if (cache.size() >= settings.cache_entries) {
+      const std::int64_t now = steady_ms();
+      std::erase_if(cache, [&](const auto& kv) { return kv.second.expires_ms <= now; });
+      // Still full of live answers: forget half rather than grow; they are only a cache.
+      for (auto it = cache.begin(); cache.size() >= settings.cache_entries / 2 + 1 && it != cache.end();)
+        it = cache.erase(it);
+    }
+    cache[key] = m;
+  }
+
+  void note_health(const auth::DirectoryAnswer& a) {
+    const bool now_down = a.status == auth::DirectoryAnswer::Status::Unavailable;
+    std::lock_guard lock(mu);
+    if (now_down && !down)
+      spdlog::error("site \"{}\": directory {} unreachable: {}; certificate logons that need it "
+                    "get 500 until it answers again", site, a.server, a.error);
+    else if (!now_down && down)
+      spdlog::info("site \"{}\": directory {} answers again", site, a.server);
+    if (a.status == auth::DirectoryAnswer::Status::Failed)
+      spdlog::error("site \"{}\": directory {} refused a lookup: {}", site, a.server, a.error);
+    down = now_down;
+  }
+
+  std::int64_t ttl_ms(const auth::Outcome& o) const {
+    switch (o.verdict) {
+      case auth::Verdict::Allow: return std::int64_t{settings.cache_seconds} * 1000;
+      case auth::Verdict::Deny403_16_NoMapping:
+      case auth::Verdict::Deny403_16_DirectoryAmbiguous:
+        return std::int64_t{settings.negative_cache_seconds} * 1000;
+      default: return 0;  // outages and errors are asked again on the next request
+    }
+  }
+
+  static void work(std::shared_ptr<Shared> self) {
+    LdapConnection conn(self->settings);
+    for (;;) {
+      auth::CertFacts cert;
+      {
+        std::unique_lock lock(self->mu);
+        self->wake.wait(lock, [&] { return self->stopping || !self->queue.empty(); });
+        if (self->stopping) return;
+        cert = std::move(self->queue.front());
+        self->queue.pop_front();
+      }
+      const auth::DirectoryAnswer answer = conn.lookup(auth::directory_plan(cert, self->policy));
+      self->note_health(answer);
+      auto outcome = std::make_shared<const auth::Outcome>(auth::judge_directory(cert, answer, self->naming));
+      Mapped m{outcome, steady_ms() + self->ttl_ms(*outcome)};
+      std::vector<std::function<void(Mapped)>> waiters;
+      {
+        std::lock_guard lock(self->mu);
+        self->remember(cert.der_sha256, m);
+        auto it = self->waiting.find(cert.der_sha256);
+        if (it != self->waiting.end()) {
+          waiters = std::move(it->second);
+          self->waiting.erase(it);
+        }
+      }
+      for (auto& w : waiters) w(m);
+    }
+  }
+};
+
+DirectoryService::DirectoryService(config::DirectoryMapping settings, std::string site_name)
+    : shared_(std::make_shared<Shared>()) {
+  Shared& s = *shared_;
+  s.settings = std::move(settings);
+  s.site = std::move(site_name);
+  s.policy.account_filter = s.settings.account_filter;
+  s.policy.mapping_attribute = s.settings.mapping_attribute;
+  s.policy.sid_attribute = s.settings.sid_attribute;
+  s.policy.upn_attribute = s.settings.upn_attribute;
+  s.policy.allow_weak = s.settings.allow_weak;
+  s.naming.domain = s.settings.domain;
+  for (std::uint32_t i = 0; i < s.settings.pool_size; ++i)
+    std::thread(&Shared::work, shared_).detach();
+}
+
+DirectoryService::~DirectoryService() {
+  std::lock_guard lock(shared_->mu);
+  shared_->stopping = true;
+  shared_->wake.notify_all();
+}
+
+std::optional<Mapped> DirectoryService::cached(const auth::CertFacts& cert) const {
+  std::lock_guard lock(shared_->mu);
+  auto it = shared_->cache.find(cert.der_sha256);
+  if (it == shared_->cache.end() || it->second.expires_ms <= steady_ms()) return std::nullopt;
+  return it->second;
+}
+
+void DirectoryService::lookup(const auth::CertFacts& cert, std::function<void(Mapped)> done) {
+  Shared& s = *shared_;
+  std::optional<Mapped> answer;
+  {
+    std::lock_guard lock(s.mu);
+    if (auto it = s.cache.find(cert.der_sha256); it != s.cache.end() && it->second.expires_ms > steady_ms()) {
+      answer = it->second;
+    } else if (auto w = s.waiting.find(cert.der_sha256); w != s.waiting.end()) {
+      w->second.push_back(std::move(done));  // this certificate is being looked up: share it
+      return;
+    } else if (s.queue.size() < s.settings.max_pending) {
+      s.waiting[cert.der_sha256].push_back(std::move(done));
+      s.queue.push_back(cert);
+      s.wake.notify_one();
+      return;
+    }
+  }
+  if (!answer) {
+    auth::DirectoryAnswer busy;
+    busy.status = auth::DirectoryAnswer::Status::Busy;
+    answer = Mapped{std::make_shared<const auth::Outcome>(auth::judge_directory(cert, busy, s.naming)), 0};
+  }
+  done(*answer);
+}
+
+const config::DirectoryMapping& DirectoryService::settings() const { return shared_->settings; }
+const auth::DirectoryPolicy& DirectoryService::policy() const { return shared_->policy; }
+const auth::DirectoryNaming& DirectoryService::naming() const { return shared_->naming; }
+
+}  // namespace certgate::directory

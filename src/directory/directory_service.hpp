@@ -1,0 +1,46 @@
+#pragma once
+// Directory mapping for one site of one configuration generation: a small pool of worker
+// threads, each with its own LDAP connection, fed by a bounded queue; one lookup in flight per
+// certificate however many requests wait for it; answers cached with a TTL (shorter for "no
+// account"). Request loops never wait on the directory: they get a callback.
+#include "auth/directory.hpp"
+#include "config/config.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace certgate::directory {
+
+struct Mapped {
+  std::shared_ptr<const auth::Outcome> outcome;
+  std::int64_t expires_ms = 0;  // steady-clock ms after which the directory is asked again
+};
+
+class DirectoryService {
+ public:
+  DirectoryService(config::DirectoryMapping settings, std::string site_name);
+  // Tells the workers to finish; they exit on their own (a worker may be inside a search
+  // bounded by timeout_ms, and no request loop should wait for that).
+  ~DirectoryService();
+
+  // A fresh cached answer for this certificate, if there is one (cheap; any thread).
+  std::optional<Mapped> cached(const auth::CertFacts& cert) const;
+  // Asks the directory (or joins the lookup already running for this certificate). `done`
+  // runs on a worker thread, or at once on the caller's when the queue is full (503).
+  void lookup(const auth::CertFacts& cert, std::function<void(Mapped)> done);
+
+  const config::DirectoryMapping& settings() const;
+  const auth::DirectoryPolicy& policy() const;
+  const auth::DirectoryNaming& naming() const;
+
+  struct Shared;
+
+ private:
+  std::shared_ptr<Shared> shared_;
+};
+
+std::int64_t steady_ms();
+
+}  // namespace certgate::directory
