@@ -207,6 +207,15 @@ Outcome judge_directory(const CertFacts& cert, const DirectoryAnswer& a,
                  .groups = e.groups};
 }
 
+DirectoryReuse reuse_of(const Outcome& o) {
+  switch (o.verdict) {
+    case Verdict::Allow: return DirectoryReuse::Found;
+    case Verdict::Deny403_16_NoMapping:
+    case Verdict::Deny403_16_DirectoryAmbiguous: return DirectoryReuse::NotFound;
+    default: return DirectoryReuse::Never;
+  }
+}
+
 bool defers_to_directory(const SiteAuth& site, const Outcome& mapped) {
   return site.directory_enabled && mapped.verdict == Verdict::Deny403_16_NoMapping;
 }

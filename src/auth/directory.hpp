@@ -100,6 +100,11 @@ struct DirectoryNaming {
 Outcome judge_directory(const CertFacts& cert, const DirectoryAnswer& answer,
                         const DirectoryNaming& naming);
 
+// How long the directory mapper's decision may be reused: an account found (cache_seconds),
+// "no account" or "several" (negative_cache_seconds), or not at all (outage, error, busy).
+enum class DirectoryReuse : std::uint8_t { Found, NotFound, Never };
+DirectoryReuse reuse_of(const Outcome& decided);
+
 // Whether the directory must be asked: the site maps through it and no one-to-one entry
 // (tried first, as IIS does) claimed the certificate.
 bool defers_to_directory(const struct SiteAuth& site, const Outcome& mapped);

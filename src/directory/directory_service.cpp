@@ -60,13 +60,12 @@ struct DirectoryService::Shared {
   }
 
   std::int64_t ttl_ms(const auth::Outcome& o) const {
-    switch (o.verdict) {
-      case auth::Verdict::Allow: return std::int64_t{settings.cache_seconds} * 1000;
-      case auth::Verdict::Deny403_16_NoMapping:
-      case auth::Verdict::Deny403_16_DirectoryAmbiguous:
-        return std::int64_t{settings.negative_cache_seconds} * 1000;
-      default: return 0;  // outages and errors are asked again on the next request
+    switch (auth::reuse_of(o)) {
+      case auth::DirectoryReuse::Found: return std::int64_t{settings.cache_seconds} * 1000;
+      case auth::DirectoryReuse::NotFound: return std::int64_t{settings.negative_cache_seconds} * 1000;
+      case auth::DirectoryReuse::Never: break;  // outages and errors: ask again next time
     }
+    return 0;
   }
 
   static void work(std::shared_ptr<Shared> self) {

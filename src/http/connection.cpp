@@ -309,6 +309,7 @@ class Connection final : public ConnectionBase,
     c.subject = outcome_.user;
     c.auth_method = outcome_.auth_method;
     if (const auto* groups = site().auth.groups_of(outcome_.user)) c.groups = *groups;
+    c.groups.insert(c.groups.end(), outcome_.groups.begin(), outcome_.groups.end());  // directory
     if (tls_.leaf) c.cert_thumbprint = tls_.leaf_facts().der_sha256;
     c.issued_at = now;
     c.expires = now + a.lifetime_seconds;

@@ -2,6 +2,7 @@
 docs/directory.md): strong altSecurityIdentities forms, SIDs, weak forms only with allow_weak,
 ambiguity, LDAP filter injection, groups feeding authorization, a bad bind, the directory going
 away and coming back, one search for many concurrent requests, `explain` and `map ad-string`."""
+import json
 import os
 import re
 import struct
@@ -83,7 +84,11 @@ def seed():
             entry(f"cn=Auditors,{GROUPS}", ["groupOfNames"], cn="Auditors", member=f"uid=bob,{PEOPLE}"))
 
 
-def site(name, port, site_id, directory_extra="", password=READER_PASSWORD):
+def site(name, port, site_id, directory_extra="", password=READER_PASSWORD, one_to_one=False,
+         urls=None):
+    urls = urls or [f"ldap://127.0.0.1:{LDAP_PORT}"]
+    local = ('\n  [[sites.mapping.one_to_one]]\n  user = "uma-local"\n'
+             '  certificate = "@PKI@/uma.pem"') if one_to_one else ""
     return f"""
 [[sites]]
 name = "{name}"
@@ -97,12 +102,9 @@ ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
   [sites.client_certificates]
   trusted_cas = ["@PKI@/root-ca.pem"]
   crl_files = ["@PKI@/crl"]
-  [sites.mapping]
-  [[sites.mapping.one_to_one]]
-  user = "uma-local"
-  certificate = "@PKI@/uma.pem"
+  [sites.mapping]{local}
   [sites.directory_mapping]
-  url = ["ldap://127.0.0.1:{LDAP_PORT}"]
+  url = {json.dumps(urls)}
   bind_dn = "{READER_DN}"
   bind_password = "{password}"
   base_dn = "{PEOPLE}"
@@ -126,7 +128,9 @@ class DirectoryMapping(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.ldap = Slapd(LDAP_PORT, seed()).start()
-        cls.server = Server(site("Strong", P_STRONG, 1) +
+        # The Strong site lists a dead server first: libldap fails over to the live one.
+        cls.server = Server(site("Strong", P_STRONG, 1, one_to_one=True,
+                                 urls=[f"ldap://127.0.0.1:{free_port()}", f"ldap://127.0.0.1:{LDAP_PORT}"]) +
                             site("Weak", P_WEAK, 2, "allow_weak = true") +
                             site("BadBind", P_BADBIND, 3, password="wrong")).start()
 
@@ -169,6 +173,11 @@ class DirectoryMapping(unittest.TestCase):
         r, log = self.call(P_STRONG, "uma")
         self.assertEqual(r.status, 200, r.text)
         self.assertLogged(log, 200, 0, 0, "uma-local")
+
+    def test_sha1_pukey_maps(self):
+        r, log = self.call(P_WEAK, "uma")  # no one-to-one entry on this site
+        self.assertEqual(r.status, 200, r.text)
+        self.assertLogged(log, 200, 0, 0, "CORP\\uma")
 
     def test_sid_in_san_uri_and_in_extension(self):
         for user in ("sam", "tess"):
