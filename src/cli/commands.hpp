@@ -21,7 +21,9 @@ struct VerifyArgs {
   std::string config_file;  // with site: use that site's trust settings
   std::string site;
   std::vector<std::string> cas, untrusted, crls;
-  std::string revocation = "cache-only";
+  std::string revocation;  // online | cache-only | off; "" = the site's, else cache-only
+  bool urlfetch = false;   // print every AIA / CDP / OCSP URL of the chain and what fetching it did
+  std::string cache_dir;   // the revocation cache to use (default: the config's cache_dir, else none)
   bool no_usage_check = false;
   std::optional<std::int64_t> at;
   bool json = false;

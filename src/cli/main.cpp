@@ -37,8 +37,14 @@ int main(int argc, char** argv) {
   verify->add_option("--ca", v.cas, "trusted issuer certificate file (PEM/DER); repeatable");
   verify->add_option("--untrusted", v.untrusted, "intermediate certificate file; repeatable");
   verify->add_option("--crl", v.crls, "CRL file or folder (PEM/DER); repeatable");
-  verify->add_option("--revocation", v.revocation, "cache-only (default) or off")
-      ->check(CLI::IsMember({"cache-only", "off"}));
+  verify->add_option("--revocation", v.revocation,
+                     "online (fetch CRLs / OCSP / missing issuers), cache-only or off; default: the "
+                     "site's setting with -c, else cache-only")
+      ->check(CLI::IsMember({"online", "cache-only", "off"}));
+  verify->add_flag("--urlfetch", v.urlfetch,
+                   "like certutil -urlfetch: list every AIA, CDP and OCSP URL of the chain and what "
+                   "fetching it did (implies --revocation online unless off)");
+  verify->add_option("--cache-dir", v.cache_dir, "revocation cache folder (default: the config's cache_dir)");
   verify->add_flag("--no-usage-check", v.no_usage_check, "do not require the clientAuth EKU");
   auto* at_opt = verify->add_option("--at", at, "validate at this time (unix seconds)");
   verify->add_flag("--json", v.json, "print the verdict as JSON");

@@ -7,16 +7,61 @@
 #include "pki/jwt.hpp"
 #include "pki/load.hpp"
 #include "pki/x509_text.hpp"
+#include "revocation/cert_urls.hpp"
+#include "revocation/online.hpp"
 #include "runtime/snapshot.hpp"
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
+#include <map>
+#include <mutex>
 
 namespace certgate::cli {
 namespace {
 
 std::string json_str(std::string_view s) { return pki::json_string(std::string(s)); }
+
+pki::RevocationMode mode_of(const std::string& word, pki::RevocationMode fallback) {
+  if (word == "online") return pki::RevocationMode::Online;
+  if (word == "cache-only") return pki::RevocationMode::CacheOnly;
+  if (word == "off") return pki::RevocationMode::Off;
+  return fallback;
+}
+
+// certutil -verify -urlfetch: each certificate's URLs, and what fetching each one did.
+void print_urls(const std::map<std::string, revocation::CertUrls>& urls_by_subject,
+                const std::vector<revocation::FetchEvent>& events, const auth::ChainReport& r) {
+  std::cout << "  URL retrieval:\n";
+  auto line = [&](std::string_view what, const std::string& url, const std::string& subject) {
+    const revocation::FetchEvent* last = nullptr;
+    for (const auto& e : events)
+      if (e.url == url && e.subject == subject) last = &e;
+    if (!last)
+      for (const auto& e : events)
+        if (e.url == url) last = &e;
+    if (!last)
+      std::cout << fmt::format("      {:<5} {}\n            not fetched (not needed for this verdict)\n", what, url);
+    else
+      std::cout << fmt::format("      {:<5} {}\n            {}: {}  Time: {} ms\n", what, url,
+                               last->ok ? "Verified" : "Failed", last->result, last->elapsed_ms);
+  };
+  for (std::size_t i = 0; i < r.elements.size(); ++i) {
+    const auto& el = r.elements[i];
+    std::cout << fmt::format("  [{}] {}\n", i, el.subject);
+    auto it = urls_by_subject.find(el.subject);
+    if (it == urls_by_subject.end() ||
+        (it->second.crl.empty() && it->second.ocsp.empty() && it->second.ca_issuers.empty() && it->second.delta_crl.empty())) {
+      std::cout << "      (names no AIA or CDP URL)\n";
+      continue;
+    }
+    for (const auto& u : it->second.ca_issuers) line("AIA", u, el.subject);
+    for (const auto& u : it->second.ocsp) line("OCSP", u, el.subject);
+    for (const auto& dp : it->second.crl) line("CDP", dp.url, el.subject);
+    for (const auto& u : it->second.delta_crl) line("Delta", u, el.subject);
+  }
+}
 
 std::shared_ptr<const pki::TrustStore> trust_from_args(const VerifyArgs& a) {
   std::vector<pki::X509Ptr> anchors, untrusted;
@@ -28,7 +73,7 @@ std::shared_ptr<const pki::TrustStore> trust_from_args(const VerifyArgs& a) {
   for (const auto& f : a.crls)
     for (auto& c : pki::load_crls(f)) crls.push_back(std::move(c));
   pki::TrustOptions o;
-  o.revocation = a.revocation == "off" ? pki::RevocationMode::Off : pki::RevocationMode::CacheOnly;
+  o.revocation = mode_of(a.revocation, pki::RevocationMode::CacheOnly);
   o.usage_check = !a.no_usage_check;
   o.policies = a.policies;
   o.explicit_policy = a.explicit_policy;
@@ -75,6 +120,7 @@ void print_json(const auth::Outcome& o, const auth::ChainReport& r) {
 
 int verify(const VerifyArgs& a) {
   std::shared_ptr<const pki::TrustStore> trust;
+  std::filesystem::path cache_dir = a.cache_dir;
   std::shared_ptr<const runtime::Snapshot> snap;
   try {
     if (!a.config_file.empty()) {
@@ -91,12 +137,32 @@ int verify(const VerifyArgs& a) {
         return kUsage;
       }
       trust = site->trust;
+      if (cache_dir.empty()) cache_dir = snap->cfg.server.cache_dir;
+      if (!a.revocation.empty() || a.urlfetch) {  // the site's trust, another revocation mode
+        pki::TrustOptions o = trust->options();
+        o.revocation = mode_of(a.revocation, a.urlfetch && o.revocation != pki::RevocationMode::Off
+                                                 ? pki::RevocationMode::Online : o.revocation);
+        std::vector<pki::X509Ptr> anchors, inter;
+        std::vector<pki::X509CrlPtr> crls;
+        for (const auto& c : trust->anchors()) { X509_up_ref(c.get()); anchors.emplace_back(c.get()); }
+        for (int i = 0; i < sk_X509_num(trust->intermediates()); ++i) {
+          X509_up_ref(sk_X509_value(trust->intermediates(), i));
+          inter.emplace_back(sk_X509_value(trust->intermediates(), i));
+        }
+        for (int i = 0; i < sk_X509_CRL_num(trust->crls()); ++i) {
+          X509_CRL_up_ref(sk_X509_CRL_value(trust->crls(), i));
+          crls.emplace_back(sk_X509_CRL_value(trust->crls(), i));
+        }
+        trust = std::make_shared<pki::TrustStore>(std::move(anchors), std::move(inter), std::move(crls), o);
+      }
     } else {
       if (a.cas.empty()) {
         std::cerr << "certgate verify: give at least one --ca FILE, or -c FILE --site NAME\n";
         return kUsage;
       }
-      trust = trust_from_args(a);
+      VerifyArgs b = a;
+      if (a.urlfetch && b.revocation.empty()) b.revocation = "online";
+      trust = trust_from_args(b);
     }
   } catch (const std::exception& e) {
     std::cerr << "certgate verify: " << e.what() << "\n";
@@ -112,6 +178,8 @@ int verify(const VerifyArgs& a) {
   }
   auto certs = pki::parse_certificates(bytes);
   auth::ChainReport report;
+  std::map<std::string, revocation::CertUrls> urls_by_subject;
+  std::vector<revocation::FetchEvent> fetch_events;
   if (certs.empty()) {
     pki::openssl_errors();  // discard the parser's complaints: the verdict says it plainly
     report.fault = auth::ChainFault::Malformed;
@@ -119,7 +187,38 @@ int verify(const VerifyArgs& a) {
   } else {
     pki::X509StackView presented(sk_X509_new_null());
     for (std::size_t i = 1; i < certs.size(); ++i) sk_X509_push(presented.get(), certs[i].get());
-    report = pki::verify_chain(*trust, certs[0].get(), presented.get(), a.at, pki::Detail::Full);
+    // The server's loop, run to completion here: validate, fetch what is missing, again.
+    revocation::StoreSettings settings;
+    settings.cache_dir = cache_dir;
+    revocation::Store store(settings);
+    std::mutex mu;
+    std::vector<revocation::FetchEvent> events;
+    store.set_recorder([&](const revocation::FetchEvent& e) {
+      std::lock_guard lock(mu);
+      events.push_back(e);
+    });
+    revocation::Validation v;
+    for (int round = 0; round <= revocation::kMaxFetchRounds; ++round) {
+      v = revocation::validate(*trust, &store, certs[0].get(), presented.get(),
+                               round < revocation::kMaxFetchRounds, a.at, pki::Detail::Full);
+      if (v.needs.empty()) break;
+      store.fetch_and_wait(std::move(v.needs));
+    }
+    report = std::move(v.report);
+    if (a.urlfetch && !a.json) {
+      urls_by_subject[pki::subject_text(certs[0].get())] = revocation::cert_urls(certs[0].get());
+      for (std::size_t i = 1; i < certs.size(); ++i)
+        urls_by_subject[pki::subject_text(certs[i].get())] = revocation::cert_urls(certs[i].get());
+      for (int i = 0; i < sk_X509_num(trust->intermediates()); ++i) {
+        X509* c = sk_X509_value(trust->intermediates(), i);
+        urls_by_subject.emplace(pki::subject_text(c), revocation::cert_urls(c));
+      }
+      for (const auto& s : store.states())
+        if (s.kind == revocation::Kind::CaIssuers)
+          if (auto e = store.issuers(s.url))
+            for (const auto& c : e->certs) urls_by_subject.emplace(pki::subject_text(c.get()), revocation::cert_urls(c.get()));
+      fetch_events = events;
+    }
   }
   // The same stage the server runs (auth/stage_chain.cpp), on a location that negotiates.
   auth::LocationPolicy policy{auth::SslFlags{auth::kSslNegotiateCert}, true};
@@ -127,6 +226,7 @@ int verify(const VerifyArgs& a) {
   auth::Outcome outcome = auth::stage_chain(policy, ev).value_or(auth::Outcome{});
   if (a.json) print_json(outcome, report);
   else print_text(outcome, report);
+  if (a.urlfetch && !a.json) print_urls(urls_by_subject, fetch_events, report);
   return outcome.allowed() ? kOk : kRejected;
 }
 

@@ -15,7 +15,7 @@ namespace certgate::config {
 namespace fs = std::filesystem;
 
 enum class DetailedErrors { Local, Always, Never };
-enum class Revocation { CacheOnly, Off };
+enum class Revocation { Online, CacheOnly, Off };
 enum class LogPeriod { Hourly, Daily, Weekly, Monthly };
 
 struct Limits {
@@ -38,6 +38,16 @@ struct ServerSettings {
   Limits limits;
   std::uint32_t shutdown_grace_ms = 10000;
   fs::path pid_file;  // written at start (for `certgate reload`); empty = none
+  // The revocation cache (fetched CRLs survive restarts here); "" = memory only.
+  fs::path cache_dir = "cache";
+  std::size_t max_fetch_bytes = 10 << 20;  // one CRL / OCSP / AIA answer
+  int max_fetch_redirects = 3;
+  std::size_t revocation_cache_bytes = 256u << 20;
+  std::size_t revocation_cache_entries = 2000;
+  // Plain-HTTP listener for operators: /metrics (Prometheus text). "" = none.
+  std::string admin_listen;
+  std::string admin_address;
+  std::uint16_t admin_port = 0;
 };
 
 struct Binding {
@@ -57,7 +67,12 @@ struct ClientCertificates {
   std::vector<fs::path> crl_files;
   bool send_ca_list = true;
   bool usage_check = true;
-  Revocation revocation = Revocation::CacheOnly;
+  Revocation revocation = Revocation::Online;  // spec: behaviour.md §2 "online (default)"
+  bool prefer_ocsp = false;
+  std::uint32_t freshness_seconds = 0;   // IIS revocationfreshnesstime; 0 = nextUpdate decides
+  std::uint32_t url_timeout_ms = 15000;  // IIS urlretrievaltimeout
+  bool soft_fail = false;
+  std::uint32_t retry_seconds = 30;      // a URL that failed is not asked again sooner
 };
 
 struct Location {

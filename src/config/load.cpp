@@ -198,6 +198,16 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   l.body_timeout_ms = ms("body_timeout_ms", l.body_timeout_ms);
   l.keepalive_timeout_ms = ms("keepalive_timeout_ms", l.keepalive_timeout_ms);
   l.handshake_timeout_ms = ms("handshake_timeout_ms", l.handshake_timeout_ms);
+  s.cache_dir = resolve(base, t.str("cache_dir", "cache"));
+  if (auto c = t.str("cache_dir"); c && c->empty()) s.cache_dir.clear();
+  s.max_fetch_bytes = static_cast<std::size_t>(t.integer("max_fetch_bytes", 10 << 20, 1024, std::int64_t{1} << 31));
+  s.max_fetch_redirects = static_cast<int>(t.integer("max_fetch_redirects", 3, 0, 10));
+  s.revocation_cache_bytes = static_cast<std::size_t>(
+      t.integer("revocation_cache_bytes", 256 << 20, 1 << 20, std::int64_t{1} << 40));
+  s.revocation_cache_entries = static_cast<std::size_t>(t.integer("revocation_cache_entries", 2000, 10, 10000000));
+  s.admin_listen = t.str("admin_listen", "");
+  if (!s.admin_listen.empty() && !split_listen(s.admin_listen, s.admin_address, s.admin_port))
+    t.fail("admin_listen", "expected address:port, e.g. \"127.0.0.1:9180\"");
   t.finish();
 }
 
@@ -234,14 +244,15 @@ void read_client_certs(Table& t, ClientCertificates& cc, const fs::path& base) {
   cc.crl_files = paths(t, "crl_files", base);
   cc.send_ca_list = t.boolean("send_ca_list", true);
   cc.usage_check = t.boolean("usage_check", true);
-  auto rev = t.str("revocation");
-  if (rev == "online")
-    t.fail("revocation",
-           "\"online\" (fetching CRLs from distribution points) is not available in this "
-           "version; use \"cache-only\" with crl_files, or \"off\"");
-  cc.revocation = t.choice<Revocation>("revocation", Revocation::CacheOnly,
-                                       {{"cache-only", Revocation::CacheOnly},
+  cc.revocation = t.choice<Revocation>("revocation", Revocation::Online,
+                                       {{"online", Revocation::Online},
+                                        {"cache-only", Revocation::CacheOnly},
                                         {"off", Revocation::Off}});
+  cc.prefer_ocsp = t.boolean("prefer_ocsp", false);
+  cc.freshness_seconds = static_cast<std::uint32_t>(t.integer("freshness_seconds", 0, 0, 365 * 86400));
+  cc.url_timeout_ms = static_cast<std::uint32_t>(t.integer("url_timeout_ms", 15000, 100, 600000));
+  cc.soft_fail = t.boolean("soft_fail", false);
+  cc.retry_seconds = static_cast<std::uint32_t>(t.integer("retry_seconds", 30, 0, 86400));
   t.finish();
 }
 

@@ -265,12 +265,13 @@ class Connection final : public ConnectionBase,
   }
 
   ConnectionInfo info() {
-    return ConnectionInfo{*snap_, listener_, site(), Tls ? &tls_ : nullptr, local_client_};
+    return ConnectionInfo{*snap_, listener_, site(), Tls ? &tls_ : nullptr, local_client_, state_.revocation};
   }
 
   void dispatch(std::optional<bool> password_ok = std::nullopt) {
     Handled h = handle(info(), req_, password_ok);
     if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
+    if (!h.revocation_job.empty()) return fetch_revocation_then_dispatch(std::move(h.revocation_job), password_ok);
     if (h.directory_job) return map_in_directory_then_dispatch(password_ok);
     outcome_ = std::move(h.outcome);
     if (h.proxy) return start_proxy(std::move(*h.proxy));
@@ -371,6 +372,17 @@ class Connection final : public ConnectionBase,
         remember_password_result(key, ok);
         self->dispatch(ok);
       });
+    });
+  }
+
+  // CRLs, OCSP answers or issuer certificates the validation lacks: the revocation store
+  // fetches them on its own thread (joining fetches already running for the same URL); the
+  // request is decided again on this loop when all have finished, successfully or not.
+  void fetch_revocation_then_dispatch(std::vector<revocation::Need> needs, std::optional<bool> password_ok) {
+    disarm();
+    state_.revocation->fetch(std::move(needs), [self = this->shared_from_this(), password_ok] {
+      auto& io = self->loop_.io;
+      asio::post(io, [self, password_ok] { self->dispatch(password_ok); });
     });
   }
 

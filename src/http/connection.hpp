@@ -2,6 +2,7 @@
 // Per-connection HTTP/1.1 state machine over TLS or plain TCP (the only code that knows
 // Beast's message types).
 #include "log/w3c.hpp"
+#include "revocation/store.hpp"
 #include "runtime/snapshot.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -40,6 +41,7 @@ struct ServerState {
   log::Writer* writer = nullptr;
   boost::asio::thread_pool* files = nullptr;      // disk reads
   boost::asio::thread_pool* passwords = nullptr;  // crypt(3): slow on purpose, kept apart
+  revocation::Store* revocation = nullptr;        // CRL / OCSP / AIA cache, shared, kept across reloads
   std::atomic<std::size_t> connections{0};        // open, all loops
   std::atomic<std::size_t> pending_passwords{0};
   std::string computer_name;

@@ -103,7 +103,12 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
     ev.cert_requested = c.tls->cert_requested;
     ev.cert_presented = c.tls->leaf != nullptr;
     if (ev.cert_presented && policy.ssl_flags.negotiates()) {
-      ev.chain = &c.tls->report_for(c.site);
+      std::vector<revocation::Need> needs;
+      ev.chain = c.tls->report_for(c.site, c.revocation, needs);
+      if (!ev.chain) {
+        h.revocation_job = std::move(needs);
+        return h;
+      }
       if (ev.chain->fault == auth::ChainFault::None && c.site.auth.mapping_enabled) {
         ev.cert = &c.tls->leaf_facts();
         ev.mapped = &c.tls->mapping_for(c.site);

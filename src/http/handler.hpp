@@ -18,6 +18,7 @@ struct ConnectionInfo {
   const runtime::SiteRuntime& site;
   tls::TlsFacts* tls = nullptr;  // null on a plain-HTTP binding
   bool client_is_local = false;
+  revocation::Store* revocation = nullptr;  // the process's revocation cache (null: local CRLs only)
 };
 
 // A Basic password to check on the worker pool before the request can be decided.
@@ -40,6 +41,7 @@ struct Handled {
   std::optional<StaticRequest> static_job;  // to run on the file pool
   std::optional<ProxyPlan> proxy;           // to forward, with the caller's identity
   std::optional<PasswordJob> password_job;  // check, remember, then handle() again
+  std::vector<revocation::Need> revocation_job;  // fetch these, then handle() again
   bool directory_job = false;  // ask c.site.directory for the leaf's account, then handle() again
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
 };

@@ -20,13 +20,37 @@ struct Problem {
   X509Ptr cert;
 };
 
+struct Collected {
+  std::vector<Problem> problems;
+  RevocationSource* source = nullptr;
+};
+
+bool crl_unavailable(int code) {
+  return code == X509_V_ERR_UNABLE_TO_GET_CRL || code == X509_V_ERR_CRL_HAS_EXPIRED ||
+         code == X509_V_ERR_CRL_NOT_YET_VALID;
+}
+
 int collect_cb(int ok, X509_STORE_CTX* ctx) {
   if (ok) return 1;
-  auto* problems = static_cast<std::vector<Problem>*>(X509_STORE_CTX_get_app_data(ctx));
+  auto* collected = static_cast<Collected*>(X509_STORE_CTX_get_app_data(ctx));
   X509* cert = X509_STORE_CTX_get_current_cert(ctx);
+  const int depth = X509_STORE_CTX_get_error_depth(ctx);
+  int code = X509_STORE_CTX_get_error(ctx);
+  if (RevocationSource* src = collected->source; src && cert) {
+    if (crl_unavailable(code)) {
+      STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
+      X509* issuer = depth + 1 < sk_X509_num(chain) ? sk_X509_value(chain, depth + 1) : nullptr;
+      // The trust anchor's own status is never asked for (behaviour.md §2 "revocation").
+      if (depth >= X509_STORE_CTX_get_num_untrusted(ctx)) return 1;
+      code = src->crl_problem(cert, issuer, code);
+      if (code == X509_V_OK) return 1;
+    } else if (code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+               code == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT) {
+      src->missing_issuer(cert);
+    }
+  }
   if (cert != nullptr) X509_up_ref(cert);
-  problems->push_back({X509_STORE_CTX_get_error_depth(ctx), X509_STORE_CTX_get_error(ctx),
-                       X509Ptr(cert)});
+  collected->problems.push_back({depth, code, X509Ptr(cert)});
   // Keep going: every problem is recorded and the most important one is chosen below, so an
   // expired certificate is reported as expired even when its CRL entry was dropped.
   return 1;
@@ -114,7 +138,8 @@ std::string revocation_date(const TrustStore& trust, X509* cert) {
   return "";
 }
 
-std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault) {
+std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault,
+                     RevocationSource* source) {
   X509* c = p.cert.get();
   const std::string subject = c ? quoted(subject_text(c)) : "'?'";
   const std::string issuer = c ? quoted(issuer_text(c)) : "'?'";
@@ -142,12 +167,18 @@ std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault
                utc_text(to_unix(X509_get0_notBefore(c)));
       return std::string(role(p.depth)) + " " + subject + " has an unreadable notBefore date";
     case ChainFault::Revoked: {
+      if (source && c)
+        if (std::string how = source->revoked_detail(c); !how.empty())
+          return std::string(role(p.depth)) + " " + subject + " (serial " + serial_hex(c) + ") " + how;
       std::string when = c ? revocation_date(trust, c) : "";
       return std::string(role(p.depth)) + " " + subject + " (serial " +
              (c ? serial_hex(c) : "?") + ") was revoked" + (when.empty() ? "" : " on " + when) +
              " by " + issuer;
     }
     case ChainFault::RevocationUnknown:
+      if (source && c)
+        if (std::string why = source->unknown_detail(c); !why.empty())
+          return "revocation status of " + subject + " is unknown: " + why;
       if (p.code == X509_V_ERR_UNABLE_TO_GET_CRL)
         return "revocation status of " + subject + " is unknown: no CRL from " + issuer +
                " is available (revocation = cache-only: add it to crl_files)";
@@ -200,7 +231,8 @@ void configure(X509_STORE_CTX* ctx, const TrustOptions& o, std::optional<std::in
 }
 
 void fill_elements(const TrustStore& trust, X509_STORE_CTX* ctx,
-                   const std::vector<Problem>& problems, auth::ChainReport& report) {
+                   const std::vector<Problem>& problems, auth::ChainReport& report,
+                   RevocationSource* source) {
   STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
   const int n = sk_X509_num(chain);
   const int untrusted = X509_STORE_CTX_get_num_untrusted(ctx);
@@ -213,7 +245,7 @@ void fill_elements(const TrustStore& trust, X509_STORE_CTX* ctx,
     for (const auto& p : problems) {
       if (p.depth != i) continue;
       ChainFault f = classify(p.code);
-      std::string text = describe(trust, p, f);
+      std::string text = describe(trust, p, f, source);
       if (f == ChainFault::Revoked || f == ChainFault::RevocationUnknown) {
         if (revocation_problem.empty()) revocation_problem = text;
       } else if (e.problem.empty()) {
@@ -226,6 +258,8 @@ void fill_elements(const TrustStore& trust, X509_STORE_CTX* ctx,
       e.revocation = "not checked (revocation = off)";
     else if (!revocation_problem.empty())
       e.revocation = revocation_problem;
+    else if (std::string good = source ? source->good_detail(c) : ""; !good.empty())
+      e.revocation = "good (" + good + ")";
     else
       e.revocation = "good (local CRL of " + quoted(e.issuer) + ")";
     report.elements.push_back(std::move(e));
@@ -235,7 +269,8 @@ void fill_elements(const TrustStore& trust, X509_STORE_CTX* ctx,
 }  // namespace
 
 auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X509) * presented,
-                               std::optional<std::int64_t> at, Detail detail) {
+                               std::optional<std::int64_t> at, Detail detail,
+                               RevocationSource* source) {
   auth::ChainReport report;
   if (leaf == nullptr) {
     report.fault = ChainFault::Malformed;
@@ -255,8 +290,23 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
     sk_X509_push(untrusted.get(), sk_X509_value(presented, i));
   for (int i = 0; i < sk_X509_num(trust.intermediates()); ++i)
     sk_X509_push(untrusted.get(), sk_X509_value(trust.intermediates(), i));
+  // Fetched material: the source owns what it adds (references held until this returns).
+  X509StackPtr extra(sk_X509_new_null());
+  CrlStackPtr crls(sk_X509_CRL_new_null());
+  const bool checks_revocation = trust.options().revocation != RevocationMode::Off;
+  if (checks_revocation)
+    for (int i = 0; i < sk_X509_CRL_num(trust.crls()); ++i) {
+      X509_CRL_up_ref(sk_X509_CRL_value(trust.crls(), i));
+      sk_X509_CRL_push(crls.get(), sk_X509_CRL_value(trust.crls(), i));
+    }
+  if (source) {
+    source->add_material(leaf, untrusted.get(), checks_revocation ? crls.get() : nullptr, extra.get());
+    for (int i = 0; i < sk_X509_num(extra.get()); ++i) sk_X509_push(untrusted.get(), sk_X509_value(extra.get(), i));
+  }
 
-  std::vector<Problem> problems;
+  Collected collected;
+  collected.source = source;
+  std::vector<Problem>& problems = collected.problems;
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (!ctx || X509_STORE_CTX_init(ctx.get(), trust.store(), leaf, untrusted.get()) != 1) {
     report.fault = ChainFault::Malformed;
@@ -264,9 +314,8 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
     return report;
   }
   configure(ctx.get(), trust.options(), at);
-  if (trust.options().revocation != RevocationMode::Off)
-    X509_STORE_CTX_set0_crls(ctx.get(), trust.crls());
-  X509_STORE_CTX_set_app_data(ctx.get(), &problems);
+  if (checks_revocation) X509_STORE_CTX_set0_crls(ctx.get(), crls.get());
+  X509_STORE_CTX_set_app_data(ctx.get(), &collected);
   X509_STORE_CTX_set_verify_cb(ctx.get(), collect_cb);
   const int ok = X509_verify_cert(ctx.get());
   if (ok != 1 && problems.empty())  // an internal failure with no callback: still a deny
@@ -290,10 +339,10 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
   }
   if (worst != nullptr && rank(worst_fault) < rank(report.fault)) {
     report.fault = worst_fault;
-    report.reason = describe(trust, *worst, worst_fault);
+    report.reason = describe(trust, *worst, worst_fault, source);
   }
   if (detail == Detail::Full) {
-    fill_elements(trust, ctx.get(), problems, report);
+    fill_elements(trust, ctx.get(), problems, report, source);
     if (report.fault == ChainFault::WrongUsage && !report.elements.empty())
       report.elements.front().problem = report.reason;
   }

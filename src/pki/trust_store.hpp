@@ -3,15 +3,22 @@
 // every loop thread: trusted issuers, configured intermediates, local CRLs, checking options.
 #include "pki/openssl_ptr.hpp"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace certgate::pki {
 
-enum class RevocationMode { CacheOnly, Off };
+// Online: fetch from CDP / OCSP / AIA (revocation/); CacheOnly: local CRLs and the cache only.
+enum class RevocationMode { Online, CacheOnly, Off };
 
 struct TrustOptions {
   RevocationMode revocation = RevocationMode::CacheOnly;
+  bool prefer_ocsp = false;              // ask OCSP before the CRL distribution points
+  std::int64_t freshness_seconds = 0;    // a fetched CRL older than this is fetched again; 0 = nextUpdate
+  std::uint32_t url_timeout_ms = 15000;  // per fetch
+  bool soft_fail = false;                // unknown status accepted (and logged) instead of 403.13
+  std::int64_t retry_seconds = 30;       // a URL that brought nothing fresh is not asked again sooner
   bool usage_check = true;  // leaf EKU must allow clientAuth (behaviour.md §2 "usage")
   // RFC 5280 §6.1.1 initial policy inputs; empty policies = {anyPolicy}.
   std::vector<std::string> policies;

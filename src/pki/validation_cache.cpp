@@ -45,9 +45,9 @@ std::optional<auth::ChainReport> ValidationCache::find(const std::string& key, s
 
 void ValidationCache::remember(const std::string& key, const auth::ChainReport& report,
                                const TrustStore& trust, X509* leaf, STACK_OF(X509) * chain,
-                               std::int64_t now) {
+                               std::int64_t now, std::int64_t valid_until) {
   if (report.fault != auth::ChainFault::None) return;
-  std::int64_t expires = now + kMaxAge;
+  std::int64_t expires = std::min(now + kMaxAge, valid_until);
   auto bound_by = [&](X509* c) {
     expires = std::min(expires, to_unix(X509_get0_notAfter(c)));
     // Every CRL that could speak for this certificate (same issuer name) bounds the result.

@@ -27,7 +27,8 @@ class ValidationCache {
   std::optional<auth::ChainReport> find(const std::string& key, std::int64_t now);
   // Remembers a successful report until the earliest notAfter / CRL nextUpdate involved.
   void remember(const std::string& key, const auth::ChainReport& report, const TrustStore& trust,
-                X509* leaf, STACK_OF(X509) * chain, std::int64_t now);
+                X509* leaf, STACK_OF(X509) * chain, std::int64_t now,
+                std::int64_t valid_until = INT64_MAX);  // fetched CRLs / OCSP answers used
 
  private:
   struct Entry {

@@ -44,8 +44,14 @@ std::shared_ptr<const pki::TrustStore> build_trust(const config::Site& site) {
   }
   pki::TrustOptions opts;
   opts.usage_check = cc.usage_check;
-  opts.revocation = cc.revocation == config::Revocation::Off ? pki::RevocationMode::Off
-                                                             : pki::RevocationMode::CacheOnly;
+  opts.revocation = cc.revocation == config::Revocation::Off         ? pki::RevocationMode::Off
+                    : cc.revocation == config::Revocation::CacheOnly ? pki::RevocationMode::CacheOnly
+                                                                     : pki::RevocationMode::Online;
+  opts.prefer_ocsp = cc.prefer_ocsp;
+  opts.freshness_seconds = cc.freshness_seconds;
+  opts.url_timeout_ms = cc.url_timeout_ms;
+  opts.soft_fail = cc.soft_fail;
+  opts.retry_seconds = cc.retry_seconds;
   return std::make_shared<pki::TrustStore>(std::move(anchors), std::move(intermediates),
                                            std::move(crls), std::move(opts));
 }

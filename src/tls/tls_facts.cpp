@@ -3,8 +3,11 @@
 #include "auth/decide.hpp"
 #include "pki/cert_facts.hpp"
 #include "pki/chain_verify.hpp"
+#include "revocation/online.hpp"
 #include "runtime/snapshot.hpp"
 #include "tls/server_context.hpp"
+
+#include <spdlog/spdlog.h>
 
 #include <ctime>
 
@@ -32,7 +35,8 @@ TlsFacts TlsFacts::from_handshake(SSL* ssl) {
   return f;
 }
 
-const auth::ChainReport& TlsFacts::report_for(const runtime::SiteRuntime& site) {
+const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, revocation::Store* store,
+                                              std::vector<revocation::Need>& needs) {
   if (!report) {
     if (!site.trust) {
       report = auth::ChainReport{auth::ChainFault::UntrustedRoot,
@@ -41,14 +45,26 @@ const auth::ChainReport& TlsFacts::report_for(const runtime::SiteRuntime& site) 
     } else {
       const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
       const std::string key = pki::ValidationCache::key(leaf.get(), chain.get());
-      report = site.validations->find(key, now);
-      if (!report) {
-        report = pki::verify_chain(*site.trust, leaf.get(), chain.get());
-        site.validations->remember(key, *report, *site.trust, leaf.get(), chain.get(), now);
+      if (auto hit = site.validations->find(key, now)) {
+        report = std::move(hit);
+        return &*report;
       }
+      const bool may_fetch = fetch_rounds < revocation::kMaxFetchRounds;
+      revocation::Validation v =
+          revocation::validate(*site.trust, store, leaf.get(), chain.get(), may_fetch);
+      if (!v.needs.empty()) {
+        ++fetch_rounds;
+        needs = std::move(v.needs);
+        return nullptr;
+      }
+      if (v.soft_failed)
+        spdlog::warn("site \"{}\": {}", site.cfg.name, v.report.reason);
+      else
+        site.validations->remember(key, v.report, *site.trust, leaf.get(), chain.get(), now, v.valid_until);
+      report = std::move(v.report);
     }
   }
-  return *report;
+  return &*report;
 }
 
 const auth::Outcome& TlsFacts::mapping_for(const runtime::SiteRuntime& site) {

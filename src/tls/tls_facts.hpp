@@ -4,11 +4,13 @@
 #include "auth/evidence.hpp"
 #include "auth/verdict.hpp"
 #include "pki/openssl_ptr.hpp"
+#include "revocation/store.hpp"
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace certgate::runtime { struct SiteRuntime; }
 
@@ -37,8 +39,11 @@ struct TlsFacts {
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);
 
-  // Validation result for `site`, computed on first use (CPU only: no I/O).
-  const auth::ChainReport& report_for(const runtime::SiteRuntime& site);
+  // Validation result for `site`, computed on first use (CPU only: no I/O). Null, with `needs`
+  // filled, when online revocation must fetch something first: fetch, then ask again.
+  const auth::ChainReport* report_for(const runtime::SiteRuntime& site, revocation::Store* store,
+                                      std::vector<revocation::Need>& needs);
+  int fetch_rounds = 0;  // validate-then-fetch rounds so far (bounded by kMaxFetchRounds)
   // The leaf's mapping facts (subject/issuer attributes, hashes, SANs), computed on first use.
   const auth::CertFacts& leaf_facts();
   // One-to-one / many-to-one result for `site` (the connection's, fixed), computed once.

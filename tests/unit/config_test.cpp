@@ -50,7 +50,9 @@ TEST(Config, MinimalConfigLoadsWithDefaults) {
   EXPECT_EQ(s.log.directory, dir.path() / "logs" / "W3SVC1");
   EXPECT_EQ(s.log.fields, default_log_fields());
   EXPECT_EQ(c.server.detailed_errors, DetailedErrors::Local);
-  EXPECT_EQ(s.client_certificates.revocation, Revocation::CacheOnly);
+  EXPECT_EQ(s.client_certificates.revocation, Revocation::Online);  // behaviour.md §2 default
+  EXPECT_EQ(s.client_certificates.url_timeout_ms, 15000u);
+  EXPECT_FALSE(s.client_certificates.soft_fail);
 }
 
 TEST(Config, SyntaxErrorNamesLineAndColumn) {
@@ -98,13 +100,18 @@ TEST(Config, HttpsBindingNeedsACertificate) {
   EXPECT_NE(e.find("certificate: missing"), std::string::npos) << e;
 }
 
-TEST(Config, OnDemandAndOnlineAreRefusedClearly) {
+TEST(Config, OnDemandIsRefusedClearlyAndRevocationModesAreChecked) {
   std::string e = error_of(std::string(kMinimal) + "client_certificate = \"on-demand\"\n");
   EXPECT_NE(e.find("not available in this version"), std::string::npos) << e;
-  e = error_of(std::string(kMinimal) + "[sites.client_certificates]\nrevocation = \"online\"\n");
-  EXPECT_NE(e.find("revocation: \"online\""), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "[sites.client_certificates]\nrevocation = \"online\"\n"
+                                        "prefer_ocsp = true\nurl_timeout_ms = 500\nsoft_fail = true\n");
+  EXPECT_EQ(e, "");
   e = error_of(std::string(kMinimal) + "[sites.client_certificates]\nrevocation = \"sometimes\"\n");
-  EXPECT_NE(e.find("expected one of \"cache-only\", \"off\""), std::string::npos) << e;
+  EXPECT_NE(e.find("expected one of \"online\", \"cache-only\", \"off\""), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "[sites.client_certificates]\nurl_timeout_ms = 5\n");
+  EXPECT_NE(e.find("url_timeout_ms: must be between 100"), std::string::npos) << e;
+  e = error_of("[server]\nadmin_listen = \"nowhere\"\n" + std::string(kMinimal));
+  EXPECT_NE(e.find("admin_listen: expected address:port"), std::string::npos) << e;
 }
 
 TEST(Config, DuplicateBindingAcrossSitesIsRefused) {

@@ -1,0 +1,217 @@
+#include "fetch/http_fetch.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <memory>
+
+namespace certgate::fetch {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+bool parse_url(const std::string& text, Url& out) {
+  std::string rest;
+  if (text.rfind("http://", 0) == 0) {
+    out.https = false;
+    rest = text.substr(7);
+  } else if (text.rfind("https://", 0) == 0) {
+    out.https = true;
+    rest = text.substr(8);
+  } else {
+    return false;
+  }
+  const std::size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  out.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  if (authority.empty() || authority.find('@') != std::string::npos) return false;  // no userinfo
+  for (char c : out.target)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
+  out.port = out.https ? "443" : "80";
+  if (authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string::npos) return false;
+    out.host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return false;
+      out.port = authority.substr(close + 2);
+    }
+  } else if (const std::size_t colon = authority.rfind(':'); colon != std::string::npos) {
+    out.host = authority.substr(0, colon);
+    out.port = authority.substr(colon + 1);
+  } else {
+    out.host = authority;
+  }
+  if (out.host.empty() || out.port.empty() || out.port.size() > 5 ||
+      out.port.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  return true;
+}
+
+namespace {
+
+asio::ssl::context& client_tls() {
+  static asio::ssl::context ctx = [] {
+    asio::ssl::context c(asio::ssl::context::tls_client);
+    c.set_default_verify_paths();
+    c.set_verify_mode(asio::ssl::verify_peer);
+    return c;
+  }();
+  return ctx;
+}
+
+std::string resolve_location(const Url& base, const std::string& location) {
+  if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0) return location;
+  if (!location.empty() && location.front() == '/')
+    return std::string(base.https ? "https://" : "http://") + base.host + ":" + base.port + location;
+  return "";  // relative references other than absolute paths are not followed
+}
+
+// One fetch: resolve, connect, (TLS), write, read; then a redirect starts over under the same
+// deadline and byte cap.
+class Exchange : public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(asio::io_context& io, Request req, std::function<void(Result)> done)
+      : io_(io), req_(std::move(req)), done_(std::move(done)), resolver_(io), timer_(io),
+        started_(std::chrono::steady_clock::now()) {}
+
+  void start() {
+    timer_.expires_after(std::chrono::milliseconds(req_.timeout_ms));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->timed_out_ = true;
+      self->resolver_.cancel();
+      if (self->tcp_) self->tcp_->cancel();
+      if (self->tls_) beast::get_lowest_layer(*self->tls_).cancel();
+    });
+    go(req_.url);
+  }
+
+ private:
+  asio::io_context& io_;
+  Request req_;
+  std::function<void(Result)> done_;
+  tcp::resolver resolver_;
+  asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point started_;
+  std::unique_ptr<beast::tcp_stream> tcp_;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
+  Url url_;
+  std::string current_;
+  int redirects_ = 0;
+  bool timed_out_ = false;
+  bool finished_ = false;
+  beast::flat_buffer buf_;
+  std::unique_ptr<bhttp::response_parser<bhttp::string_body>> parser_;
+  bhttp::request<bhttp::string_body> request_;
+
+  void finish(Result r) {
+    if (finished_) return;
+    finished_ = true;
+    timer_.cancel();
+    r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+    r.final_url = current_;
+    done_(std::move(r));
+  }
+  void fail(const std::string& what, beast::error_code ec = {}) {
+    Result r;
+    r.error = timed_out_ ? "timed out after " + std::to_string(req_.timeout_ms) + " ms (" + what + ")"
+                         : what + (ec ? ": " + ec.message() : "");
+    finish(std::move(r));
+  }
+
+  void go(const std::string& url) {
+    current_ = url;
+    if (!parse_url(url, url_)) return fail("not an http or https URL: " + url);
+    tcp_.reset();
+    tls_.reset();
+    resolver_.async_resolve(url_.host, url_.port,
+                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+                              if (ec) return self->fail("cannot resolve " + self->url_.host, ec);
+                              self->connect(r);
+                            });
+  }
+
+  void connect(const tcp::resolver::results_type& endpoints) {
+    request_ = {};
+    request_.method(req_.method == "POST" ? bhttp::verb::post : bhttp::verb::get);
+    request_.target(url_.target);
+    request_.version(11);
+    request_.set(bhttp::field::host, url_.host);
+    request_.set(bhttp::field::user_agent, "certgate");
+    request_.set(bhttp::field::connection, "close");
+    if (req_.method == "POST") {
+      request_.set(bhttp::field::content_type, req_.content_type);
+      request_.body() = req_.body;
+      request_.prepare_payload();
+    }
+    parser_ = std::make_unique<bhttp::response_parser<bhttp::string_body>>();
+    parser_->body_limit(req_.max_bytes);
+    parser_->header_limit(16384);
+    buf_.clear();
+    if (url_.https) {
+      tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, client_tls());
+      SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str());
+      tls_->set_verify_callback(asio::ssl::host_name_verification(url_.host));
+      beast::get_lowest_layer(*tls_).async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, auto) {
+        if (ec) return self->fail("cannot connect to " + self->url_.host + ":" + self->url_.port, ec);
+        self->tls_->async_handshake(asio::ssl::stream_base::client, [self](beast::error_code ec) {
+          if (ec) return self->fail("TLS handshake with " + self->url_.host + " failed", ec);
+          self->exchange(*self->tls_);
+        });
+      });
+    } else {
+      tcp_ = std::make_unique<beast::tcp_stream>(io_);
+      tcp_->async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, auto) {
+        if (ec) return self->fail("cannot connect to " + self->url_.host + ":" + self->url_.port, ec);
+        self->exchange(*self->tcp_);
+      });
+    }
+  }
+
+  template <class Stream>
+  void exchange(Stream& s) {
+    bhttp::async_write(s, request_, [self = shared_from_this(), &s](beast::error_code ec, std::size_t) {
+      if (ec) return self->fail("sending the request failed", ec);
+      bhttp::async_read(s, self->buf_, *self->parser_, [self](beast::error_code ec, std::size_t) {
+        if (ec == bhttp::error::body_limit)
+          return self->fail("answer larger than " + std::to_string(self->req_.max_bytes) + " bytes");
+        if (ec) return self->fail("reading the answer failed", ec);
+        self->answered();
+      });
+    });
+  }
+
+  void answered() {
+    auto& res = parser_->get();
+    const int status = static_cast<int>(res.result_int());
+    if (status >= 300 && status < 400 && res.count(bhttp::field::location)) {
+      std::string next = resolve_location(url_, std::string(res[bhttp::field::location]));
+      if (next.empty()) return fail("redirect to an unsupported location");
+      if (++redirects_ > req_.max_redirects)
+        return fail("more than " + std::to_string(req_.max_redirects) + " redirects");
+      return go(next);
+    }
+    Result r;
+    r.status = status;
+    if (status != 200) {
+      r.error = "HTTP status " + std::to_string(status);
+      return finish(std::move(r));
+    }
+    r.ok = true;
+    r.body = std::move(res.body());
+    finish(std::move(r));
+  }
+};
+
+}  // namespace
+
+void http_fetch(asio::io_context& io, Request req, std::function<void(Result)> done) {
+  std::make_shared<Exchange>(io, std::move(req), std::move(done))->start();
+}
+
+}  // namespace certgate::fetch

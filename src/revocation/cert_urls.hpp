@@ -1,0 +1,28 @@
+#pragma once
+// The URLs a certificate names for revocation and path building.
+#include <openssl/x509.h>
+
+#include <string>
+#include <vector>
+
+namespace certgate::revocation {
+
+struct DistributionPoint {
+  std::string url;
+  bool indirect = false;  // the point names a cRLIssuer: the CRL is signed by someone else
+};
+
+struct CertUrls {
+  std::vector<DistributionPoint> crl;     // CRL Distribution Points (http, https, ldap)
+  std::vector<std::string> delta_crl;     // Freshest CRL (delta CRL) points
+  std::vector<std::string> ocsp;          // AIA id-ad-ocsp
+  std::vector<std::string> ca_issuers;    // AIA id-ad-caIssuers
+};
+
+CertUrls cert_urls(X509* cert);
+
+// Only these schemes are ever fetched: no file://, no gopher://, nothing a certificate could use
+// to reach into the server's own machine by another protocol.
+bool fetchable(const std::string& url);
+
+}  // namespace certgate::revocation

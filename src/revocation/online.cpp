@@ -1,0 +1,243 @@
+#include "revocation/online.hpp"
+
+#include "pki/x509_text.hpp"
+#include "revocation/cert_urls.hpp"
+
+#include <ctime>
+#include <map>
+#include <set>
+
+namespace certgate::revocation {
+namespace {
+
+std::string ago(std::int64_t now, std::int64_t then) {
+  return std::to_string(std::max<std::int64_t>(0, now - then)) + " s ago";
+}
+
+// What the store offers one validation, and what that validation found missing.
+class Source final : public pki::RevocationSource {
+ public:
+  Source(Store& store, const pki::TrustOptions& opt, bool fetch, std::int64_t now)
+      : store_(store), opt_(opt), fetch_(fetch), now_(now) {}
+
+  std::vector<Need> needs;
+  std::int64_t valid_until = INT64_MAX;
+
+  void add_material(X509* leaf, STACK_OF(X509) * pool, STACK_OF(X509_CRL) * crls,
+                    STACK_OF(X509) * extra) override {
+    std::vector<X509*> todo{leaf};
+    for (int i = 0; pool && i < sk_X509_num(pool); ++i) todo.push_back(sk_X509_value(pool, i));
+    std::set<std::string> seen_crl, seen_aia;
+    // Issuers fetched from AIA may name CRLs and issuers of their own: walk them too (bounded).
+    for (std::size_t i = 0; i < todo.size() && i < 16; ++i) {
+      const CertUrls& u = urls(todo[i]);
+      if (crls) {
+        std::vector<std::string> points;
+        for (const auto& dp : u.crl) points.push_back(dp.url);
+        points.insert(points.end(), u.delta_crl.begin(), u.delta_crl.end());
+        for (const auto& url : points) {
+          if (!seen_crl.insert(url).second) continue;
+          auto e = store_.crl(url);
+          if (!e) continue;
+          store_.touch("crl " + url, now_);
+          if (!usable(*e)) continue;
+          X509_CRL_up_ref(e->crl.get());
+          sk_X509_CRL_push(crls, e->crl.get());
+          used_crls_[url] = e;
+          valid_until = std::min(valid_until, limit_of(*e));
+        }
+      }
+      for (const auto& url : u.ca_issuers) {
+        if (!seen_aia.insert(url).second) continue;
+        if (auto e = store_.issuers(url))
+          for (const auto& c : e->certs) {
+            X509_up_ref(c.get());
+            sk_X509_push(extra, c.get());
+            todo.push_back(c.get());
+          }
+      }
+    }
+  }
+
+  int crl_problem(X509* cert, X509* issuer, int code) override {
+    const CertUrls& u = urls(cert);
+    // A fresh OCSP answer speaks for the certificate whatever the CRLs say.
+    if (issuer)
+      for (const auto& url : u.ocsp) {
+        Need n = ocsp_need(url, cert, issuer);
+        auto e = store_.ocsp(n.key());
+        if (!e || e->next_update <= now_) continue;
+        valid_until = std::min(valid_until, e->next_update);
+        switch (e->status) {
+          case OcspStatus::Good:
+            good_[cert] = "OCSP " + url;
+            return X509_V_OK;
+          case OcspStatus::Revoked:
+            revoked_[cert] = "was revoked on " + pki::utc_text(e->revoked_at) + " (OCSP " + url + ")";
+            return X509_V_ERR_CERT_REVOKED;
+          case OcspStatus::Unknown:
+            unknown_[cert] = "the OCSP responder " + url + " does not know the certificate";
+            return code;
+        }
+      }
+    std::vector<Need> candidates;
+    for (const auto& dp : u.crl) {
+      if (!fetchable(dp.url) || (!issuer && !dp.indirect)) continue;
+      Need n;
+      n.kind = Kind::Crl;
+      n.url = dp.url;
+      n.subject = share(cert);
+      n.issuer = share(issuer);
+      n.indirect = dp.indirect;
+      n.timeout_ms = opt_.url_timeout_ms;
+      candidates.push_back(std::move(n));
+    }
+    std::vector<Need> ocsp;
+    if (issuer)
+      for (const auto& url : u.ocsp)
+        if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) ocsp.push_back(ocsp_need(url, cert, issuer));
+    if (opt_.prefer_ocsp) candidates.insert(candidates.begin(), ocsp.begin(), ocsp.end());
+    else candidates.insert(candidates.end(), ocsp.begin(), ocsp.end());
+
+    if (fetch_)
+      for (auto& n : candidates)
+        if (store_.may_fetch(n.key(), now_, opt_.retry_seconds)) {
+          needs.push_back(std::move(n));
+          return code;
+        }
+    unknown_[cert] = explain(candidates, code, u);
+    return code;
+  }
+
+  void missing_issuer(X509* cert) override {
+    if (!fetch_) return;
+    for (const auto& url : urls(cert).ca_issuers) {
+      if (!(url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0 || url.rfind("ldap://", 0) == 0)) continue;
+      if (store_.issuers(url)) continue;
+      Need n;
+      n.kind = Kind::CaIssuers;
+      n.url = url;
+      n.subject = share(cert);
+      n.timeout_ms = opt_.url_timeout_ms;
+      if (store_.may_fetch(n.key(), now_, opt_.retry_seconds)) {
+        needs.push_back(std::move(n));
+        return;
+      }
+    }
+  }
+
+  std::string unknown_detail(X509* cert) override {
+    auto it = unknown_.find(cert);
+    return it == unknown_.end() ? "" : it->second;
+  }
+
+  std::string revoked_detail(X509* cert) override {
+    if (auto it = revoked_.find(cert); it != revoked_.end()) return it->second;
+    for (const auto& [url, e] : used_crls_) {
+      X509_REVOKED* r = nullptr;
+      if (X509_CRL_get0_by_cert(e->crl.get(), &r, cert) == 1 && r)
+        return "was revoked on " + pki::utc_text(pki::to_unix(X509_REVOKED_get0_revocationDate(r))) +
+               " by " + e->issuer_name + " (CRL " + url + ")";
+    }
+    return "";
+  }
+
+  std::string good_detail(X509* cert) override {
+    if (auto it = good_.find(cert); it != good_.end()) return it->second;
+    for (const auto& dp : urls(cert).crl)
+      if (used_crls_.count(dp.url)) return "CRL " + dp.url;
+    return "";
+  }
+
+ private:
+  Store& store_;
+  const pki::TrustOptions& opt_;
+  bool fetch_;
+  std::int64_t now_;
+  std::map<X509*, CertUrls> urls_;
+  std::map<std::string, std::shared_ptr<const CrlEntry>> used_crls_;
+  std::map<X509*, std::string> good_, revoked_, unknown_;
+
+  static std::shared_ptr<X509> share(X509* c) {
+    if (!c) return nullptr;
+    X509_up_ref(c);
+    return std::shared_ptr<X509>(c, X509_free);
+  }
+
+  const CertUrls& urls(X509* c) {
+    auto it = urls_.find(c);
+    if (it == urls_.end()) it = urls_.emplace(c, cert_urls(c)).first;
+    return it->second;
+  }
+
+  Need ocsp_need(const std::string& url, X509* cert, X509* issuer) {
+    Need n;
+    n.kind = Kind::Ocsp;
+    n.url = url;
+    n.subject = share(cert);
+    n.issuer = share(issuer);
+    n.timeout_ms = opt_.url_timeout_ms;
+    return n;
+  }
+
+  std::int64_t limit_of(const CrlEntry& e) const {
+    std::int64_t limit = e.next_update ? e.next_update : INT64_MAX;
+    if (opt_.freshness_seconds > 0) limit = std::min(limit, e.fetched_at + opt_.freshness_seconds);
+    return limit;
+  }
+  bool usable(const CrlEntry& e) const { return limit_of(e) > now_; }
+
+  // Why no status could be had, naming each place that was tried.
+  std::string explain(const std::vector<Need>& tried, int code, const CertUrls& u) {
+    if (tried.empty()) {
+      if (!u.crl.empty() || !u.ocsp.empty()) return "";  // (URLs it cannot use: default words)
+      return code == X509_V_ERR_UNABLE_TO_GET_CRL
+                 ? "no CRL from its issuer is in crl_files, and the certificate names no CRL "
+                   "distribution point or OCSP responder"
+                 : "";
+    }
+    std::string out;
+    for (const auto& n : tried) {
+      std::string part = (n.kind == Kind::Ocsp ? "OCSP " : "CRL ") + n.url + ": ";
+      auto s = store_.state(n.key());
+      auto crl = n.kind == Kind::Crl ? store_.crl(n.url) : nullptr;
+      if (s && !s->last_error.empty())
+        part += s->last_error + " (" + ago(now_, s->last_attempt) + ")";
+      else if (crl)
+        part += "the cached CRL expired " + pki::utc_text(limit_of(*crl)) +
+                (fetch_ ? "" : " (revocation = cache-only: nothing is fetched)");
+      else
+        part += fetch_ ? "not fetched yet" : "not in the cache (revocation = cache-only: nothing is fetched)";
+      out += (out.empty() ? "" : "; ") + part;
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+Validation validate(const pki::TrustStore& trust, Store* store, X509* leaf, STACK_OF(X509) * presented,
+                    bool allow_fetch, std::optional<std::int64_t> at, pki::Detail detail) {
+  Validation v;
+  const pki::TrustOptions& opt = trust.options();
+  const bool consult = store && opt.revocation != pki::RevocationMode::Off;
+  if (!consult) {
+    v.report = pki::verify_chain(trust, leaf, presented, at, detail);
+    return v;
+  }
+  const std::int64_t now = at.value_or(static_cast<std::int64_t>(std::time(nullptr)));
+  Source src(*store, opt, allow_fetch && opt.revocation == pki::RevocationMode::Online && !at, now);
+  v.report = pki::verify_chain(trust, leaf, presented, at, detail, &src);
+  v.needs = std::move(src.needs);
+  v.valid_until = src.valid_until;
+  if (!v.needs.empty()) return v;
+  // spec: behaviour.md §2 "soft_fail (decision): when on, unreachable status is logged and accepted"
+  if (opt.soft_fail && v.report.fault == auth::ChainFault::RevocationUnknown) {
+    v.soft_failed = true;
+    v.report.fault = auth::ChainFault::None;
+    v.report.reason = "accepted with unknown revocation status (soft_fail): " + v.report.reason;
+  }
+  return v;
+}
+
+}  // namespace certgate::revocation

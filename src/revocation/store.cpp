@@ -1,0 +1,690 @@
+#include "revocation/store.hpp"
+
+#include "fetch/http_fetch.hpp"
+#include "pki/x509_text.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <ldap.h>
+#include <openssl/err.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+namespace certgate::revocation {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view to_string(Kind k) {
+  switch (k) {
+    case Kind::Crl: return "crl";
+    case Kind::Ocsp: return "ocsp";
+    case Kind::CaIssuers: return "ca-issuers";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string hex(const unsigned char* p, std::size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    out += d[p[i] >> 4];
+    out += d[p[i] & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
+  return hex(md, n);
+}
+
+std::shared_ptr<X509_CRL> share(X509_CRL* c) { return std::shared_ptr<X509_CRL>(c, X509_CRL_free); }
+std::shared_ptr<X509> share(X509* c) { return std::shared_ptr<X509>(c, X509_free); }
+
+std::unique_ptr<OCSP_CERTID, pki::Deleter<OCSP_CERTID_free>> cert_id(X509* subject, X509* issuer) {
+  return std::unique_ptr<OCSP_CERTID, pki::Deleter<OCSP_CERTID_free>>(
+      OCSP_cert_to_id(EVP_sha1(), subject, issuer));
+}
+
+std::int64_t time_of(const ASN1_TIME* t) { return t ? pki::to_unix(t) : 0; }
+
+X509_CRL* parse_crl(const std::string& body) {
+  const auto* p = reinterpret_cast<const unsigned char*>(body.data());
+  if (X509_CRL* crl = d2i_X509_CRL(nullptr, &p, static_cast<long>(body.size()))) return crl;
+  pki::BioPtr bio(BIO_new_mem_buf(body.data(), static_cast<int>(body.size())));
+  return PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
+}
+
+std::vector<std::shared_ptr<X509>> parse_certs(const std::string& body) {
+  std::vector<std::shared_ptr<X509>> out;
+  const auto* p = reinterpret_cast<const unsigned char*>(body.data());
+  if (X509* c = d2i_X509(nullptr, &p, static_cast<long>(body.size()))) {
+    out.push_back(share(c));
+    return out;
+  }
+  p = reinterpret_cast<const unsigned char*>(body.data());
+  if (PKCS7* p7 = d2i_PKCS7(nullptr, &p, static_cast<long>(body.size()))) {  // certs-only .p7c
+    STACK_OF(X509)* certs = PKCS7_type_is_signed(p7) ? p7->d.sign->cert : nullptr;
+    for (int i = 0; certs && i < sk_X509_num(certs); ++i) {
+      X509_up_ref(sk_X509_value(certs, i));
+      out.push_back(share(sk_X509_value(certs, i)));
+    }
+    PKCS7_free(p7);
+    return out;
+  }
+  pki::BioPtr bio(BIO_new_mem_buf(body.data(), static_cast<int>(body.size())));
+  while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.push_back(share(c));
+  ERR_clear_error();
+  return out;
+}
+
+// ldap://host/DN?certificateRevocationList;binary: the CRL of a directory distribution point.
+// libldap's synchronous calls, bounded by the timeout, on a thread of their own.
+fetch::Result ldap_fetch(const std::string& url, std::uint32_t timeout_ms, std::size_t max_bytes) {
+  const auto started = std::chrono::steady_clock::now();
+  fetch::Result r;
+  r.final_url = url;
+  LDAPURLDesc* lud = nullptr;
+  if (ldap_url_parse(url.c_str(), &lud) != LDAP_SUCCESS) {
+    r.error = "not an LDAP URL";
+    return r;
+  }
+  const std::string server = std::string(lud->lud_scheme ? lud->lud_scheme : "ldap") + "://" +
+                             (lud->lud_host ? lud->lud_host : "") +
+                             (lud->lud_port ? ":" + std::to_string(lud->lud_port) : "");
+  const std::string dn = lud->lud_dn ? lud->lud_dn : "";
+  std::vector<std::string> attrs;
+  for (int i = 0; lud->lud_attrs && lud->lud_attrs[i]; ++i) attrs.emplace_back(lud->lud_attrs[i]);
+  ldap_free_urldesc(lud);
+  if (attrs.empty()) attrs = {"certificateRevocationList;binary", "certificateRevocationList"};
+  LDAP* ld = nullptr;
+  if (ldap_initialize(&ld, server.c_str()) != LDAP_SUCCESS) {
+    r.error = "cannot use server " + server;
+    return r;
+  }
+  const int v3 = LDAP_VERSION3;
+  ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+  ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+  timeval tv{static_cast<time_t>(timeout_ms / 1000), static_cast<suseconds_t>((timeout_ms % 1000) * 1000)};
+  ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+  ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+  std::vector<char*> list;
+  for (auto& a : attrs) list.push_back(a.data());
+  list.push_back(nullptr);
+  LDAPMessage* res = nullptr;
+  int rc = ldap_search_ext_s(ld, dn.c_str(), LDAP_SCOPE_BASE, "(objectClass=*)", list.data(), 0,
+                             nullptr, nullptr, &tv, 1, &res);
+  if (rc != LDAP_SUCCESS) {
+    r.error = std::string("LDAP search failed: ") + ldap_err2string(rc);
+  } else if (LDAPMessage* e = ldap_first_entry(ld, res)) {
+    for (const auto& a : attrs) {
+      berval** vals = ldap_get_values_len(ld, e, a.c_str());
+      if (vals && vals[0]) {
+        if (vals[0]->bv_len > max_bytes) {
+          r.error = "answer larger than " + std::to_string(max_bytes) + " bytes";
+        } else {
+          r.body.assign(vals[0]->bv_val, vals[0]->bv_len);
+          r.ok = true;
+          r.status = 200;
+        }
+      }
+      ldap_value_free_len(vals);
+      if (r.ok || !r.error.empty()) break;
+    }
+    if (!r.ok && r.error.empty()) r.error = "the entry has no CRL attribute";
+  } else {
+    r.error = "no such entry: " + dn;
+  }
+  if (res) ldap_msgfree(res);
+  ldap_unbind_ext_s(ld, nullptr, nullptr);
+  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  return r;
+}
+
+std::string label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') { out += "\\n"; continue; }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Need::key() const {
+  switch (kind) {
+    case Kind::Crl: return "crl " + url;
+    case Kind::CaIssuers: return "aia " + url;
+    case Kind::Ocsp: {
+      std::string id;
+      if (subject && issuer)
+        if (auto cid = cert_id(subject.get(), issuer.get())) {
+          unsigned char* der = nullptr;
+          int n = i2d_OCSP_CERTID(cid.get(), &der);
+          if (n > 0) id = hex(der, static_cast<std::size_t>(n));
+          OPENSSL_free(der);
+        }
+      return "ocsp " + url + " " + id;
+    }
+  }
+  return url;
+}
+
+struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
+  StoreSettings settings;
+  mutable std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<const CrlEntry>> crls;  // by URL
+  std::unordered_map<std::string, std::shared_ptr<const OcspEntry>> ocsps;  // by Need::key()
+  std::unordered_map<std::string, std::shared_ptr<const IssuersEntry>> issuers;  // by URL
+  std::map<std::string, UrlState> states;  // by Need::key()
+  std::unordered_map<std::string, std::vector<std::function<void()>>> in_flight;
+  std::function<void(const FetchEvent&)> recorder;
+  std::size_t crl_bytes = 0;
+
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  asio::steady_timer refresh_timer{io};
+  std::thread thread;
+
+  // ---- persistence -------------------------------------------------------------------------
+  fs::path crl_dir() const { return settings.cache_dir / "crl"; }
+
+  void persist(const std::string& url, const std::string& der, std::int64_t fetched_at) {
+    if (settings.cache_dir.empty()) return;
+    std::error_code ec;
+    fs::create_directories(crl_dir(), ec);
+    const std::string base = sha256_hex(url);
+    const fs::path tmp = crl_dir() / (base + ".tmp");
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out.write(der.data(), static_cast<std::streamsize>(der.size()));
+      if (!out) return;
+    }
+    fs::rename(tmp, crl_dir() / (base + ".crl"), ec);
+    std::ofstream meta(crl_dir() / (base + ".url"), std::ios::trunc);
+    meta << url << "\n" << fetched_at << "\n";
+  }
+
+  void unpersist(const std::string& url) {
+    if (settings.cache_dir.empty()) return;
+    std::error_code ec;
+    const std::string base = sha256_hex(url);
+    fs::remove(crl_dir() / (base + ".crl"), ec);
+    fs::remove(crl_dir() / (base + ".url"), ec);
+  }
+
+  void load() {
+    if (settings.cache_dir.empty()) return;
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(crl_dir(), ec)) {
+      if (f.path().extension() != ".url") continue;
+      std::ifstream meta(f.path());
+      std::string url;
+      std::int64_t fetched_at = 0;
+      if (!std::getline(meta, url) || !(meta >> fetched_at)) continue;
+      fs::path crl_file = f.path();
+      crl_file.replace_extension(".crl");
+      std::ifstream in(crl_file, std::ios::binary);
+      std::string der((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      X509_CRL* crl = parse_crl(der);
+      if (!crl) {
+        spdlog::warn("revocation cache: {} is not a CRL; ignored", crl_file.string());
+        continue;
+      }
+      auto e = std::make_shared<CrlEntry>();
+      e->crl = share(crl);
+      e->fetched_at = fetched_at;
+      e->this_update = time_of(X509_CRL_get0_lastUpdate(crl));
+      e->next_update = time_of(X509_CRL_get0_nextUpdate(crl));
+      e->issuer_name = pki::name_text(X509_CRL_get_issuer(crl));
+      e->bytes = der.size();
+      prepare(crl);
+      crl_bytes += e->bytes;
+      crls[url] = e;
+      UrlState& s = states["crl " + url];
+      s.kind = Kind::Crl;
+      s.url = url;
+      s.last_success = fetched_at;
+      s.last_used = unix_now();  // refresh what the last run used
+    }
+    if (!crls.empty()) spdlog::info("revocation cache: {} CRLs loaded from {}", crls.size(), crl_dir().string());
+  }
+
+  // OpenSSL sorts a CRL's entries on its first lookup; do it here, off the request loops, so
+  // every later lookup is a binary search.
+  static void prepare(X509_CRL* crl) {
+    X509_REVOKED* r = nullptr;
+    ASN1_INTEGER* zero = ASN1_INTEGER_new();
+    X509_CRL_get0_by_serial(crl, &r, zero);
+    ASN1_INTEGER_free(zero);
+  }
+
+  // Drops the least recently used CRLs until the bounds hold. Caller holds `mu`.
+  void bound() {
+    while (!crls.empty() && (crl_bytes > settings.max_cache_bytes ||
+                             crls.size() + ocsps.size() + issuers.size() > settings.max_entries)) {
+      auto victim = std::min_element(crls.begin(), crls.end(), [&](const auto& a, const auto& b) {
+        return states["crl " + a.first].last_used < states["crl " + b.first].last_used;
+      });
+      crl_bytes -= victim->second->bytes;
+      unpersist(victim->first);
+      crls.erase(victim);
+    }
+    if (ocsps.size() + issuers.size() > settings.max_entries) {
+      ocsps.clear();  // answers are cheap to ask again; a bound matters more than their reuse
+      issuers.clear();
+    }
+  }
+
+  // ---- fetching ----------------------------------------------------------------------------
+  void record(const Need& n, bool ok, const std::string& result, std::int64_t elapsed) {
+    std::function<void(const FetchEvent&)> rec;
+    {
+      std::lock_guard lock(mu);
+      rec = recorder;
+    }
+    if (rec) rec(FetchEvent{n.kind, n.url, n.subject ? pki::subject_text(n.subject.get()) : "", ok, result, elapsed});
+  }
+
+  void complete(const Need& n, const fetch::Result& r) {
+    const std::int64_t now = unix_now();
+    std::string error = r.ok ? "" : r.error;
+    bool fresh = false;
+    std::string verified;
+    std::string der_to_persist;
+    std::shared_ptr<CrlEntry> crl_entry;
+    std::shared_ptr<OcspEntry> ocsp_entry;
+    std::shared_ptr<IssuersEntry> issuers_entry;
+    if (r.ok) {
+      switch (n.kind) {
+        case Kind::Crl: crl_entry = take_crl(n, r.body, now, error, fresh, verified); break;
+        case Kind::Ocsp: ocsp_entry = take_ocsp(n, r.body, now, error, fresh, verified); break;
+        case Kind::CaIssuers: {
+          auto certs = parse_certs(r.body);
+          if (certs.empty()) {
+            error = "the answer holds no certificate";
+          } else {
+            issuers_entry = std::make_shared<IssuersEntry>(IssuersEntry{certs, now});
+            fresh = true;
+            verified = std::to_string(certs.size()) + " certificate(s)";
+          }
+          break;
+        }
+      }
+      if (crl_entry) der_to_persist = r.body;
+    }
+    std::vector<std::function<void()>> waiters;
+    {
+      std::lock_guard lock(mu);
+      UrlState& s = states[n.key()];
+      s.kind = n.kind;
+      s.url = n.url;
+      s.last_attempt = now;
+      s.last_elapsed_ms = r.elapsed.count();
+      if (error.empty()) {
+        ++s.ok;
+        s.last_success = now;
+        s.last_error.clear();
+      } else {
+        ++s.failed;
+        s.last_error = error;
+      }
+      if (!fresh) s.last_useless = now;
+      if (crl_entry) {
+        if (auto old = crls.find(n.url); old != crls.end()) crl_bytes -= old->second->bytes;
+        crl_bytes += crl_entry->bytes;
+        crls[n.url] = crl_entry;
+        persist(n.url, der_to_persist, now);
+      }
+      if (ocsp_entry) ocsps[n.key()] = ocsp_entry;
+      if (issuers_entry) issuers[n.url] = issuers_entry;
+      bound();
+      auto it = in_flight.find(n.key());
+      if (it != in_flight.end()) {
+        waiters = std::move(it->second);
+        in_flight.erase(it);
+      }
+    }
+    if (!error.empty())
+      spdlog::warn("revocation: {} {} failed: {}", to_string(n.kind), n.url, error);
+    record(n, error.empty(), error.empty() ? verified : error, r.elapsed.count());
+    for (auto& w : waiters) w();
+  }
+
+  std::shared_ptr<CrlEntry> take_crl(const Need& n, const std::string& body, std::int64_t now,
+                                     std::string& error, bool& fresh, std::string& verified) {
+    X509_CRL* raw = parse_crl(body);
+    if (!raw) {
+      error = "the answer is not a CRL";
+      return nullptr;
+    }
+    auto crl = share(raw);
+    // A CRL from a certificate's own distribution point is signed by that certificate's issuer
+    // (unless the point names a cRLIssuer: then OpenSSL checks it during validation). Anything
+    // else is refused here, before it can be cached.
+    if (n.issuer && !n.indirect) {
+      if (X509_NAME_cmp(X509_CRL_get_issuer(raw), X509_get_subject_name(n.issuer.get())) != 0) {
+        error = "the CRL is issued by '" + pki::name_text(X509_CRL_get_issuer(raw)) +
+                "', not by the certificate's issuer '" + pki::subject_text(n.issuer.get()) + "'";
+        return nullptr;
+      }
+      if (X509_CRL_verify(raw, X509_get0_pubkey(n.issuer.get())) != 1) {
+        ERR_clear_error();
+        error = "the CRL's signature does not verify with the key of '" +
+                pki::subject_text(n.issuer.get()) + "'";
+        return nullptr;
+      }
+    }
+    prepare(raw);
+    auto e = std::make_shared<CrlEntry>();
+    e->crl = crl;
+    e->issuer = n.issuer;
+    e->indirect = n.indirect;
+    e->fetched_at = now;
+    e->this_update = time_of(X509_CRL_get0_lastUpdate(raw));
+    e->next_update = time_of(X509_CRL_get0_nextUpdate(raw));
+    e->issuer_name = pki::name_text(X509_CRL_get_issuer(raw));
+    e->bytes = body.size();
+    fresh = e->next_update == 0 || e->next_update > now;
+    if (!fresh) error = "the CRL's nextUpdate " + pki::utc_text(e->next_update) + " has passed";
+    verified = "Base CRL (" + std::to_string(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(raw))) +
+               " entries, next update " + pki::utc_text(e->next_update) + ")";
+    return e;
+  }
+
+  std::shared_ptr<OcspEntry> take_ocsp(const Need& n, const std::string& body, std::int64_t now,
+                                       std::string& error, bool& fresh, std::string& verified) {
+    const auto* p = reinterpret_cast<const unsigned char*>(body.data());
+    std::unique_ptr<OCSP_RESPONSE, pki::Deleter<OCSP_RESPONSE_free>> resp(
+        d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(body.size())));
+    if (!resp) {
+      error = "the answer is not an OCSP response";
+      return nullptr;
+    }
+    if (int st = OCSP_response_status(resp.get()); st != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+      error = std::string("the responder answered ") + OCSP_response_status_str(st);
+      return nullptr;
+    }
+    std::unique_ptr<OCSP_BASICRESP, pki::Deleter<OCSP_BASICRESP_free>> basic(OCSP_response_get1_basic(resp.get()));
+    if (!basic) {
+      error = "the OCSP response has no basic response";
+      return nullptr;
+    }
+    // The responder must be the issuer or a responder it delegated (OCSPSigning EKU).
+    pki::X509StorePtr store(X509_STORE_new());
+    X509_STORE_add_cert(store.get(), n.issuer.get());
+    X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
+    pki::X509StackView certs(sk_X509_new_null());
+    sk_X509_push(certs.get(), n.issuer.get());
+    if (OCSP_basic_verify(basic.get(), certs.get(), store.get(), 0) != 1) {
+      error = "the OCSP response's signature is not the issuer's or its delegated responder's: " +
+              pki::openssl_errors();
+      return nullptr;
+    }
+    auto id = cert_id(n.subject.get(), n.issuer.get());
+    int status = 0, reason = 0;
+    ASN1_GENERALIZEDTIME *rev = nullptr, *thisupd = nullptr, *nextupd = nullptr;
+    if (OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &rev, &thisupd, &nextupd) != 1) {
+      error = "the OCSP response does not mention the certificate";
+      return nullptr;
+    }
+    if (OCSP_check_validity(thisupd, nextupd, 300, -1) != 1) {
+      ERR_clear_error();
+      error = "the OCSP response is outside its validity period";
+      return nullptr;
+    }
+    auto e = std::make_shared<OcspEntry>();
+    e->status = status == V_OCSP_CERTSTATUS_GOOD ? OcspStatus::Good
+                : status == V_OCSP_CERTSTATUS_REVOKED ? OcspStatus::Revoked : OcspStatus::Unknown;
+    e->revoked_at = time_of(rev);
+    e->this_update = time_of(thisupd);
+    // No nextUpdate: the responder always has fresh status; reuse the answer for a while.
+    e->next_update = nextupd ? time_of(nextupd) : now + 300;
+    e->fetched_at = now;
+    e->url = n.url;
+    fresh = true;
+    verified = std::string("OCSP ") + OCSP_cert_status_str(status);
+    return e;
+  }
+
+  void start(const Need& n) {
+    auto self = shared_from_this();
+    auto done = [self, n](fetch::Result r) { self->complete(n, r); };
+    if (n.url.rfind("ldap://", 0) == 0) {
+      std::thread([self, n, done, max = settings.max_fetch_bytes]() {
+        fetch::Result r = ldap_fetch(n.url, n.timeout_ms, max);
+        asio::post(self->io, [done, r = std::move(r)]() mutable { done(std::move(r)); });
+      }).detach();
+      return;
+    }
+    fetch::Request req;
+    req.url = n.url;
+    req.timeout_ms = n.timeout_ms;
+    req.max_bytes = settings.max_fetch_bytes;
+    req.max_redirects = settings.max_redirects;
+    if (n.kind == Kind::Ocsp) {
+      std::unique_ptr<OCSP_REQUEST, pki::Deleter<OCSP_REQUEST_free>> ocsp(OCSP_REQUEST_new());
+      OCSP_request_add0_id(ocsp.get(), cert_id(n.subject.get(), n.issuer.get()).release());
+      unsigned char* der = nullptr;
+      const int len = i2d_OCSP_REQUEST(ocsp.get(), &der);
+      req.method = "POST";
+      req.content_type = "application/ocsp-request";
+      req.body.assign(reinterpret_cast<char*>(der), static_cast<std::size_t>(std::max(len, 0)));
+      OPENSSL_free(der);
+    }
+    fetch::http_fetch(io, std::move(req), done);
+  }
+
+  void fetch(std::vector<Need> needs, std::function<void()> done) {
+    if (needs.empty()) return asio::post(io, std::move(done));
+    auto remaining = std::make_shared<std::atomic<std::size_t>>(needs.size());
+    auto one_done = [remaining, done = std::move(done)]() {
+      if (remaining->fetch_sub(1) == 1) done();
+    };
+    std::vector<Need> to_start;
+    {
+      std::lock_guard lock(mu);
+      for (auto& n : needs) {
+        auto [it, fresh] = in_flight.try_emplace(n.key());
+        it->second.push_back(one_done);
+        if (fresh) to_start.push_back(std::move(n));
+      }
+    }
+    for (auto& n : to_start)
+      asio::post(io, [self = shared_from_this(), n = std::move(n)] { self->start(n); });
+  }
+
+  // ---- background refresh --------------------------------------------------------------------
+  void schedule_refresh() {
+    refresh_timer.expires_after(std::chrono::seconds(15));
+    refresh_timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        self->refresh_due();
+        self->schedule_refresh();
+      }
+    });
+  }
+
+  // CRLs still in use are fetched again shortly before their nextUpdate (a tenth of their
+  // validity, at most five minutes), so requests never wait for a CRL that simply aged.
+  void refresh_due() {
+    const std::int64_t now = unix_now();
+    std::vector<Need> due;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& [url, e] : crls) {
+        const auto& s = states["crl " + url];
+        if (now - s.last_used > 3600 || in_flight.count("crl " + url) || now - s.last_useless < 60) continue;
+        const std::int64_t lead = std::min<std::int64_t>(300, std::max<std::int64_t>(1, (e->next_update - e->this_update) / 10));
+        if (e->next_update == 0 || now < e->next_update - lead) continue;
+        Need n;
+        n.kind = Kind::Crl;
+        n.url = url;
+        n.issuer = e->issuer;
+        n.indirect = e->indirect;
+        due.push_back(std::move(n));
+      }
+    }
+    if (!due.empty()) fetch(std::move(due), [] {});
+  }
+};
+
+Store::Store(StoreSettings settings) : impl_(std::make_shared<Impl>()) {
+  impl_->settings = std::move(settings);
+  impl_->load();
+  impl_->schedule_refresh();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+}
+
+Store::~Store() {
+  impl_->work.reset();
+  asio::post(impl_->io, [impl = impl_.get()] { impl->refresh_timer.cancel(); });
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::shared_ptr<const CrlEntry> Store::crl(const std::string& url) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->crls.find(url);
+  return it == impl_->crls.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const OcspEntry> Store::ocsp(const std::string& key) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->ocsps.find(key);
+  return it == impl_->ocsps.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const IssuersEntry> Store::issuers(const std::string& url) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->issuers.find(url);
+  return it == impl_->issuers.end() ? nullptr : it->second;
+}
+
+std::optional<UrlState> Store::state(const std::string& key) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->states.find(key);
+  if (it == impl_->states.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Store::may_fetch(const std::string& key, std::int64_t now, std::int64_t retry_seconds) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->states.find(key);
+  return it == impl_->states.end() || it->second.last_useless == 0 ||
+         now - it->second.last_useless >= retry_seconds;
+}
+
+void Store::touch(const std::string& key, std::int64_t now) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->states.find(key);
+  if (it != impl_->states.end()) it->second.last_used = now;
+}
+
+void Store::fetch(std::vector<Need> needs, std::function<void()> done) {
+  impl_->fetch(std::move(needs), std::move(done));
+}
+
+void Store::fetch_and_wait(std::vector<Need> needs) {
+  std::promise<void> finished;
+  auto f = finished.get_future();
+  impl_->fetch(std::move(needs), [&finished] { finished.set_value(); });
+  f.wait();
+}
+
+void Store::set_recorder(std::function<void(const FetchEvent&)> recorder) {
+  std::lock_guard lock(impl_->mu);
+  impl_->recorder = std::move(recorder);
+}
+
+std::vector<UrlState> Store::states() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<UrlState> out;
+  for (const auto& [k, s] : impl_->states) out.push_back(s);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>> Store::crls() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>> out(impl_->crls.begin(), impl_->crls.end());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+void Store::refresh_all_and_wait(std::uint32_t timeout_ms) {
+  std::vector<Need> needs;
+  for (const auto& [url, e] : crls()) {
+    Need n;
+    n.kind = Kind::Crl;
+    n.url = url;
+    n.issuer = e->issuer;
+    n.indirect = e->indirect;
+    n.timeout_ms = timeout_ms;
+    needs.push_back(std::move(n));
+  }
+  fetch_and_wait(std::move(needs));
+}
+
+std::string Store::metrics() const {
+  const std::int64_t now = unix_now();
+  std::ostringstream out;
+  std::lock_guard lock(impl_->mu);
+  out << "# HELP certgate_revocation_fetches_total Revocation fetches (CRL, OCSP, AIA) by URL and result.\n"
+         "# TYPE certgate_revocation_fetches_total counter\n";
+  for (const auto& [k, s] : impl_->states) {
+    const std::string l = "kind=\"" + std::string(to_string(s.kind)) + "\",url=\"" + label(s.url) + "\"";
+    out << "certgate_revocation_fetches_total{" << l << ",result=\"ok\"} " << s.ok << "\n";
+    out << "certgate_revocation_fetches_total{" << l << ",result=\"error\"} " << s.failed << "\n";
+  }
+  out << "# HELP certgate_revocation_last_fetch_seconds Duration of the last fetch of each URL.\n"
+         "# TYPE certgate_revocation_last_fetch_seconds gauge\n";
+  for (const auto& [k, s] : impl_->states)
+    if (s.last_attempt)
+      out << "certgate_revocation_last_fetch_seconds{kind=\"" << to_string(s.kind) << "\",url=\""
+          << label(s.url) << "\"} " << static_cast<double>(s.last_elapsed_ms) / 1000.0 << "\n";
+  out << "# HELP certgate_crl_cache_age_seconds Age of each cached CRL (since it was fetched).\n"
+         "# TYPE certgate_crl_cache_age_seconds gauge\n";
+  for (const auto& [url, e] : impl_->crls)
+    out << "certgate_crl_cache_age_seconds{url=\"" << label(url) << "\"} " << now - e->fetched_at << "\n";
+  out << "# HELP certgate_crl_next_update_seconds Seconds until each cached CRL's nextUpdate (negative: expired).\n"
+         "# TYPE certgate_crl_next_update_seconds gauge\n";
+  for (const auto& [url, e] : impl_->crls)
+    out << "certgate_crl_next_update_seconds{url=\"" << label(url) << "\"} " << e->next_update - now << "\n";
+  out << "# HELP certgate_revocation_cache_entries Cached CRLs, OCSP answers and AIA certificates.\n"
+         "# TYPE certgate_revocation_cache_entries gauge\n"
+      << "certgate_revocation_cache_entries{kind=\"crl\"} " << impl_->crls.size() << "\n"
+      << "certgate_revocation_cache_entries{kind=\"ocsp\"} " << impl_->ocsps.size() << "\n"
+      << "certgate_revocation_cache_entries{kind=\"ca-issuers\"} " << impl_->issuers.size() << "\n"
+      << "# HELP certgate_crl_cache_bytes Bytes of cached CRLs.\n# TYPE certgate_crl_cache_bytes gauge\n"
+      << "certgate_crl_cache_bytes " << impl_->crl_bytes << "\n";
+  return out.str();
+}
+
+}  // namespace certgate::revocation

@@ -1,0 +1,128 @@
+#pragma once
+// The process-wide revocation cache: CRLs fetched from distribution points, OCSP answers, issuer
+// certificates from AIA. Shared by every loop and site (and kept across reloads); one fetch in
+// flight per URL however many requests wait for it; fetches and parsing run on the store's own
+// thread, never on a request loop; CRLs refreshed in the background before nextUpdate and
+// persisted in cache_dir, so a restart in cache-only mode still has them. Bounded in entries and
+// bytes, in memory and on disk.
+#include "pki/openssl_ptr.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace certgate::revocation {
+
+enum class Kind : std::uint8_t { Crl, Ocsp, CaIssuers };
+std::string_view to_string(Kind k);
+
+struct StoreSettings {
+  std::filesystem::path cache_dir;        // "" = memory only
+  std::size_t max_fetch_bytes = 10 << 20; // one response
+  int max_redirects = 3;
+  std::size_t max_entries = 2000;         // CRLs + OCSP answers + AIA certificates
+  std::size_t max_cache_bytes = 256u << 20;  // CRL bytes, in memory and on disk
+};
+
+// One thing a validation lacks.
+struct Need {
+  Kind kind = Kind::Crl;
+  std::string url;
+  std::shared_ptr<X509> subject;  // the certificate whose status or issuer is wanted
+  std::shared_ptr<X509> issuer;   // its issuer: checks a CRL's signature, names the OCSP CertID
+  bool indirect = false;          // CRL: the distribution point names a cRLIssuer
+  std::uint32_t timeout_ms = 15000;
+  std::string key() const;        // what the cache and the in-flight table are keyed by
+};
+
+struct CrlEntry {
+  std::shared_ptr<X509_CRL> crl;
+  std::shared_ptr<X509> issuer;  // for background refresh
+  bool indirect = false;
+  std::int64_t fetched_at = 0, this_update = 0, next_update = 0;  // unix seconds
+  std::string issuer_name;
+  std::size_t bytes = 0;
+};
+
+enum class OcspStatus : std::uint8_t { Good, Revoked, Unknown };
+struct OcspEntry {
+  OcspStatus status = OcspStatus::Unknown;
+  std::int64_t revoked_at = 0;
+  std::int64_t fetched_at = 0, this_update = 0, next_update = 0;
+  std::string url;
+};
+
+struct IssuersEntry {
+  std::vector<std::shared_ptr<X509>> certs;
+  std::int64_t fetched_at = 0;
+};
+
+// What became of the last fetch of a URL (or OCSP query): for reasons, metrics and `crl status`.
+struct UrlState {
+  Kind kind = Kind::Crl;
+  std::string url;
+  std::uint64_t ok = 0, failed = 0;
+  std::int64_t last_attempt = 0, last_success = 0;
+  std::int64_t last_useless = 0;  // last attempt that brought nothing fresh (retry pacing)
+  std::int64_t last_used = 0;     // last validation that needed it (refresh only what is used)
+  std::string last_error;
+  std::int64_t last_elapsed_ms = 0;
+};
+
+// A fetch as it happened (`certgate verify --urlfetch` prints these).
+struct FetchEvent {
+  Kind kind;
+  std::string url;
+  std::string subject;  // the certificate it was for
+  bool ok;
+  std::string result;   // "Verified" detail or the failure
+  std::int64_t elapsed_ms;
+};
+
+class Store {
+ public:
+  explicit Store(StoreSettings settings);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Lookups, from any thread. Entries are immutable once published.
+  std::shared_ptr<const CrlEntry> crl(const std::string& url) const;
+  std::shared_ptr<const OcspEntry> ocsp(const std::string& key) const;
+  std::shared_ptr<const IssuersEntry> issuers(const std::string& url) const;
+  std::optional<UrlState> state(const std::string& key) const;
+  // Whether `key` may be fetched again now: never fetched, or the last attempt that brought
+  // nothing fresh is older than `retry_seconds`.
+  bool may_fetch(const std::string& key, std::int64_t now, std::int64_t retry_seconds) const;
+  void touch(const std::string& key, std::int64_t now);
+
+  // Fetches every need (joining fetches already in flight); `done` runs on the store's thread
+  // once all have finished, successfully or not.
+  void fetch(std::vector<Need> needs, std::function<void()> done);
+  // The same, waiting (for the CLI).
+  void fetch_and_wait(std::vector<Need> needs);
+
+  // Records every fetch as it completes (CLI `verify --urlfetch`).
+  void set_recorder(std::function<void(const FetchEvent&)> recorder);
+
+  // Prometheus text exposition of the fetch counters and cache ages.
+  std::string metrics() const;
+  std::vector<UrlState> states() const;
+  std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>> crls() const;
+
+  // Refetches every cached CRL now (CLI `crl fetch`); waits.
+  void refresh_all_and_wait(std::uint32_t timeout_ms);
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+std::int64_t unix_now();
+
+}  // namespace certgate::revocation
