@@ -65,6 +65,13 @@ struct ImportArgs {
 };
 int import_iis(const ImportArgs& args);
 
+struct CrlArgs {
+  std::string action;  // status | fetch
+  std::string config_file;
+  std::uint32_t timeout_ms = 15000;
+};
+int crl(const CrlArgs& args);
+
 struct UsersArgs {
   std::string file;
   std::string user;

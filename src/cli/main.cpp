@@ -98,6 +98,15 @@ int main(int argc, char** argv) {
   import->add_option("--crl-files", im.crl_files, "CRL file or folder for cache-only revocation; repeatable");
   import->add_option("-o,--output", im.output, "certgate TOML to write (- for standard output)")->required();
 
+  cli::CrlArgs crl;
+  auto* crl_cmd = app.add_subcommand("crl", "the revocation cache (cache_dir): list or refresh the cached CRLs");
+  crl_cmd->require_subcommand(1);
+  auto* crl_status = crl_cmd->add_subcommand("status", "list cached CRLs: issuer, thisUpdate, nextUpdate, last fetch");
+  auto* crl_fetch = crl_cmd->add_subcommand("fetch", "fetch every cached CRL again now");
+  for (auto* sub : {crl_status, crl_fetch})
+    sub->add_option("-c,--config", crl.config_file, "configuration file")->required();
+  crl_fetch->add_option("--timeout-ms", crl.timeout_ms, "per URL (default 15000)");
+
   cli::UsersArgs u;
   auto* users = app.add_subcommand("users", "manage the Basic authentication users file");
   users->require_subcommand(1);
@@ -127,6 +136,10 @@ int main(int argc, char** argv) {
       return cli::kUsage;
     }
     return cli::map(m);
+  }
+  if (*crl_cmd) {
+    crl.action = crl_fetch->parsed() ? "fetch" : "status";
+    return cli::crl(crl);
   }
   if (*users) {
     u.remove = users_remove->parsed();

@@ -1,5 +1,6 @@
 #include "http/server.hpp"
 
+#include "http/admin.hpp"
 #include "http/connection.hpp"
 #include "version.hpp"
 
@@ -129,6 +130,23 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
       lt->acceptors.push_back(std::move(acc));
     }
     loops.push_back(std::move(lt));
+  }
+  if (!server_cfg.admin_listen.empty()) {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(server_cfg.admin_address, ec);
+    auto acc = std::make_unique<tcp::acceptor>(loops.front()->loop.io);
+    tcp::endpoint ep(address, server_cfg.admin_port);
+    if (!ec) acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::error("cannot listen on admin_listen {}: {}", server_cfg.admin_listen, ec.message());
+      return 1;
+    }
+    accept_admin(state, *acc);
+    loops.front()->acceptors.push_back(std::move(acc));  // closed with the others at stop
+    if (!options.quiet) spdlog::info("metrics on http://{}/metrics", server_cfg.admin_listen);
   }
   if (!server_cfg.pid_file.empty()) std::ofstream(server_cfg.pid_file) << ::getpid() << "\n";
   if (!options.quiet) log_startup(*snap, threads);

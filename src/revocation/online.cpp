@@ -190,7 +190,14 @@ class Source final : public pki::RevocationSource {
   // Why no status could be had, naming each place that was tried.
   std::string explain(const std::vector<Need>& tried, int code, const CertUrls& u) {
     if (tried.empty()) {
-      if (!u.crl.empty() || !u.ocsp.empty()) return "";  // (URLs it cannot use: default words)
+      std::string unusable;
+      for (const auto& dp : u.crl)
+        if (!fetchable(dp.url)) unusable += (unusable.empty() ? "" : ", ") + dp.url;
+      if (!unusable.empty())
+        return "its CRL distribution point " + unusable +
+               " is never fetched (only http, https and ldap URLs are), and no CRL from its issuer "
+               "is in crl_files";
+      if (!u.crl.empty() || !u.ocsp.empty()) return "";
       return code == X509_V_ERR_UNABLE_TO_GET_CRL
                  ? "no CRL from its issuer is in crl_files, and the certificate names no CRL "
                    "distribution point or OCSP responder"

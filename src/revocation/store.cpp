@@ -227,8 +227,16 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       if (!out) return;
     }
     fs::rename(tmp, crl_dir() / (base + ".crl"), ec);
-    std::ofstream meta(crl_dir() / (base + ".url"), std::ios::trunc);
-    meta << url << "\n" << fetched_at << "\n";
+    write_meta(url, fetched_at, fetched_at, "");
+  }
+
+  // url, fetched_at, last attempt, last error: what `certgate crl status` shows after a restart.
+  void write_meta(const std::string& url, std::int64_t fetched_at, std::int64_t attempt, const std::string& error) {
+    if (settings.cache_dir.empty()) return;
+    std::string one_line = error;
+    std::replace(one_line.begin(), one_line.end(), '\n', ' ');
+    std::ofstream meta(crl_dir() / (sha256_hex(url) + ".url"), std::ios::trunc);
+    meta << url << "\n" << fetched_at << "\n" << attempt << "\n" << one_line << "\n";
   }
 
   void unpersist(const std::string& url) {
@@ -247,7 +255,13 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       std::ifstream meta(f.path());
       std::string url;
       std::int64_t fetched_at = 0;
+      std::int64_t attempt = 0;
+      std::string error;
       if (!std::getline(meta, url) || !(meta >> fetched_at)) continue;
+      if (meta >> attempt) {
+        meta.ignore(1);
+        std::getline(meta, error);
+      }
       fs::path crl_file = f.path();
       crl_file.replace_extension(".crl");
       std::ifstream in(crl_file, std::ios::binary);
@@ -271,6 +285,8 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       s.kind = Kind::Crl;
       s.url = url;
       s.last_success = fetched_at;
+      s.last_attempt = attempt ? attempt : fetched_at;
+      s.last_error = error;
       s.last_used = unix_now();  // refresh what the last run used
     }
     if (!crls.empty()) spdlog::info("revocation cache: {} CRLs loaded from {}", crls.size(), crl_dir().string());
@@ -362,6 +378,8 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
         crls[n.url] = crl_entry;
         persist(n.url, der_to_persist, now);
       }
+      else if (n.kind == Kind::Crl && crls.count(n.url))  // a failed refresh of a cached CRL
+        write_meta(n.url, crls[n.url]->fetched_at, now, error);
       if (ocsp_entry) ocsps[n.key()] = ocsp_entry;
       if (issuers_entry) issuers[n.url] = issuers_entry;
       bound();

@@ -1,0 +1,79 @@
+#include "http/admin.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <memory>
+
+namespace certgate::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+
+namespace {
+
+class AdminSession : public std::enable_shared_from_this<AdminSession> {
+ public:
+  AdminSession(ServerState& state, asio::ip::tcp::socket s) : state_(state), stream_(std::move(s)) {}
+
+  void start() {
+    parser_.header_limit(8192);
+    stream_.expires_after(std::chrono::seconds(10));
+    bhttp::async_read(stream_, buf_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return;
+      self->answer();
+    });
+  }
+
+ private:
+  ServerState& state_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buf_;
+  bhttp::request_parser<bhttp::empty_body> parser_;
+  bhttp::response<bhttp::string_body> res_;
+
+  void answer() {
+    const auto& req = parser_.get();
+    res_.version(11);
+    res_.keep_alive(false);
+    if (req.method() == bhttp::verb::get && req.target() == "/metrics") {
+      res_.result(bhttp::status::ok);
+      res_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res_.body() = metrics_text(state_);
+    } else {
+      res_.result(bhttp::status::not_found);
+      res_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+      res_.body() = "certgate admin: only GET /metrics is served here\n";
+    }
+    res_.prepare_payload();
+    bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    });
+  }
+};
+
+}  // namespace
+
+std::string metrics_text(const ServerState& state) {
+  std::string out =
+      "# HELP certgate_connections_open Client connections open now, all loops.\n"
+      "# TYPE certgate_connections_open gauge\n"
+      "certgate_connections_open " + std::to_string(state.connections.load()) + "\n";
+  if (auto gen = state.current.load())
+    out += "# HELP certgate_config_generation The configuration generation serving new connections.\n"
+           "# TYPE certgate_config_generation gauge\n"
+           "certgate_config_generation " + std::to_string(gen->snap->generation) + "\n";
+  if (state.revocation) out += state.revocation->metrics();
+  return out;
+}
+
+void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor) {
+  acceptor.async_accept([&state, &acceptor](beast::error_code ec, asio::ip::tcp::socket s) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (!ec) std::make_shared<AdminSession>(state, std::move(s))->start();
+    accept_admin(state, acceptor);
+  });
+}
+
+}  // namespace certgate::http
