@@ -178,7 +178,7 @@ class Reader {
       } else if (name == "clientCertificateMappingAuthentication") {
         s.ad_mapping = attr_opt_bool(m, "enabled");
         if (s.ad_mapping.value_or(false))
-          report_.ignored.push_back(where + ": clientCertificateMappingAuthentication (Active Directory mapping) is enabled: directory mapping is not available in this certgate version");
+          report_.differences.push_back(where + ": clientCertificateMappingAuthentication (Active Directory mapping) is enabled: add [sites.directory_mapping] with your domain controllers, base DN and service account (docs/directory.md); IIS keeps those in Windows, not in this file");
       } else if (name == "windowsAuthentication" || name == "digestAuthentication") {
         if (attr_bool(m, "enabled", false))
           report_.ignored.push_back(where + ": " + name + " is enabled: not available in certgate");
@@ -585,18 +585,20 @@ ImportResult import_iis(const ImportOptions& o) {
       t << "  usage_check = " << (tls_settings && !tls_settings->usage_check ? "false" : "true") << "\n";
       if (!revocation) {
         t << "  revocation = \"off\"\n";
-      } else {
+      } else if (cached) {
         t << "  revocation = \"cache-only\"\n";
-        if (!cached)
-          report.differences.push_back(where + ": IIS checked revocation online; this certgate version checks local CRLs only (revocation = \"cache-only\"): list your CAs' CRLs in crl_files, or every certificate gets 403.13");
+        if (o.crl_files.empty())
+          report.differences.push_back(where + ": revocation = \"cache-only\" (verifyrevocationwithcachedclientcertonly) with no crl_files: only CRLs certgate has fetched before (cache_dir) count; add your CAs' CRLs (--crl-files) or every new certificate gets 403.13");
+      } else {
+        t << "  revocation = \"online\"\n";
       }
+      if (revocation && tls_settings && tls_settings->freshness_seconds)
+        t << "  freshness_seconds = " << tls_settings->freshness_seconds << "\n";
+      if (revocation && tls_settings && tls_settings->url_timeout_ms)
+        t << "  url_timeout_ms = " << std::max(100L, tls_settings->url_timeout_ms) << "\n";
       if (!o.crl_files.empty()) t << "  crl_files = " << arr(o.crl_files) << "\n";
-      else if (revocation)
-        report.differences.push_back(where + ": revocation = \"cache-only\" with no crl_files: every client certificate gets 403.13 until you add your CAs' CRLs (--crl-files)");
-      if (tls_settings && (tls_settings->freshness_seconds || tls_settings->url_timeout_ms))
-        report.differences.push_back(where + ": revocation freshness time / URL retrieval timeout apply to online revocation, which this version does not do");
       if (tls_settings && tls_settings->ds_mapper)
-        report.ignored.push_back(where + ": DS mapper usage (Active Directory mapping) is enabled: directory mapping is not available in this version");
+        report.differences.push_back(where + ": DS mapper usage (Active Directory mapping) is enabled: add [sites.directory_mapping] with your domain controllers, base DN and service account (docs/directory.md); it is not derived from IIS settings");
     }
 
     if (eff.mapping.value_or(false) || !eff.one_to_one.empty() || !eff.many_to_one.empty()) {

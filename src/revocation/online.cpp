@@ -3,6 +3,7 @@
 #include "pki/x509_text.hpp"
 #include "revocation/cert_urls.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <map>
 #include <set>
@@ -38,6 +39,18 @@ class Source final : public pki::RevocationSource {
         for (const auto& url : points) {
           if (!seen_crl.insert(url).second) continue;
           auto e = store_.crl(url);
+          if (!e || !usable(*e)) {
+            // Delta CRLs (Freshest CRL) are fetched alongside; their signature and scope are
+            // checked by the validation itself, and a missing one only means no delta.
+            const bool delta = std::find(u.delta_crl.begin(), u.delta_crl.end(), url) != u.delta_crl.end();
+            Need n;
+            n.kind = Kind::Crl;
+            n.url = url;
+            n.indirect = true;
+            n.timeout_ms = opt_.url_timeout_ms;
+            if (delta && fetch_ && fetchable(url) && store_.may_fetch(n.key(), now_, opt_.retry_seconds))
+              needs.push_back(std::move(n));
+          }
           if (!e) continue;
           store_.touch("crl " + url, now_);
           if (!usable(*e)) continue;

@@ -289,6 +289,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       s.last_error = error;
       s.last_used = unix_now();  // refresh what the last run used
     }
+    bound();
     if (!crls.empty()) spdlog::info("revocation cache: {} CRLs loaded from {}", crls.size(), crl_dir().string());
   }
 
