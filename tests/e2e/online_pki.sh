@@ -2,9 +2,9 @@
 # A PKI whose certificates name real URLs on loopback, for the online-revocation tests:
 # CRL distribution points and AIA caIssuers on an HTTP server at HTTP_PORT, OCSP at OCSP_PORT,
 # one distribution point on DEAD_PORT where nothing listens.
-# Usage: online_pki.sh OUT HTTP_PORT OCSP_PORT DEAD_PORT
+# Usage: online_pki.sh OUT HTTP_PORT OCSP_PORT DEAD_PORT LDAP_PORT
 set -euo pipefail
-out=$1 http=$2 ocsp=$3 dead=$4
+out=$1 http=$2 ocsp=$3 dead=$4 ldap=$5
 base="http://127.0.0.1:$http"
 rm -rf "$out"
 mkdir -p "$out/www"
@@ -58,6 +58,7 @@ leaf_section v3_wrongkey "crlDistributionPoints = URI:$base/wrongkey.crl"
 leaf_section v3_short "crlDistributionPoints = URI:$base/short.crl"
 leaf_section v3_conny "crlDistributionPoints = URI:$base/conny.crl"
 leaf_section v3_bad_scheme "crlDistributionPoints = URI:file:///etc/passwd"
+leaf_section v3_ldap "crlDistributionPoints = URI:ldap://127.0.0.1:$ldap/cn=issuing%2Cou=crl%2Cdc=corp%2Cdc=test?certificateRevocationList;binary"
 leaf_section v3_under_revoked "crlDistributionPoints = URI:$base/revoked-ca.crl"
 
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
@@ -102,6 +103,7 @@ sign issuing wendy wendy v3_wrongkey   # CRL signed by another key under the iss
 sign issuing shorty shorty v3_short    # CRL with a nextUpdate seconds away
 sign issuing conny conny v3_conny      # fetched by many requests at once
 sign issuing fiona fiona v3_bad_scheme # a file:// distribution point: never fetched
+sign issuing lars lars v3_ldap         # CRL in a directory (ldap:// distribution point)
 sign revoked-ca ronald ronald v3_under_revoked  # good leaf under a revoked intermediate
 
 # OCSP "unknown": a certificate the responder's database does not hold.
@@ -135,7 +137,7 @@ ca_dir forged 3000
 cp forged.pem ca/forged/ca.pem; cp forged.key ca/forged/ca.key
 crl forged www/wrongkey.crl
 
-for u in olga oscar ocean orville ulrich dora sloane bigsby wendy shorty conny fiona; do
+for u in olga oscar ocean orville ulrich dora sloane bigsby wendy shorty conny fiona lars; do
   cat "$u.pem" issuing.pem > "$u-chain.pem"
 done
 cat ronald.pem revoked-ca.pem > ronald-chain.pem

@@ -42,6 +42,7 @@ class Slapd:
                 maxsize 16777216
                 index objectClass eq
                 index altSecurityIdentities,userPrincipalName,objectSid eq
+                access to dn.subtree="ou=crl,{SUFFIX}" by * read
                 access to attrs=userPassword by anonymous auth by * none
                 access to * by users read by * none
                 """))

@@ -16,8 +16,9 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Connection, Server, free_port, run  # noqa: E402
+from slapd import SUFFIX, Slapd, entry  # noqa: E402
 
-HTTP_PORT, OCSP_PORT, DEAD_PORT = free_port(), free_port(), free_port()
+HTTP_PORT, OCSP_PORT, DEAD_PORT, LDAP_PORT = free_port(), free_port(), free_port(), free_port()
 P_ONLINE, P_SOFT, P_ADMIN = free_port(), free_port(), free_port()
 OPKI = tempfile.mkdtemp(prefix="certgate-online-pki-")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -113,7 +114,13 @@ class OnlineRevocation(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         subprocess.run(["bash", os.path.join(HERE, "online_pki.sh"), OPKI, str(HTTP_PORT), str(OCSP_PORT),
-                        str(DEAD_PORT)], check=True)
+                        str(DEAD_PORT), str(LDAP_PORT)], check=True)
+        with open(opki("www/issuing.crl"), "rb") as f:
+            crl_der = f.read()
+        cls.ldap = Slapd(LDAP_PORT, entry(SUFFIX, ["dcObject", "organization"], dc="corp", o="Corp") +
+                         entry("ou=crl," + SUFFIX, ["organizationalUnit"], ou="crl") +
+                         entry("cn=issuing,ou=crl," + SUFFIX, ["cRLDistributionPoint"], cn="issuing",
+                               **{"certificateRevocationList;binary": crl_der})).start()
         cls.crl = CrlServer(HTTP_PORT)
         cls.ocsp_log = opki("ocsp.log")
         cls.ocsp = subprocess.Popen(
@@ -137,6 +144,7 @@ class OnlineRevocation(unittest.TestCase):
         cls.ocsp.terminate()
         cls.ocsp.wait()
         cls.crl.stop()
+        cls.ldap.cleanup()
         shutil.rmtree(OPKI, ignore_errors=True)
         shutil.rmtree(cls.cache_dir, ignore_errors=True)
 
@@ -187,6 +195,11 @@ class OnlineRevocation(unittest.TestCase):
         r, log = self.call("wendy")
         self.assertStatus(r, log, "403.13", 2148081683)
         self.assertIn("signature does not verify", r.text)
+
+    def test_crl_from_an_ldap_distribution_point(self):
+        r, log = self.call("lars")
+        self.assertStatus(r, log, "200", 0)
+        self.assertEqual(self.ldap.searches("objectClass=*"), 1)
 
     def test_file_url_is_never_fetched(self):
         r, log = self.call("fiona")
@@ -256,6 +269,11 @@ class OnlineRevocation(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("http://127.0.0.1:%d/issuing.crl" % HTTP_PORT, out.stdout)
         self.assertIn("CN=Online Issuing CA", out.stdout)
+        before = self.crl.count("/issuing.crl")
+        out = run(["crl", "fetch", "-c", self.server.config])
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("fetched http://127.0.0.1:%d/issuing.crl" % HTTP_PORT, out.stdout)
+        self.assertEqual(self.crl.count("/issuing.crl"), before + 1)
 
         # A new server in cache-only mode, with the CRL server gone: the persisted CRLs decide.
         self.server.stop()  # tearDownClass's second stop() is harmless
