@@ -35,7 +35,7 @@ Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& 
   const SiteAuth* site = policy.site;
   // stage_chain has already refused any presented certificate that is not valid.
   const bool valid_cert = ev.cert_presented && policy.ssl_flags.negotiates() && ev.chain &&
-                          ev.chain->fault == ChainFault::None && ev.cert;
+                          ev.chain->fault == ChainFault::None && (ev.cert || ev.mapped);
   if (valid_cert && site && site->mapping_enabled) {
     Outcome mapped = ev.mapped ? *ev.mapped : map_certificate(*site, *ev.cert);
     if (!mapped.allowed() || !policy.require_password) return mapped;

@@ -324,7 +324,7 @@ class Connection final : public ConnectionBase,
     disarm();  // the exchange keeps its own deadlines
     const auto& fwd = site().cfg.forward;
     ForwardInput in{req_, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls, outcome_,
-                    tls_.leaf.get(), tls_.chain.get(), assertion(), plan.strip_authorization, plan.websocket};
+                    tls_.leaf.get(), tls_.presented_chain(), assertion(), plan.strip_authorization, plan.websocket};
     std::string head = forwarded_head(in);
     auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*parser_));
     parser_.reset();

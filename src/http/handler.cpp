@@ -110,9 +110,9 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
         return h;
       }
       if (ev.chain->fault == auth::ChainFault::None && c.site.auth.mapping_enabled) {
-        ev.cert = &c.tls->leaf_facts();
         ev.mapped = &c.tls->mapping_for(c.site);
         if (auth::defers_to_directory(c.site.auth, *ev.mapped)) {
+          ev.cert = &c.tls->leaf_facts();
           const bool once = std::exchange(c.tls->directory_once, false);
           if (!c.tls->directory_mapped ||
               (!once && c.tls->directory_until_ms <= directory::steady_ms())) {

@@ -32,7 +32,7 @@ std::string ValidationCache::key(X509* leaf, STACK_OF(X509) * chain) {
   return std::string(reinterpret_cast<char*>(md), n);
 }
 
-std::optional<auth::ChainReport> ValidationCache::find(const std::string& key, std::int64_t now) {
+std::optional<ValidationCache::Hit> ValidationCache::find(const std::string& key, std::int64_t now) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
@@ -40,7 +40,13 @@ std::optional<auth::ChainReport> ValidationCache::find(const std::string& key, s
     entries_.erase(it);
     return std::nullopt;
   }
-  return it->second.report;
+  return Hit{it->second.report, it->second.mapped};
+}
+
+void ValidationCache::remember_mapping(const std::string& key, const auth::Outcome& mapped) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it != entries_.end()) it->second.mapped = mapped;
 }
 
 void ValidationCache::remember(const std::string& key, const auth::ChainReport& report,
@@ -67,7 +73,7 @@ void ValidationCache::remember(const std::string& key, const auth::ChainReport& 
   if (expires <= now) return;
   std::lock_guard lock(mu_);
   if (entries_.size() >= max_) entries_.clear();  // bounded; a cold cache only costs a re-check
-  entries_[key] = Entry{report, expires};
+  entries_[key] = Entry{report, expires, std::nullopt};
 }
 
 }  // namespace certgate::pki

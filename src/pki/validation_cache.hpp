@@ -7,6 +7,7 @@
 // nextUpdate of a CRL it used. A reload builds new sites with empty caches. Failures are not
 // cached.
 #include "auth/evidence.hpp"
+#include "auth/verdict.hpp"
 #include "pki/trust_store.hpp"
 
 #include <cstdint>
@@ -24,7 +25,14 @@ class ValidationCache {
   // SHA-256 over the leaf and the presented chain, as DER.
   static std::string key(X509* leaf, STACK_OF(X509) * chain);
 
-  std::optional<auth::ChainReport> find(const std::string& key, std::int64_t now);
+  struct Hit {
+    auth::ChainReport report;
+    std::optional<auth::Outcome> mapped;  // the site's one-to-one / many-to-one result, once known
+  };
+  std::optional<Hit> find(const std::string& key, std::int64_t now);
+  // The mapping depends only on the leaf and the generation: kept with the validation, so a
+  // returning client (resumed or not) skips computing it. No-op when the chain is not cached.
+  void remember_mapping(const std::string& key, const auth::Outcome& mapped);
   // Remembers a successful report until the earliest notAfter / CRL nextUpdate involved.
   void remember(const std::string& key, const auth::ChainReport& report, const TrustStore& trust,
                 X509* leaf, STACK_OF(X509) * chain, std::int64_t now,
@@ -34,6 +42,7 @@ class ValidationCache {
   struct Entry {
     auth::ChainReport report;
     std::int64_t expires;
+    std::optional<auth::Outcome> mapped;
   };
   std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;

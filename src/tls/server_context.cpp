@@ -1,6 +1,7 @@
 #include "tls/server_context.hpp"
 
 #include "pki/load.hpp"
+#include "pki/validation_cache.hpp"
 #include "pki/x509_text.hpp"
 
 #include <openssl/err.h>
@@ -108,21 +109,38 @@ SSL_TICKET_RETURN ticket_decrypted(SSL*, SSL_SESSION*, const unsigned char*, siz
 
 }  // namespace
 
-void save_presented_chain(SSL* ssl) {
+constexpr char kSessionChainVersion = 2;
+
+std::string save_presented_chain(SSL* ssl) {
   SSL_SESSION* session = SSL_get_session(ssl);
+  X509* leaf = SSL_get0_peer_certificate(ssl);
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
-  if (!session || !chain || sk_X509_num(chain) == 0) return;
-  std::string data = encode_chain(chain);
+  // A resumed session has no peer chain (it is not serialized); the ticket it issues is a copy
+  // of the session that already carries the data. Only a full handshake writes it.
+  if (!session || !leaf || !chain) return "";
+  std::string key = pki::ValidationCache::key(leaf, chain);
+  std::string data(1, kSessionChainVersion);
+  data += key;
+  data += encode_chain(chain);
   SSL_SESSION_set1_ticket_appdata(session, data.data(), data.size());
+  return key;
 }
 
-pki::X509StackPtr restored_chain(SSL* ssl) {
+std::optional<SessionChain> restored_chain(SSL* ssl) {
   void* data = nullptr;
   size_t len = 0;
   SSL_SESSION* session = SSL_get_session(ssl);
-  if (!session || SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1 || len == 0) return nullptr;
+  if (!session || SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1) return std::nullopt;
+  const std::size_t key_len = 32;
+  const auto* p = static_cast<const char*>(data);
+  if (len < 1 + key_len || p[0] != kSessionChainVersion) return std::nullopt;  // older format
+  return SessionChain{std::string(p + 1, key_len), std::string(p + 1 + key_len, len - 1 - key_len)};
+}
+
+pki::X509StackPtr decode_chain(std::string_view bytes) {
   pki::X509StackPtr chain(sk_X509_new_null());
-  const auto* p = static_cast<const unsigned char*>(data);
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t len = bytes.size();
   std::size_t off = 0;
   while (off + 4 <= len) {
     std::size_t n = (std::size_t{p[off]} << 24) | (std::size_t{p[off + 1]} << 16) |

@@ -5,7 +5,9 @@
 #include "pki/openssl_ptr.hpp"
 #include "runtime/snapshot.hpp"
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace certgate::tls {
@@ -25,11 +27,20 @@ void attach_sni_router(runtime::ListenerRuntime& listener);
 
 // The route the ClientHello hook chose for this connection (null before the hello).
 const runtime::ListenerRuntime::Route* selected_route(const SSL* ssl);
-// Resumption: a resumed session has the client's leaf but not the chain it sent. The chain is
-// kept in the session's ticket data (encrypted and authenticated with the ticket key) and in
-// the cached session; it is only an untrusted pool, validated again like any presented chain.
-void save_presented_chain(SSL* ssl);
-pki::X509StackPtr restored_chain(SSL* ssl);
+// Resumption: a resumed session has the client's leaf but not the chain it sent. The session's
+// ticket data (encrypted and authenticated with the ticket key; also kept in the server's
+// session cache) carries the chain's validation-cache key and the chain as DER. A returning
+// client is then recognised by the key alone: the chain is decoded only when the validation
+// cache has no answer for it, or a backend asks for the chain. The chain is only an untrusted
+// pool, validated like any presented chain.
+struct SessionChain {
+  std::string key;  // pki::ValidationCache::key of leaf + chain
+  std::string der;  // [u32 length][DER]... of the certificates after the leaf
+};
+// Saves it for `ssl`'s session and returns the key ("" without a peer certificate).
+std::string save_presented_chain(SSL* ssl);
+std::optional<SessionChain> restored_chain(SSL* ssl);
+pki::X509StackPtr decode_chain(std::string_view der);
 
 // The SNI name the client sent ("" when none), lower case.
 std::string sni_name(const SSL* ssl);

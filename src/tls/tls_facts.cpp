@@ -28,11 +28,22 @@ TlsFacts TlsFacts::from_handshake(SSL* ssl) {
   // On a server the peer chain excludes the leaf.
   if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl)) {
     f.chain.reset(X509_chain_up_ref(sent));
-    save_presented_chain(ssl);  // for TLS 1.2 session-ID resumption (tickets save it themselves)
+    f.chain_key = save_presented_chain(ssl);  // also for TLS 1.2 session-ID resumption
   } else if (f.leaf && SSL_session_reused(ssl)) {
-    f.chain = restored_chain(ssl);
+    if (auto saved = restored_chain(ssl)) {
+      f.chain_key = std::move(saved->key);
+      f.chain_der = std::move(saved->der);
+    }
   }
   return f;
+}
+
+STACK_OF(X509) * TlsFacts::presented_chain() {
+  if (!chain && !chain_der.empty()) {
+    chain = decode_chain(chain_der);
+    chain_der.clear();
+  }
+  return chain.get();
 }
 
 const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, revocation::Store* store,
@@ -44,14 +55,16 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
                                  {}};
     } else {
       const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-      const std::string key = pki::ValidationCache::key(leaf.get(), chain.get());
+      if (chain_key.empty()) chain_key = pki::ValidationCache::key(leaf.get(), presented_chain());
+      const std::string& key = chain_key;
       if (auto hit = site.validations->find(key, now)) {
-        report = std::move(hit);
+        report = std::move(hit->report);
+        cached_mapping = std::move(hit->mapped);
         return &*report;
       }
       const bool may_fetch = fetch_rounds < revocation::kMaxFetchRounds;
       revocation::Validation v =
-          revocation::validate(*site.trust, store, leaf.get(), chain.get(), may_fetch);
+          revocation::validate(*site.trust, store, leaf.get(), presented_chain(), may_fetch);
       if (!v.needs.empty()) {
         ++fetch_rounds;
         needs = std::move(v.needs);
@@ -60,7 +73,7 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
       if (v.soft_failed)
         spdlog::warn("site \"{}\": {}", site.cfg.name, v.report.reason);
       else
-        site.validations->remember(key, v.report, *site.trust, leaf.get(), chain.get(), now, v.valid_until);
+        site.validations->remember(key, v.report, *site.trust, leaf.get(), presented_chain(), now, v.valid_until);
       report = std::move(v.report);
     }
   }
@@ -68,7 +81,14 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
 }
 
 const auth::Outcome& TlsFacts::mapping_for(const runtime::SiteRuntime& site) {
-  if (!mapped) mapped = auth::map_certificate(site.auth, leaf_facts());
+  if (!mapped) {
+    if (cached_mapping) {
+      mapped = std::move(cached_mapping);
+    } else {
+      mapped = auth::map_certificate(site.auth, leaf_facts());
+      if (!chain_key.empty()) site.validations->remember_mapping(chain_key, *mapped);
+    }
+  }
   return *mapped;
 }
 

@@ -24,17 +24,25 @@ struct TlsFacts {
   std::string sni;
   bool cert_requested = false;
   pki::X509Ptr leaf;           // null when the client sent no certificate
-  pki::X509StackPtr chain;     // what the client sent after the leaf (owned references)
+  // The validation-cache key of leaf + chain: computed at the handshake, or carried by a
+  // resumed session (then the chain stays DER until someone needs it).
+  std::string chain_key;
+  std::string chain_der;       // a resumed session's chain, not decoded yet
+  // What the client sent after the leaf (owned references); decoded on first use.
+  STACK_OF(X509) * presented_chain();
 
   // The validation result against the site it was computed for: a certificate, once presented
   // on a connection, holds for every later request on it (behaviour.md §6), so validate once.
   std::optional<auth::ChainReport> report;
   std::optional<auth::CertFacts> facts;  // for mapping, computed on first use
   std::optional<auth::Outcome> mapped;   // map_certificate() result for the connection's site
+  std::optional<auth::Outcome> cached_mapping;  // from the validation cache, when it had one
   // The directory's answer for this certificate and site, reused until it expires.
   std::shared_ptr<const auth::Outcome> directory_mapped;
   std::int64_t directory_until_ms = 0;
   bool directory_once = false;  // an uncacheable answer (outage, busy): for the next request only
+
+  pki::X509StackPtr chain;     // see presented_chain()
 
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);
