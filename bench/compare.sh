@@ -79,7 +79,7 @@ http {
 }
 NGINX
 
-taskset -c 0 build/certgate serve -c "$work/certgate.toml" -q & cg_pid=$!
+env ${CG_ENV:-} taskset -c 0 build/certgate serve -c "$work/certgate.toml" -q & cg_pid=$!
 taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" -g 'daemon off;' & ng_launcher=$!
 sleep 1
 ng_pid=$(pgrep -P "$ng_launcher" nginx | head -1)  # the worker does the work
@@ -110,7 +110,8 @@ run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 printf '%-22s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
-for spec in "full 1.3" "full 1.2" "resume 1.3" "resume 1.2" "keepalive 1.3"; do
+IFS=, read -r -a specs <<<"${MODES:-full 1.3,full 1.2,resume 1.3,resume 1.2,keepalive 1.3}"
+for spec in "${specs[@]}"; do
   set -- $spec
   : > "$work/cg"; : > "$work/ng"
   for _ in $(seq "$ROUNDS"); do

@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libldap2-dev slapd ldap-utils
+  libldap2-dev slapd ldap-utils libmimalloc-dev
   curl python3 ca-certificates
 )
 

@@ -3,6 +3,7 @@
 #include "pki/load.hpp"
 #include "pki/validation_cache.hpp"
 #include "pki/x509_text.hpp"
+#include "tls/ticket_keys.hpp"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -163,8 +164,7 @@ std::string sni_name(const SSL* ssl) {
   return s ? *s : std::string();
 }
 
-BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b,
-                                 std::uint64_t generation) {
+BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b) {
   BuiltContext out;
   const std::string where = "site \"" + site.cfg.name + "\" binding " + b.listen +
                             (b.host.empty() ? "" : " (" + b.host + ")") + ": ";
@@ -181,6 +181,7 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   SSL_CTX_set_session_ticket_cb(ctx, ticket_generated, ticket_decrypted, nullptr);
   // One ticket is enough for a returning client.
   SSL_CTX_set_num_tickets(ctx, 1);
+  use_rotating_ticket_keys(ctx);
 
   pki::KeyAndChain id;
   try {
@@ -198,10 +199,11 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   }
   sk_X509_pop_free(chain, X509_free);
 
-  // SECURITY: the session id context names the site and the configuration generation, so a
-  // session (and the client certificate it carries) is never resumed on another site or
-  // under other trust settings.
-  std::string sid_src = site.cfg.name + '\0' + std::to_string(generation);
+  // SECURITY: the session id context names the site, so a session (and the client
+  // certificate it carries) is never resumed on another site. It may be resumed after a
+  // reload: nothing is trusted from the session but the certificates themselves, which the new
+  // generation validates and maps again (its caches start empty).
+  std::string sid_src = "certgate site\0" + site.cfg.name;
   unsigned char sid[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(sid_src.data()), sid_src.size(), sid);
   SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH);

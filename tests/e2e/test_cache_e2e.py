@@ -8,7 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CERTGATE, Server, free_port, get, pki  # noqa: E402
+from harness import CERTGATE, Connection, Server, client_context, free_port, get, pki  # noqa: E402
 
 P = free_port()
 
@@ -71,6 +71,37 @@ class CachedValidation(unittest.TestCase):
         self.issuing_crl()
         self.reload()
         self.assertEqual(get(P, "/", user="bob").code(), "403.13")
+
+    def test_session_resumed_after_a_reload_is_validated_again(self):
+        # Ticket keys outlive a reload, so the returning client resumes; but nothing but its
+        # certificates is taken from the session: the new generation validates them again.
+        self.srv.start()
+        for version in ("1.2", "1.3"):
+            ctx = client_context("bob", version)
+            c = Connection(P, context=ctx)
+            self.assertEqual(c.request("/").status, 200)
+            session = c.sock.session
+            c.close()
+            c = Connection(P, context=ctx, session=session)
+            self.assertTrue(c.sock.session_reused)
+            self.assertEqual(c.request("/").status, 200)
+            session = c.sock.session
+            c.close()
+            if version == "1.2":
+                self.reload()
+                c = Connection(P, context=ctx, session=session)
+                self.assertTrue(c.sock.session_reused, "a reload must not end resumption")
+                self.assertEqual(c.request("/").status, 200)
+                c.close()
+        env = dict(os.environ, CADIR=os.path.join(self.ca, "issuing-ca"))
+        subprocess.run(["openssl", "ca", "-config", os.path.join(self.srv.dir, "ca.cnf"), "-revoke", pki("bob.pem")],
+                       env=env, check=True, capture_output=True)
+        self.issuing_crl()
+        self.reload()
+        c = Connection(P, context=ctx, session=session)
+        self.assertTrue(c.sock.session_reused)
+        self.assertEqual(c.request("/").code(), "403.13")
+        c.close()
 
     def test_crl_next_update_bounds_the_cached_result(self):
         soon = time.gmtime(time.time() + 3)
