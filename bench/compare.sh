@@ -7,6 +7,11 @@
 # /proc/PID/stat), which is what to rank by when the load tool saturates its core first.
 #
 #   bash bench/compare.sh            # ROUNDS=3 DURATION=5 CONNECTIONS=32 CLIENTS=1000
+#   MODES="full 1.3,keepalive 1.3" bash bench/compare.sh     # a subset of the modes
+#   THREADS=2 bash bench/compare.sh  # 2 loops / 2 nginx workers on both CPUs; the load tool then
+#                                    # shares CPU 1 with them, so rates say less than CPU per op
+# Mode "fresh" is "full" with every client certificate new to the server (NEW_CLIENTS distinct
+# certificates, more than one run's handshakes): nothing cached helps.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -15,6 +20,9 @@ DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 CLIENTS=${CLIENTS:-1000}
 IDLE=${IDLE:-1000}
+THREADS=${THREADS:-1}
+NEW_CLIENTS=${NEW_CLIENTS:-8000}
+if [ "$THREADS" = 1 ]; then SERVER_CPUS=0; NG_AFFINITY=1; else SERVER_CPUS=0-1; NG_AFFINITY=auto; fi
 
 command -v nginx >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nginx-light >/dev/null; }
 [ -x build/certgate ] && [ -x build/certgate-load ] || make build >/dev/null
@@ -32,7 +40,8 @@ CG_PORT=18443; NG_PORT=18444
 cat > "$work/certgate.toml" <<TOML
 [server]
 log_dir = "$work/cg-logs"
-threads = 1
+threads = $THREADS
+cache_dir = ""
 [[sites]]
 name = "Bench"
 root = "$work/www"
@@ -56,8 +65,8 @@ ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
 TOML
 
 cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-worker_cpu_affinity 1;
+worker_processes $THREADS;
+worker_cpu_affinity $NG_AFFINITY;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/logs/error.log warn;
 events { worker_connections 8192; }
@@ -79,23 +88,36 @@ http {
 }
 NGINX
 
-env ${CG_ENV:-} taskset -c 0 build/certgate serve -c "$work/certgate.toml" -q & cg_pid=$!
-taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" -g 'daemon off;' & ng_launcher=$!
-sleep 1
-ng_pid=$(pgrep -P "$ng_launcher" nginx | head -1)  # the worker does the work
-[ -n "$ng_pid" ] || { echo "nginx did not start: $(cat "$work/nginx/logs/error.log")" >&2; exit 1; }
+start_servers() {
+  env ${CG_ENV:-} taskset -c $SERVER_CPUS build/certgate serve -c "$work/certgate.toml" -q & cg_pid=$!
+  taskset -c $SERVER_CPUS nginx -c "$work/nginx.conf" -p "$work/nginx" -g 'daemon off;' & ng_launcher=$!
+  sleep 1
+  ng_pids=$(pgrep -P "$ng_launcher" nginx | tr '\n' ' ')  # the workers do the work
+  ng_pid=${ng_pids%% *}
+  [ -n "$ng_pid" ] || { echo "nginx did not start: $(cat "$work/nginx/logs/error.log")" >&2; exit 1; }
+}
+stop_servers() {
+  kill "$cg_pid" 2>/dev/null || true
+  nginx -c "$work/nginx.conf" -p "$work/nginx" -s quit 2>/dev/null || true
+  wait "$cg_pid" "$ng_launcher" 2>/dev/null || true
+}
+start_servers
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() {  # one process, or "nginx": all its workers
+  if [ "$1" = nginx ]; then local t=0 p; for p in $ng_pids; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t
+  else awk '{print $14 + $15}' "/proc/$1/stat"; fi
+}
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
-  local port=$1 pid=$2 mode=$3 tls=$4
+  local port=$1 pid=$2 mode=$3 tls=$4 clients=$CLIENTS
   local before after out
+  [ "$mode" = fresh ] && { mode=full; clients=$NEW_CLIENTS; }
   before=$(cpu_ticks "$pid")
   out=$(build/certgate-load --url "https://127.0.0.1:$port/" --ca "$work/pki/root-ca.pem" \
         --issuer-cert "$work/pki/issuing-ca.pem" --issuer-key "$work/pki/issuing-ca.key" \
-        --clients "$CLIENTS" --mode "$mode" --tls "$tls" --connections "$CONNECTIONS" \
+        --clients "$clients" --mode "$mode" --tls "$tls" --connections "$CONNECTIONS" \
         --duration "$DURATION" --cpu 1)
   after=$(cpu_ticks "$pid")
   local requests rps p99 errors
@@ -109,14 +131,16 @@ run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+echo "threads=$THREADS clients=$CLIENTS connections=$CONNECTIONS rounds=$ROUNDS duration=${DURATION}s"
 printf '%-22s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
-IFS=, read -r -a specs <<<"${MODES:-full 1.3,full 1.2,resume 1.3,resume 1.2,keepalive 1.3}"
+IFS=, read -r -a specs <<<"${MODES:-full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3}"
+[ "${MODES:-}" = none ] && specs=()
 for spec in "${specs[@]}"; do
   set -- $spec
   : > "$work/cg"; : > "$work/ng"
   for _ in $(seq "$ROUNDS"); do
     run $CG_PORT $cg_pid "$1" "$2" >> "$work/cg"
-    run $NG_PORT $ng_pid "$1" "$2" >> "$work/ng"
+    run $NG_PORT nginx "$1" "$2" >> "$work/ng"
   done
   cg_rate=$(cut -d' ' -f1 "$work/cg" | median); ng_rate=$(cut -d' ' -f1 "$work/ng" | median)
   cg_cpu=$(cut -d' ' -f2 "$work/cg" | median); ng_cpu=$(cut -d' ' -f2 "$work/ng" | median)
@@ -126,7 +150,12 @@ for spec in "${specs[@]}"; do
     "$(awk -v a="$ng_cpu" -v b="$cg_cpu" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_p99" "$ng_p99"
 done
 
-# Memory per idle TLS connection: RSS with IDLE connections open, minus RSS before.
+# Memory per idle TLS connection: RSS with IDLE connections open, minus RSS before (one worker),
+# on freshly started servers: after the load above, freed memory the allocator kept would hide
+# what idle connections cost.
+if [ "$THREADS" != 1 ]; then echo "(threads=$THREADS: idle memory is measured with THREADS=1)"; exit 0; fi
+stop_servers
+start_servers
 idle_rss() {
   local port=$1 pid=$2 base held
   base=$(rss_kib "$pid")
@@ -144,4 +173,4 @@ read -r ng_held ng_per <<<"$(idle_rss $NG_PORT $ng_pid)"
 printf '\n%d idle TLS connections: certgate RSS %s KiB (%s bytes/connection), nginx worker RSS %s KiB (%s bytes/connection)\n' \
   "$IDLE" "$cg_held" "$cg_per" "$ng_held" "$ng_per"
 echo "(cpu ratio = nginx CPU per op / certgate CPU per op: above 1 means certgate does less work)"
-kill "$cg_pid"; nginx -c "$work/nginx.conf" -p "$work/nginx" -s quit 2>/dev/null || true
+stop_servers
