@@ -16,6 +16,7 @@ namespace fs = std::filesystem;
 
 enum class DetailedErrors { Local, Always, Never };
 enum class Revocation { Online, CacheOnly, Off };
+enum class SessionResumption { Cache, Tickets };
 enum class LogPeriod { Hourly, Daily, Weekly, Monthly };
 
 struct Limits {
@@ -44,6 +45,11 @@ struct ServerSettings {
   int max_fetch_redirects = 3;
   std::size_t revocation_cache_bytes = 256u << 20;
   std::size_t revocation_cache_entries = 2000;
+  // "cache": sessions kept in this process (fastest resumption, survives reloads, not restarts);
+  // "tickets": stateless tickets under hourly-rotated keys (no server memory per session).
+  SessionResumption session_resumption = SessionResumption::Cache;
+  std::size_t session_cache_size = 20000;
+  std::uint32_t session_timeout_seconds = 3600;
   // Plain-HTTP listener for operators: /metrics (Prometheus text). "" = none.
   std::string admin_listen;
   std::string admin_address;

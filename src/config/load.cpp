@@ -205,6 +205,11 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.revocation_cache_bytes = static_cast<std::size_t>(
       t.integer("revocation_cache_bytes", 256 << 20, 1 << 20, std::int64_t{1} << 40));
   s.revocation_cache_entries = static_cast<std::size_t>(t.integer("revocation_cache_entries", 2000, 10, 10000000));
+  s.session_resumption = t.choice<SessionResumption>("session_resumption", SessionResumption::Cache,
+                                                     {{"cache", SessionResumption::Cache},
+                                                      {"tickets", SessionResumption::Tickets}});
+  s.session_cache_size = static_cast<std::size_t>(t.integer("session_cache_size", 20000, 1, 10000000));
+  s.session_timeout_seconds = static_cast<std::uint32_t>(t.integer("session_timeout_seconds", 3600, 1, 7 * 86400));
   s.admin_listen = t.str("admin_listen", "");
   if (!s.admin_listen.empty() && !split_listen(s.admin_listen, s.admin_address, s.admin_port))
     t.fail("admin_listen", "expected address:port, e.g. \"127.0.0.1:9180\"");

@@ -67,6 +67,11 @@ class Connection final : public ConnectionBase,
     state_.connections.fetch_add(1, std::memory_order_relaxed);
   }
   ~Connection() override {
+    // Browsers and HTTP clients hang up without close_notify; OpenSSL would take that as a bad
+    // session and drop it from the session cache. A completed handshake's session stays
+    // resumable (as nginx does with quiet shutdown).
+    if constexpr (Tls)
+      if (tls_.tls) SSL_set_shutdown(stream_.native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     loop_.connections.erase(this);
     state_.connections.fetch_sub(1, std::memory_order_relaxed);
   }

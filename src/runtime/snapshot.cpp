@@ -310,7 +310,7 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
       }
       SSL_CTX* ctx = nullptr;
       if (b.https) {
-        auto built = tls::make_server_context(site, b);
+        auto built = tls::make_server_context(site, b, cfg.server);
         for (auto& w : built.warnings) snap->warnings.push_back(std::move(w));
         ctx = built.ctx.get();
         snap->contexts.push_back(std::move(built.ctx));

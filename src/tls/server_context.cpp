@@ -3,6 +3,7 @@
 #include "pki/load.hpp"
 #include "pki/validation_cache.hpp"
 #include "pki/x509_text.hpp"
+#include "tls/session_cache.hpp"
 #include "tls/ticket_keys.hpp"
 
 #include <openssl/err.h>
@@ -164,7 +165,8 @@ std::string sni_name(const SSL* ssl) {
   return s ? *s : std::string();
 }
 
-BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b) {
+BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b,
+                                 const config::ServerSettings& server) {
   BuiltContext out;
   const std::string where = "site \"" + site.cfg.name + "\" binding " + b.listen +
                             (b.host.empty() ? "" : " (" + b.host + ")") + ": ";
@@ -174,14 +176,20 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   // Client-initiated renegotiation is a CPU-exhaustion vector and nothing here needs it yet.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_sess_set_cache_size(ctx, 20000);  // session-ID cache: bounded, oldest evicted
-  SSL_CTX_set_timeout(ctx, 3600);
-  // A resumed session brings back the client's leaf but not the chain it sent (OpenSSL keeps
-  // none), so the chain travels in the session's ticket data (see save_presented_chain).
+  // A resumed session brings back the client's leaf but not the chain it sent (a decoded
+  // session keeps none), so the chain's key and DER travel in the session's ticket data (see
+  // save_presented_chain); a cached session object still has both.
   SSL_CTX_set_session_ticket_cb(ctx, ticket_generated, ticket_decrypted, nullptr);
   // One ticket is enough for a returning client.
   SSL_CTX_set_num_tickets(ctx, 1);
-  use_rotating_ticket_keys(ctx);
+  if (server.session_resumption == config::SessionResumption::Cache) {
+    use_shared_session_cache(ctx, server.session_cache_size, server.session_timeout_seconds);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);  // TLS 1.2 clients without tickets
+    SSL_CTX_sess_set_cache_size(ctx, server.session_cache_size);
+    SSL_CTX_set_timeout(ctx, static_cast<long>(server.session_timeout_seconds));
+    use_rotating_ticket_keys(ctx);
+  }
 
   pki::KeyAndChain id;
   try {

@@ -73,8 +73,17 @@ class CachedValidation(unittest.TestCase):
         self.assertEqual(get(P, "/", user="bob").code(), "403.13")
 
     def test_session_resumed_after_a_reload_is_validated_again(self):
-        # Ticket keys outlive a reload, so the returning client resumes; but nothing but its
-        # certificates is taken from the session: the new generation validates them again.
+        # The session cache (default) outlives a reload, so the returning client resumes; but
+        # nothing but its certificates is taken from the session: the new generation validates
+        # them again.
+        self.resume_across_reload()
+
+    def test_ticket_resumed_after_a_reload_is_validated_again(self):
+        # The same with stateless tickets: their keys outlive a reload too.
+        self.srv.edit_config('pid_file = "certgate.pid"', 'pid_file = "certgate.pid"\nsession_resumption = "tickets"')
+        self.resume_across_reload()
+
+    def resume_across_reload(self):
         self.srv.start()
         for version in ("1.2", "1.3"):
             ctx = client_context("bob", version)
