@@ -112,14 +112,14 @@ auth::CertFacts cert_facts(X509* cert) {
   unsigned char* der = nullptr;
   int len = i2d_X509(cert, &der);
   if (len > 0) {
-    f.der_sha256 = digest_hex(EVP_sha256(), der, static_cast<std::size_t>(len), false);
-    f.sha1_thumbprint = digest_hex(EVP_sha1(), der, static_cast<std::size_t>(len), true);
+    f.der_sha256 = digest_hex(sha256_md(), der, static_cast<std::size_t>(len), false);
+    f.sha1_thumbprint = digest_hex(sha1_md(), der, static_cast<std::size_t>(len), true);
     OPENSSL_free(der);
   }
   unsigned char* spki = nullptr;
   int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki);
   if (spki_len > 0) {
-    f.spki_sha256 = digest_hex(EVP_sha256(), spki, static_cast<std::size_t>(spki_len), false);
+    f.spki_sha256 = digest_hex(sha256_md(), spki, static_cast<std::size_t>(spki_len), false);
     OPENSSL_free(spki);
   }
   f.serial_hex = serial_hex(cert);

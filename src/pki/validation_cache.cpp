@@ -22,7 +22,7 @@ void digest_cert(EVP_MD_CTX* ctx, X509* c) {
 
 std::string ValidationCache::key(X509* leaf, STACK_OF(X509) * chain) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(ctx, sha256_md(), nullptr);
   digest_cert(ctx, leaf);
   for (int i = 0; chain && i < sk_X509_num(chain); ++i) digest_cert(ctx, sk_X509_value(chain, i));
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -1,5 +1,6 @@
 #pragma once
 // Turning certificate fields into the words certgate shows (error pages, logs, `verify`).
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <cstdint>
@@ -16,5 +17,10 @@ std::int64_t to_unix(const ASN1_TIME* t);  // 0 when unparseable
 std::string utc_text(std::int64_t unix_seconds);  // "2026-03-01 00:00:00 UTC"
 // Drains OpenSSL's error queue into one line ("" when empty).
 std::string openssl_errors();
+
+// SHA-256 and SHA-1, fetched once: an implicit fetch (EVP_sha256()) takes OpenSSL 3's method-store
+// locks on every use, which a handshake path pays in full.
+const EVP_MD* sha256_md();
+const EVP_MD* sha1_md();
 
 }  // namespace certgate::pki
