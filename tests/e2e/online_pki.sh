@@ -125,7 +125,7 @@ crl issuing www/issuing.crl
 crl revoked-ca www/revoked-ca.crl
 cp www/issuing.crl www/slow.crl
 cp www/issuing.crl www/conny.crl
-crl issuing www/short.crl -crlsec 4
+crl issuing www/short.crl            # the test republishes it with a 4-second validity
 openssl x509 -in root.pem -outform DER -out www/root.cer
 openssl x509 -in issuing.pem -outform DER -out www/issuing.cer
 head -c 3000000 /dev/urandom > www/big.crl
