@@ -33,6 +33,7 @@ struct DirectoryService::Shared {
   std::unordered_map<std::string, std::vector<std::function<void(Mapped)>>> waiting;  // by der_sha256
   std::unordered_map<std::string, Mapped> cache;
   bool down = false;  // last lookup found the directory unreachable (for one log line per change)
+  std::string last_refusal;  // the last refusal logged
 
   void remember(const std::string& key, const Mapped& m) {
     if (settings.cache_entries == 0 || m.expires_ms <= steady_ms()) return;
@@ -54,8 +55,10 @@ struct DirectoryService::Shared {
                     "get 500 until it answers again", site, a.server, a.error);
     else if (!now_down && down)
       spdlog::info("site \"{}\": directory {} answers again", site, a.server);
-    if (a.status == auth::DirectoryAnswer::Status::Failed)
+    // One line per distinct refusal (a wrong bind password would otherwise log every request).
+    if (a.status == auth::DirectoryAnswer::Status::Failed && a.error != last_refusal)
       spdlog::error("site \"{}\": directory {} refused a lookup: {}", site, a.server, a.error);
+    last_refusal = a.status == auth::DirectoryAnswer::Status::Failed ? a.error : "";
     down = now_down;
   }
 
