@@ -19,7 +19,7 @@ from harness import Connection, Server, free_port, run  # noqa: E402
 from slapd import SUFFIX, Slapd, entry  # noqa: E402
 
 HTTP_PORT, OCSP_PORT, DEAD_PORT, LDAP_PORT = free_port(), free_port(), free_port(), free_port()
-P_ONLINE, P_SOFT, P_ADMIN = free_port(), free_port(), free_port()
+P_ONLINE, P_SOFT, P_ADMIN, P_FRESH = free_port(), free_port(), free_port(), free_port()
 OPKI = tempfile.mkdtemp(prefix="certgate-online-pki-")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -128,7 +128,8 @@ class OnlineRevocation(unittest.TestCase):
              "-rsigner", opki("responder.pem"), "-rkey", opki("responder.key"), "-CA", opki("issuing.pem"),
              "-nmin", "5"], stdout=open(cls.ocsp_log, "w"), stderr=subprocess.STDOUT)
         cls.cache_dir = tempfile.mkdtemp(prefix="certgate-revocation-cache-")
-        cls.server = Server(site("Online", P_ONLINE, 1) + site("Soft", P_SOFT, 2, "soft_fail = true"),
+        cls.server = Server(site("Online", P_ONLINE, 1) + site("Soft", P_SOFT, 2, "soft_fail = true") +
+                            site("Fresh", P_FRESH, 3, "freshness_seconds = 2"),
                             server_extra=server_settings(cls.cache_dir)).start()
         # openssl ocsp serves one connection at a time and waits on an empty one, so readiness
         # is read from its log rather than probed with a connection.
@@ -151,7 +152,7 @@ class OnlineRevocation(unittest.TestCase):
     def call(self, name, port=P_ONLINE):
         q = f"{name}-{port}-{time.monotonic_ns()}"
         r = request(port, name, q)
-        return r, self.server.log_entry(q, site_id=1 if port == P_ONLINE else 2)
+        return r, self.server.log_entry(q, site_id={P_ONLINE: 1, P_SOFT: 2, P_FRESH: 3}[port])
 
     def assertStatus(self, r, log, code, win32):
         self.assertEqual(r.code(), code, r.text)
@@ -223,6 +224,19 @@ class OnlineRevocation(unittest.TestCase):
         self.assertIn("does not know the certificate", r.text)
 
     # cache behaviour ---------------------------------------------------------------------------
+    def test_freshness_seconds_refetches_a_crl_before_its_next_update(self):
+        # issuing.crl is valid for 30 days; the Fresh site wants it no older than 2 seconds.
+        time.sleep(2.1)  # whatever another test fetched is now too old: the next call fetches
+        r, log = self.call("olga", P_FRESH)
+        self.assertStatus(r, log, "200", 0)
+        hits = self.crl.count("/issuing.crl")
+        r, log = self.call("olga", P_FRESH)  # within 2 s: the cached CRL (and validation) serve
+        self.assertStatus(r, log, "200", 0)
+        time.sleep(2.5)
+        r, log = self.call("olga", P_FRESH)
+        self.assertStatus(r, log, "200", 0)
+        self.assertEqual(self.crl.count("/issuing.crl"), hits + 1)
+
     def test_fifty_concurrent_requests_fetch_once(self):
         results = []
 
