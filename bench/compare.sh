@@ -30,39 +30,13 @@ command -v nginx >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $su
 work=$(mktemp -d /tmp/certgate-compare.XXXXXX)
 chmod 755 "$work"  # nginx workers run as www-data and must read the files
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-bash scripts/make-pki.sh "$work/pki" >/dev/null
-mkdir -p "$work/www" "$work/nginx/logs"
-printf 'hello\n' > "$work/www/index.html"
+source bench/common.sh
+bench_setup
+mkdir -p "$work/nginx/logs"
 cat "$work/pki/crl/"*.crl > "$work/pki/all-crls.pem"
 chmod -R a+rX "$work"
 CG_PORT=18443; NG_PORT=18444
-
-cat > "$work/certgate.toml" <<TOML
-[server]
-log_dir = "$work/cg-logs"
-threads = $THREADS
-cache_dir = ""
-[[sites]]
-name = "Bench"
-root = "$work/www"
-ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
-  [[sites.bindings]]
-  listen = "127.0.0.1:$CG_PORT"
-  certificate = "$work/pki/server-chain.pem"
-  key = "$work/pki/server.key"
-  [sites.client_certificates]
-  trusted_cas = ["$work/pki/root-ca.pem"]
-  revocation = "cache-only"
-  crl_files = ["$work/pki/crl"]
-  [sites.mapping]
-  [[sites.mapping.many_to_one]]
-  name = "Staff"
-  user = "staff"
-    [[sites.mapping.many_to_one.rules]]
-    field = "Subject"
-    subfield = "OU"
-    match = "Staff"
-TOML
+certgate_config "$CG_PORT" "$THREADS"
 
 cat > "$work/nginx.conf" <<NGINX
 worker_processes $THREADS;
@@ -115,10 +89,8 @@ run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
   local before after out
   [ "$mode" = fresh ] && { mode=full; clients=$NEW_CLIENTS; }
   before=$(cpu_ticks "$pid")
-  out=$(build/certgate-load --url "https://127.0.0.1:$port/" --ca "$work/pki/root-ca.pem" \
-        --issuer-cert "$work/pki/issuing-ca.pem" --issuer-key "$work/pki/issuing-ca.key" \
-        --clients "$clients" --mode "$mode" --tls "$tls" --connections "$CONNECTIONS" \
-        --duration "$DURATION" --cpu 1)
+  out=$(load "$port" --clients "$clients" --mode "$mode" --tls "$tls" --connections "$CONNECTIONS" \
+        --duration "$DURATION")
   after=$(cpu_ticks "$pid")
   local requests rps p99 errors
   requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
@@ -159,9 +131,7 @@ start_servers
 idle_rss() {
   local port=$1 pid=$2 base held
   base=$(rss_kib "$pid")
-  build/certgate-load --url "https://127.0.0.1:$port/" --ca "$work/pki/root-ca.pem" \
-    --issuer-cert "$work/pki/issuing-ca.pem" --issuer-key "$work/pki/issuing-ca.key" \
-    --clients 50 --mode idle --connections "$IDLE" --duration 6 --cpu 1 >/dev/null &
+  load "$port" --clients 50 --mode idle --connections "$IDLE" --duration 6 >/dev/null &
   local lp=$!
   sleep 5
   held=$(rss_kib "$pid")

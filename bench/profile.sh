@@ -13,43 +13,13 @@ command -v perf >/dev/null || { echo "profile: perf is needed (Debian package li
 [ -x build/certgate ] && [ -x build/certgate-load ] || make build >/dev/null
 work=$(mktemp -d /tmp/certgate-profile.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-bash scripts/make-pki.sh "$work/pki" >/dev/null
-mkdir -p "$work/www"; printf 'hello\n' > "$work/www/index.html"
-cat > "$work/certgate.toml" <<TOML
-[server]
-log_dir = "$work/logs"
-threads = 1
-cache_dir = ""
-[[sites]]
-name = "Bench"
-root = "$work/www"
-ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
-  [[sites.bindings]]
-  listen = "127.0.0.1:18543"
-  certificate = "$work/pki/server-chain.pem"
-  key = "$work/pki/server.key"
-  [sites.client_certificates]
-  trusted_cas = ["$work/pki/root-ca.pem"]
-  revocation = "cache-only"
-  crl_files = ["$work/pki/crl"]
-  [sites.mapping]
-  [[sites.mapping.many_to_one]]
-  name = "Staff"
-  user = "staff"
-    [[sites.mapping.many_to_one.rules]]
-    field = "Subject"
-    subfield = "OU"
-    match = "Staff"
-TOML
+source bench/common.sh
+bench_setup
+certgate_config 18543 1
 taskset -c 0 build/certgate serve -c "$work/certgate.toml" -q & pid=$!
 sleep 1
-load() {
-  build/certgate-load --url "https://127.0.0.1:18543/" --ca "$work/pki/root-ca.pem" \
-    --issuer-cert "$work/pki/issuing-ca.pem" --issuer-key "$work/pki/issuing-ca.key" \
-    --clients "$CLIENTS" --mode "$MODE" --tls "$TLS" --connections 32 --duration "$1" --cpu 1
-}
-load 2 >/dev/null  # warm: every client's first (full) handshake
-load "$DURATION" > "$work/load.txt" &
+load 18543 --clients "$CLIENTS" --mode "$MODE" --tls "$TLS" --connections 32 --duration 2 >/dev/null  # warm: every client's first (full) handshake
+load 18543 --clients "$CLIENTS" --mode "$MODE" --tls "$TLS" --connections 32 --duration "$DURATION" > "$work/load.txt" &
 sleep 1
 perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$work/perf.data" -- sleep $((DURATION - 2)) 2>/dev/null
 wait %2 2>/dev/null || true

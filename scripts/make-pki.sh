@@ -156,37 +156,18 @@ sid_ext_der() {  # GeneralNames { otherName 1.3.6.1.4.1.311.25.2.1 [0] OCTET STR
   hex=$(printf '%s' "$sid" | od -An -tx1 | tr -d ' \n')
   printf '30%02xa0%02x060a2b060104018237190201a0%02x04%02x%s' $((n + 18)) $((n + 16)) $((n + 2)) "$n" "$hex"
 }
-cat >> ca.cnf <<EXT
-[ v3_client_sid_uri ]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-subjectAltName = @san_sam
+client_ext() {  # NAME EXTRA-LINES: a client-auth extension section appended to ca.cnf
+  printf '[ %s ]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\n%s\n' "$1" "$2" >> ca.cnf
+}
+client_ext v3_client_sid_uri "subjectAltName = @san_sam
 [ san_sam ]
-URI.1 = tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-1105
-[ v3_client_sid_ext ]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-1.3.6.1.4.1.311.25.2 = DER:$(sid_ext_der S-1-5-21-1004336348-1177238915-682003330-1106)
-[ v3_client_upn_sid ]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-subjectAltName = @san_walt
+URI.1 = tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-1105"
+client_ext v3_client_sid_ext "1.3.6.1.4.1.311.25.2 = DER:$(sid_ext_der S-1-5-21-1004336348-1177238915-682003330-1106)"
+client_ext v3_client_upn_sid "subjectAltName = @san_walt
 [ san_walt ]
 otherName.1 = 1.3.6.1.4.1.311.20.2.3;UTF8:walt@corp.demo.test
-URI.1 = tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-6666
-[ v3_client_inject ]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-subjectAltName = otherName:1.3.6.1.4.1.311.20.2.3;UTF8:*)(uid=*, email:*)(mail=*
-EXT
+URI.1 = tag:microsoft.com,2022-09-14:sid:S-1-5-21-1004336348-1177238915-682003330-6666"
+client_ext v3_client_inject "subjectAltName = otherName:1.3.6.1.4.1.311.20.2.3;UTF8:*)(uid=*, email:*)(mail=*"
 sign issuing-ca sam "/C=US/O=Certgate Demo/OU=Staff/CN=sam" v3_client_sid_uri
 sign issuing-ca tess "/C=US/O=Certgate Demo/OU=Staff/CN=tess" v3_client_sid_ext
 sign issuing-ca walt "/C=US/O=Certgate Demo/OU=Staff/CN=walt" v3_client_upn_sid

@@ -1,16 +1,12 @@
 #include "auth/directory.hpp"
 
 #include "auth/policy.hpp"
+#include "auth/wildcard.hpp"
 
 #include <charconv>
 
 namespace certgate::auth {
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Windows writes the serial number of <SR> as the integer's bytes in reverse order (the
 // little-endian CERT_INFO.SerialNumber blob), two hex digits a byte.
@@ -20,7 +16,7 @@ std::string reversed_serial(std::string_view serial_hex) {
   std::string out;
   out.reserve(hex.size());
   for (std::size_t i = hex.size(); i >= 2; i -= 2) out.append(hex, i - 2, 2);
-  return lower(out);
+  return fold(out);
 }
 
 std::string filter_for(const DirectoryPolicy& policy, const std::vector<DirectoryClaim>& claims) {
@@ -62,10 +58,10 @@ std::vector<DirectoryClaim> alt_security_identities(const CertFacts& cert) {
     out.push_back({DirectoryForm::IssuerSerial, attr,
                    "X509:<I>" + cert.issuer_x500 + "<SR>" + reversed_serial(cert.serial_hex)});
   if (!cert.ski_hex.empty())
-    out.push_back({DirectoryForm::Ski, attr, "X509:<SKI>" + lower(cert.ski_hex)});
+    out.push_back({DirectoryForm::Ski, attr, "X509:<SKI>" + fold(cert.ski_hex)});
   if (!cert.sha1_thumbprint.empty())
     out.push_back({DirectoryForm::Sha1PublicKey, attr,
-                   "X509:<SHA1-PUKEY>" + lower(cert.sha1_thumbprint)});
+                   "X509:<SHA1-PUKEY>" + fold(cert.sha1_thumbprint)});
   if (!cert.issuer_x500.empty() && !cert.subject_x500.empty())
     out.push_back({DirectoryForm::IssuerSubject, attr,
                    "X509:<I>" + cert.issuer_x500 + "<S>" + cert.subject_x500});

@@ -48,13 +48,7 @@ int crl(const CrlArgs& a) {
     std::cerr << "certgate crl: [server] cache_dir is \"\": this configuration keeps no revocation cache\n";
     return kUsage;
   }
-  revocation::StoreSettings s;
-  s.cache_dir = cfg.server.cache_dir;
-  s.max_fetch_bytes = cfg.server.max_fetch_bytes;
-  s.max_redirects = cfg.server.max_fetch_redirects;
-  s.max_cache_bytes = cfg.server.revocation_cache_bytes;
-  s.max_entries = cfg.server.revocation_cache_entries;
-  revocation::Store store(s);
+  revocation::Store store(revocation::store_settings(cfg.server));
   if (a.action == "fetch") {
     int failed = 0;
     store.set_recorder([&](const revocation::FetchEvent& e) {

@@ -142,18 +142,7 @@ int verify(const VerifyArgs& a) {
         pki::TrustOptions o = trust->options();
         o.revocation = mode_of(a.revocation, a.urlfetch && o.revocation != pki::RevocationMode::Off
                                                  ? pki::RevocationMode::Online : o.revocation);
-        std::vector<pki::X509Ptr> anchors, inter;
-        std::vector<pki::X509CrlPtr> crls;
-        for (const auto& c : trust->anchors()) { X509_up_ref(c.get()); anchors.emplace_back(c.get()); }
-        for (int i = 0; i < sk_X509_num(trust->intermediates()); ++i) {
-          X509_up_ref(sk_X509_value(trust->intermediates(), i));
-          inter.emplace_back(sk_X509_value(trust->intermediates(), i));
-        }
-        for (int i = 0; i < sk_X509_CRL_num(trust->crls()); ++i) {
-          X509_CRL_up_ref(sk_X509_CRL_value(trust->crls(), i));
-          crls.emplace_back(sk_X509_CRL_value(trust->crls(), i));
-        }
-        trust = std::make_shared<pki::TrustStore>(std::move(anchors), std::move(inter), std::move(crls), o);
+        trust = trust->with_options(std::move(o));
       }
     } else {
       if (a.cas.empty()) {

@@ -1,5 +1,7 @@
 #include "fetch/http_fetch.hpp"
 
+#include "config/backend.hpp"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -14,41 +16,22 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 
+// config::parse_backend reads scheme, host and port; a URL taken from a certificate must also
+// carry no userinfo and no control characters, and its path and query are kept as written.
 bool parse_url(const std::string& text, Url& out) {
-  std::string rest;
-  if (text.rfind("http://", 0) == 0) {
-    out.https = false;
-    rest = text.substr(7);
-  } else if (text.rfind("https://", 0) == 0) {
-    out.https = true;
-    rest = text.substr(8);
-  } else {
+  auto b = config::parse_backend(text);
+  if (!b || b->kind == config::BackendUrl::Kind::Unix) return false;
+  if (b->authority.find('@') != std::string::npos || b->port.size() > 5 ||
+      b->port.find_first_not_of("0123456789") != std::string::npos)
     return false;
-  }
-  const std::size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  out.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  if (authority.empty() || authority.find('@') != std::string::npos) return false;  // no userinfo
+  const std::size_t start = text.find("://") + 3;
+  const std::size_t slash = text.find('/', start);
+  out.target = slash == std::string::npos ? "/" : text.substr(slash);
   for (char c : out.target)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
-  out.port = out.https ? "443" : "80";
-  if (authority.front() == '[') {
-    const std::size_t close = authority.find(']');
-    if (close == std::string::npos) return false;
-    out.host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return false;
-      out.port = authority.substr(close + 2);
-    }
-  } else if (const std::size_t colon = authority.rfind(':'); colon != std::string::npos) {
-    out.host = authority.substr(0, colon);
-    out.port = authority.substr(colon + 1);
-  } else {
-    out.host = authority;
-  }
-  if (out.host.empty() || out.port.empty() || out.port.size() > 5 ||
-      out.port.find_first_not_of("0123456789") != std::string::npos)
-    return false;
+  out.https = b->kind == config::BackendUrl::Kind::Https;
+  out.host = b->host;
+  out.port = b->port;
   return true;
 }
 

@@ -93,13 +93,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   state.writer = &writer;
   state.files = &workers;
   state.passwords = &password_workers;
-  revocation::StoreSettings rs;
-  rs.cache_dir = server_cfg.cache_dir;
-  rs.max_fetch_bytes = server_cfg.max_fetch_bytes;
-  rs.max_redirects = server_cfg.max_fetch_redirects;
-  rs.max_cache_bytes = server_cfg.revocation_cache_bytes;
-  rs.max_entries = server_cfg.revocation_cache_entries;
-  revocation::Store revocation_store(rs);
+  revocation::Store revocation_store(revocation::store_settings(server_cfg));
   state.revocation = &revocation_store;
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));

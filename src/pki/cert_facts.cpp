@@ -10,26 +10,6 @@
 namespace certgate::pki {
 namespace {
 
-std::string hex(const unsigned char* p, std::size_t n, bool upper) {
-  static const char* lo = "0123456789abcdef";
-  static const char* up = "0123456789ABCDEF";
-  const char* digits = upper ? up : lo;
-  std::string out;
-  out.reserve(n * 2);
-  for (std::size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
-}
-
-std::string digest_hex(const EVP_MD* md, const unsigned char* data, std::size_t len, bool upper) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data, len, out, &n, md, nullptr);
-  return hex(out, n, upper);
-}
-
 std::string asn1_text(const ASN1_STRING* s) {
   unsigned char* utf8 = nullptr;
   int n = ASN1_STRING_to_UTF8(&utf8, s);
@@ -112,19 +92,19 @@ auth::CertFacts cert_facts(X509* cert) {
   unsigned char* der = nullptr;
   int len = i2d_X509(cert, &der);
   if (len > 0) {
-    f.der_sha256 = digest_hex(sha256_md(), der, static_cast<std::size_t>(len), false);
-    f.sha1_thumbprint = digest_hex(sha1_md(), der, static_cast<std::size_t>(len), true);
+    f.der_sha256 = digest_hex(sha256_md(), {reinterpret_cast<char*>(der), static_cast<std::size_t>(len)});
+    f.sha1_thumbprint = digest_hex(sha1_md(), {reinterpret_cast<char*>(der), static_cast<std::size_t>(len)}, true);
     OPENSSL_free(der);
   }
   unsigned char* spki = nullptr;
   int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki);
   if (spki_len > 0) {
-    f.spki_sha256 = digest_hex(sha256_md(), spki, static_cast<std::size_t>(spki_len), false);
+    f.spki_sha256 = digest_hex(sha256_md(), {reinterpret_cast<char*>(spki), static_cast<std::size_t>(spki_len)});
     OPENSSL_free(spki);
   }
   f.serial_hex = serial_hex(cert);
   if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(cert))
-    f.ski_hex = hex(ASN1_STRING_get0_data(ski), static_cast<std::size_t>(ASN1_STRING_length(ski)), false);
+    f.ski_hex = hex(ASN1_STRING_get0_data(ski), static_cast<std::size_t>(ASN1_STRING_length(ski)));
   f.subject_dn = subject_text(cert);
   f.issuer_dn = issuer_text(cert);
   f.subject = name_attrs(X509_get_subject_name(cert));

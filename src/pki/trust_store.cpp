@@ -23,4 +23,22 @@ TrustStore::TrustStore(std::vector<X509Ptr> anchors, std::vector<X509Ptr> interm
   }
 }
 
+std::shared_ptr<TrustStore> TrustStore::with_options(TrustOptions options) const {
+  std::vector<X509Ptr> anchors, inter;
+  std::vector<X509CrlPtr> crls;
+  for (const auto& c : anchors_) {
+    X509_up_ref(c.get());
+    anchors.emplace_back(c.get());
+  }
+  for (int i = 0; i < sk_X509_num(intermediates_.get()); ++i) {
+    X509_up_ref(sk_X509_value(intermediates_.get(), i));
+    inter.emplace_back(sk_X509_value(intermediates_.get(), i));
+  }
+  for (int i = 0; i < sk_X509_CRL_num(crls_.get()); ++i) {
+    X509_CRL_up_ref(sk_X509_CRL_value(crls_.get(), i));
+    crls.emplace_back(sk_X509_CRL_value(crls_.get(), i));
+  }
+  return std::make_shared<TrustStore>(std::move(anchors), std::move(inter), std::move(crls), std::move(options));
+}
+
 }  // namespace certgate::pki

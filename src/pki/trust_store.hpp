@@ -4,6 +4,7 @@
 #include "pki/openssl_ptr.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ class TrustStore {
   STACK_OF(X509_CRL) * crls() const { return crls_.get(); }
   const TrustOptions& options() const { return options_; }
   const std::vector<X509Ptr>& anchors() const { return anchors_; }
+  // The same issuers, intermediates and CRLs with other checking options (`verify --revocation`).
+  std::shared_ptr<TrustStore> with_options(TrustOptions options) const;
 
  private:
   std::vector<X509Ptr> anchors_;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace certgate::pki {
 
@@ -22,5 +23,9 @@ std::string openssl_errors();
 // locks on every use, which a handshake path pays in full.
 const EVP_MD* sha256_md();
 const EVP_MD* sha1_md();
+
+std::string hex(const unsigned char* p, std::size_t n, bool upper = false);
+// Hex of `md` over `data` (lower case unless `upper`).
+std::string digest_hex(const EVP_MD* md, std::string_view data, bool upper = false);
 
 }  // namespace certgate::pki

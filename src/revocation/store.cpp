@@ -45,22 +45,7 @@ std::string_view to_string(Kind k) {
 
 namespace {
 
-std::string hex(const unsigned char* p, std::size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < n; ++i) {
-    out += d[p[i] >> 4];
-    out += d[p[i] & 15];
-  }
-  return out;
-}
-
-std::string sha256_hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return hex(md, n);
-}
+std::string sha256_hex(const std::string& data) { return pki::digest_hex(pki::sha256_md(), data); }
 
 std::shared_ptr<X509_CRL> share(X509_CRL* c) { return std::shared_ptr<X509_CRL>(c, X509_CRL_free); }
 std::shared_ptr<X509> share(X509* c) { return std::shared_ptr<X509>(c, X509_free); }
@@ -177,6 +162,16 @@ std::string label(const std::string& v) {
 
 }  // namespace
 
+StoreSettings store_settings(const config::ServerSettings& server) {
+  StoreSettings s;
+  s.cache_dir = server.cache_dir;
+  s.max_fetch_bytes = server.max_fetch_bytes;
+  s.max_redirects = server.max_fetch_redirects;
+  s.max_cache_bytes = server.revocation_cache_bytes;
+  s.max_entries = server.revocation_cache_entries;
+  return s;
+}
+
 std::string Need::key() const {
   switch (kind) {
     case Kind::Crl: return "crl " + url;
@@ -187,7 +182,7 @@ std::string Need::key() const {
         if (auto cid = cert_id(subject.get(), issuer.get())) {
           unsigned char* der = nullptr;
           int n = i2d_OCSP_CERTID(cid.get(), &der);
-          if (n > 0) id = hex(der, static_cast<std::size_t>(n));
+          if (n > 0) id = pki::hex(der, static_cast<std::size_t>(n));
           OPENSSL_free(der);
         }
       return "ocsp " + url + " " + id;
@@ -302,12 +297,17 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     ASN1_INTEGER_free(zero);
   }
 
+  std::int64_t last_used(const std::string& key) const {  // caller holds `mu`
+    auto it = states.find(key);
+    return it == states.end() ? 0 : it->second.last_used;
+  }
+
   // Drops the least recently used CRLs until the bounds hold. Caller holds `mu`.
   void bound() {
     while (!crls.empty() && (crl_bytes > settings.max_cache_bytes ||
                              crls.size() + ocsps.size() + issuers.size() > settings.max_entries)) {
       auto victim = std::min_element(crls.begin(), crls.end(), [&](const auto& a, const auto& b) {
-        return states["crl " + a.first].last_used < states["crl " + b.first].last_used;
+        return last_used("crl " + a.first) < last_used("crl " + b.first);
       });
       crl_bytes -= victim->second->bytes;
       unpersist(victim->first);
@@ -559,8 +559,10 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     {
       std::lock_guard lock(mu);
       for (const auto& [url, e] : crls) {
-        const auto& s = states["crl " + url];
-        if (now - s.last_used > 3600 || in_flight.count("crl " + url) || now - s.last_useless < 60) continue;
+        const auto st = states.find("crl " + url);
+        if (st == states.end() || now - st->second.last_used > 3600 || in_flight.count("crl " + url) ||
+            now - st->second.last_useless < 60)
+          continue;
         const std::int64_t lead = std::min<std::int64_t>(300, std::max<std::int64_t>(1, (e->next_update - e->this_update) / 10));
         if (e->next_update == 0 || now < e->next_update - lead) continue;
         Need n;

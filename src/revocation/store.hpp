@@ -5,6 +5,7 @@
 // thread, never on a request loop; CRLs refreshed in the background before nextUpdate and
 // persisted in cache_dir, so a restart in cache-only mode still has them. Bounded in entries and
 // bytes, in memory and on disk.
+#include "config/config.hpp"
 #include "pki/openssl_ptr.hpp"
 
 #include <cstdint>
@@ -27,6 +28,9 @@ struct StoreSettings {
   std::size_t max_entries = 2000;         // CRLs + OCSP answers + AIA certificates
   std::size_t max_cache_bytes = 256u << 20;  // CRL bytes, in memory and on disk
 };
+
+// The [server] keys that shape the cache (cache_dir, max_fetch_bytes, ...).
+StoreSettings store_settings(const config::ServerSettings& server);
 
 // One thing a validation lacks.
 struct Need {

@@ -120,6 +120,7 @@ std::string save_presented_chain(SSL* ssl) {
   // A resumed session has no peer chain (it is not serialized); the ticket it issues is a copy
   // of the session that already carries the data. Only a full handshake writes it.
   if (!session || !leaf || !chain) return "";
+  if (auto saved = restored_chain(ssl)) return saved->key;  // the ticket callback already did
   std::string key = pki::ValidationCache::key(leaf, chain);
   std::string data(1, kSessionChainVersion);
   data += key;

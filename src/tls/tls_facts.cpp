@@ -59,7 +59,7 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
       const std::string& key = chain_key;
       if (auto hit = site.validations->find(key, now)) {
         report = std::move(hit->report);
-        cached_mapping = std::move(hit->mapped);
+        mapped = std::move(hit->mapped);
         return &*report;
       }
       const bool may_fetch = fetch_rounds < revocation::kMaxFetchRounds;
@@ -82,12 +82,8 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
 
 const auth::Outcome& TlsFacts::mapping_for(const runtime::SiteRuntime& site) {
   if (!mapped) {
-    if (cached_mapping) {
-      mapped = std::move(cached_mapping);
-    } else {
-      mapped = auth::map_certificate(site.auth, leaf_facts());
-      if (!chain_key.empty()) site.validations->remember_mapping(chain_key, *mapped);
-    }
+    mapped = auth::map_certificate(site.auth, leaf_facts());
+    if (!chain_key.empty()) site.validations->remember_mapping(chain_key, *mapped);
   }
   return *mapped;
 }

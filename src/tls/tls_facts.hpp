@@ -35,8 +35,8 @@ struct TlsFacts {
   // on a connection, holds for every later request on it (behaviour.md §6), so validate once.
   std::optional<auth::ChainReport> report;
   std::optional<auth::CertFacts> facts;  // for mapping, computed on first use
-  std::optional<auth::Outcome> mapped;   // map_certificate() result for the connection's site
-  std::optional<auth::Outcome> cached_mapping;  // from the validation cache, when it had one
+  // map_certificate() result for the connection's site (from the validation cache when it had one)
+  std::optional<auth::Outcome> mapped;
   // The directory's answer for this certificate and site, reused until it expires.
   std::shared_ptr<const auth::Outcome> directory_mapped;
   std::int64_t directory_until_ms = 0;

@@ -72,7 +72,10 @@ def read_response(sock_file, head=False):
     return Response(status, headers, body)
 
 
-def client_context(user=None, tls_version=None):
+def client_context(user=None, tls_version=None, cert_dir=None):
+    """A client trusting the test server; `user`'s certificate (and chain) from the scenario PKI,
+    or from `cert_dir`."""
+    where = (lambda f: os.path.join(cert_dir, f)) if cert_dir else pki
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(pki("root-ca.pem"))
     ctx.check_hostname = True
@@ -81,8 +84,8 @@ def client_context(user=None, tls_version=None):
     if tls_version == "1.3":
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     if user:
-        chain = pki(f"{user}-chain.pem")
-        ctx.load_cert_chain(chain if os.path.exists(chain) else pki(f"{user}.pem"), pki(f"{user}.key"))
+        chain = where(f"{user}-chain.pem")
+        ctx.load_cert_chain(chain if os.path.exists(chain) else where(f"{user}.pem"), where(f"{user}.key"))
     return ctx
 
 
@@ -125,6 +128,24 @@ def get(port, path="/", user=None, sni="localhost", tls=True, **kw):
         return c.request(path, **kw)
     finally:
         c.close()
+
+
+def mtls_site(name, port, site_id, client_certificates):
+    """The head of a [[sites]] table that requires a client certificate on 127.0.0.1:port with the
+    test server certificate; `client_certificates` is the body of [sites.client_certificates]."""
+    return f"""
+[[sites]]
+name = "{name}"
+id = {site_id}
+root = "www"
+ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{port}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.client_certificates]
+  {client_certificates}
+"""
 
 
 class Server:

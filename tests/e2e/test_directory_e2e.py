@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Server, free_port, get, pki, run  # noqa: E402
+from harness import Server, free_port, get, mtls_site, pki, run  # noqa: E402
 from slapd import READER_DN, READER_PASSWORD, SUFFIX, Slapd, entry  # noqa: E402
 
 P_STRONG, P_WEAK, P_BADBIND, LDAP_PORT = free_port(), free_port(), free_port(), free_port()
@@ -89,19 +89,7 @@ def site(name, port, site_id, directory_extra="", password=READER_PASSWORD, one_
     urls = urls or [f"ldap://127.0.0.1:{LDAP_PORT}"]
     local = ('\n  [[sites.mapping.one_to_one]]\n  user = "uma-local"\n'
              '  certificate = "@PKI@/uma.pem"') if one_to_one else ""
-    return f"""
-[[sites]]
-name = "{name}"
-id = {site_id}
-root = "www"
-ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
-  [[sites.bindings]]
-  listen = "127.0.0.1:{port}"
-  certificate = "@PKI@/server-chain.pem"
-  key = "@PKI@/server.key"
-  [sites.client_certificates]
-  trusted_cas = ["@PKI@/root-ca.pem"]
-  crl_files = ["@PKI@/crl"]
+    return mtls_site(name, port, site_id, 'trusted_cas = ["@PKI@/root-ca.pem"]\n  crl_files = ["@PKI@/crl"]') + f"""
   [sites.mapping]{local}
   [sites.directory_mapping]
   url = {json.dumps(urls)}
