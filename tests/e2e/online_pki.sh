@@ -57,6 +57,12 @@ leaf_section v3_big "crlDistributionPoints = URI:$base/big.crl"
 leaf_section v3_wrongkey "crlDistributionPoints = URI:$base/wrongkey.crl"
 leaf_section v3_short "crlDistributionPoints = URI:$base/short.crl"
 leaf_section v3_conny "crlDistributionPoints = URI:$base/conny.crl"
+leaf_section v3_petra "crlDistributionPoints = URI:$base/petra.crl
+authorityInfoAccess = OCSP;URI:http://127.0.0.1:$ocsp"
+leaf_section v3_pete "crlDistributionPoints = URI:$base/pete.crl
+authorityInfoAccess = OCSP;URI:http://127.0.0.1:$ocsp"
+leaf_section v3_redirect "crlDistributionPoints = URI:$base/redirect.crl"
+leaf_section v3_loop "crlDistributionPoints = URI:$base/loop.crl"
 leaf_section v3_bad_scheme "crlDistributionPoints = URI:file:///etc/passwd"
 leaf_section v3_ldap "crlDistributionPoints = URI:ldap://127.0.0.1:$ldap/cn=issuing%2Cou=crl%2Cdc=corp%2Cdc=test?certificateRevocationList;binary"
 leaf_section v3_under_revoked "crlDistributionPoints = URI:$base/revoked-ca.crl"
@@ -102,6 +108,10 @@ sign issuing bigsby bigsby v3_big      # CRL larger than max_fetch_bytes
 sign issuing wendy wendy v3_wrongkey   # CRL signed by another key under the issuer's name
 sign issuing shorty shorty v3_short    # CRL with a nextUpdate seconds away
 sign issuing conny conny v3_conny      # fetched by many requests at once
+sign issuing petra petra v3_petra      # both a distribution point and an OCSP responder
+sign issuing pete pete v3_pete         # the same, for the default order
+sign issuing remy remy v3_redirect     # distribution point that redirects to the real CRL
+sign issuing lou lou v3_loop           # distribution point that redirects to itself
 sign issuing fiona fiona v3_bad_scheme # a file:// distribution point: never fetched
 sign issuing lars lars v3_ldap         # CRL in a directory (ldap:// distribution point)
 sign revoked-ca ronald ronald v3_under_revoked  # good leaf under a revoked intermediate
@@ -125,6 +135,8 @@ crl issuing www/issuing.crl
 crl revoked-ca www/revoked-ca.crl
 cp www/issuing.crl www/slow.crl
 cp www/issuing.crl www/conny.crl
+cp www/issuing.crl www/petra.crl
+cp www/issuing.crl www/pete.crl
 crl issuing www/short.crl            # the test republishes it with a 4-second validity
 openssl x509 -in root.pem -outform DER -out www/root.cer
 openssl x509 -in issuing.pem -outform DER -out www/issuing.cer
@@ -137,7 +149,7 @@ ca_dir forged 3000
 cp forged.pem ca/forged/ca.pem; cp forged.key ca/forged/ca.key
 crl forged www/wrongkey.crl
 
-for u in olga oscar ocean orville ulrich dora sloane bigsby wendy shorty conny fiona lars; do
+for u in olga oscar ocean orville ulrich dora sloane bigsby wendy shorty conny fiona lars petra pete remy lou; do
   cat "$u.pem" issuing.pem > "$u-chain.pem"
 done
 cat ronald.pem revoked-ca.pem > ronald-chain.pem

@@ -12,14 +12,15 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Connection, Server, free_port, run  # noqa: E402
+from harness import Connection, Server, client_context, free_port, mtls_site, run  # noqa: E402
 from slapd import SUFFIX, Slapd, entry  # noqa: E402
 
 HTTP_PORT, OCSP_PORT, DEAD_PORT, LDAP_PORT = free_port(), free_port(), free_port(), free_port()
-P_ONLINE, P_SOFT, P_ADMIN, P_FRESH = free_port(), free_port(), free_port(), free_port()
+P_ONLINE, P_SOFT, P_ADMIN, P_FRESH, P_OCSP_FIRST = (free_port() for _ in range(5))
 OPKI = tempfile.mkdtemp(prefix="certgate-online-pki-")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -44,11 +45,21 @@ class CrlServer:
             def do_GET(self):
                 with outer.lock:
                     outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                if self.path == "/redirect.crl":
+                    return self.redirect("/issuing.crl")
+                if self.path == "/loop.crl":
+                    return self.redirect("/loop.crl")
                 if self.path == "/slow.crl":
                     time.sleep(3)
                 if self.path == "/conny.crl":
                     time.sleep(0.5)  # long enough for all concurrent requests to be waiting
                 return super().do_GET()
+
+            def redirect(self, to):
+                self.send_response(302)
+                self.send_header("Location", to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args):
                 pass
@@ -71,39 +82,18 @@ class CrlServer:
 
 
 def site(name, port, site_id, extra=""):
-    return f"""
-[[sites]]
-name = "{name}"
-id = {site_id}
-root = "www"
-ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
-  [[sites.bindings]]
-  listen = "127.0.0.1:{port}"
-  certificate = "@PKI@/server-chain.pem"
-  key = "@PKI@/server.key"
-  [sites.client_certificates]
-  trusted_cas = ["{opki('root.pem')}"]
+    return mtls_site(name, port, site_id, f'''trusted_cas = ["{opki('root.pem')}"]
   url_timeout_ms = 1000
   retry_seconds = 1
-  {extra}
-"""
+  {extra}''')
 
 
 def server_settings(cache_dir):
     return f'cache_dir = "{cache_dir}"\nmax_fetch_bytes = 1048576\nadmin_listen = "127.0.0.1:{P_ADMIN}"'
 
 
-def client_context(name):
-    import ssl
-    from harness import pki
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(pki("root-ca.pem"))
-    ctx.load_cert_chain(opki(name + "-chain.pem"), opki(name + ".key"))
-    return ctx
-
-
 def request(port, name, query):
-    c = Connection(port, context=client_context(name))
+    c = Connection(port, context=client_context(name, cert_dir=OPKI))
     try:
         return c.request("/?" + query)
     finally:
@@ -129,7 +119,8 @@ class OnlineRevocation(unittest.TestCase):
              "-nmin", "5"], stdout=open(cls.ocsp_log, "w"), stderr=subprocess.STDOUT)
         cls.cache_dir = tempfile.mkdtemp(prefix="certgate-revocation-cache-")
         cls.server = Server(site("Online", P_ONLINE, 1) + site("Soft", P_SOFT, 2, "soft_fail = true") +
-                            site("Fresh", P_FRESH, 3, "freshness_seconds = 2"),
+                            site("Fresh", P_FRESH, 3, "freshness_seconds = 2") +
+                            site("OcspFirst", P_OCSP_FIRST, 4, "prefer_ocsp = true"),
                             server_extra=server_settings(cls.cache_dir)).start()
         # openssl ocsp serves one connection at a time and waits on an empty one, so readiness
         # is read from its log rather than probed with a connection.
@@ -152,7 +143,7 @@ class OnlineRevocation(unittest.TestCase):
     def call(self, name, port=P_ONLINE):
         q = f"{name}-{port}-{time.monotonic_ns()}"
         r = request(port, name, q)
-        return r, self.server.log_entry(q, site_id={P_ONLINE: 1, P_SOFT: 2, P_FRESH: 3}[port])
+        return r, self.server.log_entry(q, site_id={P_ONLINE: 1, P_SOFT: 2, P_FRESH: 3, P_OCSP_FIRST: 4}[port])
 
     def assertStatus(self, r, log, code, win32):
         self.assertEqual(r.code(), code, r.text)
@@ -201,6 +192,29 @@ class OnlineRevocation(unittest.TestCase):
         r, log = self.call("lars")
         self.assertStatus(r, log, "200", 0)
         self.assertEqual(self.ldap.searches("objectClass=*"), 1)
+
+    def test_redirects_are_followed_and_limited(self):
+        r, log = self.call("remy")  # /redirect.crl → /issuing.crl
+        self.assertStatus(r, log, "200", 0)
+        r, log = self.call("lou")   # /loop.crl → /loop.crl → ...: stops at max_fetch_redirects (3)
+        self.assertStatus(r, log, "403.13", 2148081683)
+        self.assertIn("more than 3 redirects", r.text)
+        self.assertEqual(self.crl.count("/loop.crl"), 4)
+
+    def ocsp_requests(self):
+        return open(self.ocsp_log).read().count("Received request")
+
+    def test_prefer_ocsp_asks_the_responder_first(self):
+        # petra and pete both name a distribution point and an OCSP responder.
+        asked = self.ocsp_requests()
+        r, log = self.call("petra", P_OCSP_FIRST)
+        self.assertStatus(r, log, "200", 0)
+        self.assertEqual(self.crl.count("/petra.crl"), 0)  # OCSP answered: the CRL was not needed
+        self.assertEqual(self.ocsp_requests(), asked + 1)
+        r, log = self.call("pete")  # the default order: the distribution point first
+        self.assertStatus(r, log, "200", 0)
+        self.assertEqual(self.crl.count("/pete.crl"), 1)
+        self.assertEqual(self.ocsp_requests(), asked + 1)
 
     def test_file_url_is_never_fetched(self):
         r, log = self.call("fiona")
@@ -283,6 +297,9 @@ class OnlineRevocation(unittest.TestCase):
         self.assertIn('certgate_revocation_fetches_total{kind="crl",url="http://127.0.0.1:%d/issuing.crl",result="ok"}'
                       % HTTP_PORT, text)
         self.assertIn("certgate_crl_cache_age_seconds", text)
+        with self.assertRaises(urllib.error.HTTPError) as other:
+            urllib.request.urlopen(f"http://127.0.0.1:{P_ADMIN}/", timeout=5)
+        self.assertEqual(other.exception.code, 404)  # nothing but /metrics is served there
         self.assertRegex(text, r'certgate_revocation_fetches_total\{kind="crl",url="http://127.0.0.1:%d/issuing.crl",'
                                r'result="error"\} [1-9]' % DEAD_PORT)
 
@@ -294,7 +311,8 @@ class OnlineRevocation(unittest.TestCase):
         out = run(["crl", "fetch", "-c", self.server.config])
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("fetched http://127.0.0.1:%d/issuing.crl" % HTTP_PORT, out.stdout)
-        self.assertEqual(self.crl.count("/issuing.crl"), before + 1)
+        # issuing.crl, and again through redirect.crl when that one is cached too
+        self.assertGreaterEqual(self.crl.count("/issuing.crl"), before + 1)
 
         # A new server in cache-only mode, with the CRL server gone: the persisted CRLs decide.
         self.server.stop()  # tearDownClass's second stop() is harmless

@@ -112,6 +112,10 @@ TEST(Config, OnDemandIsRefusedClearlyAndRevocationModesAreChecked) {
   EXPECT_NE(e.find("url_timeout_ms: must be between 100"), std::string::npos) << e;
   e = error_of("[server]\nadmin_listen = \"nowhere\"\n" + std::string(kMinimal));
   EXPECT_NE(e.find("admin_listen: expected address:port"), std::string::npos) << e;
+  e = error_of("[server]\nsession_resumption = \"sometimes\"\n" + std::string(kMinimal));
+  EXPECT_NE(e.find("session_resumption: expected one of \"cache\", \"tickets\""), std::string::npos) << e;
+  e = error_of("[server]\nmax_fetch_bytes = 10\n" + std::string(kMinimal));
+  EXPECT_NE(e.find("max_fetch_bytes: must be between 1024"), std::string::npos) << e;
 }
 
 TEST(Config, DuplicateBindingAcrossSitesIsRefused) {
