@@ -2,14 +2,14 @@
 // `ab -E` (one certificate), it presents a pool of distinct client certificates, made at start
 // from an issuing CA, so a server sees a realistic population of returning clients.
 //
-//   certgate-load --url https://127.0.0.1:8443/ --ca root.pem \
-//       --issuer-cert issuing-ca.pem --issuer-key issuing-ca.key --clients 1000 \
+//   certgate-load --url https://127.0.0.1:8443/ --ca root.pem
+//       --issuer-cert issuing-ca.pem --issuer-key issuing-ca.key --clients 1000
 //       --mode full|resume|keepalive --tls 1.3 --connections 32 --duration 10 --cpu 1
 //
 // Modes: full = a new TCP connection and full handshake per request (no session reuse);
 // resume = a new connection per request resuming the worker's TLS session; keepalive = one
 // connection per worker, many requests; idle = one request per connection, then all stay open
-// until the end (for memory per idle connection). Prints one line of key=value results.
+// until the end (for memory per idle connection; opened 32 at a time). Prints one line of key=value results.
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -107,8 +108,10 @@ struct Stats {
 class Worker : public std::enable_shared_from_this<Worker> {
  public:
   Worker(asio::io_context& io, ssl::context& ctx, const tcp::endpoint& ep, const Options& o,
-         const std::vector<Identity>& ids, X509* issuer, int index, Stats& stats, Clock::time_point end)
-      : io_(io), ctx_(ctx), ep_(ep), o_(o), ids_(ids), issuer_(issuer), next_id_(index), stats_(stats), end_(end) {
+         const std::vector<Identity>& ids, X509* issuer, int index, Stats& stats, Clock::time_point end,
+         std::function<void()> on_hold = {})
+      : io_(io), ctx_(ctx), ep_(ep), o_(o), ids_(ids), issuer_(issuer), next_id_(index), stats_(stats), end_(end),
+        on_hold_(std::move(on_hold)) {
     target_ = o.url.substr(o.url.find('/', 8));
   }
   void start() { connect(); }
@@ -162,6 +165,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   // idle: one request, then the connection stays open and silent until the end.
   void hold() {
+    if (on_hold_) on_hold_();
     hold_ = std::make_unique<asio::steady_timer>(io_, end_);
     hold_->async_wait([self = shared_from_this()](beast::error_code) {
       beast::error_code ec;
@@ -212,6 +216,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   http::response<http::string_body> res_;
   SSL_SESSION* session_ = nullptr;
   std::unique_ptr<asio::steady_timer> hold_;
+  std::function<void()> on_hold_;
 };
 
 std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
@@ -283,8 +288,19 @@ int main(int argc, char** argv) {
   Stats stats;
   const auto start = Clock::now();
   const auto end = start + std::chrono::milliseconds(static_cast<long>(o.duration * 1000));
-  for (int i = 0; i < o.connections; ++i)
-    std::make_shared<Worker>(io, ctx, ep, o, ids, issuer, i, stats, end)->start();
+  // Idle connections open a few at a time (each held one starts the next), so the server's
+  // memory shows what they hold, not the peak of a thousand handshakes at once.
+  int opened = 0;
+  std::function<void()> open_next = [&] {
+    if (opened < o.connections)
+      std::make_shared<Worker>(io, ctx, ep, o, ids, issuer, opened++, stats, end, open_next)->start();
+  };
+  if (o.mode == "idle") {
+    for (int i = 0; i < std::min(o.connections, 32); ++i) open_next();
+  } else {
+    for (int i = 0; i < o.connections; ++i)
+      std::make_shared<Worker>(io, ctx, ep, o, ids, issuer, i, stats, end)->start();
+  }
   io.run();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   std::printf("mode=%s tls=%s connections=%d clients=%d seconds=%.2f requests=%llu rps=%.1f handshakes_per_s=%.1f "

@@ -81,7 +81,10 @@ subjectAltName = DNS:localhost, DNS:site-a.test, DNS:site-b.test, DNS:partner.te
 authorityKeyIdentifier = keyid:always
 CNF
 
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+key() {  # KEY_ALG=RSA for an RSA-2048 key, else EC P-256
+  if [ "${KEY_ALG:-EC}" = RSA ]; then openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.key" 2>/dev/null
+  else openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; fi
+}
 
 # root NAME SUBJECT
 root() {
@@ -144,6 +147,7 @@ sign issuing-ca zoe "/C=US/O=Certgate Demo/OU=Contractors/CN=zoe" v3_client_san
 sign issuing-ca mona "/C=US/O=Certgate Demo/OU=Sales+OU=Staff/CN=mona" v3_client
 sign issuing-ca otto "/C=US/O=Certgate Demo/OU=Staff/CN=otto" v3_client
 sign issuing-ca uma "/C=US/O=Certgate Demo/OU=Visitors/CN=uma" v3_client
+KEY_ALG=RSA sign issuing-ca rita "/C=US/O=Certgate Demo/OU=Staff/CN=rita" v3_client  # smart cards are mostly RSA
 sign old-issuing-ca gina "/C=US/O=Certgate Demo/OU=Staff/CN=gina" v3_client "$(ts '-2 years')" "$(ts '+1 year')"
 sign revoked-issuing-ca hank "/C=US/O=Certgate Demo/OU=Staff/CN=hank" v3_client
 sign nocrl-issuing-ca ivan "/C=US/O=Certgate Demo/OU=Staff/CN=ivan" v3_client
@@ -189,7 +193,7 @@ crl partner-root-ca
 crl stale-issuing-ca -crl_lastupdate "$(ts '-10 days')" -crl_nextupdate "$(ts '-1 day')"
 
 # What a client presents: its certificate followed by its issuing CA.
-for u in alice bob carol dave erin frank alice-renewed alice-rekeyless zoe mona otto uma sam tess walt inject; do
+for u in alice bob carol dave erin frank alice-renewed alice-rekeyless zoe mona otto uma rita sam tess walt inject; do
   cat $u.pem issuing-ca.pem > $u-chain.pem
 done
 cat gina.pem old-issuing-ca.pem > gina-chain.pem

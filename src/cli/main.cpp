@@ -1,4 +1,5 @@
 #include "cli/commands.hpp"
+#include "pki/key_decoding.hpp"
 #include "version.hpp"
 
 #include <CLI/CLI.hpp>
@@ -7,6 +8,7 @@
 
 int main(int argc, char** argv) {
   using namespace certgate;
+  pki::use_builtin_key_methods();
   spdlog::set_default_logger(spdlog::stderr_color_mt("certgate"));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 

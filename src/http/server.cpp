@@ -2,6 +2,7 @@
 
 #include "http/admin.hpp"
 #include "http/connection.hpp"
+#include "pki/key_decoding.hpp"
 #include "version.hpp"
 
 #include <boost/asio/signal_set.hpp>
@@ -73,8 +74,8 @@ void log_startup(const runtime::Snapshot& snap, unsigned threads) {
       spdlog::info("site \"{}\" on {}://{}:{}{}", snap.sites[r.site].cfg.name,
                    l.https ? "https" : "http", l.address, l.port,
                    r.host.empty() ? "" : " (host " + r.host + ")");
-  spdlog::info("certgate {} ready: {} event loop(s); SIGHUP reloads, SIGTERM or Ctrl-C stops",
-               kVersion, threads);
+  spdlog::info("certgate {} ready ({}): {} event loop(s); SIGHUP reloads, SIGTERM or Ctrl-C stops",
+               kVersion, pki::key_methods_description(), threads);
 }
 
 }  // namespace

@@ -186,6 +186,17 @@ class CertificateCases(unittest.TestCase):
             self.assertEqual(c.request("/").status, 200)
             c.close()
 
+    def test_rsa_client_certificate_over_tls12_and_tls13(self):
+        # An RSA key (PKCS#1 or PSS CertificateVerify) goes through OpenSSL's built-in RSA method
+        # (pki/key_decoding.hpp), as EC keys do in every other case here.
+        for v in ("1.2", "1.3"):
+            c = Connection(P, user="rita", tls_version=v)
+            self.assertEqual(c.sock.version(), "TLSv" + v)
+            self.assertEqual(c.request(f"/?rsa{v}").status, 200)
+            c.close()
+            e = server.log_entry(f"rsa{v}")
+            self.assertEqual((e["sc-status"], e["sc-substatus"]), ("200", "0"))
+
     def test_certificate_holds_for_every_request_on_the_connection(self):
         c = Connection(P, user="alice")
         for _ in range(3):
