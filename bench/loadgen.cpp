@@ -145,7 +145,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void request() {
     req_ = {http::verb::get, target_, 11};
     req_.set(http::field::host, o_.sni);
-    req_.keep_alive(o_.mode == "keepalive");
+    req_.keep_alive(o_.mode == "keepalive" || o_.mode == "idle");  // idle: the server must keep it open
     if (o_.mode == "keepalive") started_ = Clock::now();
     http::async_write(*stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->error();

@@ -7,6 +7,7 @@
 #include "http/proxy_exchange.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/server_context.hpp"
+#include "tls/stream.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -44,11 +45,11 @@ template <bool Tls>
 class Connection final : public ConnectionBase,
                          public log::FieldSource,
                          public std::enable_shared_from_this<Connection<Tls>> {
-  using Stream = std::conditional_t<Tls, beast::ssl_stream<tcp::socket>, tcp::socket>;
+  using Stream = std::conditional_t<Tls, tls::Stream, tcp::socket>;
 
  public:
   Connection(ServerState& state, Loop& loop, std::shared_ptr<const Generation> gen,
-             const runtime::ListenerRuntime& listener, asio::ssl::context* tls, tcp::socket socket)
+             const runtime::ListenerRuntime& listener, SSL_CTX* tls, tcp::socket socket)
       : state_(state),
         loop_(loop),
         gen_(std::move(gen)),
@@ -80,10 +81,7 @@ class Connection final : public ConnectionBase,
     const auto& limits = snap_->cfg.server.limits;
     if constexpr (Tls) {
       arm(limits.handshake_timeout_ms);
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
-                                self->on_handshake(ec);
-                              });
+      stream_.async_handshake([self = this->shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
     } else {
       const auto* route = listener_.default_route();
       site_ = route ? route->site : listener_.routes.front().site;
@@ -97,10 +95,10 @@ class Connection final : public ConnectionBase,
 
   // log::FieldSource
   std::string request_header(std::string_view name) const override {
-    return std::string(req_.header(name));
+    return std::string(x_->req.header(name));
   }
   std::string response_header(std::string_view name) const override {
-    for (const auto& h : resp_.headers)
+    for (const auto& h : x_->resp.headers)
       if (iequals(h.name, name)) return h.value;
     return "";
   }
@@ -113,13 +111,13 @@ class Connection final : public ConnectionBase,
     if (name == "CRYPT_CIPHER") return tls_.cipher;
     if (name == "SERVER_NAME") return tls_.sni;
     if (name == "HTTPS") return Tls ? "on" : "off";
-    if (name == "AUTH_TYPE") return outcome_.auth_method;
+    if (name == "AUTH_TYPE") return x_->outcome.auth_method;
     return "";
   }
 
  private:
-  static Stream make_stream(tcp::socket socket, asio::ssl::context* tls) {
-    if constexpr (Tls) return Stream(std::move(socket), *tls);
+  static Stream make_stream(tcp::socket socket, SSL_CTX* tls) {
+    if constexpr (Tls) return Stream(std::move(socket), tls);
     else return Stream(std::move(socket));
   }
 
@@ -174,25 +172,37 @@ class Connection final : public ConnectionBase,
     idle_ = true;
     if (buf_.size() > 0) return read_header();  // pipelined request already buffered
     arm(limits().keepalive_timeout_ms);
-    stream_.async_read_some(buf_.prepare(8192), [self = this->shared_from_this()](
-                                                    beast::error_code ec, std::size_t n) {
+    // Idle: hold no buffers while waiting (the last request's and the read buffer are freed; the
+    // read buffer is allocated again once bytes arrive).
+    release_request();
+    buf_.shrink_to_fit();
+    wait_readable([self = this->shared_from_this()](beast::error_code ec) {
       if (ec) return self->close_now();  // idle timeout or peer closed: nothing to answer
-      self->buf_.commit(n);
-      self->read_header();
+      self->stream_.async_read_some(self->buf_.prepare(8192), [self](beast::error_code ec, std::size_t n) {
+        if (ec) return self->close_now();
+        self->buf_.commit(n);
+        self->read_header();
+      });
     });
   }
+
+  template <class Handler>
+  void wait_readable(Handler&& handler) {
+    if constexpr (Tls) stream_.async_wait_readable(std::forward<Handler>(handler));
+    else socket().async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
+  }
+
+  void release_request() { x_.reset(); }
 
   void read_header() {
     idle_ = false;
     started_ = Clock::now();
-    req_ = Request{};
-    resp_ = Response{};
-    outcome_ = auth::Outcome{};
-    parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
-    parser_->body_limit(limits().max_body_bytes);
+    x_ = std::make_unique<Exchange>();
+    x_->parser.emplace();
+    x_->parser->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
+    x_->parser->body_limit(limits().max_body_bytes);
     arm(limits().header_timeout_ms);
-    bhttp::async_read_header(stream_, buf_, *parser_,
+    bhttp::async_read_header(stream_, buf_, *x_->parser,
                              [self = this->shared_from_this()](beast::error_code ec,
                                                                std::size_t n) {
                                self->cs_bytes_ = n;
@@ -209,27 +219,25 @@ class Connection final : public ConnectionBase,
                            std::to_string(limits().max_body_bytes) + ")");
     if (timed_out(ec))
       return fail(408, "the request head did not arrive within header_timeout_ms");
-    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::ssl::error::stream_truncated)
-      return close_now();
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) return close_now();
     if (ec) return fail(400, "malformed request: " + ec.message());
 
-    const auto& msg = parser_->get();
-    req_.method = std::string(msg.method_string());
-    req_.target = std::string(msg.target());
-    req_.version = msg.version();
+    const auto& msg = x_->parser->get();
+    x_->req.method = std::string(msg.method_string());
+    x_->req.target = std::string(msg.target());
+    x_->req.version = msg.version();
     std::size_t count = 0;
     for (const auto& f : msg) {
       if (++count > limits().max_headers)
         return fail(431, "the request has more than max_headers (" +
                              std::to_string(limits().max_headers) + ") header fields");
-      req_.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+      x_->req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
     }
-    if (req_.target.size() > limits().max_url_bytes)
+    if (x_->req.target.size() > limits().max_url_bytes)
       return fail(414, "the request target is longer than max_url_bytes (" +
                            std::to_string(limits().max_url_bytes) + ")");
     keep_alive_ = msg.keep_alive();
-    if (auto len = parser_->content_length(); len && *len > limits().max_body_bytes)
+    if (auto len = x_->parser->content_length(); len && *len > limits().max_body_bytes)
       return fail(413, "the request body (" + std::to_string(*len) +
                            " bytes) is larger than max_body_bytes (" +
                            std::to_string(limits().max_body_bytes) + ")");
@@ -239,8 +247,8 @@ class Connection final : public ConnectionBase,
 
   // Reads (and discards) the request body, then runs `then`; an error answers for itself.
   void drain_body_then(std::function<void()> then) {
-    if (parser_->is_done()) return then();
-    if (iequals(req_.header("Expect"), "100-continue")) {
+    if (x_->parser->is_done()) return then();
+    if (iequals(x_->req.header("Expect"), "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue),
                         [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t) mutable {
@@ -254,7 +262,7 @@ class Connection final : public ConnectionBase,
 
   void read_body(std::function<void()> then) {
     arm(limits().body_timeout_ms);
-    bhttp::async_read(stream_, buf_, *parser_,
+    bhttp::async_read(stream_, buf_, *x_->parser,
                       [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t n) {
                         self->cs_bytes_ += n;
                         if (ec == bhttp::error::body_limit)
@@ -264,7 +272,7 @@ class Connection final : public ConnectionBase,
                           return self->fail(408, "the request body did not arrive within "
                                                  "body_timeout_ms");
                         if (ec) return self->close_now();
-                        self->req_.body = std::move(self->parser_->get().body());
+                        self->x_->req.body = std::move(self->x_->parser->get().body());
                         then();
                       });
   }
@@ -274,13 +282,13 @@ class Connection final : public ConnectionBase,
   }
 
   void dispatch(std::optional<bool> password_ok = std::nullopt) {
-    Handled h = handle(info(), req_, password_ok);
+    Handled h = handle(info(), x_->req, password_ok);
     if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
     if (!h.revocation_job.empty()) return fetch_revocation_then_dispatch(std::move(h.revocation_job), password_ok);
     if (h.directory_job) return map_in_directory_then_dispatch(password_ok);
-    outcome_ = std::move(h.outcome);
+    x_->outcome = std::move(h.outcome);
     if (h.proxy) return start_proxy(std::move(*h.proxy));
-    if (!h.static_job && h.response.status >= 400 && !parser_->is_done()) {
+    if (!h.static_job && h.response.status >= 400 && !x_->parser->is_done()) {
       h.response.close = true;  // refused: answer now and close rather than read the body
       return send(std::move(h.response));
     }
@@ -297,7 +305,7 @@ class Connection final : public ConnectionBase,
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), job = std::move(job), r = std::move(r)]() mutable {
         remember_file(job, r);  // on the loop thread: the cache is this loop's own
-        self->send(finish_static(self->info(), std::move(r), self->req_.header("Accept")));
+        self->send(finish_static(self->info(), std::move(r), self->x_->req.header("Accept")));
       });
     });
   }
@@ -305,22 +313,22 @@ class Connection final : public ConnectionBase,
   // The signed assertion for this connection's user, re-signed when half its life is gone.
   std::string assertion() {
     const auto* signer = site().signer.get();
-    if (!signer || outcome_.user.empty()) return "";
+    if (!signer || x_->outcome.user.empty()) return "";
     const auto& a = site().cfg.forward.assertion;
     const std::int64_t now = now_ms() / 1000;
-    if (assertion_user_ == outcome_.user && now < assertion_refresh_) return assertion_;
+    if (assertion_user_ == x_->outcome.user && now < assertion_refresh_) return assertion_;
     pki::Claims c;
     c.issuer = a.issuer;
     c.audience = a.audience;
-    c.subject = outcome_.user;
-    c.auth_method = outcome_.auth_method;
-    if (const auto* groups = site().auth.groups_of(outcome_.user)) c.groups = *groups;
-    c.groups.insert(c.groups.end(), outcome_.groups.begin(), outcome_.groups.end());  // directory
+    c.subject = x_->outcome.user;
+    c.auth_method = x_->outcome.auth_method;
+    if (const auto* groups = site().auth.groups_of(x_->outcome.user)) c.groups = *groups;
+    c.groups.insert(c.groups.end(), x_->outcome.groups.begin(), x_->outcome.groups.end());  // directory
     if (tls_.leaf) c.cert_thumbprint = tls_.leaf_facts().der_sha256;
     c.issued_at = now;
     c.expires = now + a.lifetime_seconds;
     assertion_ = signer->sign(c);
-    assertion_user_ = outcome_.user;
+    assertion_user_ = x_->outcome.user;
     assertion_refresh_ = now + a.lifetime_seconds / 2;
     return assertion_;
   }
@@ -328,29 +336,29 @@ class Connection final : public ConnectionBase,
   void start_proxy(ProxyPlan plan) {
     disarm();  // the exchange keeps its own deadlines
     const auto& fwd = site().cfg.forward;
-    ForwardInput in{req_, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls, outcome_,
+    ForwardInput in{x_->req, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls, x_->outcome,
                     tls_.leaf.get(), tls_.presented_chain(), assertion(), plan.strip_authorization, plan.websocket};
     std::string head = forwarded_head(in);
-    auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*parser_));
-    parser_.reset();
-    const bool expect = iequals(req_.header("Expect"), "100-continue");
+    auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*x_->parser));
+    x_->parser.reset();
+    const bool expect = iequals(x_->req.header("Expect"), "100-continue");
     auto exchange = std::make_shared<ProxyExchange<Stream>>(
-        stream_, buf_, std::move(body), loop_.io, site(), std::move(plan), std::move(head), req_.version,
-        req_.method == "HEAD", expect, [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
+        stream_, buf_, std::move(body), loop_.io, site(), std::move(plan), std::move(head), x_->req.version,
+        x_->req.method == "HEAD", expect, [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
     exchange->start();
   }
 
   void proxy_done(ProxyResult r) {
     if (!r.answered) {
-      Response page = gateway_error(info(), r.status, r.substatus, r.win32, r.reason, req_.header("Accept"));
+      Response page = gateway_error(info(), r.status, r.substatus, r.win32, r.reason, x_->req.header("Accept"));
       page.close = !r.client_reusable;
       return send(std::move(page));
     }
-    resp_ = Response{};
-    resp_.status = r.status;
-    resp_.substatus = r.substatus;
-    resp_.win32 = r.win32;
-    resp_.headers = std::move(r.headers);
+    x_->resp = Response{};
+    x_->resp.status = r.status;
+    x_->resp.substatus = r.substatus;
+    x_->resp.win32 = r.win32;
+    x_->resp.headers = std::move(r.headers);
     sc_bytes_ = r.sent;
     keep_alive_ = keep_alive_ && r.client_reusable && !state_.stopping.load(std::memory_order_relaxed);
     finish(true);
@@ -363,7 +371,7 @@ class Connection final : public ConnectionBase,
       state_.pending_passwords.fetch_sub(1);
       OPENSSL_cleanse(job.password.data(), job.password.size());
       Response busy = protocol_error(info(), 503, "too many password checks are waiting; try again shortly",
-                                     req_.header("Accept"));
+                                     x_->req.header("Accept"));
       busy.set("Retry-After", "1");
       return send(std::move(busy));
     }
@@ -407,43 +415,43 @@ class Connection final : public ConnectionBase,
   }
 
   void fail(int status, std::string reason) {
-    send(protocol_error(info(), status, std::move(reason), req_.header("Accept")));
+    send(protocol_error(info(), status, std::move(reason), x_->req.header("Accept")));
   }
 
   void send(Response r) {
-    resp_ = std::move(r);
-    const bool keep = keep_alive_ && !resp_.close && !state_.stopping.load(std::memory_order_relaxed);
+    x_->resp = std::move(r);
+    const bool keep = keep_alive_ && !x_->resp.close && !state_.stopping.load(std::memory_order_relaxed);
     keep_alive_ = keep;
-    head_ = serialize_head(resp_, req_.version == 10 ? 10 : 11, keep);
-    const bool with_body = !resp_.head_only && resp_.status != 304 && resp_.status != 204;
+    x_->head = serialize_head(x_->resp, x_->req.version == 10 ? 10 : 11, keep);
+    const bool with_body = !x_->resp.head_only && x_->resp.status != 304 && x_->resp.status != 204;
     arm(limits().body_timeout_ms);
     std::array<asio::const_buffer, 2> bufs{
-        asio::buffer(head_), asio::buffer(with_body ? std::string_view(resp_.body) : std::string_view())};
+        asio::buffer(x_->head), asio::buffer(with_body ? std::string_view(x_->resp.body) : std::string_view())};
     asio::async_write(stream_, bufs,
                       [self = this->shared_from_this(), with_body](beast::error_code ec,
                                                                    std::size_t n) {
                         self->sc_bytes_ = n;
                         if (ec) return self->finish(false);
-                        if (with_body && self->resp_.file) return self->send_file_chunk();
+                        if (with_body && self->x_->resp.file) return self->send_file_chunk();
                         self->finish(true);
                       });
   }
 
   // Large files: read a slice on the file pool, write it from the loop, repeat.
   void send_file_chunk() {
-    FileSlice& f = *resp_.file;
+    FileSlice& f = *x_->resp.file;
     if (f.length == 0) return finish(true);
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kFileChunk, f.length));
     asio::post(*state_.files, [self = this->shared_from_this(), want]() mutable {
-      FileSlice& f = *self->resp_.file;
+      FileSlice& f = *self->x_->resp.file;
       auto chunk = std::make_shared<std::string>(want, '\0');
       ssize_t n = ::pread(f.file->fd, chunk->data(), want, static_cast<off_t>(f.offset));
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), chunk, n]() mutable {
         if (n <= 0) return self->finish(false);  // file shrank: the length was promised
         chunk->resize(static_cast<std::size_t>(n));
-        self->resp_.file->offset += static_cast<std::uint64_t>(n);
-        self->resp_.file->length -= static_cast<std::uint64_t>(n);
+        self->x_->resp.file->offset += static_cast<std::uint64_t>(n);
+        self->x_->resp.file->length -= static_cast<std::uint64_t>(n);
         asio::async_write(self->stream_, asio::buffer(*chunk),
                           [self, chunk](beast::error_code ec, std::size_t written) {
                             self->sc_bytes_ += written;
@@ -471,21 +479,21 @@ class Connection final : public ConnectionBase,
     e.s_ip = s_ip_;
     e.c_ip = c_ip_;
     e.s_port = s_port_;
-    e.method = req_.method;
-    std::string_view target = req_.target;
+    e.method = x_->req.method;
+    std::string_view target = x_->req.target;
     auto q = target.find('?');
     e.uri_stem = target.substr(0, q);
     e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    e.username = outcome_.user;
-    e.user_agent = req_.header("User-Agent");
-    e.referer = req_.header("Referer");
-    e.cookie = req_.header("Cookie");
-    e.host = req_.header("Host");
-    std::string version = req_.method.empty() ? "" : (req_.version == 10 ? "HTTP/1.0" : "HTTP/1.1");
+    e.username = x_->outcome.user;
+    e.user_agent = x_->req.header("User-Agent");
+    e.referer = x_->req.header("Referer");
+    e.cookie = x_->req.header("Cookie");
+    e.host = x_->req.header("Host");
+    std::string version = x_->req.method.empty() ? "" : (x_->req.version == 10 ? "HTTP/1.0" : "HTTP/1.1");
     e.version = version;
-    e.status = resp_.status;
-    e.substatus = resp_.substatus;
-    e.win32 = resp_.win32;
+    e.status = x_->resp.status;
+    e.substatus = x_->resp.substatus;
+    e.win32 = x_->resp.win32;
     e.time_taken_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
     e.sc_bytes = sc_bytes_;
@@ -530,11 +538,16 @@ class Connection final : public ConnectionBase,
   std::size_t site_ = 0;
   tls::TlsFacts tls_;
   beast::flat_buffer buf_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  Request req_;
-  Response resp_;
-  auth::Outcome outcome_;
-  std::string head_;
+  // One request's state, allocated when its first bytes arrive and freed before the connection
+  // waits idle: an idle keep-alive connection holds only what the connection itself needs.
+  struct Exchange {
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+    Request req;
+    Response resp;
+    auth::Outcome outcome;
+    std::string head;
+  };
+  std::unique_ptr<Exchange> x_;
   std::string assertion_, assertion_user_;
   std::int64_t assertion_refresh_ = 0;
   std::string s_ip_, c_ip_;
@@ -561,13 +574,10 @@ void start_connection(ServerState& state, Loop& loop, std::size_t listener_index
     std::make_shared<Connection<false>>(state, loop, gen, listener, nullptr, std::move(socket))->start();
     return;
   }
-  // asio::ssl::stream reads the SSL_CTX only while it is constructed (SSL_new), so a context
-  // wrapper for this generation's default route is enough; the ClientHello hook then moves the
-  // connection to the context of the site its SNI names.
+  // The connection starts on this generation's default route; the ClientHello hook then moves it
+  // to the context of the site its SNI names.
   const auto* route = listener.default_route() ? listener.default_route() : &listener.routes.front();
-  SSL_CTX_up_ref(route->ctx);
-  asio::ssl::context tls(route->ctx);
-  std::make_shared<Connection<true>>(state, loop, gen, listener, &tls, std::move(socket))->start();
+  std::make_shared<Connection<true>>(state, loop, gen, listener, route->ctx, std::move(socket))->start();
 }
 
 }  // namespace certgate::http

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <fstream>
 #include <thread>
 
@@ -81,6 +82,9 @@ void log_startup(const runtime::Snapshot& snap, unsigned threads) {
 }  // namespace
 
 int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& options) {
+  // TLS writes go through OpenSSL's socket BIO (write(2), no MSG_NOSIGNAL): a client that hung
+  // up must give EPIPE, not kill the server.
+  std::signal(SIGPIPE, SIG_IGN);
   const auto server_cfg = snap->cfg.server;
   unsigned threads = server_cfg.threads ? server_cfg.threads : std::thread::hardware_concurrency();
   if (threads == 0) threads = 1;

@@ -124,7 +124,9 @@ std::string save_presented_chain(SSL* ssl) {
   std::string key = pki::ValidationCache::key(leaf, chain);
   std::string data(1, kSessionChainVersion);
   data += key;
-  data += encode_chain(chain);
+  // Only a ticket has to carry the chain: with the server-side cache (SSL_OP_NO_TICKET) a
+  // resumed connection gets the cached session object itself, chain included.
+  if (!(SSL_get_options(ssl) & SSL_OP_NO_TICKET)) data += encode_chain(chain);
   SSL_SESSION_set1_ticket_appdata(session, data.data(), data.size());
   return key;
 }

@@ -35,7 +35,7 @@ const runtime::ListenerRuntime::Route* selected_route(const SSL* ssl);
 // pool, validated like any presented chain.
 struct SessionChain {
   std::string key;  // pki::ValidationCache::key of leaf + chain
-  std::string der;  // [u32 length][DER]... of the certificates after the leaf
+  std::string der;  // [u32 length][DER]... of the certificates after the leaf (tickets only)
 };
 // Saves it for `ssl`'s session and returns the key ("" without a peer certificate).
 std::string save_presented_chain(SSL* ssl);

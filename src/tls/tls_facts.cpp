@@ -89,7 +89,7 @@ const auth::Outcome& TlsFacts::mapping_for(const runtime::SiteRuntime& site) {
 }
 
 const auth::CertFacts& TlsFacts::leaf_facts() {
-  if (!facts) facts = pki::cert_facts(leaf.get());
+  if (!facts) facts = std::make_unique<auth::CertFacts>(pki::cert_facts(leaf.get()));
   return *facts;
 }
 

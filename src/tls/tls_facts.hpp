@@ -34,7 +34,7 @@ struct TlsFacts {
   // The validation result against the site it was computed for: a certificate, once presented
   // on a connection, holds for every later request on it (behaviour.md §6), so validate once.
   std::optional<auth::ChainReport> report;
-  std::optional<auth::CertFacts> facts;  // for mapping, computed on first use
+  std::unique_ptr<auth::CertFacts> facts;  // for mapping, computed on first use (heap: most connections never need it)
   // map_certificate() result for the connection's site (from the validation cache when it had one)
   std::optional<auth::Outcome> mapped;
   // The directory's answer for this certificate and site, reused until it expires.

@@ -1,0 +1,203 @@
+#pragma once
+// A server-side TLS stream that runs OpenSSL directly on the socket: SSL_read/SSL_write on the
+// descriptor, waiting for readiness with the socket's own async_wait when OpenSSL wants more.
+//
+// Why not asio::ssl::stream: it moves every byte through a BIO pair and two staging vectors,
+// 4 x 17 KB per connection whether idle or not, and copies each record twice. Here an idle
+// connection holds the SSL object and nothing else (SSL_MODE_RELEASE_BUFFERS gives OpenSSL's
+// record buffers back between reads), and the kernel reads and writes OpenSSL's buffers directly.
+//
+// It models Beast's AsyncReadStream / AsyncWriteStream, so beast::http::async_read and
+// async_write work on it unchanged. One read and one write may be outstanding at once (a proxied
+// upload while the answer streams back), both on the connection's single-threaded loop.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <iterator>
+#include <type_traits>
+#include <utility>
+
+namespace certgate::tls {
+
+class Stream {
+ public:
+  using socket_type = boost::asio::ip::tcp::socket;
+  using executor_type = socket_type::executor_type;
+  using next_layer_type = socket_type;
+  using lowest_layer_type = socket_type::lowest_layer_type;
+
+  // Takes the accepted socket; the SSL object starts in server (accept) state on `ctx`.
+  Stream(socket_type socket, SSL_CTX* ctx);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  executor_type get_executor() { return socket_.get_executor(); }
+  socket_type& next_layer() { return socket_; }
+  lowest_layer_type& lowest_layer() { return socket_.lowest_layer(); }
+  SSL* native_handle() { return ssl_; }
+
+  // Completion: void(error_code).
+  template <class Handler>
+  auto async_handshake(Handler&& handler) {
+    return compose<false>([](SSL* s, std::size_t&) { return SSL_do_handshake(s); },
+                          std::forward<Handler>(handler));
+  }
+
+  // Sends close_notify and completes; it does not wait for the peer's (clients rarely send one,
+  // and the connection is closed right after). Completion: void(error_code).
+  template <class Handler>
+  auto async_shutdown(Handler&& handler) {
+    return compose<false>([](SSL* s, std::size_t&) { return SSL_shutdown(s) >= 0 ? 1 : -1; },
+                          std::forward<Handler>(handler));
+  }
+
+  // Completes when a read will find something: at once when OpenSSL already holds received bytes,
+  // else when the socket turns readable. An idle keep-alive connection waits this way, with no
+  // read buffer allocated, neither its own nor OpenSSL's. Completion: void(error_code).
+  template <class Handler>
+  auto async_wait_readable(Handler&& handler) {
+    return compose<false>(
+        [waited = false](SSL* s, std::size_t&) mutable {
+          if (waited || SSL_has_pending(s)) return 1;
+          waited = true;
+          return kWaitRead;
+        },
+        std::forward<Handler>(handler));
+  }
+
+  // Completion: void(error_code, std::size_t). The end of the stream, with or without the peer's
+  // close_notify, is asio::error::eof.
+  template <class MutableBuffers, class Handler>
+  auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+    boost::asio::mutable_buffer b = first_nonempty(buffers);
+    return compose<true>(
+        [b](SSL* s, std::size_t& n) { return SSL_read_ex(s, b.data(), b.size(), &n); },
+        std::forward<Handler>(handler), b.size() == 0);
+  }
+
+  // Writes one TLS record's worth from the start of `buffers`: a head and a small body go out as
+  // one record (and one send), gathered in a per-thread scratch buffer.
+  template <class ConstBuffers, class Handler>
+  auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+    auto begin = boost::asio::buffer_sequence_begin(buffers);
+    auto end = boost::asio::buffer_sequence_end(buffers);
+    return compose<true>(
+        [begin, end](SSL* s, std::size_t& n) {
+          const_span data = gather(begin, end);
+          return SSL_write_ex(s, data.data, data.size, &n);
+        },
+        std::forward<Handler>(handler), boost::asio::buffer_size(buffers) == 0);
+  }
+
+ private:
+  struct const_span {
+    const void* data;
+    std::size_t size;
+  };
+  enum class Next { Done, WaitRead, WaitWrite };
+  static constexpr int kWaitRead = -1000;  // an action's "wait for the socket first", no SSL call made
+
+  // After an SSL call returned `r` <= 0: wait for the socket, or finish with `ec`.
+  static Next classify(SSL* ssl, int r, boost::system::error_code& ec);
+  static unsigned char* scratch();
+  static constexpr std::size_t kScratch = 16 * 1024;
+
+  template <class It>
+  static const_span gather(It begin, It end) {
+    while (begin != end && boost::asio::const_buffer(*begin).size() == 0) ++begin;
+    if (begin == end) return {nullptr, 0};
+    boost::asio::const_buffer first(*begin);
+    if (first.size() >= kScratch || std::next(begin) == end) return {first.data(), first.size()};
+    unsigned char* out = scratch();
+    std::size_t used = 0;
+    for (; begin != end && used < kScratch; ++begin) {
+      boost::asio::const_buffer b(*begin);
+      std::size_t n = std::min(b.size(), kScratch - used);
+      std::memcpy(out + used, b.data(), n);
+      used += n;
+    }
+    return {out, used};
+  }
+
+  template <class Buffers>
+  static boost::asio::mutable_buffer first_nonempty(const Buffers& buffers) {
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it)
+      if (boost::asio::mutable_buffer(*it).size() > 0) return *it;
+    return {};
+  }
+
+  // One SSL call retried until it succeeds or fails: `Action(SSL*, size_t& n)` returns the
+  // SSL call's result. A result ready on the first try is delivered through post, never inline.
+  template <bool WithSize, class Action>
+  class Op {
+   public:
+    Op(Stream& s, Action a, bool nothing) : s_(s), action_(std::move(a)), nothing_(nothing) {}
+
+    template <class Self>
+    void operator()(Self& self, boost::system::error_code ec = {}) {
+      if (posted_) return deliver(self);
+      if (ec) return finish(self, ec, 0);  // the wait failed: cancelled (timeout) or closed
+      if (nothing_) return finish(self, {}, 0);
+      std::size_t n = 0;
+      ERR_clear_error();
+      int r = action_(s_.ssl_, n);
+      if (r > 0) return finish(self, {}, n);
+      switch (r == kWaitRead ? Next::WaitRead : classify(s_.ssl_, r, ec)) {
+        case Next::WaitRead:
+          waited_ = true;
+          return s_.socket_.async_wait(socket_type::wait_read, std::move(self));
+        case Next::WaitWrite:
+          waited_ = true;
+          return s_.socket_.async_wait(socket_type::wait_write, std::move(self));
+        case Next::Done:
+          return finish(self, ec, 0);
+      }
+    }
+
+   private:
+    template <class Self>
+    void finish(Self& self, boost::system::error_code ec, std::size_t n) {
+      ec_ = ec;
+      n_ = n;
+      if (waited_) return deliver(self);
+      posted_ = true;
+      boost::asio::post(s_.socket_.get_executor(), std::move(self));
+    }
+    template <class Self>
+    void deliver(Self& self) {
+      if constexpr (WithSize) self.complete(ec_, n_);
+      else self.complete(ec_);
+    }
+
+    Stream& s_;
+    Action action_;
+    bool nothing_;
+    bool waited_ = false, posted_ = false;
+    boost::system::error_code ec_;
+    std::size_t n_ = 0;
+  };
+
+  template <bool WithSize, class Action, class Handler>
+  auto compose(Action action, Handler&& handler, bool nothing = false) {
+    using Signature = std::conditional_t<WithSize, void(boost::system::error_code, std::size_t),
+                                         void(boost::system::error_code)>;
+    return boost::asio::async_compose<Handler, Signature>(Op<WithSize, Action>(*this, std::move(action), nothing),
+                                                          handler, socket_);
+  }
+
+  socket_type socket_;
+  SSL* ssl_;
+};
+
+}  // namespace certgate::tls
