@@ -25,6 +25,9 @@ Stream::Stream(socket_type socket, SSL_CTX* ctx) : socket_(std::move(socket)), s
     SSL_free(ssl_);
     throw std::runtime_error("cannot attach TLS to the socket");
   }
+  // Read whatever the socket holds in one call (OpenSSL otherwise reads each record's header
+  // and body separately); what it read ahead is seen through SSL_has_pending.
+  SSL_set_read_ahead(ssl_, 1);
   SSL_set_accept_state(ssl_);
 }
 

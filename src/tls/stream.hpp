@@ -90,11 +90,11 @@ class Stream {
   // one record (and one send), gathered in a per-thread scratch buffer.
   template <class ConstBuffers, class Handler>
   auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
-    auto begin = boost::asio::buffer_sequence_begin(buffers);
-    auto end = boost::asio::buffer_sequence_end(buffers);
+    // A copy of the sequence: the caller's object may be a temporary, gone before a retry.
     return compose<true>(
-        [begin, end](SSL* s, std::size_t& n) {
-          const_span data = gather(begin, end);
+        [buffers](SSL* s, std::size_t& n) {
+          const_span data =
+              gather(boost::asio::buffer_sequence_begin(buffers), boost::asio::buffer_sequence_end(buffers));
           return SSL_write_ex(s, data.data, data.size, &n);
         },
         std::forward<Handler>(handler), boost::asio::buffer_size(buffers) == 0);

@@ -1,13 +1,15 @@
 """Client-certificate cases over real TLS: each checked on the HTTP answer and on the W3C line
 (sc-status sc-substatus sc-win32-status cs-username). spec: behaviour.md §1, §2, §5, §8."""
+import hashlib
 import json
 import os
 import socket
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Connection, Server, client_context, free_port, get, pki, run  # noqa: E402
+from harness import Connection, Server, client_context, free_port, get, pki, read_response, run  # noqa: E402
 from raw_tls import send_garbage_certificate  # noqa: E402
 
 P = free_port()      # https: sites A (default), B (SNI partner.test), C (SNI nousage.test)
@@ -268,6 +270,63 @@ class CertificateCases(unittest.TestCase):
         self.assertEqual((body["status"], body["substatus"], body["win32"]), (403, 16, 2148204809))
         self.assertIn("trusted list", body["reason"])
 
+
+
+class TlsStreamCases(unittest.TestCase):
+    """The TLS stream (src/tls/stream.hpp) under awkward clients: a reader too slow for the
+    answer, a client that hangs up mid-answer, requests arriving back to back."""
+
+    BIG = b"certgate" * (1024 * 1024)  # 8 MiB: more than loopback socket buffers hold
+
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(server.dir, "www", "big.bin"), "wb") as f:
+            f.write(cls.BIG)
+
+    def tls_socket(self, rcvbuf=None):
+        raw = socket.socket()
+        if rcvbuf:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.settimeout(20)
+        raw.connect(("127.0.0.1", P))
+        return client_context("alice").wrap_socket(raw, server_hostname="localhost")
+
+    def test_large_file_reaches_a_slow_reader_whole(self):
+        # The client reads nothing for a while: the server's writes find the socket full, wait
+        # for it and resume where they stopped.
+        s = self.tls_socket(rcvbuf=8192)
+        s.sendall(b"GET /big.bin?slow-reader HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        time.sleep(1.5)
+        r = read_response(s.makefile("rb"))
+        s.close()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(r.body), len(self.BIG))
+        self.assertEqual(hashlib.sha256(r.body).digest(), hashlib.sha256(self.BIG).digest())
+
+    def test_client_hanging_up_mid_answer_leaves_the_server_serving(self):
+        # Writing to a connection the peer has closed raises SIGPIPE unless the server ignores it.
+        for _ in range(3):
+            s = self.tls_socket()
+            s.sendall(b"GET /big.bin?hang-up HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            s.recv(1000)
+            s.close()
+        time.sleep(0.5)
+        self.assertIsNone(server.proc.poll(), server.stderr_text())
+        self.assertEqual(get(P, "/", user="alice").status, 200)
+
+    def test_requests_in_back_to_back_records_are_all_answered(self):
+        # Two TLS records sent together: the second waits inside OpenSSL's buffer, not in the
+        # socket, so waiting for the socket alone would hang. Then two requests in one record.
+        c = Connection(P, user="alice")
+        c.sock.sendall(b"GET /?rec1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        c.sock.sendall(b"GET /?rec2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        self.assertEqual([read_response(c.file).status for _ in range(2)], [200, 200])
+        c.sock.sendall(b"GET /?one1 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                       b"GET /?one2 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        self.assertEqual([read_response(c.file).status for _ in range(2)], [200, 200])
+        c.close()
+        for q in ("rec1", "rec2", "one1", "one2"):
+            self.assertEqual(server.log_entry(q)["sc-status"], "200")
 
 class VerifyCli(unittest.TestCase):
     def verify(self, *args):
