@@ -128,19 +128,24 @@ done
 if [ "$THREADS" != 1 ]; then echo "(threads=$THREADS: idle memory is measured with THREADS=1)"; exit 0; fi
 stop_servers
 start_servers
-idle_rss() {
+idle_rss() {  # idle_rss PORT PID TLS
   local port=$1 pid=$2 base held
   base=$(rss_kib "$pid")
-  load "$port" --clients 50 --mode idle --connections "$IDLE" --duration 6 >/dev/null &
+  load "$port" --clients 50 --mode idle --tls "$3" --connections "$IDLE" --duration 6 >/dev/null &
   local lp=$!
   sleep 5
   held=$(rss_kib "$pid")
   wait $lp || true
   echo "$held $(( (held - base) * 1024 / IDLE ))"
 }
-read -r cg_held cg_per <<<"$(idle_rss $CG_PORT $cg_pid)"
-read -r ng_held ng_per <<<"$(idle_rss $NG_PORT $ng_pid)"
-printf '\n%d idle TLS connections: certgate RSS %s KiB (%s bytes/connection), nginx worker RSS %s KiB (%s bytes/connection)\n' \
-  "$IDLE" "$cg_held" "$cg_per" "$ng_held" "$ng_per"
+echo
+for tls in 1.3 1.2; do
+  read -r cg_held cg_per <<<"$(idle_rss $CG_PORT $cg_pid $tls)"
+  read -r ng_held ng_per <<<"$(idle_rss $NG_PORT $ng_pid $tls)"
+  printf '%d idle TLS%s connections: certgate RSS %s KiB (%s bytes/connection), nginx worker RSS %s KiB (%s bytes/connection)\n' \
+    "$IDLE" "$tls" "$cg_held" "$cg_per" "$ng_held" "$ng_per"
+  stop_servers
+  start_servers
+done
 echo "(cpu ratio = nginx CPU per op / certgate CPU per op: above 1 means certgate does less work)"
 stop_servers
