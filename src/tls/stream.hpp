@@ -86,8 +86,8 @@ class Stream {
         std::forward<Handler>(handler), b.size() == 0);
   }
 
-  // Writes one TLS record's worth from the start of `buffers`: a head and a small body go out as
-  // one record (and one send), gathered in a per-thread scratch buffer.
+  // Writes from the start of `buffers` (OpenSSL returns after each record it sent); a head and a
+  // small body go out as one record (and one send), gathered in a per-thread scratch buffer.
   template <class ConstBuffers, class Handler>
   auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
     // A copy of the sequence: the caller's object may be a temporary, gone before a retry.
@@ -149,6 +149,9 @@ class Stream {
       if (posted_) return deliver(self);
       if (ec) return finish(self, ec, 0);  // the wait failed: cancelled (timeout) or closed
       if (nothing_) return finish(self, {}, 0);
+      // OpenSSL knows the socket only by its number: once closed, that number may already name
+      // another client's connection, so no SSL call may follow a close.
+      if (!s_.socket_.is_open()) return finish(self, boost::asio::error::bad_descriptor, 0);
       std::size_t n = 0;
       ERR_clear_error();
       int r = action_(s_.ssl_, n);
