@@ -252,6 +252,7 @@ class Lifecycle(unittest.TestCase):
         port = free_port()
         srv = Server(SITE.replace(str(P), str(port)), server_extra="max_connections = 2").start()
         try:
+            time.sleep(0.5)  # start() probed the port: let the server drop that connection first
             a, b = Connection(port), Connection(port)
             self.assertEqual(a.request("/").status, 200)
             with self.assertRaises((ConnectionError, OSError)):
