@@ -126,8 +126,6 @@ done
 # on freshly started servers: after the load above, freed memory the allocator kept would hide
 # what idle connections cost.
 if [ "$THREADS" != 1 ]; then echo "(threads=$THREADS: idle memory is measured with THREADS=1)"; exit 0; fi
-stop_servers
-start_servers
 idle_rss() {  # idle_rss PORT PID TLS
   local port=$1 pid=$2 base held
   base=$(rss_kib "$pid")
@@ -140,12 +138,12 @@ idle_rss() {  # idle_rss PORT PID TLS
 }
 echo
 for tls in 1.3 1.2; do
+  stop_servers
+  start_servers
   read -r cg_held cg_per <<<"$(idle_rss $CG_PORT $cg_pid $tls)"
   read -r ng_held ng_per <<<"$(idle_rss $NG_PORT $ng_pid $tls)"
   printf '%d idle TLS%s connections: certgate RSS %s KiB (%s bytes/connection), nginx worker RSS %s KiB (%s bytes/connection)\n' \
     "$IDLE" "$tls" "$cg_held" "$cg_per" "$ng_held" "$ng_per"
-  stop_servers
-  start_servers
 done
 echo "(cpu ratio = nginx CPU per op / certgate CPU per op: above 1 means certgate does less work)"
 stop_servers

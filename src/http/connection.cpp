@@ -171,17 +171,13 @@ class Connection final : public ConnectionBase,
     idle_ = true;
     if (buf_.size() > 0) return read_header();  // pipelined request already buffered
     arm(limits().keepalive_timeout_ms);
-    // Idle: hold no buffers while waiting (the last request's and the read buffer are freed; the
-    // read buffer is allocated again once bytes arrive).
+    // Idle: hold no buffers while waiting (the last request's state and the read buffer are freed;
+    // the header read allocates what it needs once bytes arrive).
     release_request();
     buf_.shrink_to_fit();
     wait_readable([self = this->shared_from_this()](beast::error_code ec) {
       if (ec) return self->close_now();  // idle timeout or peer closed: nothing to answer
-      self->stream_.async_read_some(self->buf_.prepare(8192), [self](beast::error_code ec, std::size_t n) {
-        if (ec) return self->close_now();
-        self->buf_.commit(n);
-        self->read_header();
-      });
+      self->read_header();
     });
   }
 

@@ -20,10 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include <algorithm>
 #include <cstddef>
-#include <cstring>
-#include <iterator>
 #include <type_traits>
 #include <utility>
 
@@ -93,8 +90,7 @@ class Stream {
     // A copy of the sequence: the caller's object may be a temporary, gone before a retry.
     return compose<true>(
         [buffers](SSL* s, std::size_t& n) {
-          const_span data =
-              gather(boost::asio::buffer_sequence_begin(buffers), boost::asio::buffer_sequence_end(buffers));
+          const_span data = gather(buffers);
           return SSL_write_ex(s, data.data, data.size, &n);
         },
         std::forward<Handler>(handler), boost::asio::buffer_size(buffers) == 0);
@@ -113,21 +109,14 @@ class Stream {
   static unsigned char* scratch();
   static constexpr std::size_t kScratch = 16 * 1024;
 
-  template <class It>
-  static const_span gather(It begin, It end) {
-    while (begin != end && boost::asio::const_buffer(*begin).size() == 0) ++begin;
-    if (begin == end) return {nullptr, 0};
-    boost::asio::const_buffer first(*begin);
-    if (first.size() >= kScratch || std::next(begin) == end) return {first.data(), first.size()};
-    unsigned char* out = scratch();
-    std::size_t used = 0;
-    for (; begin != end && used < kScratch; ++begin) {
-      boost::asio::const_buffer b(*begin);
-      std::size_t n = std::min(b.size(), kScratch - used);
-      std::memcpy(out + used, b.data(), n);
-      used += n;
-    }
-    return {out, used};
+  // The first buffer as it is when it holds everything or a full record's worth, else the
+  // sequence copied into the scratch buffer (up to kScratch bytes). `buffers` is not empty.
+  template <class Buffers>
+  static const_span gather(const Buffers& buffers) {
+    boost::asio::const_buffer first(*boost::asio::buffer_sequence_begin(buffers));
+    if (first.size() >= kScratch || first.size() == boost::asio::buffer_size(buffers))
+      return {first.data(), first.size()};
+    return {scratch(), boost::asio::buffer_copy(boost::asio::buffer(scratch(), kScratch), buffers)};
   }
 
   template <class Buffers>
