@@ -2,15 +2,21 @@
 # NIST PKITS, every row (the policy inputs become verify options), against `certgate verify`;
 # fails below the floor. OpenSSL itself (`openssl verify -crl_check_all -extended_crl
 # -use_deltas` with the policy options) passes 247 of the 249 rows.
-# Usage: pkits.sh CERTGATE SHARED_DIR
+# Usage: pkits.sh CERTGATE SHARED_DIR   (exit 77 = skipped: no data and not in CI)
 set -euo pipefail
 certgate=$1
 shared=$2
 floor=${PKITS_FLOOR:-247}
 runner="$shared/conformance/run_pkits.py"
 if [ ! -f "$runner" ]; then
-  echo "pkits: $runner not found: the shared conformance data must sit beside the repository" >&2
-  exit 1
+  # A fresh clone has no conformance data beside it: skip (ctest shows "Skipped"), but CI always
+  # has it, so its absence there is a broken setup, not a pass.
+  if [ "${CI:-}" = "true" ]; then
+    echo "pkits: $runner not found, and CI=true: the conformance data must sit beside the repository in CI" >&2
+    exit 1
+  fi
+  echo "pkits: SKIPPED: $runner not found (the NIST PKITS data lives in ../shared/conformance beside the repository; run with it there to score conformance)"
+  exit 77
 fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
