@@ -812,7 +812,18 @@ Store::Store(StoreSettings settings) : impl_(std::make_shared<Impl>()) {
   impl_->settings = std::move(settings);
   impl_->load();
   impl_->schedule_refresh();
-  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    // A handler that throws (a resolver thread that cannot start, memory) costs that fetch, not
+    // the process: the loop goes on serving every other fetch.
+    for (;;) {
+      try {
+        impl->io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("revocation: a fetch failed inside the fetch loop: {}", e.what());
+      }
+    }
+  });
 }
 
 Store::~Store() {
