@@ -54,8 +54,9 @@ class Source final : public pki::RevocationSource {
           if (!seen_crl.insert(url).second) continue;
           auto e = store_.crl(url);
           if (!e || !usable(*e)) {
-            // Delta CRLs (Freshest CRL) are fetched alongside; their signature and scope are
-            // checked by the validation itself, and a missing one only means no delta.
+            // Delta CRLs (Freshest CRL) are fetched alongside, for certificates on the trusted
+            // path only; the store keeps one only if a certificate chaining to an anchor signed
+            // it, the validation checks its scope, and a missing one only means no delta.
             const bool delta = std::find(u.delta_crl.begin(), u.delta_crl.end(), url) != u.delta_crl.end();
             X509* issuer = delta && fetch_ && fetchable(url) ? path_issuer(todo[i]) : nullptr;
             if (issuer) {

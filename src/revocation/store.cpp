@@ -154,18 +154,12 @@ fetch::Result ldap_fetch(const std::string& url, std::uint32_t timeout_ms, std::
   return r;
 }
 
-// Short, stable names for certificates and issuer names in cache keys.
-std::string der_id(const unsigned char* der, int n) {
-  return n > 0 ? sha256_hex(std::string(reinterpret_cast<const char*>(der), static_cast<std::size_t>(n))).substr(0, 16)
-               : "-";
-}
-
+// A certificate's name in cache keys: its SHA-1 fingerprint, which OpenSSL keeps computed.
 std::string cert_id_text(X509* c) {
-  unsigned char* der = nullptr;
-  const int n = c ? i2d_X509(c, &der) : 0;
-  std::string id = der_id(der, n);
-  OPENSSL_free(der);
-  return id;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!c || X509_digest(c, EVP_sha1(), md, &n) != 1) return "-";
+  return pki::hex(md, n);
 }
 
 // The issuer a certificate names (and its AKI): what an AIA answer for it must match.
@@ -182,8 +176,8 @@ std::string named_issuer_id(X509* c) {
 
 // libldap is synchronous: its fetches run on a few threads of their own, started when first
 // needed and never more than kLdapThreads, so a certificate naming hundreds of ldap:// URLs
-// waits its turn instead of starting a thread each. Threads hold only this queue, never the
-// store, so the store can go while one still waits on a directory.
+// waits its turn instead of starting a thread each. The threads are detached: shutting down
+// never waits for a directory that hangs (a running fetch keeps what it needs alive).
 class LdapPool : public std::enable_shared_from_this<LdapPool> {
  public:
   // Throws std::system_error when no thread can be started at all.
@@ -706,15 +700,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     // Running out of memory or threads is an error for this fetch, never the process's end.
     try {
       if (n.url.rfind("ldap://", 0) == 0) {
-        ldap_pool->post([weak = weak_from_this(), n, done, max = settings.max_fetch_bytes]() {
+        ldap_pool->post([self, n, done, max = settings.max_fetch_bytes]() {
           fetch::Result r;
           try {
             r = ldap_fetch(n.url, n.timeout_ms, max);
           } catch (const std::exception& e) {
             r.error = std::string("LDAP fetch failed: ") + e.what();
           }
-          if (auto store = weak.lock())
-            asio::post(store->io, [done, r = std::move(r)]() { done(r, false); });
+          asio::post(self->io, [done, r = std::move(r)]() { done(r, false); });
         });
         return;
       }
