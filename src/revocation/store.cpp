@@ -441,12 +441,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     }
     // Fetch outcomes, one per (URL, issuer): drop the oldest tenth once over the bound, so
     // certificates naming ever new URLs cannot grow the table (pacing of what is dropped is
-    // forgotten, which the per-certificate and concurrency caps still bound).
+    // forgotten, which the per-certificate and concurrency caps still bound). AIA outcomes go
+    // first: any chain can add those, while CRL and OCSP ones come from trusted paths only.
     if (states.size() > settings.max_entries) {
-      std::vector<std::pair<std::int64_t, std::string>> by_age;
+      std::vector<std::pair<std::pair<bool, std::int64_t>, std::string>> by_age;
       by_age.reserve(states.size());
       for (const auto& [k, st] : states)
-        if (!in_flight.count(k)) by_age.emplace_back(std::max(st.last_attempt, st.last_used), k);
+        if (!in_flight.count(k))
+          by_age.push_back({{st.kind != Kind::CaIssuers, std::max(st.last_attempt, st.last_used)}, k});
       const std::size_t drop = std::min(by_age.size(), states.size() - settings.max_entries * 9 / 10);
       std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(drop), by_age.end());
       for (std::size_t i = 0; i < drop; ++i) states.erase(by_age[i].second);

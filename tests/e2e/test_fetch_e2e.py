@@ -414,5 +414,39 @@ class LdapPool(unittest.TestCase):
         self.assertIn("certgate_revocation_fetches_in_flight 0", metrics(P_POOL_ADMIN))
 
 
+class FetchTable(unittest.TestCase):
+    """The fetch outcomes remembered for pacing stay within revocation_cache_entries, and
+    /metrics has no series per URL, however many URLs clients' certificates name."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(f("evil-ca.pem")):
+            make_pki()
+        # Certificates of the untrusted CA, each presented alone and naming its own caIssuers URL.
+        for i in range(30):
+            issue(f"aia{i}", f"aia{i}", "evil-ca", LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:{T}/aia/{i}.cer\n")
+        cls.trap = Listener(TRAP, {})
+        cls.server = Server(site(P_POOL, 1), server_extra='cache_dir = ""\nrevocation_cache_entries = 10\n'
+                                                          f'admin_listen = "127.0.0.1:{P_POOL_ADMIN}"').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.trap.stop()
+        shutil.rmtree(DIR, ignore_errors=True)
+
+    def test_fetch_table_and_metrics_stay_bounded(self):
+        for i in range(30):
+            r = request(P_POOL, f"aia{i}", f"aia{i}")
+            self.assertEqual(r.code(), "403.16", r.text)
+        self.assertEqual(self.trap.count("/aia/"), 30)  # AIA is asked (once each) ...
+        text = metrics(P_POOL_ADMIN)
+        self.assertNotIn(f"127.0.0.1:{TRAP}", text)   # ... but no series per URL
+        tracked = [int(line.split()[1]) for line in text.splitlines()
+                   if line.startswith("certgate_revocation_tracked_urls ")]
+        self.assertEqual(len(tracked), 1, text)
+        self.assertLessEqual(tracked[0], 10)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
