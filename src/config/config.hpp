@@ -45,6 +45,10 @@ struct ServerSettings {
   int max_fetch_redirects = 3;
   std::size_t revocation_cache_bytes = 256u << 20;
   std::size_t revocation_cache_entries = 2000;
+  // What one certificate may make the server fetch (per kind: distribution points, OCSP, AIA),
+  // and how many fetches run at once across the process.
+  std::size_t revocation_urls_per_certificate = 4;
+  std::size_t revocation_concurrent_fetches = 16;
   // "cache": sessions kept in this process (fastest resumption, survives reloads, not restarts);
   // "tickets": stateless tickets under hourly-rotated keys (no server memory per session).
   SessionResumption session_resumption = SessionResumption::Cache;

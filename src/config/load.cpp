@@ -205,6 +205,10 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.revocation_cache_bytes = static_cast<std::size_t>(
       t.integer("revocation_cache_bytes", 256 << 20, 1 << 20, std::int64_t{1} << 40));
   s.revocation_cache_entries = static_cast<std::size_t>(t.integer("revocation_cache_entries", 2000, 10, 10000000));
+  s.revocation_urls_per_certificate =
+      static_cast<std::size_t>(t.integer("revocation_urls_per_certificate", 4, 1, 64));
+  s.revocation_concurrent_fetches =
+      static_cast<std::size_t>(t.integer("revocation_concurrent_fetches", 16, 1, 1024));
   s.session_resumption = t.choice<SessionResumption>("session_resumption", SessionResumption::Cache,
                                                      {{"cache", SessionResumption::Cache},
                                                       {"tickets", SessionResumption::Tickets}});

@@ -2,6 +2,7 @@
 
 #include "pki/x509_text.hpp"
 
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
@@ -347,6 +348,59 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
       report.elements.front().problem = report.reason;
   }
   return report;
+}
+
+AnchorCheck::AnchorCheck(const TrustStore& trust, STACK_OF(X509) * untrusted)
+    : untrusted_(untrusted ? X509_chain_up_ref(untrusted) : sk_X509_new_null()), options_(trust.options()) {
+  X509_STORE_up_ref(trust.store());
+  store_.reset(trust.store());
+  options_.revocation = RevocationMode::Off;  // the gate runs before any revocation material exists
+}
+
+std::vector<X509Ptr> AnchorCheck::path(X509* cert) const {
+  std::vector<X509Ptr> out;
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || !untrusted_ || X509_STORE_CTX_init(ctx.get(), store_.get(), cert, untrusted_.get()) != 1) {
+    ERR_clear_error();
+    return out;
+  }
+  configure(ctx.get(), options_, std::nullopt);
+  // No callback: any problem at all (untrusted root, bad signature, constraint, expiry) fails.
+  if (X509_verify_cert(ctx.get()) != 1) {
+    ERR_clear_error();
+    return out;
+  }
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+  for (int i = 0; i < sk_X509_num(chain); ++i) {
+    X509_up_ref(sk_X509_value(chain, i));
+    out.emplace_back(sk_X509_value(chain, i));
+  }
+  return out;
+}
+
+bool AnchorCheck::vouches_issuer(X509* candidate, X509* subject) const {
+  return X509_check_issued(candidate, subject) == X509_V_OK && !path(candidate).empty();
+}
+
+X509Ptr AnchorCheck::crl_signer(X509_CRL* crl) const {
+  X509StackPtr pool(X509_STORE_get1_all_certs(store_.get()));
+  if (!pool) pool.reset(sk_X509_new_null());
+  for (int i = 0; i < sk_X509_num(untrusted_.get()); ++i) {
+    X509_up_ref(sk_X509_value(untrusted_.get(), i));
+    sk_X509_push(pool.get(), sk_X509_value(untrusted_.get(), i));
+  }
+  for (int i = 0; i < sk_X509_num(pool.get()); ++i) {
+    X509* c = sk_X509_value(pool.get(), i);
+    if (X509_NAME_cmp(X509_get_subject_name(c), X509_CRL_get_issuer(crl)) != 0) continue;
+    if (X509_CRL_verify(crl, X509_get0_pubkey(c)) != 1) {
+      ERR_clear_error();
+      continue;
+    }
+    if (path(c).empty()) continue;
+    X509_up_ref(c);
+    return X509Ptr(c);
+  }
+  return nullptr;
 }
 
 }  // namespace certgate::pki

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace certgate::pki {
 
@@ -41,5 +42,27 @@ class RevocationSource {
 auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X509) * presented,
                                std::optional<std::int64_t> at = std::nullopt,
                                Detail detail = Detail::Brief, RevocationSource* source = nullptr);
+
+// Whether certificates chain to one site's trust anchors by their signatures and constraints,
+// revocation aside: the gate before anything a certificate names is fetched or kept (nothing
+// is fetched for a chain no anchor vouches for). Holds its own references, so the revocation
+// store may use it on its own thread after the configuration generation that made it is gone.
+class AnchorCheck {
+ public:
+  // `untrusted`: the certificates a path may go through (presented, configured, fetched).
+  AnchorCheck(const TrustStore& trust, STACK_OF(X509) * untrusted);
+  // The verified path from `cert` to an anchor, `cert` first; empty when there is none.
+  std::vector<X509Ptr> path(X509* cert) const;
+  // `candidate` may issue `subject` (name, AKI, key usage) and chains to an anchor.
+  bool vouches_issuer(X509* candidate, X509* subject) const;
+  // The certificate named as `crl`'s issuer whose key verifies it and which chains to an
+  // anchor; null when there is none.
+  X509Ptr crl_signer(X509_CRL* crl) const;
+
+ private:
+  X509StorePtr store_;
+  X509StackPtr untrusted_;
+  TrustOptions options_;
+};
 
 }  // namespace certgate::pki

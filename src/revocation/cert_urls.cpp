@@ -29,24 +29,29 @@ void points(X509* cert, int nid, std::vector<DistributionPoint>& out) {
 }  // namespace
 
 bool fetchable(const std::string& url) {
+  if (url.size() > 2048) return false;
+  for (char c : url)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
   return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0 ||
          url.rfind("ldap://", 0) == 0;
 }
 
-CertUrls cert_urls(X509* cert) {
+CertUrls cert_urls(X509* cert, std::size_t max_per_kind) {
   CertUrls u;
   points(cert, NID_crl_distribution_points, u.crl);
+  if (u.crl.size() > max_per_kind) u.crl.resize(max_per_kind);
   std::vector<DistributionPoint> delta;
   points(cert, NID_freshest_crl, delta);
-  for (auto& d : delta) u.delta_crl.push_back(d.url);
+  for (auto& d : delta)
+    if (u.crl.size() + u.delta_crl.size() < max_per_kind) u.delta_crl.push_back(d.url);
   auto* aia = static_cast<AUTHORITY_INFO_ACCESS*>(X509_get_ext_d2i(cert, NID_info_access, nullptr, nullptr));
   for (int i = 0; aia && i < sk_ACCESS_DESCRIPTION_num(aia); ++i) {
     const ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(aia, i);
     std::string url = uri_of(ad->location);
     if (url.empty()) continue;
     const int method = OBJ_obj2nid(ad->method);
-    if (method == NID_ad_OCSP) u.ocsp.push_back(url);
-    else if (method == NID_ad_ca_issuers) u.ca_issuers.push_back(url);
+    if (method == NID_ad_OCSP && u.ocsp.size() < max_per_kind) u.ocsp.push_back(url);
+    else if (method == NID_ad_ca_issuers && u.ca_issuers.size() < max_per_kind) u.ca_issuers.push_back(url);
   }
   AUTHORITY_INFO_ACCESS_free(aia);
   return u;

@@ -2,6 +2,8 @@
 // The URLs a certificate names for revocation and path building.
 #include <openssl/x509.h>
 
+#include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -19,10 +21,14 @@ struct CertUrls {
   std::vector<std::string> ca_issuers;    // AIA id-ad-caIssuers
 };
 
-CertUrls cert_urls(X509* cert);
+// `max_per_kind` bounds what one certificate can make the server fetch: at most that many
+// distribution points (CRL Distribution Points and Freshest CRL together, in that order), OCSP
+// responders and caIssuers URLs; the rest are ignored.
+CertUrls cert_urls(X509* cert, std::size_t max_per_kind = std::numeric_limits<std::size_t>::max());
 
 // Only these schemes are ever fetched: no file://, no gopher://, nothing a certificate could use
-// to reach into the server's own machine by another protocol.
+// to reach into the server's own machine by another protocol; no spaces or control characters
+// (they would split a request line), nothing longer than 2048 bytes.
 bool fetchable(const std::string& url);
 
 }  // namespace certgate::revocation

@@ -18,18 +18,32 @@ std::string ago(std::int64_t now, std::int64_t then) {
 // What the store offers one validation, and what that validation found missing.
 class Source final : public pki::RevocationSource {
  public:
-  Source(Store& store, const pki::TrustOptions& opt, bool fetch, std::int64_t now)
-      : store_(store), opt_(opt), fetch_(fetch), now_(now) {}
+  Source(const pki::TrustStore& trust, Store& store, bool fetch, std::int64_t now)
+      : trust_(trust), store_(store), opt_(trust.options()), fetch_(fetch), now_(now),
+        max_urls_(store.settings().max_urls_per_certificate) {}
 
   std::vector<Need> needs;
   std::int64_t valid_until = INT64_MAX;
 
   void add_material(X509* leaf, STACK_OF(X509) * pool, STACK_OF(X509_CRL) * crls,
                     STACK_OF(X509) * extra) override {
+    leaf_ = leaf;
+    pool_ = pool;
+    extra_ = extra;
     std::vector<X509*> todo{leaf};
     for (int i = 0; pool && i < sk_X509_num(pool); ++i) todo.push_back(sk_X509_value(pool, i));
     std::set<std::string> seen_crl, seen_aia;
-    // Issuers fetched from AIA may name CRLs and issuers of their own: walk them too (bounded).
+    // Issuers fetched from AIA may name issuers of their own: walk them too (bounded).
+    for (std::size_t i = 0; i < todo.size() && i < 16; ++i)
+      for (const auto& url : urls(todo[i]).ca_issuers) {
+        if (!seen_aia.insert(url).second) continue;
+        if (auto e = store_.issuers(url))
+          for (const auto& c : e->certs) {
+            X509_up_ref(c.get());
+            sk_X509_push(extra, c.get());
+            todo.push_back(c.get());
+          }
+      }
     for (std::size_t i = 0; i < todo.size() && i < 16; ++i) {
       const CertUrls& u = urls(todo[i]);
       if (crls) {
@@ -40,34 +54,31 @@ class Source final : public pki::RevocationSource {
           if (!seen_crl.insert(url).second) continue;
           auto e = store_.crl(url);
           if (!e || !usable(*e)) {
-            // Delta CRLs (Freshest CRL) are fetched alongside; their signature and scope are
-            // checked by the validation itself, and a missing one only means no delta.
+            // Delta CRLs (Freshest CRL) are fetched alongside, for certificates on the trusted
+            // path only; the store keeps one only if a certificate chaining to an anchor signed
+            // it, the validation checks its scope, and a missing one only means no delta.
             const bool delta = std::find(u.delta_crl.begin(), u.delta_crl.end(), url) != u.delta_crl.end();
-            Need n;
-            n.kind = Kind::Crl;
-            n.url = url;
-            n.indirect = true;
-            n.timeout_ms = opt_.url_timeout_ms;
-            if (delta && fetch_ && fetchable(url) && store_.may_fetch(n.key(), now_, opt_.retry_seconds))
-              needs.push_back(std::move(n));
+            X509* issuer = delta && fetch_ && fetchable(url) ? path_issuer(todo[i]) : nullptr;
+            if (issuer) {
+              Need n;
+              n.kind = Kind::Crl;
+              n.url = url;
+              n.subject = share(todo[i]);
+              n.issuer = share(issuer);
+              n.indirect = true;
+              n.anchors = anchors();
+              n.timeout_ms = opt_.url_timeout_ms;
+              if (store_.may_fetch(n.key(), now_, opt_.retry_seconds)) needs.push_back(std::move(n));
+            }
           }
           if (!e) continue;
-          store_.touch("crl " + url, now_);
+          store_.touch_crl(url, now_);
           if (!usable(*e)) continue;
           X509_CRL_up_ref(e->crl.get());
           sk_X509_CRL_push(crls, e->crl.get());
           used_crls_[url] = e;
           valid_until = std::min(valid_until, limit_of(*e));
         }
-      }
-      for (const auto& url : u.ca_issuers) {
-        if (!seen_aia.insert(url).second) continue;
-        if (auto e = store_.issuers(url))
-          for (const auto& c : e->certs) {
-            X509_up_ref(c.get());
-            sk_X509_push(extra, c.get());
-            todo.push_back(c.get());
-          }
       }
     }
   }
@@ -95,7 +106,7 @@ class Source final : public pki::RevocationSource {
       }
     std::vector<Need> candidates;
     for (const auto& dp : u.crl) {
-      if (!fetchable(dp.url) || (!issuer && !dp.indirect)) continue;
+      if (!fetchable(dp.url) || !issuer) continue;
       Need n;
       n.kind = Kind::Crl;
       n.url = dp.url;
@@ -112,25 +123,36 @@ class Source final : public pki::RevocationSource {
     if (opt_.prefer_ocsp) candidates.insert(candidates.begin(), ocsp.begin(), ocsp.end());
     else candidates.insert(candidates.end(), ocsp.begin(), ocsp.end());
 
-    if (fetch_)
+    // The trust gate: nothing is fetched for a certificate unless its path verifies up to an
+    // anchor of the site (signatures, constraints, validity; revocation aside), so a chain
+    // made by anyone else never makes the server connect anywhere or record anything.
+    const bool trusted = fetch_ && !candidates.empty() && issuer && path_issuer(cert) &&
+                         X509_cmp(path_issuer(cert), issuer) == 0;
+    if (trusted)
       for (auto& n : candidates)
         if (store_.may_fetch(n.key(), now_, opt_.retry_seconds)) {
+          n.anchors = anchors();
           needs.push_back(std::move(n));
           return code;
         }
-    unknown_[cert] = explain(candidates, code, u);
+    unknown_[cert] = fetch_ && !trusted && !candidates.empty()
+                         ? "nothing is fetched for a chain that does not verify up to a trusted issuer"
+                         : explain(candidates, code, u);
     return code;
   }
 
+  // AIA is how a missing issuer is found, so it is asked before the path is known to reach an
+  // anchor; what it answers is kept only if it issued `cert` and chains to one (Store).
   void missing_issuer(X509* cert) override {
     if (!fetch_) return;
     for (const auto& url : urls(cert).ca_issuers) {
-      if (!(url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0 || url.rfind("ldap://", 0) == 0)) continue;
+      if (!fetchable(url)) continue;
       if (store_.issuers(url)) continue;
       Need n;
       n.kind = Kind::CaIssuers;
       n.url = url;
       n.subject = share(cert);
+      n.anchors = anchors();
       n.timeout_ms = opt_.url_timeout_ms;
       if (store_.may_fetch(n.key(), now_, opt_.retry_seconds)) {
         needs.push_back(std::move(n));
@@ -163,10 +185,17 @@ class Source final : public pki::RevocationSource {
   }
 
  private:
+  const pki::TrustStore& trust_;
   Store& store_;
   const pki::TrustOptions& opt_;
   bool fetch_;
   std::int64_t now_;
+  std::size_t max_urls_;
+  X509* leaf_ = nullptr;
+  STACK_OF(X509)* pool_ = nullptr;   // presented and configured certificates (verify_chain's)
+  STACK_OF(X509)* extra_ = nullptr;  // cached AIA issuers
+  std::shared_ptr<const pki::AnchorCheck> anchors_;
+  std::optional<std::vector<pki::X509Ptr>> path_;  // computed when a fetch is first considered
   std::map<X509*, CertUrls> urls_;
   std::map<std::string, std::shared_ptr<const CrlEntry>> used_crls_;
   std::map<X509*, std::string> good_, revoked_, unknown_;
@@ -179,8 +208,26 @@ class Source final : public pki::RevocationSource {
 
   const CertUrls& urls(X509* c) {
     auto it = urls_.find(c);
-    if (it == urls_.end()) it = urls_.emplace(c, cert_urls(c)).first;
+    if (it == urls_.end()) it = urls_.emplace(c, cert_urls(c, max_urls_)).first;
     return it->second;
+  }
+
+  std::shared_ptr<const pki::AnchorCheck> anchors() {
+    if (!anchors_) {
+      pki::X509StackView all(sk_X509_new_null());
+      for (STACK_OF(X509)* s : {pool_, extra_})
+        for (int i = 0; s && i < sk_X509_num(s); ++i) sk_X509_push(all.get(), sk_X509_value(s, i));
+      anchors_ = std::make_shared<const pki::AnchorCheck>(trust_, all.get());
+    }
+    return anchors_;
+  }
+
+  // `cert`'s issuer on the leaf's verified path to an anchor; null when `cert` is on no such path.
+  X509* path_issuer(X509* cert) {
+    if (!path_) path_ = leaf_ ? anchors()->path(leaf_) : std::vector<pki::X509Ptr>{};
+    for (std::size_t i = 0; i + 1 < path_->size(); ++i)
+      if (X509_cmp((*path_)[i].get(), cert) == 0) return (*path_)[i + 1].get();
+    return nullptr;
   }
 
   Need ocsp_need(const std::string& url, X509* cert, X509* issuer) {
@@ -246,7 +293,7 @@ Validation validate(const pki::TrustStore& trust, Store* store, X509* leaf, STAC
     return v;
   }
   const std::int64_t now = at.value_or(static_cast<std::int64_t>(std::time(nullptr)));
-  Source src(*store, opt, allow_fetch && opt.revocation == pki::RevocationMode::Online && !at, now);
+  Source src(trust, *store, allow_fetch && opt.revocation == pki::RevocationMode::Online && !at, now);
   v.report = pki::verify_chain(trust, leaf, presented, at, detail, &src);
   v.needs = std::move(src.needs);
   v.valid_until = src.valid_until;

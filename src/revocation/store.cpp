@@ -15,12 +15,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -150,17 +154,103 @@ fetch::Result ldap_fetch(const std::string& url, std::uint32_t timeout_ms, std::
   return r;
 }
 
-std::string label(const std::string& v) {
+// A certificate's name in cache keys: its SHA-1 fingerprint, which OpenSSL keeps computed.
+std::string cert_id_text(X509* c) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!c || X509_digest(c, EVP_sha1(), md, &n) != 1) return "-";
+  return pki::hex(md, n);
+}
+
+// The issuer a certificate names (and its AKI): what an AIA answer for it must match.
+std::string named_issuer_id(X509* c) {
+  if (!c) return "-";
+  unsigned char* der = nullptr;
+  const int n = i2d_X509_NAME(X509_get_issuer_name(c), &der);
+  std::string data = n > 0 ? std::string(reinterpret_cast<const char*>(der), static_cast<std::size_t>(n)) : "";
+  OPENSSL_free(der);
+  if (const ASN1_OCTET_STRING* aki = X509_get0_authority_key_id(c))
+    data.append(reinterpret_cast<const char*>(ASN1_STRING_get0_data(aki)), static_cast<std::size_t>(ASN1_STRING_length(aki)));
+  return sha256_hex(data).substr(0, 16);
+}
+
+// libldap is synchronous: its fetches run on a few threads of their own, started when first
+// needed and never more than kLdapThreads, so a certificate naming hundreds of ldap:// URLs
+// waits its turn instead of starting a thread each. The threads are detached: shutting down
+// never waits for a directory that hangs (a running fetch keeps what it needs alive).
+class LdapPool : public std::enable_shared_from_this<LdapPool> {
+ public:
+  // Throws std::system_error when no thread can be started at all.
+  void post(std::function<void()> job) {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+    if (idle_ == 0 && threads_ < kLdapThreads) {
+      try {
+        std::thread([self = shared_from_this()] { self->work(); }).detach();
+        ++threads_;
+      } catch (const std::system_error&) {
+        if (threads_ == 0) {
+          jobs_.pop_back();
+          throw;
+        }
+      }
+    }
+    cv_.notify_one();
+  }
+
+  void stop() {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    jobs_.clear();
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::size_t threads_ = 0, idle_ = 0;
+  bool stopped_ = false;
+
+  void work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      ++idle_;
+      cv_.wait(lock, [&] { return stopped_ || !jobs_.empty(); });
+      --idle_;
+      if (stopped_) return;
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+};
+
+}  // namespace
+
+std::string metrics_label(std::string_view v) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
+  out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') { out += "\\n"; continue; }
-    out += c;
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
   }
   return out;
 }
-
-}  // namespace
 
 StoreSettings store_settings(const config::ServerSettings& server) {
   StoreSettings s;
@@ -169,13 +259,15 @@ StoreSettings store_settings(const config::ServerSettings& server) {
   s.max_redirects = server.max_fetch_redirects;
   s.max_cache_bytes = server.revocation_cache_bytes;
   s.max_entries = server.revocation_cache_entries;
+  s.max_urls_per_certificate = server.revocation_urls_per_certificate;
+  s.max_concurrent_fetches = server.revocation_concurrent_fetches;
   return s;
 }
 
 std::string Need::key() const {
   switch (kind) {
-    case Kind::Crl: return "crl " + url;
-    case Kind::CaIssuers: return "aia " + url;
+    case Kind::Crl: return "crl " + url + " " + cert_id_text(issuer.get());
+    case Kind::CaIssuers: return "aia " + url + " " + named_issuer_id(subject.get());
     case Kind::Ocsp: {
       std::string id;
       if (subject && issuer)
@@ -198,9 +290,17 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   std::unordered_map<std::string, std::shared_ptr<const OcspEntry>> ocsps;  // by Need::key()
   std::unordered_map<std::string, std::shared_ptr<const IssuersEntry>> issuers;  // by URL
   std::map<std::string, UrlState> states;  // by Need::key()
+  std::unordered_map<std::string, std::int64_t> crl_used;  // by URL, for cached CRLs only
   std::unordered_map<std::string, std::vector<std::function<void()>>> in_flight;
+  std::deque<Need> queued;     // waiting for one of max_concurrent_fetches
+  std::size_t active = 0;      // fetches started and not finished
   std::function<void(const FetchEvent&)> recorder;
   std::size_t crl_bytes = 0;
+  // Totals for /metrics by kind: never per URL, so the series stay few whatever certificates name.
+  std::array<std::uint64_t, 3> ok_total{}, error_total{};
+  std::array<std::int64_t, 3> elapsed_ms_total{};
+  std::uint64_t rejected_total = 0;
+  std::shared_ptr<LdapPool> ldap_pool = std::make_shared<LdapPool>();
 
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
@@ -210,7 +310,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   // ---- persistence -------------------------------------------------------------------------
   fs::path crl_dir() const { return settings.cache_dir / "crl"; }
 
-  void persist(const std::string& url, const std::string& der, std::int64_t fetched_at) {
+  void persist(const std::string& url, const std::string& der, X509* signer, std::int64_t fetched_at) {
     if (settings.cache_dir.empty()) return;
     std::error_code ec;
     fs::create_directories(crl_dir(), ec);
@@ -222,6 +322,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       if (!out) return;
     }
     fs::rename(tmp, crl_dir() / (base + ".crl"), ec);
+    // The signer, so that after a restart refreshes are still checked against the same key.
+    if (signer) {
+      unsigned char* cder = nullptr;
+      const int n = i2d_X509(signer, &cder);
+      std::ofstream out(crl_dir() / (base + ".issuer"), std::ios::binary | std::ios::trunc);
+      if (n > 0) out.write(reinterpret_cast<const char*>(cder), n);
+      OPENSSL_free(cder);
+    }
     write_meta(url, fetched_at, fetched_at, "");
   }
 
@@ -240,6 +348,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     const std::string base = sha256_hex(url);
     fs::remove(crl_dir() / (base + ".crl"), ec);
     fs::remove(crl_dir() / (base + ".url"), ec);
+    fs::remove(crl_dir() / (base + ".issuer"), ec);
   }
 
   void load() {
@@ -268,6 +377,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       }
       auto e = std::make_shared<CrlEntry>();
       e->crl = share(crl);
+      fs::path issuer_file = f.path();
+      issuer_file.replace_extension(".issuer");
+      std::ifstream issuer_in(issuer_file, std::ios::binary);
+      const std::string issuer_der((std::istreambuf_iterator<char>(issuer_in)), std::istreambuf_iterator<char>());
+      const auto* ip = reinterpret_cast<const unsigned char*>(issuer_der.data());
+      if (X509* signer = issuer_der.empty() ? nullptr : d2i_X509(nullptr, &ip, static_cast<long>(issuer_der.size())))
+        e->issuer = share(signer);
+      ERR_clear_error();
       e->fetched_at = fetched_at;
       e->this_update = time_of(X509_CRL_get0_lastUpdate(crl));
       e->next_update = time_of(X509_CRL_get0_nextUpdate(crl));
@@ -276,13 +393,17 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       prepare(crl);
       crl_bytes += e->bytes;
       crls[url] = e;
-      UrlState& s = states["crl " + url];
+      crl_used[url] = unix_now();  // refresh what the last run used
+      Need n;
+      n.kind = Kind::Crl;
+      n.url = url;
+      n.issuer = e->issuer;
+      UrlState& s = states[n.key()];
       s.kind = Kind::Crl;
       s.url = url;
       s.last_success = fetched_at;
       s.last_attempt = attempt ? attempt : fetched_at;
       s.last_error = error;
-      s.last_used = unix_now();  // refresh what the last run used
     }
     bound();
     if (!crls.empty()) spdlog::info("revocation cache: {} CRLs loaded from {}", crls.size(), crl_dir().string());
@@ -297,9 +418,9 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     ASN1_INTEGER_free(zero);
   }
 
-  std::int64_t last_used(const std::string& key) const {  // caller holds `mu`
-    auto it = states.find(key);
-    return it == states.end() ? 0 : it->second.last_used;
+  std::int64_t last_used(const std::string& url) const {  // caller holds `mu`
+    auto it = crl_used.find(url);
+    return it == crl_used.end() ? 0 : it->second;
   }
 
   // Drops the least recently used CRLs until the bounds hold. Caller holds `mu`.
@@ -307,15 +428,30 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     while (!crls.empty() && (crl_bytes > settings.max_cache_bytes ||
                              crls.size() + ocsps.size() + issuers.size() > settings.max_entries)) {
       auto victim = std::min_element(crls.begin(), crls.end(), [&](const auto& a, const auto& b) {
-        return last_used("crl " + a.first) < last_used("crl " + b.first);
+        return last_used(a.first) < last_used(b.first);
       });
       crl_bytes -= victim->second->bytes;
       unpersist(victim->first);
+      crl_used.erase(victim->first);
       crls.erase(victim);
     }
     if (ocsps.size() + issuers.size() > settings.max_entries) {
       ocsps.clear();  // answers are cheap to ask again; a bound matters more than their reuse
       issuers.clear();
+    }
+    // Fetch outcomes, one per (URL, issuer): drop the oldest tenth once over the bound, so
+    // certificates naming ever new URLs cannot grow the table (pacing of what is dropped is
+    // forgotten, which the per-certificate and concurrency caps still bound). AIA outcomes go
+    // first: any chain can add those, while CRL and OCSP ones come from trusted paths only.
+    if (states.size() > settings.max_entries) {
+      std::vector<std::pair<std::pair<bool, std::int64_t>, std::string>> by_age;
+      by_age.reserve(states.size());
+      for (const auto& [k, st] : states)
+        if (!in_flight.count(k))
+          by_age.push_back({{st.kind != Kind::CaIssuers, std::max(st.last_attempt, st.last_used)}, k});
+      const std::size_t drop = std::min(by_age.size(), states.size() - settings.max_entries * 9 / 10);
+      std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(drop), by_age.end());
+      for (std::size_t i = 0; i < drop; ++i) states.erase(by_age[i].second);
     }
   }
 
@@ -329,7 +465,9 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     if (rec) rec(FetchEvent{n.kind, n.url, n.subject ? pki::subject_text(n.subject.get()) : "", ok, result, elapsed});
   }
 
-  void complete(const Need& n, const fetch::Result& r) {
+  // `transient`: the fetch never reached the URL (too many waiting, no thread): nothing is
+  // recorded against the URL, so a load spike never paces a later, legitimate use of it.
+  void complete(const Need& n, const fetch::Result& r, bool transient = false) {
     const std::int64_t now = unix_now();
     std::string error = r.ok ? "" : r.error;
     bool fresh = false;
@@ -342,44 +480,44 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       switch (n.kind) {
         case Kind::Crl: crl_entry = take_crl(n, r.body, now, error, fresh, verified); break;
         case Kind::Ocsp: ocsp_entry = take_ocsp(n, r.body, now, error, fresh, verified); break;
-        case Kind::CaIssuers: {
-          auto certs = parse_certs(r.body);
-          if (certs.empty()) {
-            error = "the answer holds no certificate";
-          } else {
-            issuers_entry = std::make_shared<IssuersEntry>(IssuersEntry{certs, now});
-            fresh = true;
-            verified = std::to_string(certs.size()) + " certificate(s)";
-          }
-          break;
-        }
+        case Kind::CaIssuers: issuers_entry = take_issuers(n, r.body, now, error, fresh, verified); break;
       }
       if (crl_entry) der_to_persist = r.body;
     }
+    const auto kind = static_cast<std::size_t>(n.kind);
     std::vector<std::function<void()>> waiters;
     {
       std::lock_guard lock(mu);
-      UrlState& s = states[n.key()];
-      s.kind = n.kind;
-      s.url = n.url;
-      s.last_attempt = now;
-      s.last_elapsed_ms = r.elapsed.count();
-      if (error.empty()) {
-        ++s.ok;
-        s.last_success = now;
-        s.last_error.clear();
+      if (transient) {
+        ++rejected_total;
       } else {
-        ++s.failed;
-        s.last_error = error;
+        UrlState& s = states[n.key()];
+        s.kind = n.kind;
+        s.url = n.url;
+        s.last_attempt = now;
+        s.last_elapsed_ms = r.elapsed.count();
+        elapsed_ms_total[kind] += r.elapsed.count();
+        if (error.empty()) {
+          ++s.ok;
+          ++ok_total[kind];
+          s.last_success = now;
+          s.last_error.clear();
+        } else {
+          ++s.failed;
+          ++error_total[kind];
+          s.last_error = error;
+        }
+        if (!fresh) s.last_useless = now;
       }
-      if (!fresh) s.last_useless = now;
+      // Only what verified against a certificate chaining to an anchor gets here.
       if (crl_entry) {
         if (auto old = crls.find(n.url); old != crls.end()) crl_bytes -= old->second->bytes;
         crl_bytes += crl_entry->bytes;
         crls[n.url] = crl_entry;
-        persist(n.url, der_to_persist, now);
+        crl_used.try_emplace(n.url, now);
+        persist(n.url, der_to_persist, crl_entry->issuer.get(), now);
       }
-      else if (n.kind == Kind::Crl && crls.count(n.url))  // a failed refresh of a cached CRL
+      else if (n.kind == Kind::Crl && crls.count(n.url) && !transient)  // a failed refresh of a cached CRL
         write_meta(n.url, crls[n.url]->fetched_at, now, error);
       if (ocsp_entry) ocsps[n.key()] = ocsp_entry;
       if (issuers_entry) issuers[n.url] = issuers_entry;
@@ -396,6 +534,29 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     for (auto& w : waiters) w();
   }
 
+  // An AIA answer: only certificates that can issue the one asked for (name, AKI) and that
+  // chain to the requesting site's anchors are kept; anything else could be an attacker's.
+  std::shared_ptr<IssuersEntry> take_issuers(const Need& n, const std::string& body, std::int64_t now,
+                                             std::string& error, bool& fresh, std::string& verified) {
+    auto certs = parse_certs(body);
+    if (certs.empty()) {
+      error = "the answer holds no certificate";
+      return nullptr;
+    }
+    std::vector<std::shared_ptr<X509>> kept;
+    for (auto& c : certs)
+      if (n.anchors && n.subject && n.anchors->vouches_issuer(c.get(), n.subject.get())) kept.push_back(c);
+    if (kept.empty()) {
+      error = "the answer holds no certificate that issued '" +
+              (n.subject ? pki::subject_text(n.subject.get()) : std::string("?")) +
+              "' and chains to a trusted issuer";
+      return nullptr;
+    }
+    fresh = true;
+    verified = std::to_string(kept.size()) + " certificate(s)";
+    return std::make_shared<IssuersEntry>(IssuersEntry{std::move(kept), now});
+  }
+
   std::shared_ptr<CrlEntry> take_crl(const Need& n, const std::string& body, std::int64_t now,
                                      std::string& error, bool& fresh, std::string& verified) {
     X509_CRL* raw = parse_crl(body);
@@ -407,6 +568,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     // A CRL from a certificate's own distribution point is signed by that certificate's issuer
     // (unless the point names a cRLIssuer: then OpenSSL checks it during validation). Anything
     // else is refused here, before it can be cached.
+    std::shared_ptr<X509> signer;
     if (n.issuer && !n.indirect) {
       if (X509_NAME_cmp(X509_CRL_get_issuer(raw), X509_get_subject_name(n.issuer.get())) != 0) {
         error = "the CRL is issued by '" + pki::name_text(X509_CRL_get_issuer(raw)) +
@@ -419,12 +581,24 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
                 pki::subject_text(n.issuer.get()) + "'";
         return nullptr;
       }
+      signer = n.issuer;
+    } else if (n.anchors) {  // cRLIssuer or delta CRL: signed by a certificate of the trusted PKI
+      pki::X509Ptr found = n.anchors->crl_signer(raw);
+      if (!found) {
+        error = "the CRL's issuer '" + pki::name_text(X509_CRL_get_issuer(raw)) +
+                "' is not a certificate that chains to a trusted issuer and verifies its signature";
+        return nullptr;
+      }
+      signer = share(found.release());
+    } else {
+      error = "no trusted certificate to check the CRL's signature against";
+      return nullptr;
     }
     prepare(raw);
     auto e = std::make_shared<CrlEntry>();
     e->crl = crl;
-    e->issuer = n.issuer;
-    e->indirect = n.indirect;
+    e->issuer = signer;  // refreshes are checked directly against the key that verified it
+    e->indirect = false;
     e->fetched_at = now;
     e->this_update = time_of(X509_CRL_get0_lastUpdate(raw));
     e->next_update = time_of(X509_CRL_get0_nextUpdate(raw));
@@ -492,32 +666,74 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     return e;
   }
 
-  void start(const Need& n) {
+  // Starts queued fetches while fewer than max_concurrent_fetches run. On the store's thread.
+  void pump() {
+    for (;;) {
+      Need n;
+      {
+        std::lock_guard lock(mu);
+        if (active >= std::max<std::size_t>(1, settings.max_concurrent_fetches) || queued.empty()) return;
+        n = std::move(queued.front());
+        queued.pop_front();
+        ++active;
+      }
+      start(std::move(n));
+    }
+  }
+
+  // A started fetch ended (once, whatever happened): frees its slot and starts the next.
+  void finish(const Need& n, const fetch::Result& r, bool transient) {
+    {
+      std::lock_guard lock(mu);
+      --active;
+    }
+    complete(n, r, transient);
+    pump();
+  }
+
+  void start(Need n) {
     auto self = shared_from_this();
-    auto done = [self, n](fetch::Result r) { self->complete(n, r); };
-    if (n.url.rfind("ldap://", 0) == 0) {
-      std::thread([self, n, done, max = settings.max_fetch_bytes]() {
-        fetch::Result r = ldap_fetch(n.url, n.timeout_ms, max);
-        asio::post(self->io, [done, r = std::move(r)]() mutable { done(std::move(r)); });
-      }).detach();
-      return;
+    auto finished = std::make_shared<bool>(false);  // only touched on the store's thread
+    auto done = [self, n, finished](fetch::Result r, bool transient) {
+      if (*finished) return;
+      *finished = true;
+      self->finish(n, r, transient);
+    };
+    // Running out of memory or threads is an error for this fetch, never the process's end.
+    try {
+      if (n.url.rfind("ldap://", 0) == 0) {
+        ldap_pool->post([self, n, done, max = settings.max_fetch_bytes]() {
+          fetch::Result r;
+          try {
+            r = ldap_fetch(n.url, n.timeout_ms, max);
+          } catch (const std::exception& e) {
+            r.error = std::string("LDAP fetch failed: ") + e.what();
+          }
+          asio::post(self->io, [done, r = std::move(r)]() { done(r, false); });
+        });
+        return;
+      }
+      fetch::Request req;
+      req.url = n.url;
+      req.timeout_ms = n.timeout_ms;
+      req.max_bytes = settings.max_fetch_bytes;
+      req.max_redirects = settings.max_redirects;
+      if (n.kind == Kind::Ocsp) {
+        std::unique_ptr<OCSP_REQUEST, pki::Deleter<OCSP_REQUEST_free>> ocsp(OCSP_REQUEST_new());
+        OCSP_request_add0_id(ocsp.get(), cert_id(n.subject.get(), n.issuer.get()).release());
+        unsigned char* der = nullptr;
+        const int len = i2d_OCSP_REQUEST(ocsp.get(), &der);
+        req.method = "POST";
+        req.content_type = "application/ocsp-request";
+        req.body.assign(reinterpret_cast<char*>(der), static_cast<std::size_t>(std::max(len, 0)));
+        OPENSSL_free(der);
+      }
+      fetch::http_fetch(io, std::move(req), [done](fetch::Result r) { done(std::move(r), false); });
+    } catch (const std::exception& e) {
+      fetch::Result r;
+      r.error = std::string("cannot start the fetch: ") + e.what();
+      done(std::move(r), true);
     }
-    fetch::Request req;
-    req.url = n.url;
-    req.timeout_ms = n.timeout_ms;
-    req.max_bytes = settings.max_fetch_bytes;
-    req.max_redirects = settings.max_redirects;
-    if (n.kind == Kind::Ocsp) {
-      std::unique_ptr<OCSP_REQUEST, pki::Deleter<OCSP_REQUEST_free>> ocsp(OCSP_REQUEST_new());
-      OCSP_request_add0_id(ocsp.get(), cert_id(n.subject.get(), n.issuer.get()).release());
-      unsigned char* der = nullptr;
-      const int len = i2d_OCSP_REQUEST(ocsp.get(), &der);
-      req.method = "POST";
-      req.content_type = "application/ocsp-request";
-      req.body.assign(reinterpret_cast<char*>(der), static_cast<std::size_t>(std::max(len, 0)));
-      OPENSSL_free(der);
-    }
-    fetch::http_fetch(io, std::move(req), done);
   }
 
   void fetch(std::vector<Need> needs, std::function<void()> done) {
@@ -526,17 +742,26 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     auto one_done = [remaining, done = std::move(done)]() {
       if (remaining->fetch_sub(1) == 1) done();
     };
-    std::vector<Need> to_start;
+    std::vector<Need> refused;
     {
       std::lock_guard lock(mu);
+      const std::size_t max_queued = std::max<std::size_t>(1, settings.max_concurrent_fetches) * kQueuedPerConcurrent;
       for (auto& n : needs) {
         auto [it, fresh] = in_flight.try_emplace(n.key());
         it->second.push_back(one_done);
-        if (fresh) to_start.push_back(std::move(n));
+        if (!fresh) continue;
+        if (queued.size() >= max_queued) refused.push_back(std::move(n));
+        else queued.push_back(std::move(n));
       }
     }
-    for (auto& n : to_start)
-      asio::post(io, [self = shared_from_this(), n = std::move(n)] { self->start(n); });
+    auto self = shared_from_this();
+    for (auto& n : refused)
+      asio::post(io, [self, n = std::move(n)] {
+        fetch::Result r;
+        r.error = "too many revocation fetches waiting";
+        self->complete(n, r, true);
+      });
+    asio::post(io, [self] { self->pump(); });
   }
 
   // ---- background refresh --------------------------------------------------------------------
@@ -559,17 +784,18 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     {
       std::lock_guard lock(mu);
       for (const auto& [url, e] : crls) {
-        const auto st = states.find("crl " + url);
-        if (st == states.end() || now - st->second.last_used > 3600 || in_flight.count("crl " + url) ||
-            now - st->second.last_useless < 60)
-          continue;
+        // Without the key that verified it (persisted by an older version) a refresh could not
+        // be checked: the next validation that needs the CRL fetches it with its issuer.
+        if (!e->issuer || now - last_used(url) > 3600) continue;
         const std::int64_t lead = std::min<std::int64_t>(300, std::max<std::int64_t>(1, (e->next_update - e->this_update) / 10));
         if (e->next_update == 0 || now < e->next_update - lead) continue;
         Need n;
         n.kind = Kind::Crl;
         n.url = url;
         n.issuer = e->issuer;
-        n.indirect = e->indirect;
+        const std::string key = n.key();
+        const auto st = states.find(key);
+        if (in_flight.count(key) || (st != states.end() && now - st->second.last_useless < 60)) continue;
         due.push_back(std::move(n));
       }
     }
@@ -581,10 +807,22 @@ Store::Store(StoreSettings settings) : impl_(std::make_shared<Impl>()) {
   impl_->settings = std::move(settings);
   impl_->load();
   impl_->schedule_refresh();
-  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    // A handler that throws (a resolver thread that cannot start, memory) costs that fetch, not
+    // the process: the loop goes on serving every other fetch.
+    for (;;) {
+      try {
+        impl->io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("revocation: a fetch failed inside the fetch loop: {}", e.what());
+      }
+    }
+  });
 }
 
 Store::~Store() {
+  impl_->ldap_pool->stop();
   impl_->work.reset();
   asio::post(impl_->io, [impl = impl_.get()] { impl->refresh_timer.cancel(); });
   impl_->io.stop();
@@ -623,11 +861,13 @@ bool Store::may_fetch(const std::string& key, std::int64_t now, std::int64_t ret
          now - it->second.last_useless >= retry_seconds;
 }
 
-void Store::touch(const std::string& key, std::int64_t now) {
+void Store::touch_crl(const std::string& url, std::int64_t now) {
   std::lock_guard lock(impl_->mu);
-  auto it = impl_->states.find(key);
-  if (it != impl_->states.end()) it->second.last_used = now;
+  auto it = impl_->crl_used.find(url);
+  if (it != impl_->crl_used.end()) it->second = now;
 }
+
+const StoreSettings& Store::settings() const { return impl_->settings; }
 
 void Store::fetch(std::vector<Need> needs, std::function<void()> done) {
   impl_->fetch(std::move(needs), std::move(done));
@@ -665,8 +905,7 @@ void Store::refresh_all_and_wait(std::uint32_t timeout_ms) {
     Need n;
     n.kind = Kind::Crl;
     n.url = url;
-    n.issuer = e->issuer;
-    n.indirect = e->indirect;
+    n.issuer = e->issuer;  // null (persisted by an older version): refused unless verified
     n.timeout_ms = timeout_ms;
     needs.push_back(std::move(n));
   }
@@ -677,27 +916,47 @@ std::string Store::metrics() const {
   const std::int64_t now = unix_now();
   std::ostringstream out;
   std::lock_guard lock(impl_->mu);
-  out << "# HELP certgate_revocation_fetches_total Revocation fetches (CRL, OCSP, AIA) by URL and result.\n"
+  static constexpr Kind kKinds[] = {Kind::Crl, Kind::Ocsp, Kind::CaIssuers};
+  out << "# HELP certgate_revocation_fetches_total Revocation fetches (CRL, OCSP, AIA) by kind and result.\n"
          "# TYPE certgate_revocation_fetches_total counter\n";
-  for (const auto& [k, s] : impl_->states) {
-    const std::string l = "kind=\"" + std::string(to_string(s.kind)) + "\",url=\"" + label(s.url) + "\"";
-    out << "certgate_revocation_fetches_total{" << l << ",result=\"ok\"} " << s.ok << "\n";
-    out << "certgate_revocation_fetches_total{" << l << ",result=\"error\"} " << s.failed << "\n";
+  for (Kind k : kKinds) {
+    const auto i = static_cast<std::size_t>(k);
+    out << "certgate_revocation_fetches_total{kind=\"" << to_string(k) << "\",result=\"ok\"} " << impl_->ok_total[i] << "\n"
+        << "certgate_revocation_fetches_total{kind=\"" << to_string(k) << "\",result=\"error\"} " << impl_->error_total[i] << "\n";
   }
-  out << "# HELP certgate_revocation_last_fetch_seconds Duration of the last fetch of each URL.\n"
-         "# TYPE certgate_revocation_last_fetch_seconds gauge\n";
-  for (const auto& [k, s] : impl_->states)
-    if (s.last_attempt)
-      out << "certgate_revocation_last_fetch_seconds{kind=\"" << to_string(s.kind) << "\",url=\""
-          << label(s.url) << "\"} " << static_cast<double>(s.last_elapsed_ms) / 1000.0 << "\n";
-  out << "# HELP certgate_crl_cache_age_seconds Age of each cached CRL (since it was fetched).\n"
+  out << "# HELP certgate_revocation_fetch_seconds_total Time spent in revocation fetches, by kind.\n"
+         "# TYPE certgate_revocation_fetch_seconds_total counter\n";
+  for (Kind k : kKinds)
+    out << "certgate_revocation_fetch_seconds_total{kind=\"" << to_string(k) << "\"} "
+        << static_cast<double>(impl_->elapsed_ms_total[static_cast<std::size_t>(k)]) / 1000.0 << "\n";
+  out << "# HELP certgate_revocation_fetches_rejected_total Fetches refused before they started (too many waiting, no thread).\n"
+         "# TYPE certgate_revocation_fetches_rejected_total counter\n"
+      << "certgate_revocation_fetches_rejected_total " << impl_->rejected_total << "\n"
+      << "# HELP certgate_revocation_fetches_in_flight Fetches running now.\n"
+         "# TYPE certgate_revocation_fetches_in_flight gauge\n"
+      << "certgate_revocation_fetches_in_flight " << impl_->active << "\n"
+      << "# HELP certgate_revocation_fetches_queued Fetches waiting for a free slot.\n"
+         "# TYPE certgate_revocation_fetches_queued gauge\n"
+      << "certgate_revocation_fetches_queued " << impl_->queued.size() << "\n"
+      << "# HELP certgate_revocation_tracked_urls Fetch outcomes remembered (URL and issuer) for retry pacing.\n"
+         "# TYPE certgate_revocation_tracked_urls gauge\n"
+      << "certgate_revocation_tracked_urls " << impl_->states.size() << "\n";
+  // Per-URL series only for the most recently used cached CRLs: a bounded label set.
+  std::vector<std::pair<std::int64_t, const std::string*>> recent;
+  for (const auto& [url, e] : impl_->crls) recent.emplace_back(impl_->last_used(url), &url);
+  const std::size_t shown = std::min(recent.size(), kMetricsUrlSeries);
+  std::partial_sort(recent.begin(), recent.begin() + static_cast<std::ptrdiff_t>(shown), recent.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && *a.second < *b.second); });
+  recent.resize(shown);
+  out << "# HELP certgate_crl_cache_age_seconds Age of each cached CRL (since it was fetched; the "
+      << kMetricsUrlSeries << " most recently used).\n"
          "# TYPE certgate_crl_cache_age_seconds gauge\n";
-  for (const auto& [url, e] : impl_->crls)
-    out << "certgate_crl_cache_age_seconds{url=\"" << label(url) << "\"} " << now - e->fetched_at << "\n";
+  for (const auto& [used, url] : recent)
+    out << "certgate_crl_cache_age_seconds{url=\"" << metrics_label(*url) << "\"} " << now - impl_->crls.at(*url)->fetched_at << "\n";
   out << "# HELP certgate_crl_next_update_seconds Seconds until each cached CRL's nextUpdate (negative: expired).\n"
          "# TYPE certgate_crl_next_update_seconds gauge\n";
-  for (const auto& [url, e] : impl_->crls)
-    out << "certgate_crl_next_update_seconds{url=\"" << label(url) << "\"} " << e->next_update - now << "\n";
+  for (const auto& [used, url] : recent)
+    out << "certgate_crl_next_update_seconds{url=\"" << metrics_label(*url) << "\"} " << impl_->crls.at(*url)->next_update - now << "\n";
   out << "# HELP certgate_revocation_cache_entries Cached CRLs, OCSP answers and AIA certificates.\n"
          "# TYPE certgate_revocation_cache_entries gauge\n"
       << "certgate_revocation_cache_entries{kind=\"crl\"} " << impl_->crls.size() << "\n"

@@ -6,6 +6,7 @@
 // persisted in cache_dir, so a restart in cache-only mode still has them. Bounded in entries and
 // bytes, in memory and on disk.
 #include "config/config.hpp"
+#include "pki/chain_verify.hpp"
 #include "pki/openssl_ptr.hpp"
 
 #include <cstdint>
@@ -27,7 +28,16 @@ struct StoreSettings {
   int max_redirects = 3;
   std::size_t max_entries = 2000;         // CRLs + OCSP answers + AIA certificates
   std::size_t max_cache_bytes = 256u << 20;  // CRL bytes, in memory and on disk
+  std::size_t max_urls_per_certificate = 4;  // per kind: distribution points, OCSP, caIssuers
+  std::size_t max_concurrent_fetches = 16;   // in flight at once; the rest wait their turn
 };
+
+// Fetches beyond this many waiting (max_concurrent_fetches × this) fail at once.
+inline constexpr std::size_t kQueuedPerConcurrent = 64;
+// Threads for ldap:// fetches (libldap is synchronous): started when first needed, never more.
+inline constexpr std::size_t kLdapThreads = 4;
+// Cached CRLs given their own /metrics series (the most recently used): a bounded label set.
+inline constexpr std::size_t kMetricsUrlSeries = 64;
 
 // The [server] keys that shape the cache (cache_dir, max_fetch_bytes, ...).
 StoreSettings store_settings(const config::ServerSettings& server);
@@ -38,14 +48,19 @@ struct Need {
   std::string url;
   std::shared_ptr<X509> subject;  // the certificate whose status or issuer is wanted
   std::shared_ptr<X509> issuer;   // its issuer: checks a CRL's signature, names the OCSP CertID
-  bool indirect = false;          // CRL: the distribution point names a cRLIssuer
+  bool indirect = false;          // CRL: signed by someone else (cRLIssuer, delta CRL points)
+  // The requesting site's anchors: an indirect CRL is kept only when signed by a certificate
+  // that chains to them, AIA issuers only when they issue `subject` and chain to them.
+  std::shared_ptr<const pki::AnchorCheck> anchors;
   std::uint32_t timeout_ms = 15000;
-  std::string key() const;        // what the cache and the in-flight table are keyed by
+  // What the cache, the in-flight table and retry pacing are keyed by: the URL with the issuer
+  // it is asked for (so one chain's failure never paces another issuer's use of the URL).
+  std::string key() const;
 };
 
 struct CrlEntry {
   std::shared_ptr<X509_CRL> crl;
-  std::shared_ptr<X509> issuer;  // for background refresh
+  std::shared_ptr<X509> issuer;  // the certificate whose key verified it (refreshes are checked against it)
   bool indirect = false;
   std::int64_t fetched_at = 0, this_update = 0, next_update = 0;  // unix seconds
   std::string issuer_name;
@@ -102,7 +117,9 @@ class Store {
   // Whether `key` may be fetched again now: never fetched, or the last attempt that brought
   // nothing fresh is older than `retry_seconds`.
   bool may_fetch(const std::string& key, std::int64_t now, std::int64_t retry_seconds) const;
-  void touch(const std::string& key, std::int64_t now);
+  // A validation used the cached CRL of `url` (only CRLs in use are refreshed and kept).
+  void touch_crl(const std::string& url, std::int64_t now);
+  const StoreSettings& settings() const;
 
   // Fetches every need (joining fetches already in flight); `done` runs on the store's thread
   // once all have finished, successfully or not.
@@ -128,5 +145,9 @@ class Store {
 };
 
 std::int64_t unix_now();
+
+// A Prometheus label value: `\\`, `"` and line feed escaped as the text format has them, other
+// control characters (carriage return included) percent-encoded, as in a URL.
+std::string metrics_label(std::string_view value);
 
 }  // namespace certgate::revocation
