@@ -77,6 +77,10 @@ class Connection final : public ConnectionBase,
     s_port_ = local.port();
     c_ip_ = remote.address().to_string();
     local_client_ = remote.address().is_loopback();
+    // The read buffer holds a request head, or the part of a body (a chunk-size line with its
+    // extensions, a trailer) the parser cannot consume yet; beyond that a client is only
+    // trying to make us keep its bytes (reading fails with buffer_overflow → 400).
+    buf_.max_size(snap_->cfg.server.limits.max_header_bytes + kFileChunk);
     loop_.connections.insert(this);
     state_.connections.fetch_add(1, std::memory_order_relaxed);
   }
@@ -311,6 +315,11 @@ class Connection final : public ConnectionBase,
                         if (self->timed_out(ec))
                           return self->fail(408, "the request body did not arrive within "
                                                  "body_timeout_ms");
+                        // A body the parser refuses (bad chunk size or extension) gets an
+                        // answer; a client that hung up mid-body does not.
+                        if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+                            ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream)
+                          return self->fail(400, "malformed request body: " + ec.message());
                         if (ec) return self->close_now();
                         self->x_->discard.reset();
                         then();
