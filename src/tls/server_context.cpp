@@ -195,7 +195,12 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
                              server.session_timeout_seconds);
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);  // TLS 1.2 clients without tickets
-    SSL_CTX_sess_set_cache_size(ctx, server.session_cache_size);
+    // OpenSSL's own cache cannot weigh its sessions: bound the count so that even sessions
+    // whose client sent the largest certificate list allowed fit in session_cache_bytes.
+    const std::size_t worst = largest_session_bytes(server.max_client_cert_list_bytes);
+    SSL_CTX_sess_set_cache_size(
+        ctx, static_cast<long>(std::max<std::size_t>(1, std::min(server.session_cache_size,
+                                                                 server.session_cache_bytes / worst))));
     SSL_CTX_set_timeout(ctx, static_cast<long>(server.session_timeout_seconds));
     use_rotating_ticket_keys(ctx);
   }

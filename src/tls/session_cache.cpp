@@ -114,6 +114,10 @@ void remove_session(SSL_CTX*, SSL_SESSION* s) { cache().remove(s); }
 
 }  // namespace
 
+std::size_t largest_session_bytes(std::size_t cert_list_bytes) {
+  return kSessionBytes + cert_list_bytes * kDecodedFactor;
+}
+
 void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::size_t max_bytes,
                               std::uint32_t timeout_seconds) {
   cache().set_limits(max_sessions, max_bytes);

@@ -13,6 +13,10 @@
 
 namespace certgate::tls {
 
+// What a cached session is charged when its client sent `cert_list_bytes` of certificates
+// (an estimate: the session plus its decoded certificates).
+std::size_t largest_session_bytes(std::size_t cert_list_bytes);
+
 void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::size_t max_bytes,
                               std::uint32_t timeout_seconds);
 
