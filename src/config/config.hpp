@@ -53,7 +53,12 @@ struct ServerSettings {
   // "tickets": stateless tickets under hourly-rotated keys (no server memory per session).
   SessionResumption session_resumption = SessionResumption::Cache;
   std::size_t session_cache_size = 20000;
+  // The cache keeps each session's decoded client chain: bounded in (estimated) bytes too.
+  std::size_t session_cache_bytes = 128u << 20;
   std::uint32_t session_timeout_seconds = 3600;
+  // Largest TLS Certificate message accepted from a client (SSL_CTX_set_max_cert_list); a
+  // larger one fails the handshake.
+  std::size_t max_client_cert_list_bytes = 32 << 10;
   // Plain-HTTP listener for operators: /metrics (Prometheus text). "" = none.
   std::string admin_listen;
   std::string admin_address;

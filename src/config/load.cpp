@@ -213,7 +213,11 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
                                                      {{"cache", SessionResumption::Cache},
                                                       {"tickets", SessionResumption::Tickets}});
   s.session_cache_size = static_cast<std::size_t>(t.integer("session_cache_size", 20000, 1, 10000000));
+  s.session_cache_bytes = static_cast<std::size_t>(
+      t.integer("session_cache_bytes", 128 << 20, 1 << 20, std::int64_t{1} << 40));
   s.session_timeout_seconds = static_cast<std::uint32_t>(t.integer("session_timeout_seconds", 3600, 1, 7 * 86400));
+  s.max_client_cert_list_bytes = static_cast<std::size_t>(
+      t.integer("max_client_cert_list_bytes", 32 << 10, 4096, 16 << 20));
   s.admin_listen = t.str("admin_listen", "");
   if (!s.admin_listen.empty() && !split_listen(s.admin_listen, s.admin_address, s.admin_port))
     t.fail("admin_listen", "expected address:port, e.g. \"127.0.0.1:9180\"");

@@ -2,15 +2,31 @@
 
 #include <sys/socket.h>
 
+#include <map>
 #include <unordered_map>
 #include <vector>
 
 namespace certgate::http {
 namespace {
 
-std::unordered_map<std::string, std::vector<std::unique_ptr<BackendStream>>>& pool() {
-  thread_local std::unordered_map<std::string, std::vector<std::unique_ptr<BackendStream>>> p;
+using Idle = std::vector<std::unique_ptr<BackendStream>>;
+// (generation, site) → backend as configured → idle connections; ordered so that the oldest
+// generation is first.
+using Pool = std::map<std::pair<std::uint64_t, std::size_t>, std::unordered_map<std::string, Idle>>;
+
+Pool& pool() {
+  thread_local Pool p;
   return p;
+}
+
+// A connection of an older generation may still finish a request and offer its backend
+// connection back; it is closed instead of pooled once a newer generation has used the pool.
+void drop_older_than(Pool& p, std::uint64_t generation) {
+  while (!p.empty() && p.begin()->first.first < generation) {
+    for (auto& [backend, idle] : p.begin()->second)
+      for (auto& s : idle) s->close();
+    p.erase(p.begin());
+  }
 }
 
 }  // namespace
@@ -27,9 +43,13 @@ bool BackendStream::reusable() {
       s_);
 }
 
-std::unique_ptr<BackendStream> take_idle(const std::string& key) {
-  auto it = pool().find(key);
-  if (it == pool().end()) return nullptr;
+std::unique_ptr<BackendStream> take_idle(const PoolKey& key) {
+  auto& p = pool();
+  drop_older_than(p, key.generation);
+  auto site = p.find({key.generation, key.site});
+  if (site == p.end()) return nullptr;
+  auto it = site->second.find(key.backend);
+  if (it == site->second.end()) return nullptr;
   auto& idle = it->second;
   while (!idle.empty()) {
     auto s = std::move(idle.back());
@@ -40,8 +60,14 @@ std::unique_ptr<BackendStream> take_idle(const std::string& key) {
   return nullptr;
 }
 
-void put_idle(const std::string& key, std::unique_ptr<BackendStream> s, std::size_t max_idle) {
-  auto& idle = pool()[key];
+void put_idle(const PoolKey& key, std::unique_ptr<BackendStream> s, std::size_t max_idle) {
+  auto& p = pool();
+  if (!p.empty() && p.rbegin()->first.first > key.generation) {
+    s->close();
+    return;
+  }
+  drop_older_than(p, key.generation);
+  auto& idle = p[{key.generation, key.site}][key.backend];
   if (idle.size() >= max_idle) {
     s->close();
     return;

@@ -6,6 +6,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <variant>
@@ -57,8 +58,19 @@ class BackendStream {
   std::variant<tcp::socket, unix_socket, std::unique_ptr<tls_stream>> s_;
 };
 
-// This loop thread's idle connections to `key` (the backend as configured).
-std::unique_ptr<BackendStream> take_idle(const std::string& key);
-void put_idle(const std::string& key, std::unique_ptr<BackendStream> s, std::size_t max_idle);
+// Which idle connections a request may reuse. SECURITY: a pooled TLS connection carries the
+// verification it was opened under (the site's `verify`, its trusted CAs, in that
+// generation), so connections are shared only within one site of one configuration generation,
+// never merely by URL.
+struct PoolKey {
+  std::uint64_t generation = 0;
+  std::size_t site = 0;           // index in that generation
+  const std::string& backend;     // the backend as configured
+};
+
+// This loop thread's idle connections for `key`. Pools of generations older than the key's are
+// closed on the way: nothing newer will ask for them.
+std::unique_ptr<BackendStream> take_idle(const PoolKey& key);
+void put_idle(const PoolKey& key, std::unique_ptr<BackendStream> s, std::size_t max_idle);
 
 }  // namespace certgate::http

@@ -15,7 +15,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <boost/asio/ssl/error.hpp>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <array>
@@ -38,6 +42,16 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// At most one line a second: each refusal costs the client one large upload, not a log flood.
+void report_cert_list_too_long(const std::string& client, std::size_t limit) {
+  static std::atomic<std::int64_t> last_logged{0};
+  const std::int64_t now = now_ms() / 1000;
+  std::int64_t last = last_logged.load(std::memory_order_relaxed);
+  if (now == last || !last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  spdlog::warn("TLS handshake from {} refused: its client certificate list is larger than "
+               "max_client_cert_list_bytes ({} bytes)", client, limit);
 }
 
 template <bool Tls>
@@ -63,6 +77,10 @@ class Connection final : public ConnectionBase,
     s_port_ = local.port();
     c_ip_ = remote.address().to_string();
     local_client_ = remote.address().is_loopback();
+    // The read buffer holds a request head, or the part of a body (a chunk-size line with its
+    // extensions, a trailer) the parser cannot consume yet; beyond that a client is only
+    // trying to make us keep its bytes (reading fails with buffer_overflow → 400).
+    buf_.max_size(snap_->cfg.server.limits.max_header_bytes + kFileChunk);
     loop_.connections.insert(this);
     state_.connections.fetch_add(1, std::memory_order_relaxed);
   }
@@ -157,7 +175,14 @@ class Connection final : public ConnectionBase,
   const runtime::SiteRuntime& site() const { return snap_->sites[site_]; }
 
   void on_handshake(beast::error_code ec) {
-    if (ec) return close_now();  // failed handshakes are not requests: nothing to answer or log
+    // Failed handshakes are not requests: nothing to answer or log, save a certificate list
+    // over the limit, which an administrator must be able to tell from a broken client.
+    if (ec) {
+      if (ec.category() == asio::error::get_ssl_category() &&
+          ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_EXCESSIVE_MESSAGE_SIZE)
+        report_cert_list_too_long(c_ip_, snap_->cfg.server.max_client_cert_list_bytes);
+      return close_now();
+    }
     SSL* ssl = stream_.native_handle();
     const auto* route = tls::selected_route(ssl);
     if (route == nullptr) return;
@@ -222,12 +247,17 @@ class Connection final : public ConnectionBase,
     x_->req.target = std::string(msg.target());
     x_->req.version = msg.version();
     std::size_t count = 0;
+    BodyFraming framing;
     for (const auto& f : msg) {
       if (++count > limits().max_headers)
         return fail(431, "the request has more than max_headers (" +
                              std::to_string(limits().max_headers) + ") header fields");
       x_->req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+      if (f.name() == bhttp::field::transfer_encoding) framing.transfer_encoding(f.value());
+      else if (f.name() == bhttp::field::content_length) framing.content_length(f.value());
     }
+    if (auto refused = framing.refusal(msg.version()); refused.status != 0)
+      return fail(refused.status, std::string(refused.reason));
     if (x_->req.target.size() > limits().max_url_bytes)
       return fail(414, "the request target is longer than max_url_bytes (" +
                            std::to_string(limits().max_url_bytes) + ")");
@@ -255,19 +285,43 @@ class Connection final : public ConnectionBase,
     read_body(std::move(then));
   }
 
+  // Nothing served here reads a request body: it is read through a small fixed buffer and
+  // dropped, so a body costs no memory however large (max_body_bytes still bounds how much is
+  // read before 413, body_timeout_ms how long), and the connection stays usable afterwards.
+  struct Discard {
+    explicit Discard(bhttp::request_parser<bhttp::string_body>&& head) : parser(std::move(head)) {}
+    bhttp::request_parser<bhttp::buffer_body> parser;
+    std::array<char, 16 * 1024> bytes;
+  };
+
   void read_body(std::function<void()> then) {
     arm(limits().body_timeout_ms);
-    bhttp::async_read(stream_, buf_, *x_->parser,
-                      [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t n) {
+    x_->discard = std::make_unique<Discard>(std::move(*x_->parser));
+    x_->parser.reset();
+    discard_more(std::move(then));
+  }
+
+  void discard_more(std::function<void()> then) {
+    auto& body = x_->discard->parser.get().body();
+    body.data = x_->discard->bytes.data();
+    body.size = x_->discard->bytes.size();
+    bhttp::async_read(stream_, buf_, x_->discard->parser,
+                      [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t n) mutable {
                         self->cs_bytes_ += n;
+                        if (ec == bhttp::error::need_buffer) return self->discard_more(std::move(then));
                         if (ec == bhttp::error::body_limit)
                           return self->fail(413, "the request body is larger than "
                                                  "max_body_bytes");
                         if (self->timed_out(ec))
                           return self->fail(408, "the request body did not arrive within "
                                                  "body_timeout_ms");
+                        // A body the parser refuses (bad chunk size or extension) gets an
+                        // answer; a client that hung up mid-body does not.
+                        if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+                            ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream)
+                          return self->fail(400, "malformed request body: " + ec.message());
                         if (ec) return self->close_now();
-                        self->x_->req.body = std::move(self->x_->parser->get().body());
+                        self->x_->discard.reset();
                         then();
                       });
   }
@@ -338,7 +392,7 @@ class Connection final : public ConnectionBase,
     x_->parser.reset();
     const bool expect = iequals(x_->req.header("Expect"), "100-continue");
     auto exchange = std::make_shared<ProxyExchange<Stream>>(
-        stream_, buf_, std::move(body), loop_.io, site(), std::move(plan), std::move(head), x_->req.version,
+        stream_, buf_, std::move(body), loop_.io, site(), snap_->generation, std::move(plan), std::move(head), x_->req.version,
         x_->req.method == "HEAD", expect, [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
     exchange->start();
   }
@@ -536,7 +590,8 @@ class Connection final : public ConnectionBase,
   // One request's state, allocated when its first bytes arrive and freed before the connection
   // waits idle: an idle keep-alive connection holds only what the connection itself needs.
   struct Exchange {
-    std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser;  // the head
+    std::unique_ptr<Discard> discard;  // a body being read and dropped
     Request req;
     Response resp;
     auth::Outcome outcome;

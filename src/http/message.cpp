@@ -27,6 +27,50 @@ bool Request::has_header(std::string_view name) const {
   return false;
 }
 
+void BodyFraming::transfer_encoding(std::string_view value) {
+  ++transfer_encodings_;
+  transfer_encoding_ = value;
+}
+
+void BodyFraming::content_length(std::string_view value) {
+  ++content_lengths_;
+  content_length_ = value;
+}
+
+BodyFraming::Refusal BodyFraming::refusal(int version) const {
+  if (content_lengths_ > 1 || content_length_.find(',') != std::string_view::npos)
+    return {400, "the request has more than one Content-Length"};
+  if (transfer_encodings_ == 0) return {};
+  if (version < 11)
+    return {400, "an HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 §6.1)"};
+  if (content_lengths_ > 0)
+    return {400, "the request has both Transfer-Encoding and Content-Length (RFC 9112 §6.3)"};
+  if (transfer_encodings_ > 1) return {400, "the request has more than one Transfer-Encoding"};
+  // The codings, trimmed of optional whitespace; the last must be chunked, and only it.
+  std::string_view last;
+  int codings = 0, chunked = 0;
+  std::string_view rest = transfer_encoding_;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view coding = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+    while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+    if (coding.empty()) continue;
+    ++codings;
+    last = coding;
+    if (iequals(coding, "chunked")) ++chunked;
+  }
+  if (!iequals(last, "chunked"))
+    return {400, "the request's Transfer-Encoding does not end in chunked: its body length "
+                 "cannot be determined (RFC 9112 §6.3)"};
+  if (chunked > 1) return {400, "the request's Transfer-Encoding applies chunked more than once"};
+  if (codings > 1)
+    return {501, "the request's body is sent with a transfer coding other than chunked, which "
+                 "is not implemented"};
+  return {};
+}
+
 OpenFile::~OpenFile() {
   if (fd >= 0) ::close(fd);
 }

@@ -23,11 +23,29 @@ struct Request {
   std::string target;  // as received: "/a%20b?x=1"
   int version = 11;    // 10 or 11
   std::vector<Header> headers;
-  std::string body;
 
   // First value of a header, case-insensitive; empty when absent.
   std::string_view header(std::string_view name) const;
   bool has_header(std::string_view name) const;
+};
+
+// The framing headers of a request head (RFC 9112 §6), judged strictly: a message whose body
+// length two parsers could read differently is the stuff of request smuggling, so anything but
+// one plain Content-Length or one Transfer-Encoding of exactly "chunked" is refused rather
+// than guessed at. Fed each Transfer-Encoding and Content-Length field in order.
+class BodyFraming {
+ public:
+  struct Refusal {
+    int status = 0;  // 0: the head may be served
+    std::string_view reason;
+  };
+  void transfer_encoding(std::string_view value);
+  void content_length(std::string_view value);
+  Refusal refusal(int version) const;
+
+ private:
+  int transfer_encodings_ = 0, content_lengths_ = 0;
+  std::string_view transfer_encoding_, content_length_;
 };
 
 // An open file shared by the responses that send slices of it.

@@ -42,16 +42,16 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
  public:
   ProxyExchange(ClientStream& client, boost::beast::flat_buffer& client_buf,
                 std::unique_ptr<ReqParser> request, boost::asio::io_context& io,
-                const runtime::SiteRuntime& site, ProxyPlan plan, std::string head,
+                const runtime::SiteRuntime& site, std::uint64_t generation, ProxyPlan plan, std::string head,
                 int client_version, bool head_request, bool expect_continue,
                 std::function<void(ProxyResult)> done)
       : client_(client), client_buf_(client_buf), req_(std::move(request)), io_(io), site_(site),
-        plan_(std::move(plan)), head_(std::move(head)), client_version_(client_version),
+        generation_(generation), plan_(std::move(plan)), head_(std::move(head)), client_version_(client_version),
         head_request_(head_request), expect_continue_(expect_continue), done_(std::move(done)),
         timer_(io), resolver_(io) {}
 
   void start() {
-    if (auto idle = take_idle(plan_.backend_key)) {
+    if (auto idle = take_idle(pool_key())) {
       backend_ = std::move(idle);
       reused_ = true;
       return send_head();
@@ -61,6 +61,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
 
  private:
   const config::Proxy& cfg() const { return site_.cfg.proxy; }
+  PoolKey pool_key() const { return {generation_, site_.index, plan_.backend_key}; }
 
   void arm(std::uint32_t ms) {
     timed_out_ = false;
@@ -310,7 +311,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
       if (ec) return self->abort();
       self->timer_.cancel();
       if (self->res_->get().keep_alive() && self->req_->is_done())
-        put_idle(self->plan_.backend_key, std::move(self->backend_), self->cfg().max_idle);
+        put_idle(self->pool_key(), std::move(self->backend_), self->cfg().max_idle);
       else
         self->backend_->close();
       self->result_.client_reusable = self->keep_client_;
@@ -397,6 +398,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   std::unique_ptr<ReqParser> req_;
   boost::asio::io_context& io_;
   const runtime::SiteRuntime& site_;
+  std::uint64_t generation_;
   ProxyPlan plan_;
   std::string head_, out_head_, frame_;
   int client_version_;

@@ -6,12 +6,14 @@
 #include "version.hpp"
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
 #include <csignal>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 namespace certgate::http {
@@ -27,12 +29,46 @@ struct LoopThread {
   std::thread thread;
 };
 
+// Out of descriptors (or kernel memory), the listening socket stays readable and an
+// immediate retry fails again at once: a busy loop. Pause this acceptor instead; the pending
+// connections wait in the kernel's backlog until a descriptor is free again.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+constexpr std::int64_t kExhaustedLogEverySeconds = 60;
+
+bool out_of_resources(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+         ec == asio::error::no_memory || ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+// One line per episode (at most one a minute), whichever loop sees it first, rather than one
+// per failed accept.
+void report_exhausted(const boost::system::error_code& ec) {
+  static std::atomic<std::int64_t> last_logged{std::numeric_limits<std::int64_t>::min() / 2};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = last_logged.load(std::memory_order_relaxed);
+  if (now - last < kExhaustedLogEverySeconds) return;
+  if (!last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  spdlog::warn("cannot accept connections: {}; pausing accepts for {} ms at a time until one "
+               "succeeds (raise the open-files limit, e.g. LimitNOFILE, or lower max_connections)",
+               ec.message(), kAcceptBackoff.count());
+}
+
 void accept_next(ServerState& state, Loop& loop, tcp::acceptor& acceptor, std::size_t listener) {
   acceptor.async_accept(loop.io, [&state, &loop, &acceptor, listener](boost::system::error_code ec,
                                                                        tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) start_connection(state, loop, listener, std::move(socket));
-    // EMFILE and friends: keep accepting; the failing connection is simply dropped.
+    if (out_of_resources(ec)) {
+      report_exhausted(ec);
+      auto pause = std::make_shared<asio::steady_timer>(loop.io, kAcceptBackoff);
+      pause->async_wait([&state, &loop, &acceptor, listener, pause](boost::system::error_code) {
+        if (acceptor.is_open()) accept_next(state, loop, acceptor, listener);
+      });
+      return;
+    }
+    // Anything else (a client that reset before the accept): the connection is simply dropped.
     accept_next(state, loop, acceptor, listener);
   });
 }

@@ -2,10 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <cstring>
 #include <filesystem>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace certgate::log {
 
@@ -212,16 +217,41 @@ void Writer::write_batch(std::vector<Pending>& batch) {
     if (touched[i] && files[i]->file) std::fflush(files[i]->file);
 }
 
+namespace {
+
+// The logs name users and client addresses: not for every local account to read. Directories
+// certgate creates are 0750; ones the administrator made keep the mode they were given.
+void create_log_directories(const std::filesystem::path& dir) {
+  std::filesystem::path at;
+  for (const auto& part : dir) {
+    at /= part;
+    if (::mkdir(at.c_str(), 0750) == 0) ::chmod(at.c_str(), 0750);  // whatever the umask
+  }
+}
+
+// A new log file is 0640 whatever the umask; an existing one keeps its mode (appending to it
+// must not undo what its owner chose).
+std::FILE* open_log_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd >= 0) ::fchmod(fd, 0640);
+  else if (errno == EEXIST) fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  std::FILE* f = ::fdopen(fd, "ab");
+  if (f == nullptr) ::close(fd);
+  return f;
+}
+
+}  // namespace
+
 void Writer::write_one(SiteFile& f, const Pending& p) {
   if (!f.cfg.enabled) return;
   const std::string name = file_name(f.cfg.period, p.unix_seconds);
   if (name != f.current_name || f.file == nullptr) {
     if (f.file) std::fclose(f.file);
     f.file = nullptr;
-    std::error_code ec;
-    std::filesystem::create_directories(f.cfg.directory, ec);
+    create_log_directories(f.cfg.directory);
     const auto path = f.cfg.directory / name;
-    f.file = std::fopen(path.c_str(), "ab");
+    f.file = open_log_file(path);
     if (f.file == nullptr) {
       if (!f.reported_error)
         std::fprintf(stderr, "certgate: cannot write W3C log %s: %s\n", path.c_str(),

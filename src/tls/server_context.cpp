@@ -183,13 +183,24 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   // session keeps none), so the chain's key and DER travel in the session's ticket data (see
   // save_presented_chain); a cached session object still has both.
   SSL_CTX_set_session_ticket_cb(ctx, ticket_generated, ticket_decrypted, nullptr);
+  // SECURITY: the client's Certificate message is read whole, then kept decoded with the
+  // session (and in its ticket): its size is what a client can make each session cost. Over
+  // the limit the handshake fails with an alert; the connection logs why (see
+  // client_cert_list_too_long).
+  SSL_CTX_set_max_cert_list(ctx, static_cast<long>(server.max_client_cert_list_bytes));
   // One ticket is enough for a returning client.
   SSL_CTX_set_num_tickets(ctx, 1);
   if (server.session_resumption == config::SessionResumption::Cache) {
-    use_shared_session_cache(ctx, server.session_cache_size, server.session_timeout_seconds);
+    use_shared_session_cache(ctx, server.session_cache_size, server.session_cache_bytes,
+                             server.session_timeout_seconds);
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);  // TLS 1.2 clients without tickets
-    SSL_CTX_sess_set_cache_size(ctx, server.session_cache_size);
+    // OpenSSL's own cache cannot weigh its sessions: bound the count so that even sessions
+    // whose client sent the largest certificate list allowed fit in session_cache_bytes.
+    const std::size_t worst = largest_session_bytes(server.max_client_cert_list_bytes);
+    SSL_CTX_sess_set_cache_size(
+        ctx, static_cast<long>(std::max<std::size_t>(1, std::min(server.session_cache_size,
+                                                                 server.session_cache_bytes / worst))));
     SSL_CTX_set_timeout(ctx, static_cast<long>(server.session_timeout_seconds));
     use_rotating_ticket_keys(ctx);
   }

@@ -1,5 +1,6 @@
 #include "tls/session_cache.hpp"
 
+#include <algorithm>
 #include <list>
 #include <mutex>
 #include <string>
@@ -8,22 +9,43 @@
 namespace certgate::tls {
 namespace {
 
+// A cached session holds its client's decoded certificates (the leaf and the chain it sent),
+// which take about twice their DER in memory, plus the session itself: that is what an entry
+// is charged. An estimate, not malloc's count, but proportional to what a client can make us
+// keep, so a flood of sessions with huge certificates evicts others instead of growing memory.
+constexpr std::size_t kDecodedFactor = 2;
+constexpr std::size_t kSessionBytes = 1024;
+
+std::size_t der_size(const X509* x) { return static_cast<std::size_t>(std::max(0, i2d_X509(x, nullptr))); }
+
+std::size_t estimated_bytes(SSL* ssl, SSL_SESSION* s) {
+  std::size_t der = 0;
+  if (const X509* leaf = SSL_SESSION_get0_peer(s)) der += der_size(leaf);
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);  // server side: without the leaf
+  for (int i = 0; chain && i < sk_X509_num(chain); ++i) der += der_size(sk_X509_value(chain, i));
+  return kSessionBytes + der * kDecodedFactor;
+}
+
 class SessionCache {
  public:
-  void set_limit(std::size_t max) {
+  void set_limits(std::size_t max, std::size_t max_bytes) {
     std::lock_guard lock(mu_);
     max_ = std::max(max_, max);  // the largest any context asked for
+    max_bytes_ = std::max(max_bytes_, max_bytes);
   }
 
-  void add(SSL_SESSION* s) {
+  void add(SSL* ssl, SSL_SESSION* s) {
     std::string id = id_of(s);
     if (id.empty()) return;
-    SSL_SESSION_up_ref(s);
+    const std::size_t bytes = estimated_bytes(ssl, s);
     std::lock_guard lock(mu_);
     if (auto it = index_.find(id); it != index_.end()) drop(it);
-    order_.push_front({id, s});
+    if (bytes > max_bytes_) return;  // would evict everything else: not resumable instead
+    SSL_SESSION_up_ref(s);
+    order_.push_front({id, s, bytes});
     index_[id] = order_.begin();
-    while (index_.size() > max_) drop(index_.find(order_.back().first));
+    bytes_ += bytes;
+    while (index_.size() > max_ || bytes_ > max_bytes_) drop(index_.find(order_.back().id));
   }
 
   SSL_SESSION* get(const unsigned char* data, int len) {
@@ -31,7 +53,7 @@ class SessionCache {
     std::lock_guard lock(mu_);
     auto it = index_.find(id);
     if (it == index_.end()) return nullptr;
-    SSL_SESSION* s = it->second->second;
+    SSL_SESSION* s = it->second->session;
     const std::int64_t now = static_cast<std::int64_t>(time(nullptr));
     if (now > static_cast<std::int64_t>(SSL_SESSION_get_time(s)) + SSL_SESSION_get_timeout(s)) {
       drop(it);
@@ -44,15 +66,21 @@ class SessionCache {
   void remove(SSL_SESSION* s) {
     std::string id = id_of(s);
     std::lock_guard lock(mu_);
-    if (auto it = index_.find(id); it != index_.end() && it->second->second == s) drop(it);
+    if (auto it = index_.find(id); it != index_.end() && it->second->session == s) drop(it);
   }
 
  private:
-  using Entry = std::pair<std::string, SSL_SESSION*>;
+  struct Entry {
+    std::string id;
+    SSL_SESSION* session;
+    std::size_t bytes;
+  };
   std::mutex mu_;
   std::list<Entry> order_;  // newest first
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
   std::size_t max_ = 1;
+  std::size_t max_bytes_ = 0;
+  std::size_t bytes_ = 0;
 
   static std::string id_of(SSL_SESSION* s) {
     unsigned int len = 0;
@@ -60,7 +88,8 @@ class SessionCache {
     return std::string(reinterpret_cast<const char*>(id), len);
   }
   void drop(std::unordered_map<std::string, std::list<Entry>::iterator>::iterator it) {
-    SSL_SESSION_free(it->second->second);
+    SSL_SESSION_free(it->second->session);
+    bytes_ -= it->second->bytes;
     order_.erase(it->second);
     index_.erase(it);
   }
@@ -71,8 +100,8 @@ SessionCache& cache() {
   return *c;
 }
 
-int new_session(SSL*, SSL_SESSION* s) {
-  cache().add(s);
+int new_session(SSL* ssl, SSL_SESSION* s) {
+  cache().add(ssl, s);
   return 0;  // we took our own reference
 }
 
@@ -85,8 +114,13 @@ void remove_session(SSL_CTX*, SSL_SESSION* s) { cache().remove(s); }
 
 }  // namespace
 
-void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::uint32_t timeout_seconds) {
-  cache().set_limit(max_sessions);
+std::size_t largest_session_bytes(std::size_t cert_list_bytes) {
+  return kSessionBytes + cert_list_bytes * kDecodedFactor;
+}
+
+void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::size_t max_bytes,
+                              std::uint32_t timeout_seconds) {
+  cache().set_limits(max_sessions, max_bytes);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);  // TLS 1.2: session IDs; TLS 1.3: stateful tickets
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_sess_set_new_cb(ctx, new_session);

@@ -4,7 +4,8 @@
 // A returning client then resumes by session ID (TLS 1.2) or a stateful ticket (TLS 1.3): the
 // session object — its client certificate already decoded — is reused as it is, with no ticket
 // to decrypt and no certificate to decode again, which halves the CPU of a resumed handshake.
-// Sessions stay bound to their site by the session id context; bounded in count, expired by age.
+// Sessions stay bound to their site by the session id context; bounded in count and in
+// (estimated) bytes, expired by age.
 #include <openssl/ssl.h>
 
 #include <cstddef>
@@ -12,6 +13,11 @@
 
 namespace certgate::tls {
 
-void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::uint32_t timeout_seconds);
+// What a cached session is charged when its client sent `cert_list_bytes` of certificates
+// (an estimate: the session plus its decoded certificates).
+std::size_t largest_session_bytes(std::size_t cert_list_bytes);
+
+void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::size_t max_bytes,
+                              std::uint32_t timeout_seconds);
 
 }  // namespace certgate::tls
