@@ -293,6 +293,33 @@ class Underscores(unittest.TestCase):
         self.assertEqual(values(r, "X-Forwarded-For"), ["127.0.0.1"])
 
 
+class HostileHeaderSyntax(unittest.TestCase):
+    """Name variants a parser might read differently from certgate never smuggle an identity."""
+
+    def test_folded_continuation_stays_inside_the_previous_value(self):
+        for fold in (" ", "\t"):
+            r = echoed(send(["GET /open/x HTTP/1.1", "Host: localhost", "Foo: bar", fold + "X-Remote-User: admin"]))
+            self.assertEqual(values(r, "X-Remote-User"), [])
+            self.assertEqual(values(r, "Foo"), ["bar X-Remote-User: admin"])
+
+    def test_malformed_names_are_400_and_never_reach_the_backend(self):
+        for line in ("X-Remote-User : admin", "X-Remote-User\t: admin", " X-Remote-User: admin",
+                     "X-Remote-User: admin\rX-Foo: y", "X Remote User: admin", "X-Remote-User\x00: admin"):
+            with self.subTest(line=line):
+                r = send(["GET /open/x HTTP/1.1", "Host: localhost", line])
+                self.assertEqual(r.status, 400)
+                self.assertNotIn(b'"headers"', r.body)
+
+    def test_every_repetition_and_case_of_an_identity_name_is_removed(self):
+        r = echoed(send(["GET /open/x HTTP/1.1", "Host: localhost", "x-REMOTE-user: admin", "X-Remote-User: admin2",
+                         "X-ARR-CLIENTCERT: Zm9v", "x-arr-clientcert: YmFy", "X-Remote-User:admin3",
+                         "Connection: X-Forwarded-For, X-Remote-Auth-Type"]))
+        self.assertEqual(values(r, "X-Remote-User"), [])
+        self.assertEqual(values(r, "X-ARR-ClientCert"), [])
+        self.assertEqual(values(r, "X-Forwarded-For"), ["127.0.0.1"])
+        self.assertEqual(values(r, "X-Remote-Auth-Type"), ["Anonymous"])
+
+
 class ForwardedPath(unittest.TestCase):
     """Item 3: the backend gets the path the policy matched, re-encoded, or the request is 400."""
 
