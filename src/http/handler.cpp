@@ -93,7 +93,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
     r.site = route->site;
     return r;
   }
-  if (route && route->site != c.site.index) {
+  if (!key->empty() && route && route->site != c.site.index) {
     // An https connection belongs to the site its TLS handshake (SNI) chose. A Host naming
     // another site on this endpoint would borrow that site's policy over this connection's
     // certificate decision: the known mTLS bypass. Refuse it (RFC 9110 §15.5.20).

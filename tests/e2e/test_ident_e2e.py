@@ -382,6 +382,10 @@ class HostChecks(unittest.TestCase):
             with self.subTest(host=host):
                 self.assertEqual(send(["GET /app/x HTTP/1.1", f"Host: {host}"]).status, 421)
 
+    def test_http_10_without_host_stays_on_the_sni_site(self):
+        r = send(["GET / HTTP/1.0"], sni="site-a.test")
+        self.assertEqual((r.status, r.body), (200, b"<h1>hello from /public</h1>\n"))
+
     def test_more_than_one_host_is_400(self):
         for extra in (["Host: localhost"], ["host: site-a.test"], ["HOST: localhost"]):
             with self.subTest(extra=extra):
