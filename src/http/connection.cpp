@@ -4,6 +4,7 @@
 #include "http/file_cache.hpp"
 #include "http/forward.hpp"
 #include "http/handler.hpp"
+#include "http/path.hpp"
 #include "http/proxy_exchange.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/server_context.hpp"
@@ -482,6 +483,7 @@ class Connection final : public ConnectionBase,
     e.s_port = s_port_;
     e.method = x_->req.method;
     std::string_view target = x_->req.target;
+    if (auto form = split_target(target)) target = form->origin;  // absolute-form: the path, as IIS logs
     auto q = target.find('?');
     e.uri_stem = target.substr(0, q);
     e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);

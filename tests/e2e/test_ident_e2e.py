@@ -413,6 +413,8 @@ class HostChecks(unittest.TestCase):
         self.assertEqual(values(r, "X-Forwarded-Host"), ["localhost"])
         r = echoed(send(["GET HTTP://LOCALHOST. HTTP/1.1", "Host: site-a.test"]))
         self.assertEqual(r["path"], "/")
+        send(["GET https://localhost/app/logged?absolute=1 HTTP/1.1", "Host: localhost"])
+        self.assertEqual(server.log_entry("absolute=1")["cs-uri-stem"], "/app/logged")
 
     def test_plain_http_routes_every_request_by_its_host(self):
         c = Connection(H, tls=False, sni="a.test")
