@@ -25,7 +25,9 @@ Outcome second_factor(const Outcome& mapped, const RequestEvidence& ev) {
     return Outcome{.verdict = Verdict::Deny401_1_BadCredentials,
                    .reason = "wrong password for user '" + mapped.user + "'",
                    .challenge = true};
-  return allow(mapped.user, "Certificate+Basic", mapped.rule);
+  Outcome both = allow(mapped.user, "Certificate+Basic", mapped.rule);
+  both.certificate = true;
+  return both;
 }
 
 }  // namespace
@@ -38,8 +40,10 @@ Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& 
                           ev.chain->fault == ChainFault::None && (ev.cert || ev.mapped);
   if (valid_cert && site && site->mapping_enabled) {
     Outcome mapped = ev.mapped ? *ev.mapped : map_certificate(*site, *ev.cert);
-    if (!mapped.allowed() || !policy.require_password) return mapped;
-    return second_factor(mapped, ev);
+    if (!mapped.allowed()) return mapped;
+    if (policy.require_password) return second_factor(mapped, ev);
+    mapped.certificate = true;
+    return mapped;
   }
   if (policy.require_password)
     // spec: behaviour.md §5 "no certificate, required | 403.7": two-factor needs one.

@@ -121,6 +121,9 @@ struct Forward {
   std::string auth_type_header = "X-Remote-Auth-Type";
   std::string client_cert = "x-arr-clientcert";     // x-arr-clientcert | rfc9440 | xfcc | none
   bool cert_fields = false;  // X-Client-Cert-Subject/-Issuer/-Serial/-Not-After/-Fingerprint
+  // Forward request headers whose names contain '_' (nginx's underscores_in_headers). Off: CGI-
+  // style backends would read X_Remote_User as X-Remote-User.
+  bool underscores_in_headers = false;
   Assertion assertion;
 };
 

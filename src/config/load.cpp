@@ -490,6 +490,7 @@ void read_forward(Table& t, Forward& f, const fs::path& base) {
                                         {{"x-arr-clientcert", "x-arr-clientcert"}, {"rfc9440", "rfc9440"},
                                          {"xfcc", "xfcc"}, {"none", "none"}});
   f.cert_fields = t.boolean("cert_fields", false);
+  f.underscores_in_headers = t.boolean("underscores_in_headers", false);
   if (auto a = t.table("assertion")) {
     auto key = a->str("key_file");
     if (!key) a->fail_at(a->source(), "key_file", "missing: a PEM EC P-256 or Ed25519 private key");

@@ -4,6 +4,7 @@
 #include "http/file_cache.hpp"
 #include "http/forward.hpp"
 #include "http/handler.hpp"
+#include "http/path.hpp"
 #include "http/proxy_exchange.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/server_context.hpp"
@@ -332,6 +333,7 @@ class Connection final : public ConnectionBase,
 
   void dispatch(std::optional<bool> password_ok = std::nullopt) {
     Handled h = handle(info(), x_->req, password_ok);
+    site_ = h.site;  // plain HTTP: the site this request's Host named
     if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
     if (!h.revocation_job.empty()) return fetch_revocation_then_dispatch(std::move(h.revocation_job), password_ok);
     if (h.directory_job) return map_in_directory_then_dispatch(password_ok);
@@ -360,12 +362,15 @@ class Connection final : public ConnectionBase,
   }
 
   // The signed assertion for this connection's user, re-signed when half its life is gone.
-  std::string assertion() {
+  // `leaf`: the certificate the decision validated and mapped (null: the assertion names none).
+  std::string assertion(X509* leaf) {
     const auto* signer = site().signer.get();
     if (!signer || x_->outcome.user.empty()) return "";
     const auto& a = site().cfg.forward.assertion;
     const std::int64_t now = now_ms() / 1000;
-    if (assertion_user_ == x_->outcome.user && now < assertion_refresh_) return assertion_;
+    if (assertion_user_ == x_->outcome.user && assertion_site_ == site_ && assertion_cert_ == (leaf != nullptr) &&
+        now < assertion_refresh_)
+      return assertion_;
     pki::Claims c;
     c.issuer = a.issuer;
     c.audience = a.audience;
@@ -373,11 +378,13 @@ class Connection final : public ConnectionBase,
     c.auth_method = x_->outcome.auth_method;
     if (const auto* groups = site().auth.groups_of(x_->outcome.user)) c.groups = *groups;
     c.groups.insert(c.groups.end(), x_->outcome.groups.begin(), x_->outcome.groups.end());  // directory
-    if (tls_.leaf) c.cert_thumbprint = tls_.leaf_facts().der_sha256;
+    if (leaf) c.cert_thumbprint = tls_.leaf_facts().der_sha256;
     c.issued_at = now;
     c.expires = now + a.lifetime_seconds;
     assertion_ = signer->sign(c);
     assertion_user_ = x_->outcome.user;
+    assertion_site_ = site_;
+    assertion_cert_ = leaf != nullptr;
     assertion_refresh_ = now + a.lifetime_seconds / 2;
     return assertion_;
   }
@@ -385,8 +392,8 @@ class Connection final : public ConnectionBase,
   void start_proxy(ProxyPlan plan) {
     disarm();  // the exchange keeps its own deadlines
     const auto& fwd = site().cfg.forward;
-    ForwardInput in{x_->req, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls, x_->outcome,
-                    tls_.leaf.get(), tls_.presented_chain(), assertion(), plan.strip_authorization, plan.websocket};
+    ForwardInput in{x_->req, plan.target, plan.host, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls,
+                    x_->outcome, plan.leaf, plan.chain, assertion(plan.leaf), plan.strip_authorization, plan.websocket};
     std::string head = forwarded_head(in);
     auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*x_->parser));
     x_->parser.reset();
@@ -530,6 +537,7 @@ class Connection final : public ConnectionBase,
     e.s_port = s_port_;
     e.method = x_->req.method;
     std::string_view target = x_->req.target;
+    if (auto form = split_target(target)) target = form->origin;  // absolute-form: the path, as IIS logs
     auto q = target.find('?');
     e.uri_stem = target.substr(0, q);
     e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
@@ -600,6 +608,8 @@ class Connection final : public ConnectionBase,
   std::unique_ptr<Exchange> x_;
   std::string assertion_, assertion_user_;
   std::int64_t assertion_refresh_ = 0;
+  std::size_t assertion_site_ = 0;
+  bool assertion_cert_ = false;
   std::string s_ip_, c_ip_;
   std::uint16_t s_port_ = 0;
   bool local_client_ = false;

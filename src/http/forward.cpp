@@ -76,6 +76,11 @@ std::string xfcc_quote(std::string_view v) {
   return out + "\"";
 }
 
+// An XFCC value that could end its element or pair early is quoted, as Envoy does.
+std::string xfcc_value(std::string_view v) {
+  return v.find_first_of(";,\"") == std::string_view::npos ? std::string(v) : xfcc_quote(v);
+}
+
 std::vector<std::string> sans(X509* c, int type) {
   std::vector<std::string> out;
   auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(c, NID_subject_alt_name, nullptr, nullptr));
@@ -90,6 +95,16 @@ std::vector<std::string> sans(X509* c, int type) {
   return out;
 }
 
+// Header names as CGI-style backends compare them: case-insensitive, '_' the same as '-'.
+bool same_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto fold = [](char c) { return c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+    if (fold(a[i]) != fold(b[i])) return false;
+  }
+  return true;
+}
+
 bool listed(std::string_view connection_header, std::string_view name) {
   std::size_t pos = 0;
   while (pos < connection_header.size()) {
@@ -98,7 +113,7 @@ bool listed(std::string_view connection_header, std::string_view name) {
     std::string_view token = connection_header.substr(pos, comma - pos);
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
     while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-    if (iequals(token, name)) return true;
+    if (same_name(token, name)) return true;
     pos = comma + 1;
   }
   return false;
@@ -115,9 +130,9 @@ bool is_identity_header(std::string_view n, const config::Forward& cfg) {
                                   "X-Forwarded-Host", "Forwarded", "X-Remote-User",
                                   "X-Remote-Auth-Type"};
   for (const char* h : kAlways)
-    if (iequals(n, h)) return true;
-  return (!cfg.user_header.empty() && iequals(n, cfg.user_header)) ||
-         (!cfg.auth_type_header.empty() && iequals(n, cfg.auth_type_header));
+    if (same_name(n, h)) return true;
+  return (!cfg.user_header.empty() && same_name(n, cfg.user_header)) ||
+         (!cfg.auth_type_header.empty() && same_name(n, cfg.auth_type_header));
 }
 
 bool is_hop_by_hop(std::string_view n, std::string_view connection_header) {
@@ -125,7 +140,7 @@ bool is_hop_by_hop(std::string_view n, std::string_view connection_header) {
                                "Transfer-Encoding", "Upgrade", "Proxy-Authenticate",
                                "Proxy-Authorization", "Content-Length", "Expect"};
   for (const char* h : kHop)
-    if (iequals(n, h)) return true;
+    if (same_name(n, h)) return true;
   return listed(connection_header, n);
 }
 
@@ -135,36 +150,38 @@ std::vector<Header> identity_headers(const ForwardInput& in) {
   if (!f.user_header.empty() && !in.who.user.empty()) out.push_back({f.user_header, clean(in.who.user)});
   if (!f.auth_type_header.empty() && !in.who.auth_method.empty())
     out.push_back({f.auth_type_header, clean(in.who.auth_method)});
-  if (in.leaf) {
-    const std::string leaf_der = der(in.leaf);
+  // Only a certificate this request's decision validated and mapped says who the caller is.
+  X509* const leaf = in.who.certificate ? in.leaf : nullptr;
+  if (leaf) {
+    const std::string leaf_der = der(leaf);
     if (f.client_cert == "x-arr-clientcert") {
-      out.push_back({"X-ARR-ClientCert", der_b64(in.leaf)});
+      out.push_back({"X-ARR-ClientCert", der_b64(leaf)});
     } else if (f.client_cert == "rfc9440") {
-      out.push_back({"Client-Cert", ":" + der_b64(in.leaf) + ":"});
+      out.push_back({"Client-Cert", ":" + der_b64(leaf) + ":"});
       std::string chain;
       for (int i = 0; in.chain && i < sk_X509_num(in.chain); ++i)
         chain += (chain.empty() ? ":" : ", :") + der_b64(sk_X509_value(in.chain, i)) + ":";
       if (!chain.empty()) out.push_back({"Client-Cert-Chain", chain});
     } else if (f.client_cert == "xfcc") {
-      std::string v = "Hash=" + sha256_hex(leaf_der) + ";Cert=" + xfcc_quote(url_encode(pem(in.leaf)));
-      std::string chain = pem(in.leaf);
+      std::string v = "Hash=" + sha256_hex(leaf_der) + ";Cert=" + xfcc_quote(url_encode(pem(leaf)));
+      std::string chain = pem(leaf);
       for (int i = 0; in.chain && i < sk_X509_num(in.chain); ++i) chain += pem(sk_X509_value(in.chain, i));
       v += ";Chain=" + xfcc_quote(url_encode(chain));
-      v += ";Subject=" + xfcc_quote(clean(pki::subject_text(in.leaf)));
-      for (const auto& u : sans(in.leaf, GEN_URI)) v += ";URI=" + clean(u);
-      for (const auto& d : sans(in.leaf, GEN_DNS)) v += ";DNS=" + clean(d);
+      v += ";Subject=" + xfcc_quote(clean(pki::subject_text(leaf)));
+      for (const auto& u : sans(leaf, GEN_URI)) v += ";URI=" + xfcc_value(clean(u));
+      for (const auto& d : sans(leaf, GEN_DNS)) v += ";DNS=" + xfcc_value(clean(d));
       out.push_back({"X-Forwarded-Client-Cert", v});
     }
     if (f.cert_fields) {
-      out.push_back({"X-Client-Cert-Subject", clean(pki::subject_text(in.leaf))});
-      out.push_back({"X-Client-Cert-Issuer", clean(pki::issuer_text(in.leaf))});
-      out.push_back({"X-Client-Cert-Serial", pki::serial_hex(in.leaf)});
-      out.push_back({"X-Client-Cert-Not-After", http_date(pki::to_unix(X509_get0_notAfter(in.leaf)))});
+      out.push_back({"X-Client-Cert-Subject", clean(pki::subject_text(leaf))});
+      out.push_back({"X-Client-Cert-Issuer", clean(pki::issuer_text(leaf))});
+      out.push_back({"X-Client-Cert-Serial", pki::serial_hex(leaf)});
+      out.push_back({"X-Client-Cert-Not-After", http_date(pki::to_unix(X509_get0_notAfter(leaf)))});
       out.push_back({"X-Client-Cert-Fingerprint", sha256_hex(leaf_der)});
     }
   }
   if (!in.assertion.empty()) out.push_back({"X-Certgate-Assertion", in.assertion});
-  const std::string host(in.req.header("Host"));
+  const std::string host(in.host);
   const std::string ip(in.client_ip);
   out.push_back({"X-Forwarded-For", ip});
   out.push_back({"X-Forwarded-Proto", in.https ? "https" : "http"});
@@ -176,21 +193,19 @@ std::vector<Header> identity_headers(const ForwardInput& in) {
 }
 
 std::string forwarded_head(const ForwardInput& in) {
-  std::string target = in.backend.prefix + in.req.target;
-  std::string head = in.req.method + " " + target + " HTTP/1.1\r\n";
+  std::string head = in.req.method + " " + in.backend.prefix + std::string(in.target) + " HTTP/1.1\r\n";
   const std::string_view connection = in.req.header("Connection");
-  bool host_sent = false;
   for (const auto& h : in.req.headers) {
+    // CGI, WSGI, PHP and Rack turn '-' and '_' into the same variable name: X_Remote_User
+    // would reach them as X-Remote-User (nginx drops such names by default too).
+    if (!in.cfg.underscores_in_headers && h.name.find('_') != std::string::npos) continue;
     if (is_identity_header(h.name, in.cfg)) continue;  // never trust what the client says here
     if (is_hop_by_hop(h.name, connection)) continue;
-    if (in.strip_authorization && iequals(h.name, "Authorization")) continue;
-    if (iequals(h.name, "Host")) {
-      if (!in.preserve_host) continue;
-      host_sent = true;
-    }
+    if (in.strip_authorization && same_name(h.name, "Authorization")) continue;
+    if (iequals(h.name, "Host")) continue;  // the one below names the authority the policy saw
     head += h.name + ": " + h.value + "\r\n";
   }
-  if (!host_sent) head += "Host: " + in.backend.authority + "\r\n";
+  head += "Host: " + (in.preserve_host && !in.host.empty() ? std::string(in.host) : in.backend.authority) + "\r\n";
   for (const auto& h : identity_headers(in)) head += h.name + ": " + h.value + "\r\n";
   if (in.websocket) {
     head += "Connection: Upgrade\r\nUpgrade: " + std::string(in.req.header("Upgrade")) + "\r\n";

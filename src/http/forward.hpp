@@ -1,7 +1,8 @@
 #pragma once
 // What certgate tells a backend about the caller (spec: behaviour.md §7): the request head it
 // forwards, with every incoming header certgate may set removed first (any case, any number of
-// repetitions), hop-by-hop headers dropped (RFC 9110 §7.6.1), and its own identity headers added.
+// repetitions, '_' or '-'), names with '_' dropped unless the site allows them, hop-by-hop headers
+// dropped (RFC 9110 §7.6.1), and its own identity headers added.
 #include "auth/verdict.hpp"
 #include "config/backend.hpp"
 #include "config/config.hpp"
@@ -22,11 +23,15 @@ using config::BackendUrl;
 // The facts the forwarded head is built from.
 struct ForwardInput {
   const Request& req;
+  std::string_view target;  // origin-form, as the policy saw it (http/path.hpp forward_target)
+  std::string_view host;    // the request's authority: absolute-form target, else Host
   const config::Forward& cfg;
   const BackendUrl& backend;
   bool preserve_host = false;
   std::string_view client_ip;
   bool https = true;
+  // The decision: its user, and whether it validated and mapped the certificate below. A
+  // certificate the decision did not vouch for is never forwarded, whatever `leaf` holds.
   const auth::Outcome& who;
   X509* leaf = nullptr;             // the client certificate (null when none)
   STACK_OF(X509)* chain = nullptr;  // what the client sent after the leaf
@@ -35,7 +40,8 @@ struct ForwardInput {
   bool websocket = false;           // keep Upgrade / Connection: upgrade
 };
 
-// Headers a client may never set: certgate's own identity headers in every format.
+// Headers a client may never set: certgate's own identity headers in every format. Names
+// compare case-insensitively with '_' read as '-', as CGI, WSGI, PHP and Rack read them.
 bool is_identity_header(std::string_view name, const config::Forward& cfg);
 bool is_hop_by_hop(std::string_view name, std::string_view connection_header);
 

@@ -35,18 +35,6 @@ Response error(const ConnectionInfo& c, int status, int substatus, std::string r
                         detailed_for(c), prefers_json(accept));
 }
 
-std::string host_only(std::string_view host) {
-  std::string h(host);
-  if (!h.empty() && h.front() == '[') {
-    auto close = h.find(']');
-    h = close == std::string::npos ? h : h.substr(1, close - 1);
-  } else if (auto colon = h.rfind(':'); colon != std::string::npos) {
-    h.resize(colon);
-  }
-  for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return h;
-}
-
 }  // namespace
 
 Response protocol_error(const ConnectionInfo& c, int status, std::string reason,
@@ -56,37 +44,88 @@ Response protocol_error(const ConnectionInfo& c, int status, std::string reason,
   return r;
 }
 
+namespace {
+Handled handle_routed(const ConnectionInfo& c, const Request& req, const NormalizedTarget& target,
+                      std::string_view authority, std::optional<bool> password_ok);
+}  // namespace
+
 Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> password_ok) {
   Handled h;
+  h.site = c.site.index;
   const std::string_view accept = req.header("Accept");
-  auto target = normalize_target(req.target);
+  auto form = split_target(req.target);
+  auto target = form ? normalize_target(form->origin) : std::nullopt;
   if (!target) {
     h.response = protocol_error(c, 400, "the request target is not a valid path", accept);
     return h;
   }
-  const std::string_view host_header = req.header("Host");
-  if (req.version >= 11 && !req.has_header("Host")) {
+  // RFC 9112 §3.2: one Host, and a valid one; an absolute-form target's authority replaces it.
+  std::size_t hosts = 0;
+  std::string_view host_header;
+  for (const auto& hd : req.headers)
+    if (iequals(hd.name, "Host") && hosts++ == 0) host_header = hd.value;
+  if (hosts > 1) {
+    h.response = protocol_error(c, 400, "the request has more than one Host header", accept);
+    return h;
+  }
+  if (req.version >= 11 && hosts == 0) {
     h.response = protocol_error(c, 400, "HTTP/1.1 requests must carry a Host header", accept);
     return h;
   }
-  // An https connection belongs to the site its TLS handshake (SNI) chose. A Host naming
-  // another site on this endpoint would borrow that site's policy over this connection's
-  // certificate decision: the known mTLS bypass. Refuse it (RFC 9110 §15.5.20).
-  if (c.tls && !host_header.empty()) {
-    const auto* route = c.listener.route_for_host(host_only(host_header));
-    if (route && route->site != c.site.index) {
-      h.response = error(c, 421, 0,
-                         "Host '" + std::string(host_header) + "' is served by site \"" +
-                             c.snap.sites[route->site].cfg.name + "\", but this TLS connection "
-                             "was made for site \"" + c.site.cfg.name + "\"; open a new "
-                             "connection with the matching server name",
+  const std::string_view authority = form->absolute ? form->authority : host_header;
+  const auto key = host_key(authority);
+  if (!key) {
+    h.response = protocol_error(c, 400, "the request's host '" + std::string(authority) +
+                                            "' is not a valid host name", accept);
+    return h;
+  }
+  const auto* route = key->empty() ? c.listener.default_route() : c.listener.route_for_host(*key);
+  if (!c.tls) {
+    // Plain HTTP has no handshake to choose the site: the Host does, for every request.
+    if (!route) {
+      h.response = error(c, 400, 0, "no site on this address serves host '" + std::string(authority) + "'",
                          accept);
       return h;
     }
+    ConnectionInfo routed{c.snap, c.listener, c.snap.sites[route->site], c.tls, c.client_is_local,
+                          c.revocation};
+    Handled r = handle_routed(routed, req, *target, authority, password_ok);
+    r.site = route->site;
+    return r;
   }
+  if (!key->empty() && route && route->site != c.site.index) {
+    // An https connection belongs to the site its TLS handshake (SNI) chose. A Host naming
+    // another site on this endpoint would borrow that site's policy over this connection's
+    // certificate decision: the known mTLS bypass. Refuse it (RFC 9110 §15.5.20).
+    h.response = error(c, 421, 0,
+                       "Host '" + std::string(authority) + "' is served by site \"" +
+                           c.snap.sites[route->site].cfg.name + "\", but this TLS connection "
+                           "was made for site \"" + c.site.cfg.name + "\"; open a new "
+                           "connection with the matching server name",
+                       accept);
+    return h;
+  }
+  Handled r = handle_routed(c, req, *target, authority, password_ok);
+  r.site = c.site.index;
+  return r;
+}
 
+namespace {
+Handled handle_routed(const ConnectionInfo& c, const Request& req, const NormalizedTarget& target,
+                      std::string_view authority, std::optional<bool> password_ok) {
+  Handled h;
+  const std::string_view accept = req.header("Accept");
+  // A proxied path goes to the backend exactly as the policy below sees it, or not at all.
+  const std::string& backend = c.site.backend_for(target.path);
+  std::optional<std::string> forward;
+  if (!backend.empty() && !(forward = forward_target(target))) {
+    h.response = protocol_error(c, 400, "the request path has a segment that backends resolve to "
+                                        "another path (a path parameter on '.' or '..', a trailing "
+                                        "dot or space, or a second level of percent-encoding)", accept);
+    return h;
+  }
   // The assertion's public keys are public: a backend fetches them without a certificate.
-  if (c.site.signer && target->path == c.site.cfg.forward.assertion.jwks_path) {
+  if (c.site.signer && target.path == c.site.cfg.forward.assertion.jwks_path) {
     h.response.set("Content-Type", "application/jwk-set+json");
     h.response.set("Cache-Control", "max-age=300");
     h.response.body = c.site.signer->jwks();
@@ -95,7 +134,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
     return h;
   }
 
-  const auth::LocationPolicy& policy = c.site.policy_for(target->path);
+  const auth::LocationPolicy& policy = c.site.policy_for(target.path);
   auth::RequestEvidence ev;
   ev.over_tls = c.tls != nullptr;
   if (c.tls) {
@@ -155,13 +194,19 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
       h.response.set("WWW-Authenticate", "Basic realm=\"" + c.site.auth.realm + "\", charset=\"UTF-8\"");
     return h;
   }
-  if (const std::string& backend = c.site.backend_for(target->path); !backend.empty()) {
+  if (!backend.empty()) {
     ProxyPlan plan;
     plan.backend = &c.site.backends.at(backend);
     plan.backend_key = backend;
+    plan.target = std::move(*forward);
+    plan.host = authority;
     plan.websocket = iequals(req.header("Upgrade"), "websocket");
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
-    h.proxy = plan;
+    if (h.outcome.certificate) {
+      plan.leaf = c.tls->leaf.get();
+      plan.chain = c.tls->presented_chain();
+    }
+    h.proxy = std::move(plan);
     return h;
   }
   if (req.method != "GET" && req.method != "HEAD") {
@@ -172,9 +217,9 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   StaticRequest job;
   job.root = c.site.cfg.root;
   job.default_documents = c.site.cfg.default_documents;
-  job.path = target->path;
-  job.query = target->query;
-  job.trailing_slash = target->trailing_slash;
+  job.path = target.path;
+  job.query = target.query;
+  job.trailing_slash = target.trailing_slash;
   job.head = req.method == "HEAD";
   job.if_none_match = req.header("If-None-Match");
   job.if_modified_since = req.header("If-Modified-Since");
@@ -183,6 +228,8 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   h.static_job = std::move(job);
   return h;
 }
+
+}  // namespace
 
 Response gateway_error(const ConnectionInfo& c, int status, int substatus, std::uint32_t win32,
                        std::string reason, std::string_view accept) {

@@ -32,8 +32,13 @@ struct PasswordJob {
 struct ProxyPlan {
   const config::BackendUrl* backend = nullptr;
   std::string backend_key;  // as configured: names the connection pool
+  std::string target;       // origin-form: the path the policy matched, re-encoded, and the query
+  std::string host;         // the request's authority (absolute-form target, else Host)
   bool websocket = false;
   bool strip_authorization = false;  // certgate used the Basic credentials itself
+  // The client certificate, only when the decision validated and mapped it (null otherwise).
+  X509* leaf = nullptr;
+  STACK_OF(X509)* chain = nullptr;
 };
 
 struct Handled {
@@ -44,9 +49,11 @@ struct Handled {
   std::vector<revocation::Need> revocation_job;  // fetch these, then handle() again
   bool directory_job = false;  // ask c.site.directory for the leaf's account, then handle() again
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
+  std::size_t site = 0;  // the site that answered: the TLS connection's, or (plain HTTP) the Host's
 };
 
-// `password_ok`: the answer of a password_job this request asked for earlier.
+// `password_ok`: the answer of a password_job this request asked for earlier. On a plain-HTTP
+// binding `conn.site` is ignored: every request goes to the site its Host names.
 Handled handle(const ConnectionInfo& conn, const Request& req,
                std::optional<bool> password_ok = std::nullopt);
 
