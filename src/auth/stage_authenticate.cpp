@@ -50,14 +50,21 @@ Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& 
     return Outcome{.verdict = Verdict::Deny403_7_NoCertificate,
                    .reason = "this location requires a mapped client certificate and the "
                              "password of its user; no certificate was presented"};
+  // Without mapping the request runs as Basic or anonymous, but a certificate this location
+  // validated still belongs to the request: IIS hands it to the application
+  // (Request.ClientCertificate) and backends such as Tomcat's SSLValve do their own mapping.
+  const auto vouched = [&](Outcome o) {
+    o.certificate = valid_cert;
+    return o;
+  };
   const bool basic = site && site->basic_enabled;
-  if (basic && ev.basic == PasswordCheck::Valid) return allow(ev.basic_user, "Basic");
+  if (basic && ev.basic == PasswordCheck::Valid) return vouched(allow(ev.basic_user, "Basic"));
   if (basic && ev.basic == PasswordCheck::Invalid)
     // spec: behaviour.md §5 "wrong password | 401.1 | 1326"
     return Outcome{.verdict = Verdict::Deny401_1_BadCredentials,
                    .reason = "wrong user name or password for '" + ev.basic_user + "'",
                    .challenge = true};
-  if (policy.anonymous) return allow("", "Anonymous");
+  if (policy.anonymous) return vouched(allow("", "Anonymous"));
   // spec: behaviour.md §5 "no authentication method accepted | 401.2 | 5"
   return Outcome{.verdict = Verdict::Deny401_2_NoMethod,
                  .reason = basic ? "this location needs a user name and password"

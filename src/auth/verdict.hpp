@@ -54,8 +54,8 @@ struct Outcome {
   std::string rule;         // the mapping or rule that decided ("" when none)
   std::vector<std::string> groups;  // groups the mapper found (directory mapping)
   bool challenge = false;   // a 401 that should carry WWW-Authenticate: Basic
-  // The presented certificate was validated (chain fault none) and mapped by this decision: the
-  // only case in which it may be forwarded to a backend as the caller's identity.
+  // This request's decision validated the presented certificate (chain fault none) and, where the
+  // site maps certificates, mapped it: the only case in which it may be forwarded to a backend.
   bool certificate = false;
   std::source_location where = std::source_location::current();
 

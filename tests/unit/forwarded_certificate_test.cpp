@@ -1,5 +1,5 @@
 // The decision vouches for a certificate (Outcome::certificate) only when this request's location
-// validated it and it was mapped: the one case the proxy may forward it (issue 13 item 1).
+// validated it and (where the site maps) mapped it: the one case the proxy may forward it (issue 13 item 1).
 #include "auth/decide.hpp"
 
 #include <gtest/gtest.h>
@@ -43,7 +43,10 @@ TEST(ForwardedCertificate, OnlyAValidatedAndMappedCertificateIsVouchedFor) {
       {"two-factor", {kRequire, true, true, {}, &mapped}, basic_too, true, true},
       {"location does not negotiate", {kSslOnly, true, false, {}, &mapped}, unvalidated, true, false},
       {"location does not negotiate, Basic user", {kSslOnly, true, false, {}, &mapped}, basic_only, true, false},
-      {"site without mapping", {kAccept, true, false, {}, &unmapped}, presented, true, false},
+      // Without mapping the request is anonymous, but the certificate was validated here: the
+      // backend may do its own mapping (IIS: Request.ClientCertificate).
+      {"site without mapping", {kAccept, true, false, {}, &unmapped}, presented, true, true},
+      {"site without mapping, not validated", {kAccept, true, false, {}, &unmapped}, unvalidated, true, false},
   };
   for (const auto& c : cases) {
     Outcome o = decide(c.policy, c.ev);
