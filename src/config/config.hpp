@@ -79,6 +79,12 @@ struct ClientCertificates {
   std::uint32_t url_timeout_ms = 15000;  // IIS urlretrievaltimeout
   bool soft_fail = false;
   std::uint32_t retry_seconds = 30;      // a URL that failed is not asked again sooner
+  // Weak cryptography and profile (docs/validation.md "Weak keys and digests", "Profile checks").
+  // Lowering min_rsa_bits, allow_sha1 = true and x509_strict = false weaken the site.
+  std::uint32_t min_rsa_bits = 2048;  // RSA and DSA keys in the path, trust anchor included
+  bool allow_sha1 = false;            // SHA-1 signatures below the trust anchor
+  bool x509_strict = true;            // RFC 5280 profile checks
+  std::uint32_t max_chain_depth = 8;  // CA certificates between the leaf and its trust anchor
 };
 
 struct Location {

@@ -258,6 +258,11 @@ void read_client_certs(Table& t, ClientCertificates& cc, const fs::path& base) {
   cc.url_timeout_ms = static_cast<std::uint32_t>(t.integer("url_timeout_ms", 15000, 100, 600000));
   cc.soft_fail = t.boolean("soft_fail", false);
   cc.retry_seconds = static_cast<std::uint32_t>(t.integer("retry_seconds", 30, 0, 86400));
+  // Below 1024 bits an RSA key is factored on commodity hardware: no setting accepts that.
+  cc.min_rsa_bits = static_cast<std::uint32_t>(t.integer("min_rsa_bits", 2048, 1024, 16384));
+  cc.allow_sha1 = t.boolean("allow_sha1", false);
+  cc.x509_strict = t.boolean("x509_strict", true);
+  cc.max_chain_depth = static_cast<std::uint32_t>(t.integer("max_chain_depth", 8, 0, 64));
   t.finish();
 }
 
