@@ -177,6 +177,11 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   SSL_CTX* ctx = out.ctx.get();
   if (!ctx) throw runtime::CompileError(where + "cannot create TLS context: " + pki::openssl_errors());
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // Security level 2 whatever the OpenSSL build or openssl.cnf says (Debian's default, not
+  // upstream's): the server's own key and chain ≥ 2048-bit RSA / P-256, no SHA-1 signatures.
+  // The client's chain is judged after the handshake (pki/chain_verify.cpp: min_rsa_bits,
+  // allow_sha1), so a weak client certificate gets a readable 403.16, not a TLS alert.
+  SSL_CTX_set_security_level(ctx, 2);
   // Client-initiated renegotiation is a CPU-exhaustion vector and nothing here needs it yet.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // A resumed session brings back the client's leaf but not the chain it sent (a decoded

@@ -57,6 +57,8 @@ struct FaultRow {
   std::uint32_t win32;
 };
 
+void PrintTo(const FaultRow& r, std::ostream* os) { *os << auth::to_string(r.fault); }
+
 class FaultVerdict : public ::testing::TestWithParam<FaultRow> {};
 
 TEST_P(FaultVerdict, GivesStatusSubstatusAndWin32) {
