@@ -36,6 +36,9 @@ bool crl_unavailable(int code) {
 int collect_cb(int ok, X509_STORE_CTX* ctx) {
   if (ok) return 1;
   auto* collected = static_cast<Collected*>(X509_STORE_CTX_get_app_data(ctx));
+  // OpenSSL validates an indirect CRL's own path in a child context that inherits this callback
+  // but not the app data: there OpenSSL's answer stands (the parent records the CRL problem).
+  if (collected == nullptr) return ok;
   X509* cert = X509_STORE_CTX_get_current_cert(ctx);
   const int depth = X509_STORE_CTX_get_error_depth(ctx);
   int code = X509_STORE_CTX_get_error(ctx);

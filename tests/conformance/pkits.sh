@@ -19,11 +19,17 @@ fi
 # secure defaults 245 rows pass: those two become INVALID, as with OpenSSL's -x509_strict -auth_level 2.
 legacy=${PKITS_LEGACY-"--min-rsa-bits 1024 --allow-sha1 --no-strict"}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-python3 "$runner" --jobs 2 \
+rows=$(mktemp)
+trap 'rm -f "$out" "$rows"' EXIT
+python3 "$runner" --jobs 2 --results "$rows" \
   --cmd "$certgate verify --revocation cache-only $legacy --ca {anchor_pem} --untrusted {untrusted_pem} --crl {crls_pem} {policy_args} {leaf_pem}" \
   > "$out" || true  # the runner exits non-zero when any row fails; the floor decides here
 tail -n 5 "$out"
+# A refusal must be a verdict, never a crash (4.14.30's indirect CRL once crashed the callback).
+if grep -E -i "segmentation fault|core dumped|aborted" "$rows"; then
+  echo "pkits: certgate crashed on the rows above" >&2
+  exit 1
+fi
 last=$(tail -n 1 "$out")
 passed=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
 if [ -z "$passed" ]; then echo "pkits: could not read the score from: $last" >&2; exit 1; fi

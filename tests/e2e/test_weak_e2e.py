@@ -362,5 +362,51 @@ class LimboStyle(unittest.TestCase):
                     self.assertTrue(r.stdout.startswith("403.1"), r.stdout)
 
 
+class IndirectCrlPath(unittest.TestCase):
+    def test_crl_signed_by_a_certificate_with_a_broken_path_is_a_verdict_not_a_crash(self):
+        """A CRL issued under the CA's name by a separate signer whose own path fails: OpenSSL
+        checks that path in a child context carrying certgate's callback (PKITS 4.4.21 and 4.14.30
+        take the same route); it used to dereference missing app data and kill the process."""
+        d = tempfile.mkdtemp(prefix="crlpath-", dir=WEAK)
+
+        def c(name, subject, issuer, ext):
+            k = os.path.join(d, name + ".key")
+            openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", k)
+            with open(os.path.join(d, name + ".ext"), "w") as f:
+                f.write("[v3]\n" + ext)
+            openssl("req", "-new", "-key", k, "-subj", subject, "-out", os.path.join(d, name + ".csr"))
+            _serial[0] += 1
+            sign = ["-signkey", k] if issuer is None else \
+                ["-CA", os.path.join(d, issuer + ".pem"), "-CAkey", os.path.join(d, issuer + ".key")]
+            openssl("x509", "-req", "-in", os.path.join(d, name + ".csr"), *sign, "-set_serial", str(_serial[0]),
+                    "-days", "30", "-extfile", os.path.join(d, name + ".ext"), "-extensions", "v3",
+                    "-out", os.path.join(d, name + ".pem"))
+
+        c("root", "/CN=CRL Path Root", None, ROOT_EXT)
+        c("other", "/CN=Untrusted Root", None, ROOT_EXT)
+        c("ca", "/CN=CRL Path CA", "root", CA_EXT)
+        c("signer", "/CN=CRL Path CA", "other", "basicConstraints = critical, CA:FALSE\n"
+          "keyUsage = critical, cRLSign\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n")
+        c("leaf", "/CN=crlpath", "ca", LEAF_EXT)
+        with open(os.path.join(d, "ca.cnf"), "w") as f:
+            f.write("[ca]\ndefault_ca = x\n[x]\ndatabase = index.txt\ncrlnumber = crlnumber\n"
+                    "default_md = sha256\ndefault_crl_days = 30\n[crl_ext]\nauthorityKeyIdentifier = keyid:always\n")
+        open(os.path.join(d, "index.txt"), "w").close()
+        with open(os.path.join(d, "crlnumber"), "w") as f:
+            f.write("1000\n")
+        subprocess.run(["openssl", "ca", "-config", "ca.cnf", "-gencrl", "-keyfile", "signer.key", "-cert",
+                        "signer.pem", "-crlexts", "crl_ext", "-out", "crl.pem"], cwd=d, check=True,
+                       capture_output=True)
+        with open(os.path.join(d, "chain.pem"), "w") as out:
+            for part in ("leaf", "ca", "signer"):
+                with open(os.path.join(d, part + ".pem")) as f:
+                    out.write(f.read())
+        r = run(["verify", "--revocation", "cache-only", "--ca", os.path.join(d, "root.pem"), "--crl",
+                 os.path.join(d, "crl.pem"), os.path.join(d, "chain.pem")])
+        self.assertEqual(r.returncode, 1, "exit %d: %s%s" % (r.returncode, r.stdout, r.stderr))
+        self.assertTrue(r.stdout.startswith("403.13 revocation status of 'CN=crlpath' is unknown: "
+                                            "CRL path validation error"), r.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()
