@@ -182,6 +182,11 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   // The client's chain is judged after the handshake (pki/chain_verify.cpp: min_rsa_bits,
   // allow_sha1), so a weak client certificate gets a readable 403.16, not a TLS alert.
   SSL_CTX_set_security_level(ctx, 2);
+  // TLS 1.2 without static-RSA key exchange (no forward secrecy, Bleichenbacher-style oracles);
+  // it also needs RSA decryption with the TLS padding, which the built-in RSA key method that
+  // pki/key_decoding.cpp routes RSA keys to does not implement (decrypt_error).
+  if (SSL_CTX_set_cipher_list(ctx, "DEFAULT:!kRSA") != 1)
+    throw runtime::CompileError(where + "cannot set the TLS 1.2 cipher list: " + pki::openssl_errors());
   // Client-initiated renegotiation is a CPU-exhaustion vector and nothing here needs it yet.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // A resumed session brings back the client's leaf but not the chain it sent (a decoded

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import Server, free_port, mtls_site, pki, read_response, run  # noqa: E402
 
 SECURE, LEGACY, SHALLOW, LAX = free_port(), free_port(), free_port(), free_port()
+RSA_SERVER = free_port()
 WEAK = tempfile.mkdtemp(prefix="certgate-weak-")
 
 CA_EXT = """basicConstraints = critical, CA:TRUE
@@ -91,6 +92,18 @@ def make_pki():
     cert("sha256", "/O=Weak Test/CN=sha256", "rsaca", chain=["rsaca"])
     cert("noaki", "/O=Weak Test/CN=noaki", "ica", ext=NO_AKI, chain=["ica"])
     cert("deep", "/O=Weak Test/CN=deep", "ica2", chain=["ica2", "ica"])
+    # An RSA server certificate from the scenario PKI's issuing CA (the test clients trust it).
+    key("rsa-server", "rsa:2048")
+    with open(w("rsa-server.ext"), "w") as f:
+        f.write("[v3]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature, "
+                "keyEncipherment\nextendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost\n")
+    openssl("req", "-new", "-key", w("rsa-server.key"), "-subj", "/CN=localhost", "-out", w("rsa-server.csr"))
+    openssl("x509", "-req", "-in", w("rsa-server.csr"), "-CA", pki("issuing-ca.pem"), "-CAkey",
+            pki("ca/issuing-ca/ca.key"), "-set_serial", "77", "-days", "30", "-extfile", w("rsa-server.ext"),
+            "-extensions", "v3", "-out", w("rsa-server.pem"))
+    with open(w("rsa-server-chain.pem"), "w") as out, open(w("rsa-server.pem")) as a, \
+            open(pki("issuing-ca.pem")) as b:
+        out.write(a.read() + b.read())
 
 
 SITES = "".join([
@@ -101,6 +114,17 @@ SITES = "".join([
                                      '  max_chain_depth = 1'),
     mtls_site("Lax", LAX, 4, f'trusted_cas = ["{WEAK}/root.pem"]\n  revocation = "off"\n'
                              '  x509_strict = false'),
+    f"""
+[[sites]]
+name = "RSA server"
+id = 5
+root = "www"
+ssl_flags = ["Ssl"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{RSA_SERVER}"
+  certificate = "{WEAK}/rsa-server-chain.pem"
+  key = "{WEAK}/rsa-server.key"
+""",
 ])
 SITE_IDS = {SECURE: 1, LEGACY: 2, SHALLOW: 3, LAX: 4}
 server = None
@@ -360,6 +384,30 @@ class LimboStyle(unittest.TestCase):
                 self.assertEqual(r.returncode, 0 if valid else 1, r.stdout + r.stderr)
                 if not valid:
                     self.assertTrue(r.stdout.startswith("403.1"), r.stdout)
+
+
+class StaticRsaKeyExchange(unittest.TestCase):
+    def connect(self, cipher):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(pki("root-ca.pem"))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(cipher)
+        raw = socket.create_connection(("127.0.0.1", RSA_SERVER), timeout=10)
+        return ctx.wrap_socket(raw, server_hostname="localhost")
+
+    def test_rsa_key_exchange_only_client_is_refused_with_handshake_failure_not_decrypt_error(self):
+        # Static RSA key exchange used to be negotiated and then fail with decrypt_error (the
+        # built-in RSA key method lacks the TLS padding); it is now simply not offered.
+        with self.assertRaises(ssl.SSLError) as e:
+            self.connect("AES128-GCM-SHA256").close()
+        self.assertIn("HANDSHAKE_FAILURE", str(e.exception).upper())
+        self.assertNotIn("DECRYPT", str(e.exception).upper())
+
+    def test_ecdhe_rsa_over_tls12_completes(self):
+        with self.connect("ECDHE-RSA-AES128-GCM-SHA256") as s:
+            self.assertEqual(s.cipher()[0], "ECDHE-RSA-AES128-GCM-SHA256")
+            s.sendall(b"GET /?ecdhe-rsa HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            self.assertEqual(read_response(s.makefile("rb")).status, 200)
 
 
 class IndirectCrlPath(unittest.TestCase):
