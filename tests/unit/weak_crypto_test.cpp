@@ -107,6 +107,22 @@ TEST(WeakCryptoConfig, DefaultsAreSecurityLevelTwoStrictDepthEight) {
   EXPECT_EQ(cc.max_chain_depth, 8u);
 }
 
+TEST(WeakCryptoConfig, WeakeningSettingsLoadWithAWarningEach) {
+  test::TempDir dir;
+  auto file = dir.write("c.toml", "\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = "
+                                  "\"127.0.0.1:8443\"\ncertificate = \"server.pem\"\n"
+                                  "[sites.client_certificates]\nmin_rsa_bits = 1024\n"
+                                  "allow_sha1 = true\nx509_strict = false\n");
+  auto cfg = config::load(file);
+  ASSERT_EQ(cfg.warnings.size(), 3u);
+  EXPECT_NE(cfg.warnings[0].find("min_rsa_bits = 1024 weakens the site"), std::string::npos) << cfg.warnings[0];
+  EXPECT_NE(cfg.warnings[1].find("allow_sha1 = true weakens the site"), std::string::npos) << cfg.warnings[1];
+  EXPECT_NE(cfg.warnings[2].find("x509_strict = false weakens the site"), std::string::npos) << cfg.warnings[2];
+  EXPECT_EQ(cfg.sites[0].client_certificates.min_rsa_bits, 1024u);
+  EXPECT_TRUE(cfg.sites[0].client_certificates.allow_sha1);
+  EXPECT_FALSE(cfg.sites[0].client_certificates.x509_strict);
+}
+
 TEST(WeakCryptoConfig, BadValuesNameLineColumnAndKey) {
   EXPECT_EQ(config_error("min_rsa_bits = 512\n"),
             "c.toml:8:16: sites[0].client_certificates.min_rsa_bits: must be between 1024 and 16384");
