@@ -50,6 +50,9 @@ struct ServerSettings {
   SessionResumption session_resumption = SessionResumption::Cache;
   std::size_t session_cache_size = 20000;
   std::uint32_t session_timeout_seconds = 3600;
+  // TLS 1.2 cipher list (OpenSSL syntax; TLS 1.3 suites are OpenSSL's). The default leaves out
+  // static-RSA key exchange (no forward secrecy); a list that brings it back is honoured.
+  std::string ciphers = "DEFAULT:!kRSA";
   // Plain-HTTP listener for operators: /metrics (Prometheus text). "" = none.
   std::string admin_listen;
   std::string admin_address;

@@ -210,6 +210,8 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
                                                       {"tickets", SessionResumption::Tickets}});
   s.session_cache_size = static_cast<std::size_t>(t.integer("session_cache_size", 20000, 1, 10000000));
   s.session_timeout_seconds = static_cast<std::uint32_t>(t.integer("session_timeout_seconds", 3600, 1, 7 * 86400));
+  s.ciphers = t.str("ciphers", s.ciphers);
+  if (s.ciphers.empty()) t.fail("ciphers", "must not be empty (the default is \"DEFAULT:!kRSA\")");
   s.admin_listen = t.str("admin_listen", "");
   if (!s.admin_listen.empty() && !split_listen(s.admin_listen, s.admin_address, s.admin_port))
     t.fail("admin_listen", "expected address:port, e.g. \"127.0.0.1:9180\"");

@@ -410,6 +410,45 @@ class StaticRsaKeyExchange(unittest.TestCase):
             self.assertEqual(read_response(s.makefile("rb")).status, 200)
 
 
+class StaticRsaBroughtBack(unittest.TestCase):
+    """`[server] ciphers` that enables static-RSA key exchange: the handshake completes (RSA keys
+    leave the built-in key methods, which cannot decrypt with the TLS padding)."""
+
+    def test_rsa_key_exchange_completes_when_the_cipher_list_allows_it(self):
+        port = free_port()
+        site = f"""
+[[sites]]
+name = "RSA kx"
+root = "www"
+ssl_flags = ["Ssl"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{port}"
+  certificate = "{WEAK}/rsa-server-chain.pem"
+  key = "{WEAK}/rsa-server.key"
+"""
+        srv = Server(site, server_extra='ciphers = "DEFAULT"').start()
+        try:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(pki("root-ca.pem"))
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers("AES128-GCM-SHA256")
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                self.assertEqual(s.cipher()[0], "AES128-GCM-SHA256")
+                s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                self.assertEqual(read_response(s.makefile("rb")).status, 200)
+            self.assertIn("built-in EC key methods (RSA: provider)", srv.stderr_text())
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+    def test_a_cipher_list_openssl_does_not_know_is_refused_at_start(self):
+        srv = Server(mtls_site("X", free_port(), 1, f'trusted_cas = ["{WEAK}/root.pem"]'),
+                     server_extra='ciphers = "NOT-A-CIPHER"')
+        r = run(["check-config", "-c", srv.config])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn('server.ciphers: "NOT-A-CIPHER" selects no TLS 1.2 cipher', r.stdout + r.stderr)
+
+
 class IndirectCrlPath(unittest.TestCase):
     def test_crl_signed_by_a_certificate_with_a_broken_path_is_a_verdict_not_a_crash(self):
         """A CRL issued under the CA's name by a separate signer whose own path fails: OpenSSL

@@ -135,5 +135,19 @@ TEST(WeakCryptoConfig, BadValuesNameLineColumnAndKey) {
             "");
 }
 
+TEST(CiphersConfig, DefaultLeavesOutStaticRsaAndEmptyIsRefused) {
+  EXPECT_EQ(config::ServerSettings{}.ciphers, "DEFAULT:!kRSA");
+  test::TempDir dir;
+  auto file = dir.write("c.toml", "[server]\nciphers = \"\"\n\n[[sites]]\nname = \"A\"\n"
+                                  "[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\ncertificate = \"s.pem\"\n");
+  try {
+    config::load(file);
+    ADD_FAILURE() << "an empty cipher list loaded";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.toml:2:11: server.ciphers: must not be empty"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace certgate
