@@ -18,6 +18,7 @@ std::string_view to_string(ChainFault f) {
     case ChainFault::Malformed: return "malformed";
     case ChainFault::UntrustedRoot: return "untrusted-root";
     case ChainFault::BadSignature: return "bad-signature";
+    case ChainFault::WeakCrypto: return "weak-crypto";
     case ChainFault::WrongUsage: return "wrong-usage";
     case ChainFault::Constraint: return "constraint";
     case ChainFault::Expired: return "expired";

@@ -16,6 +16,7 @@ enum class ChainFault : std::uint8_t {
   Malformed,          // bytes are not a certificate
   UntrustedRoot,      // no path to one of this site's trusted issuers
   BadSignature,       // a signature in the path does not verify
+  WeakCrypto,         // a key or signature digest below the site's minimum (min_rsa_bits, allow_sha1)
   WrongUsage,         // EKU lacks clientAuth, or keyUsage lacks digitalSignature
   Constraint,         // basicConstraints, pathLen, name constraints, critical extension, policy
   Expired,            // a certificate in the path is past notAfter

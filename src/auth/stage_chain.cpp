@@ -26,9 +26,13 @@ std::optional<Outcome> stage_chain(const LocationPolicy& policy, const RequestEv
     case ChainFault::UntrustedRoot: return deny(Verdict::Deny403_16_UntrustedRoot);
     // spec: behaviour.md §5 "wrong usage (EKU) | 403.16 | 0x800B0110"
     case ChainFault::WrongUsage: return deny(Verdict::Deny403_16_WrongUsage);
-    // spec: behaviour.md §5 "bad signature / malformed / other | 403.16 | 0x80096004"
+    // spec: behaviour.md §5 "bad signature / malformed / other | 403.16 | 0x80096004".
+    // A weak key or digest is a signature that cannot be relied on: Windows reports it the same
+    // way (CERT_TRUST_IS_NOT_SIGNATURE_VALID with CERT_TRUST_HAS_WEAK_SIGNATURE →
+    // TRUST_E_CERT_SIGNATURE), so the log line matches what IIS writes.
     case ChainFault::Malformed:
     case ChainFault::BadSignature:
+    case ChainFault::WeakCrypto:
     case ChainFault::Constraint: return deny(Verdict::Deny403_16_Invalid);
   }
   return deny(Verdict::Deny403_16_Invalid);

@@ -29,6 +29,10 @@ struct VerifyArgs {
   bool json = false;
   std::vector<std::string> policies;
   bool explicit_policy = false, inhibit_policy_mapping = false, inhibit_any_policy = false;
+  // Weak-crypto and profile settings; unset = the site's (with -c), else the secure defaults.
+  std::optional<int> min_rsa_bits, max_chain_depth;
+  bool allow_sha1 = false;
+  bool no_strict = false;
   std::string cert;
 };
 int verify(const VerifyArgs& args);

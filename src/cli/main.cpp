@@ -54,6 +54,15 @@ int main(int argc, char** argv) {
   verify->add_flag("--explicit-policy", v.explicit_policy, "require an explicit policy");
   verify->add_flag("--inhibit-policy-mapping", v.inhibit_policy_mapping, "inhibit policy mapping");
   verify->add_flag("--inhibit-any-policy", v.inhibit_any_policy, "inhibit anyPolicy");
+  verify->add_option("--min-rsa-bits", v.min_rsa_bits,
+                     "accept RSA/DSA keys from this size (default: the site's min_rsa_bits, else 2048)")
+      ->check(CLI::Range(1024, 16384));
+  verify->add_flag("--allow-sha1", v.allow_sha1, "accept SHA-1 signatures (as allow_sha1 = true)");
+  verify->add_flag("--no-strict", v.no_strict,
+                   "skip the RFC 5280 profile checks (as x509_strict = false)");
+  verify->add_option("--max-chain-depth", v.max_chain_depth,
+                     "CA certificates allowed between leaf and anchor (default: the site's, else 8)")
+      ->check(CLI::Range(0, 64));
   verify->add_option("CERT", v.cert, "certificate file: the leaf, optionally followed by its chain")
       ->required();
 

@@ -63,6 +63,19 @@ void print_urls(const std::map<std::string, revocation::CertUrls>& urls_by_subje
   }
 }
 
+// The command line's weak-crypto and profile options over `o` (a site's, or the defaults), so
+// `verify --ca` with options matches a site with the same settings.
+void apply_strength_args(const VerifyArgs& a, pki::TrustOptions& o) {
+  if (a.min_rsa_bits) o.min_rsa_bits = *a.min_rsa_bits;
+  if (a.max_chain_depth) o.max_chain_depth = *a.max_chain_depth;
+  if (a.allow_sha1) o.allow_sha1 = true;
+  if (a.no_strict) o.x509_strict = false;
+}
+
+bool has_strength_args(const VerifyArgs& a) {
+  return a.min_rsa_bits || a.max_chain_depth || a.allow_sha1 || a.no_strict;
+}
+
 std::shared_ptr<const pki::TrustStore> trust_from_args(const VerifyArgs& a) {
   std::vector<pki::X509Ptr> anchors, untrusted;
   std::vector<pki::X509CrlPtr> crls;
@@ -79,6 +92,7 @@ std::shared_ptr<const pki::TrustStore> trust_from_args(const VerifyArgs& a) {
   o.explicit_policy = a.explicit_policy;
   o.inhibit_policy_mapping = a.inhibit_policy_mapping;
   o.inhibit_any_policy = a.inhibit_any_policy;
+  apply_strength_args(a, o);
   return std::make_shared<pki::TrustStore>(std::move(anchors), std::move(untrusted),
                                            std::move(crls), std::move(o));
 }
@@ -138,10 +152,12 @@ int verify(const VerifyArgs& a) {
       }
       trust = site->trust;
       if (cache_dir.empty()) cache_dir = snap->cfg.server.cache_dir;
-      if (!a.revocation.empty() || a.urlfetch) {  // the site's trust, another revocation mode
+      // The site's trust with another revocation mode, or other weak-crypto settings.
+      if (!a.revocation.empty() || a.urlfetch || has_strength_args(a)) {
         pki::TrustOptions o = trust->options();
         o.revocation = mode_of(a.revocation, a.urlfetch && o.revocation != pki::RevocationMode::Off
                                                  ? pki::RevocationMode::Online : o.revocation);
+        apply_strength_args(a, o);
         trust = trust->with_options(std::move(o));
       }
     } else {

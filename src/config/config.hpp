@@ -59,6 +59,9 @@ struct ServerSettings {
   // Largest TLS Certificate message accepted from a client (SSL_CTX_set_max_cert_list); a
   // larger one fails the handshake.
   std::size_t max_client_cert_list_bytes = 32 << 10;
+  // TLS 1.2 cipher list (OpenSSL syntax; TLS 1.3 suites are OpenSSL's). The default leaves out
+  // static-RSA key exchange (no forward secrecy); a list that brings it back is honoured.
+  std::string ciphers = "DEFAULT:!kRSA";
   // Plain-HTTP listener for operators: /metrics (Prometheus text). "" = none.
   std::string admin_listen;
   std::string admin_address;
@@ -88,6 +91,12 @@ struct ClientCertificates {
   std::uint32_t url_timeout_ms = 15000;  // IIS urlretrievaltimeout
   bool soft_fail = false;
   std::uint32_t retry_seconds = 30;      // a URL that failed is not asked again sooner
+  // Weak cryptography and profile (docs/validation.md "Weak keys and digests", "Profile checks").
+  // Lowering min_rsa_bits, allow_sha1 = true and x509_strict = false weaken the site.
+  std::uint32_t min_rsa_bits = 2048;  // RSA and DSA keys in the path, trust anchor included
+  bool allow_sha1 = false;            // SHA-1 signatures below the trust anchor
+  bool x509_strict = true;            // RFC 5280 profile checks
+  std::uint32_t max_chain_depth = 8;  // CA certificates between the leaf and its trust anchor
 };
 
 struct Location {

@@ -218,6 +218,8 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.session_timeout_seconds = static_cast<std::uint32_t>(t.integer("session_timeout_seconds", 3600, 1, 7 * 86400));
   s.max_client_cert_list_bytes = static_cast<std::size_t>(
       t.integer("max_client_cert_list_bytes", 32 << 10, 4096, 16 << 20));
+  s.ciphers = t.str("ciphers", s.ciphers);
+  if (s.ciphers.empty()) t.fail("ciphers", "must not be empty (the default is \"DEFAULT:!kRSA\")");
   s.admin_listen = t.str("admin_listen", "");
   if (!s.admin_listen.empty() && !split_listen(s.admin_listen, s.admin_address, s.admin_port))
     t.fail("admin_listen", "expected address:port, e.g. \"127.0.0.1:9180\"");
@@ -251,7 +253,7 @@ Binding read_binding(Table& t, const fs::path& base) {
   return b;
 }
 
-void read_client_certs(Table& t, ClientCertificates& cc, const fs::path& base) {
+void read_client_certs(Table& t, ClientCertificates& cc, const fs::path& base, Config& cfg) {
   cc.trusted_cas = paths(t, "trusted_cas", base);
   cc.intermediates = paths(t, "intermediates", base);
   cc.crl_files = paths(t, "crl_files", base);
@@ -266,6 +268,21 @@ void read_client_certs(Table& t, ClientCertificates& cc, const fs::path& base) {
   cc.url_timeout_ms = static_cast<std::uint32_t>(t.integer("url_timeout_ms", 15000, 100, 600000));
   cc.soft_fail = t.boolean("soft_fail", false);
   cc.retry_seconds = static_cast<std::uint32_t>(t.integer("retry_seconds", 30, 0, 86400));
+  // Below 1024 bits an RSA key is factored on commodity hardware: no setting accepts that.
+  cc.min_rsa_bits = static_cast<std::uint32_t>(t.integer("min_rsa_bits", 2048, 1024, 16384));
+  cc.allow_sha1 = t.boolean("allow_sha1", false);
+  cc.x509_strict = t.boolean("x509_strict", true);
+  cc.max_chain_depth = static_cast<std::uint32_t>(t.integer("max_chain_depth", 8, 0, 64));
+  // Accepted (legacy smart cards, old CAs), but said out loud: each one lets weaker certificates in.
+  if (cc.min_rsa_bits < 2048)
+    cfg.warnings.push_back(t.qualified("min_rsa_bits") + " = " + std::to_string(cc.min_rsa_bits) +
+                           " weakens the site: RSA keys under 2048 bits are accepted");
+  if (cc.allow_sha1)
+    cfg.warnings.push_back(t.qualified("allow_sha1") +
+                           " = true weakens the site: SHA-1 signatures (collisions are practical) are accepted");
+  if (!cc.x509_strict)
+    cfg.warnings.push_back(t.qualified("x509_strict") +
+                           " = false weakens the site: RFC 5280 profile violations are accepted");
   t.finish();
 }
 
@@ -543,7 +560,7 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   if (s.bindings.empty())
     t.fail_at(t.source(), "bindings", "missing: a site needs at least one [[sites.bindings]]");
   if (auto cc = t.table("client_certificates"))
-    read_client_certs(*cc, s.client_certificates, base);
+    read_client_certs(*cc, s.client_certificates, base, cfg);
   if (auto m = t.table("mapping")) read_mapping(*m, s.mapping, cfg.file);
   if (auto d = t.table("directory_mapping")) {
     read_directory(*d, s.directory, base);

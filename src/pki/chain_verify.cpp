@@ -3,6 +3,7 @@
 #include "pki/x509_text.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
@@ -13,6 +14,8 @@ namespace certgate::pki {
 namespace {
 
 using auth::ChainFault;
+
+constexpr int kMinSecurityBits = 112;  // OpenSSL security level 2
 
 // One problem OpenSSL reported during path validation, with the certificate it concerns.
 struct Problem {
@@ -34,6 +37,9 @@ bool crl_unavailable(int code) {
 int collect_cb(int ok, X509_STORE_CTX* ctx) {
   if (ok) return 1;
   auto* collected = static_cast<Collected*>(X509_STORE_CTX_get_app_data(ctx));
+  // OpenSSL validates an indirect CRL's own path in a child context that inherits this callback
+  // but not the app data: there OpenSSL's answer stands (the parent records the CRL problem).
+  if (collected == nullptr) return ok;
   X509* cert = X509_STORE_CTX_get_current_cert(ctx);
   const int depth = X509_STORE_CTX_get_error_depth(ctx);
   int code = X509_STORE_CTX_get_error(ctx);
@@ -57,8 +63,35 @@ int collect_cb(int ok, X509_STORE_CTX* ctx) {
   return 1;
 }
 
+// The RFC 5280 profile checks OpenSSL makes only under X509_V_FLAG_X509_STRICT.
+bool strict_profile_code(int code) {
+  switch (code) {
+    case X509_V_ERR_PATHLEN_INVALID_FOR_NON_CA:
+    case X509_V_ERR_PATHLEN_WITHOUT_KU_KEY_CERT_SIGN:
+    case X509_V_ERR_KU_KEY_CERT_SIGN_INVALID_FOR_NON_CA:
+    case X509_V_ERR_ISSUER_NAME_EMPTY:
+    case X509_V_ERR_SUBJECT_NAME_EMPTY:
+    case X509_V_ERR_MISSING_AUTHORITY_KEY_IDENTIFIER:
+    case X509_V_ERR_MISSING_SUBJECT_KEY_IDENTIFIER:
+    case X509_V_ERR_EMPTY_SUBJECT_ALT_NAME:
+    case X509_V_ERR_EMPTY_SUBJECT_SAN_NOT_CRITICAL:
+    case X509_V_ERR_CA_BCONS_NOT_CRITICAL:
+    case X509_V_ERR_AUTHORITY_KEY_IDENTIFIER_CRITICAL:
+    case X509_V_ERR_SUBJECT_KEY_IDENTIFIER_CRITICAL:
+    case X509_V_ERR_CA_CERT_MISSING_KEY_USAGE:
+    case X509_V_ERR_EXTENSIONS_REQUIRE_VERSION_3:
+    case X509_V_ERR_EC_KEY_EXPLICIT_PARAMS:
+    case X509_V_ERR_SIGNATURE_ALGORITHM_INCONSISTENCY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 // The single translation of OpenSSL verify errors (spec: style.md recommendation 4).
-ChainFault classify(int code) {
+ChainFault classify_verify_error(int code) {
   switch (code) {
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -71,10 +104,11 @@ ChainFault classify(int code) {
     case X509_V_ERR_CERT_SIGNATURE_FAILURE:
     case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
     case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+      return ChainFault::BadSignature;
     case X509_V_ERR_CA_MD_TOO_WEAK:
     case X509_V_ERR_EE_KEY_TOO_SMALL:
     case X509_V_ERR_CA_KEY_TOO_SMALL:
-      return ChainFault::BadSignature;
+      return ChainFault::WeakCrypto;
     case X509_V_ERR_CERT_NOT_YET_VALID:
     case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
       return ChainFault::NotYetValid;
@@ -105,12 +139,17 @@ ChainFault classify(int code) {
   }
 }
 
+namespace {
+
+ChainFault classify(int code) { return classify_verify_error(code); }
+
 // Lower rank wins when several faults are present (spec: docs/validation.md "which error wins").
 int rank(ChainFault f) {
   switch (f) {
     case ChainFault::Malformed: return 0;
     case ChainFault::UntrustedRoot: return 1;
     case ChainFault::BadSignature: return 2;
+    case ChainFault::WeakCrypto: return 2;
     case ChainFault::Constraint: return 3;
     case ChainFault::WrongUsage: return 4;
     case ChainFault::Expired: return 5;
@@ -137,6 +176,76 @@ std::string revocation_date(const TrustStore& trust, X509* cert) {
       return utc_text(to_unix(X509_REVOKED_get0_revocationDate(entry)));
   }
   return "";
+}
+
+// Below the minimum: RSA and DSA by modulus size (min_rsa_bits), every other key type by its
+// security strength (112 bits: P-224 and up, Ed25519, Ed448).
+bool weak_key(EVP_PKEY* key, const TrustOptions& o) {
+  switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS:
+    case EVP_PKEY_DSA:
+      return EVP_PKEY_get_bits(key) < o.min_rsa_bits;
+    default:
+      return EVP_PKEY_get_security_bits(key) < kMinSecurityBits;
+  }
+}
+
+// A signature made with a digest weaker than 112 bits of security; SHA-1 only when allowed.
+// MD5 and older are never accepted: collisions for them are practical.
+bool weak_digest(X509* cert, const TrustOptions& o) {
+  int md = NID_undef, secbits = 0;
+  // No answer for an algorithm OpenSSL cannot name: its signature check fails on its own.
+  if (X509_get_signature_info(cert, &md, nullptr, &secbits, nullptr) != 1) return false;
+  if (md == NID_sha1) return !o.allow_sha1;
+  return secbits < kMinSecurityBits;
+}
+
+// Security level 2 by default, done here rather than by X509_VERIFY_PARAM_set_auth_level: its
+// levels tie key size and digest together (level 1 refuses SHA-1 too), while legacy smart card
+// deployments need min_rsa_bits and allow_sha1 separately. The trust anchor's key counts (a
+// factorable root signs anything), its own self-signature does not.
+void check_strength(X509_STORE_CTX* ctx, const TrustOptions& o, std::vector<Problem>& problems) {
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
+  const int n = sk_X509_num(chain);
+  const int below_anchor = X509_STORE_CTX_get_num_untrusted(ctx);
+  for (int i = 0; i < n; ++i) {
+    X509* c = sk_X509_value(chain, i);
+    int code = X509_V_OK;
+    if (EVP_PKEY* key = X509_get0_pubkey(c); key && weak_key(key, o))
+      code = i == 0 ? X509_V_ERR_EE_KEY_TOO_SMALL : X509_V_ERR_CA_KEY_TOO_SMALL;
+    else if (i < below_anchor && weak_digest(c, o))
+      code = X509_V_ERR_CA_MD_TOO_WEAK;
+    if (code == X509_V_OK) continue;
+    X509_up_ref(c);
+    problems.push_back({i, code, X509Ptr(c)});
+  }
+}
+
+std::string weakness_text(const TrustOptions& o, const Problem& p, const std::string& subject) {
+  X509* c = p.cert.get();
+  const std::string who = std::string(role(p.depth)) + " " + subject;
+  if (p.code == X509_V_ERR_CA_MD_TOO_WEAK) {
+    int md = NID_undef, secbits = 0;
+    X509_get_signature_info(c, &md, nullptr, &secbits, nullptr);
+    const std::string alg = OBJ_nid2ln(X509_get_signature_nid(c));
+    if (md == NID_sha1)
+      return who + " is signed with SHA-1 (" + alg +
+             "); this site does not accept SHA-1 signatures (allow_sha1)";
+    return who + " is signed with " + (md == NID_undef ? alg : OBJ_nid2sn(md)) + " (" + alg +
+           "), a digest too weak to rely on; it is never accepted";
+  }
+  EVP_PKEY* key = X509_get0_pubkey(c);
+  const int id = EVP_PKEY_get_base_id(key);
+  const std::string type = EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "unknown";
+  const std::string bits = std::to_string(EVP_PKEY_get_bits(key));
+  if (id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS || id == EVP_PKEY_DSA)
+    return who + " has a " + bits + "-bit " + type + " key; this site requires at least " +
+           std::to_string(o.min_rsa_bits) + " bits (min_rsa_bits)";
+  return who + " has a " + bits + "-bit " + type + " key (" +
+         std::to_string(EVP_PKEY_get_security_bits(key)) +
+         " bits of security); this site requires at least " + std::to_string(kMinSecurityBits) +
+         " (P-224 or larger)";
 }
 
 std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault,
@@ -188,14 +297,24 @@ std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault
                " has passed its nextUpdate";
       return "revocation status of " + subject + " is unknown: " +
              X509_verify_cert_error_string(p.code);
+    case ChainFault::WeakCrypto:
+      if (c == nullptr) break;
+      return weakness_text(trust.options(), p, subject);
     case ChainFault::WrongUsage:
       return "certificate " + subject + " is not valid for client authentication";
     default:
-      if (c == nullptr)  // path-wide checks (policy) name no single certificate
-        return std::string("certification path: ") + X509_verify_cert_error_string(p.code);
-      return std::string(role(p.depth)) + " " + subject + ": " +
-             X509_verify_cert_error_string(p.code);
+      break;
   }
+  if (p.code == X509_V_ERR_CERT_CHAIN_TOO_LONG)
+    return "certification path too long: more than " +
+           std::to_string(trust.options().max_chain_depth) +
+           " CA certificates between the certificate and a trust anchor (max_chain_depth)";
+  if (c == nullptr)  // path-wide checks (policy) name no single certificate
+    return std::string("certification path: ") + X509_verify_cert_error_string(p.code);
+  std::string text = std::string(role(p.depth)) + " " + subject + ": " +
+                     X509_verify_cert_error_string(p.code);
+  if (strict_profile_code(p.code)) text += " (RFC 5280 profile check; x509_strict)";
+  return text;
 }
 
 // EKU must allow clientAuth and keyUsage digitalSignature (spec: behaviour.md §2 "usage").
@@ -222,7 +341,9 @@ void configure(X509_STORE_CTX* ctx, const TrustOptions& o, std::optional<std::in
   if (o.explicit_policy) flags |= X509_V_FLAG_EXPLICIT_POLICY;
   if (o.inhibit_policy_mapping) flags |= X509_V_FLAG_INHIBIT_MAP;
   if (o.inhibit_any_policy) flags |= X509_V_FLAG_INHIBIT_ANY;
+  if (o.x509_strict) flags |= X509_V_FLAG_X509_STRICT;
   X509_VERIFY_PARAM_set_flags(param, flags);
+  X509_VERIFY_PARAM_set_depth(param, o.max_chain_depth);
   // RFC 5280 §6.1.1: an empty initial policy set means {anyPolicy}; OpenSSL needs it spelled.
   if (o.policies.empty())
     X509_VERIFY_PARAM_add0_policy(param, OBJ_nid2obj(NID_any_policy));
@@ -321,6 +442,12 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
   const int ok = X509_verify_cert(ctx.get());
   if (ok != 1 && problems.empty())  // an internal failure with no callback: still a deny
     problems.push_back({0, X509_STORE_CTX_get_error(ctx.get()), nullptr});
+  check_strength(ctx.get(), trust.options(), problems);
+  // Past max_chain_depth OpenSSL stops building, and then also finds no issuer for the last
+  // certificate it kept: that is the length limit speaking, not an untrusted root.
+  if (std::any_of(problems.begin(), problems.end(),
+                  [](const Problem& p) { return p.code == X509_V_ERR_CERT_CHAIN_TOO_LONG; }))
+    std::erase_if(problems, [](const Problem& p) { return classify(p.code) == ChainFault::UntrustedRoot; });
 
   if (trust.options().usage_check) {
     if (auto why = usage_problem(leaf)) {

@@ -36,6 +36,9 @@ class RevocationSource {
   virtual std::string good_detail(X509* cert) = 0;
 };
 
+// The X509_V_ERR_* code → ChainFault table (any code it does not know is a Constraint fault).
+auth::ChainFault classify_verify_error(int code);
+
 // Fails closed: any error OpenSSL reports, or a usage mismatch, becomes a fault.
 // `presented` holds what the client sent after the leaf (may be null).
 // `at` replaces the current time (unix seconds) for `verify --at`.

@@ -17,6 +17,13 @@ namespace certgate::pki {
 // engines. Returns whether the fast path is on.
 bool use_builtin_key_methods();
 
+// Static-RSA key exchange needs the server's RSA key to decrypt with the TLS padding, which only
+// OpenSSL's provider implements; once the ENGINE claims RSA, OpenSSL 3.0 hands it every RSA
+// operation, provider keys included, and the handshake ends in decrypt_error. Called when the
+// cipher list enables such a suite: RSA keys go back to the provider path for the rest of the
+// process (EC keys keep the fast path). Safe while other threads handshake.
+void stop_builtin_rsa_methods();
+
 // What the startup line reports: the OpenSSL version and whether the fast path is on.
 std::string key_methods_description();
 

@@ -26,6 +26,13 @@ struct TrustOptions {
   bool explicit_policy = false;
   bool inhibit_policy_mapping = false;
   bool inhibit_any_policy = false;
+  // Weak cryptography (security level 2 by default): RSA and DSA keys anywhere in the path,
+  // trust anchor included, need this many bits; EC and other keys 112 bits of security (P-224
+  // and up). Lowering it, or allowing SHA-1, weakens the site (legacy smart cards only).
+  int min_rsa_bits = 2048;
+  bool allow_sha1 = false;  // SHA-1 signatures below the trust anchor; MD5 and older never
+  bool x509_strict = true;  // RFC 5280 profile checks (OpenSSL's X509_V_FLAG_X509_STRICT)
+  int max_chain_depth = 8;  // CA certificates between the leaf and its trust anchor
 };
 
 class TrustStore {

@@ -52,6 +52,10 @@ std::shared_ptr<const pki::TrustStore> build_trust(const config::Site& site) {
   opts.url_timeout_ms = cc.url_timeout_ms;
   opts.soft_fail = cc.soft_fail;
   opts.retry_seconds = cc.retry_seconds;
+  opts.min_rsa_bits = static_cast<int>(cc.min_rsa_bits);
+  opts.allow_sha1 = cc.allow_sha1;
+  opts.x509_strict = cc.x509_strict;
+  opts.max_chain_depth = static_cast<int>(cc.max_chain_depth);
   return std::make_shared<pki::TrustStore>(std::move(anchors), std::move(intermediates),
                                            std::move(crls), std::move(opts));
 }

@@ -1,5 +1,6 @@
 #include "tls/server_context.hpp"
 
+#include "pki/key_decoding.hpp"
 #include "pki/load.hpp"
 #include "pki/validation_cache.hpp"
 #include "pki/x509_text.hpp"
@@ -177,6 +178,23 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   SSL_CTX* ctx = out.ctx.get();
   if (!ctx) throw runtime::CompileError(where + "cannot create TLS context: " + pki::openssl_errors());
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // Security level 2 whatever the OpenSSL build or openssl.cnf says (Debian's default, not
+  // upstream's): the server's own key and chain ≥ 2048-bit RSA / P-256, no SHA-1 signatures.
+  // The client's chain is judged after the handshake (pki/chain_verify.cpp: min_rsa_bits,
+  // allow_sha1), so a weak client certificate gets a readable 403.16, not a TLS alert.
+  SSL_CTX_set_security_level(ctx, 2);
+  // By default TLS 1.2 without static-RSA key exchange (no forward secrecy, Bleichenbacher-style
+  // oracles). A list that brings it back also needs RSA decryption with the TLS padding, which the
+  // built-in RSA key method does not do: RSA keys then leave the fast path (pki/key_decoding.hpp).
+  if (SSL_CTX_set_cipher_list(ctx, server.ciphers.c_str()) != 1)
+    throw runtime::CompileError("server.ciphers: \"" + server.ciphers +
+                                "\" selects no TLS 1.2 cipher OpenSSL knows: " + pki::openssl_errors());
+  STACK_OF(SSL_CIPHER)* enabled = SSL_CTX_get_ciphers(ctx);
+  for (int i = 0; i < sk_SSL_CIPHER_num(enabled); ++i)
+    if (SSL_CIPHER_get_kx_nid(sk_SSL_CIPHER_value(enabled, i)) == NID_kx_rsa) {
+      pki::stop_builtin_rsa_methods();
+      break;
+    }
   // Client-initiated renegotiation is a CPU-exhaustion vector and nothing here needs it yet.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // A resumed session brings back the client's leaf but not the chain it sent (a decoded
