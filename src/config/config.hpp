@@ -68,6 +68,9 @@ struct ServerSettings {
   std::uint16_t admin_port = 0;
 };
 
+// IIS's default <hiddenSegments> (applicationHost.config as installed).
+std::vector<std::string> default_hidden_segments();
+
 struct Binding {
   std::string listen;   // as written: "127.0.0.1:8443", "[::1]:8443", "*:8443"
   std::string address;  // "127.0.0.1", "::1", "0.0.0.0"
@@ -106,6 +109,10 @@ struct Location {
   std::optional<bool> require_password;
   std::optional<std::vector<std::string>> allow_users, deny_users, allow_groups, deny_groups;
   std::optional<std::string> backend;  // "" = serve static files here even if the site proxies
+  // Request filtering for this location and below (replacing the site's): opting a proxied
+  // location out takes hidden_segments = [] and allow_dot_segments = true.
+  std::optional<std::vector<std::string>> hidden_segments;
+  std::optional<bool> allow_dot_segments;
 };
 
 struct Proxy {
@@ -220,6 +227,9 @@ struct Site {
   std::vector<std::string> default_documents;
   auth::SslFlags ssl_flags;
   bool anonymous = true;
+  // IIS request filtering: path segments answered 404.8 (static files and proxied locations)
+  std::vector<std::string> hidden_segments = default_hidden_segments();
+  bool allow_dot_segments = false;  // false: ".git", ".env"... are hidden too (not ".well-known")
   std::vector<Binding> bindings;
   ClientCertificates client_certificates;
   Mapping mapping;

@@ -523,6 +523,21 @@ void read_forward(Table& t, Forward& f, const fs::path& base) {
   t.finish();
 }
 
+// Whole path segments, as IIS <hiddenSegments> lists them: a name with '/' or one that Windows
+// would not keep as a file name (trailing dot or space, ':') could never match a request.
+std::optional<std::vector<std::string>> hidden_segments(Table& t) {
+  auto names = t.strings("hidden_segments");
+  if (!names) return names;
+  for (const auto& n : *names) {
+    const bool bad = n.empty() || n == "." || n == ".." ||
+                     n.find_first_of("/\\:") != std::string::npos || n.back() == '.' || n.back() == ' ';
+    if (bad)
+      t.fail("hidden_segments", "\"" + n + "\" is not a path segment name (e.g. \"web.config\", "
+                                "\"bin\", \"App_Data\"): no '/', '\\' or ':', no trailing dot or space");
+  }
+  return names;
+}
+
 Location read_location(Table& t, Config& cfg) {
   Location loc;
   auto path = t.str("path");
@@ -539,6 +554,8 @@ Location read_location(Table& t, Config& cfg) {
   loc.deny_groups = t.strings("deny_groups");
   loc.backend = t.str("backend");
   if (loc.backend) check_backend(t, "backend", *loc.backend);
+  loc.hidden_segments = hidden_segments(t);
+  loc.allow_dot_segments = t.boolean("allow_dot_segments");
   t.finish();
   return loc;
 }
@@ -556,6 +573,8 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
                                                                "default.htm"});
   if (t.node("ssl_flags")) s.ssl_flags = ssl_flags(t, "ssl_flags", cfg);
   s.anonymous = t.boolean("anonymous", true);
+  if (auto hidden = hidden_segments(t)) s.hidden_segments = std::move(*hidden);
+  s.allow_dot_segments = t.boolean("allow_dot_segments", false);
   for (auto& b : t.tables("bindings")) s.bindings.push_back(read_binding(b, base));
   if (s.bindings.empty())
     t.fail_at(t.source(), "bindings", "missing: a site needs at least one [[sites.bindings]]");
@@ -634,6 +653,11 @@ void check_bindings(const Config& cfg, const fs::path& file) {
 }
 
 }  // namespace
+
+std::vector<std::string> default_hidden_segments() {
+  return {"web.config", "bin", "App_code", "App_GlobalResources", "App_LocalResources",
+          "App_WebReferences", "App_Data", "App_Browsers"};
+}
 
 std::vector<std::string> default_log_fields() {
   return {"date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",

@@ -63,12 +63,14 @@ class Connection final : public ConnectionBase,
 
  public:
   Connection(ServerState& state, Loop& loop, std::shared_ptr<const Generation> gen,
-             const runtime::ListenerRuntime& listener, SSL_CTX* tls, tcp::socket socket)
+             std::size_t listener_index, SSL_CTX* tls, tcp::socket socket)
       : state_(state),
         loop_(loop),
         gen_(std::move(gen)),
+        handshake_gen_(Tls ? gen_ : nullptr),
         snap_(gen_->snap.get()),
-        listener_(listener),
+        listener_index_(listener_index),
+        listener_(&snap_->listeners[listener_index]),
         stream_(make_stream(std::move(socket), tls)),
         timer_(loop.io) {
     boost::system::error_code ec;
@@ -101,8 +103,8 @@ class Connection final : public ConnectionBase,
       arm(limits.handshake_timeout_ms);
       stream_.async_handshake([self = this->shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
     } else {
-      const auto* route = listener_.default_route();
-      site_ = route ? route->site : listener_.routes.front().site;
+      const auto* route = listener_->default_route();
+      site_ = route ? route->site : listener_->routes.front().site;
       read_next();
     }
   }
@@ -267,8 +269,35 @@ class Connection final : public ConnectionBase,
       return fail(413, "the request body (" + std::to_string(*len) +
                            " bytes) is larger than max_body_bytes (" +
                            std::to_string(limits().max_body_bytes) + ")");
+    if (!follow_reload())
+      return fail(421, "the configuration was reloaded and site \"" + site().cfg.name +
+                           "\" is no longer served on this address; open a new connection");
     // Decide on the head alone: a proxied body streams to the backend, any other is drained.
     dispatch();
+  }
+
+  // After a reload, the next request on this connection is decided under the new generation:
+  // trust, mappings and policies withdrawn by the reload no longer hold for it. The site is
+  // found again by name on this connection's listener (listeners cannot change on reload);
+  // false when it is gone. One atomic load when nothing was reloaded.
+  bool follow_reload() {
+    if (state_.generation.load(std::memory_order_acquire) == snap_->generation) return true;
+    std::shared_ptr<const Generation> next = state_.current.load();
+    const runtime::Snapshot& s = *next->snap;
+    const runtime::ListenerRuntime& listener = s.listeners[listener_index_];
+    const std::string& name = site().cfg.name;
+    for (const auto& r : listener.routes) {
+      if (s.sites[r.site].cfg.name != name) continue;
+      gen_ = std::move(next);
+      snap_ = gen_->snap.get();
+      listener_ = &listener;
+      site_ = r.site;
+      tls_.forget_decisions();
+      assertion_user_.clear();  // the signing key may have changed
+      assertion_refresh_ = 0;
+      return true;
+    }
+    return false;
   }
 
   // Reads (and discards) the request body, then runs `then`; an error answers for itself.
@@ -328,7 +357,7 @@ class Connection final : public ConnectionBase,
   }
 
   ConnectionInfo info() {
-    return ConnectionInfo{*snap_, listener_, site(), Tls ? &tls_ : nullptr, local_client_, state_.revocation};
+    return ConnectionInfo{*snap_, *listener_, site(), Tls ? &tls_ : nullptr, local_client_, state_.revocation};
   }
 
   void dispatch(std::optional<bool> password_ok = std::nullopt) {
@@ -583,9 +612,12 @@ class Connection final : public ConnectionBase,
 
   ServerState& state_;
   Loop& loop_;
-  std::shared_ptr<const Generation> gen_;  // the generation this connection runs under
+  std::shared_ptr<const Generation> gen_;  // the generation this connection's requests run under
+  // The one the TLS handshake ran under: the SSL object's contexts and callbacks point into it.
+  std::shared_ptr<const Generation> handshake_gen_;
   const runtime::Snapshot* snap_;
-  const runtime::ListenerRuntime& listener_;
+  std::size_t listener_index_;
+  const runtime::ListenerRuntime* listener_;
   Stream stream_;
   asio::steady_timer timer_;
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -631,13 +663,13 @@ void start_connection(ServerState& state, Loop& loop, std::size_t listener_index
   socket.set_option(tcp::no_delay(true), ec);
   const runtime::ListenerRuntime& listener = gen->snap->listeners[listener_index];
   if (!listener.https) {
-    std::make_shared<Connection<false>>(state, loop, gen, listener, nullptr, std::move(socket))->start();
+    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket))->start();
     return;
   }
   // The connection starts on this generation's default route; the ClientHello hook then moves it
   // to the context of the site its SNI names.
   const auto* route = listener.default_route() ? listener.default_route() : &listener.routes.front();
-  std::make_shared<Connection<true>>(state, loop, gen, listener, route->ctx, std::move(socket))->start();
+  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket))->start();
 }
 
 }  // namespace certgate::http

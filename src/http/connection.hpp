@@ -27,8 +27,9 @@ class ConnectionBase {
 };
 
 // One configuration generation as the server runs it: the compiled snapshot plus the log
-// handles of its sites. Immutable; a connection keeps the one it was accepted under, so a
-// reload never changes the rules in the middle of a connection.
+// handles of its sites. Immutable. A connection moves to the current generation at its next
+// request after a reload (its site found again by name), so a reload never changes the rules in
+// the middle of a request, and never leaves an open connection on rules that were withdrawn.
 struct Generation {
   std::shared_ptr<const runtime::Snapshot> snap;
   std::vector<std::size_t> site_log;  // site index → writer handle
@@ -38,6 +39,8 @@ struct Generation {
 // State shared by all loops.
 struct ServerState {
   std::atomic<std::shared_ptr<const Generation>> current;  // swapped by reload
+  // current's snapshot generation, stored after it: the one load a request pays to notice a reload
+  std::atomic<std::uint64_t> generation{0};
   log::Writer* writer = nullptr;
   boost::asio::thread_pool* files = nullptr;      // disk reads
   boost::asio::thread_pool* passwords = nullptr;  // crypt(3): slow on purpose, kept apart

@@ -5,6 +5,7 @@
 #include "http/basic_auth.hpp"
 #include "http/error_page.hpp"
 #include "http/path.hpp"
+#include "http/request_filter.hpp"
 
 #include <utility>
 
@@ -22,6 +23,9 @@ bool detailed_for(const ConnectionInfo& c) {
 
 std::string_view title_for(int status, int substatus) {
   if (status == 403 && substatus == 14) return "Directory listing denied";
+  if (status == 404 && substatus == 8)
+    return "The request filtering module is configured to deny a path in the URL that contains "
+           "a hidden segment";
   if (status == 404) return "The resource you are looking for has been removed, had its name "
                             "changed, or is temporarily unavailable";
   if (status == 421) return "This connection was made for another site";
@@ -131,6 +135,15 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
     h.response.body = c.site.signer->jwks();
     h.response.head_only = req.method == "HEAD";
     h.outcome.auth_method = "Anonymous";
+    return h;
+  }
+  // IIS request filtering runs before authentication, for files and the backend alike: hidden
+  // content is refused the same way to everyone.
+  if (auto seg = hidden_segment(target->path, c.site.hidden_for(target->path)); !seg.empty()) {
+    h.response = error(c, 404, 8,
+                       "the path contains the hidden segment '" + std::string(seg) +
+                           "' (request filtering: hidden_segments / allow_dot_segments)",
+                       accept);
     return h;
   }
 

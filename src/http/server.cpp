@@ -138,6 +138,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   state.revocation = &revocation_store;
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));
+  state.generation.store(snap->generation, std::memory_order_release);
 
   std::vector<std::unique_ptr<LoopThread>> loops;
   for (unsigned t = 0; t < threads; ++t) {
@@ -209,9 +210,10 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
             throw std::runtime_error(diff + "; restart certgate to change them");
           state.current.store(make_generation(next, writer));
           generation = next->generation;
+          state.generation.store(generation, std::memory_order_release);
           for (const auto& w : next->warnings) spdlog::warn("{}", w);
-          spdlog::info("reloaded: configuration generation {} (open connections keep theirs)",
-                       generation);
+          spdlog::info("reloaded: configuration generation {} (open connections follow at their "
+                       "next request)", generation);
         } catch (const std::exception& e) {
           spdlog::error("reload refused, the running configuration stays in force: {}", e.what());
         }

@@ -45,6 +45,9 @@ struct Scope {
   bool has_authz = false, authz_cleared = false;
   std::vector<AuthzRule> authz;
   std::optional<std::vector<std::string>> default_documents;
+  // <requestFiltering><hiddenSegments> as written: ('c', "") clear, ('+', s) add, ('-', s) remove;
+  // applied in order, parent scopes first, to IIS's default list.
+  std::vector<std::pair<char, std::string>> hidden_ops;
 };
 
 std::string lower(std::string s) {
@@ -152,11 +155,35 @@ class Reader {
           }
         }
         report_.imported.push_back(where + ": authorization rules");
-      } else if (name == "requestFiltering" || name == "ipSecurity" || name == "dynamicIpSecurity") {
+      } else if (name == "requestFiltering") {
+        read_request_filtering(child, where, s);
+      } else if (name == "ipSecurity" || name == "dynamicIpSecurity") {
         ignore(where, child, "not a certgate feature (request limits are [server] max_* keys)");
       } else {
         ignore(where, child, "not a certgate feature");
       }
+    }
+  }
+
+  void read_request_filtering(const pugi::xml_node& rf, const std::string& where, Scope& s) {
+    for (auto child : rf.children()) {
+      if (child.type() != pugi::node_element) continue;
+      if (std::string(child.name()) != "hiddenSegments") {
+        ignore(where, child, "requestFiltering: not a certgate feature (request limits are [server] max_* keys)");
+        continue;
+      }
+      if (child.attribute("applyToWebDAV"))
+        report_.ignored.push_back(where + ": hiddenSegments applyToWebDAV: certgate serves no WebDAV");
+      int n = 0;
+      for (auto e : child.children()) {
+        std::string en = e.name();
+        std::string seg = trim(e.attribute("segment").value());
+        if (en == "clear") s.hidden_ops.emplace_back('c', "");
+        else if ((en == "add" || en == "remove") && !seg.empty()) s.hidden_ops.emplace_back(en == "add" ? '+' : '-', seg);
+        else continue;
+        ++n;
+      }
+      report_.imported.push_back(where + ": requestFiltering hiddenSegments (" + std::to_string(n) + " entries)");
     }
   }
 
@@ -271,6 +298,7 @@ Scope merge(const Scope& parent, const Scope& child) {
   take(out.many_to_one_enabled, child.many_to_one_enabled);
   take(out.ad_mapping, child.ad_mapping);
   take(out.default_documents, child.default_documents);
+  out.hidden_ops.insert(out.hidden_ops.end(), child.hidden_ops.begin(), child.hidden_ops.end());
   if (child.mappings_cleared) out.one_to_one.clear();
   out.one_to_one.insert(out.one_to_one.end(), child.one_to_one.begin(), child.one_to_one.end());
   out.many_to_one.insert(out.many_to_one.end(), child.many_to_one.begin(), child.many_to_one.end());
@@ -287,6 +315,21 @@ Scope merge(const Scope& parent, const Scope& child) {
         out.authz.push_back(r);
       }
     }
+  }
+  return out;
+}
+
+// IIS compares segments case-insensitively: so do add, remove and the duplicate check.
+std::vector<std::string> hidden_segments(const std::vector<std::pair<char, std::string>>& ops) {
+  std::vector<std::string> out{"web.config", "bin", "App_code", "App_GlobalResources", "App_LocalResources",
+                               "App_WebReferences", "App_Data", "App_Browsers"};
+  auto find = [&](const std::string& seg) {
+    return std::find_if(out.begin(), out.end(), [&](const std::string& x) { return lower(x) == lower(seg); });
+  };
+  for (const auto& [op, seg] : ops) {
+    if (op == 'c') out.clear();
+    else if (op == '+' && find(seg) == out.end()) out.push_back(seg);
+    else if (op == '-' && find(seg) != out.end()) out.erase(find(seg));
   }
   return out;
 }
@@ -507,6 +550,7 @@ ImportResult import_iis(const ImportOptions& o) {
     if (eff.default_documents) t << "default_documents = " << arr(*eff.default_documents) << "\n";
     t << "ssl_flags = " << arr(eff.ssl_flags.value_or(std::vector<std::string>{})) << "\n";
     t << "anonymous = " << (eff.anonymous.value_or(true) ? "true" : "false") << "\n";
+    if (!eff.hidden_ops.empty()) t << "hidden_segments = " << arr(hidden_segments(eff.hidden_ops)) << "\n";
 
     bool negotiates = false;
     auto negotiating = [](const std::vector<std::string>& f) {
@@ -667,6 +711,7 @@ ImportResult import_iis(const ImportOptions& o) {
       std::ostringstream body;
       if (s.ssl_flags) body << "  ssl_flags = " << arr(*s.ssl_flags) << "\n";
       if (s.anonymous) body << "  anonymous = " << (*s.anonymous ? "true" : "false") << "\n";
+      if (!s.hidden_ops.empty()) body << "  hidden_segments = " << arr(hidden_segments(running.hidden_ops)) << "\n";
       if (s.has_authz) authz_lists(running.authz, body, "  ", true);
       if (body.str().empty()) continue;
       t << "\n  [[sites.locations]]\n  path = " << q(path) << "\n" << body.str();
@@ -696,6 +741,10 @@ ImportResult import_iis(const ImportOptions& o) {
     }
     report.imported.push_back(where);
   }
+  if (site_count > 0)
+    report.differences.push_back("request filtering: certgate also answers 404.8 for dot-segments (.git, .env, "
+                                 ".htpasswd; not .well-known), which IIS serves; set allow_dot_segments = true "
+                                 "on a site or location to serve them");
   if (site_count == 0)
     throw ImportError(o.only_site.empty() ? ah + ": no <site> found"
                                           : ah + ": no site named '" + o.only_site + "'");

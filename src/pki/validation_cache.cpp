@@ -32,15 +32,16 @@ std::string ValidationCache::key(X509* leaf, STACK_OF(X509) * chain) {
   return std::string(reinterpret_cast<char*>(md), n);
 }
 
-std::optional<ValidationCache::Hit> ValidationCache::find(const std::string& key, std::int64_t now) {
+std::optional<ValidationCache::Hit> ValidationCache::find(const std::string& key, std::int64_t now,
+                                                          std::uint64_t epoch) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
-  if (now >= it->second.expires) {
+  if (now >= it->second.expires || it->second.epoch != epoch) {
     entries_.erase(it);
     return std::nullopt;
   }
-  return Hit{it->second.report, it->second.mapped};
+  return Hit{it->second.report, it->second.mapped, it->second.expires};
 }
 
 void ValidationCache::remember_mapping(const std::string& key, const auth::Outcome& mapped) {
@@ -49,10 +50,8 @@ void ValidationCache::remember_mapping(const std::string& key, const auth::Outco
   if (it != entries_.end()) it->second.mapped = mapped;
 }
 
-void ValidationCache::remember(const std::string& key, const auth::ChainReport& report,
-                               const TrustStore& trust, X509* leaf, STACK_OF(X509) * chain,
-                               std::int64_t now, std::int64_t valid_until) {
-  if (report.fault != auth::ChainFault::None) return;
+std::int64_t ValidationCache::lifetime(const TrustStore& trust, X509* leaf, STACK_OF(X509) * chain,
+                                       std::int64_t now, std::int64_t valid_until) {
   std::int64_t expires = std::min(now + kMaxAge, valid_until);
   auto bound_by = [&](X509* c) {
     expires = std::min(expires, to_unix(X509_get0_notAfter(c)));
@@ -70,10 +69,15 @@ void ValidationCache::remember(const std::string& key, const auth::ChainReport& 
   // The configured intermediates and anchors can be part of the path too.
   for (int i = 0; i < sk_X509_num(trust.intermediates()); ++i) bound_by(sk_X509_value(trust.intermediates(), i));
   for (const auto& a : trust.anchors()) expires = std::min(expires, to_unix(X509_get0_notAfter(a.get())));
-  if (expires <= now) return;
+  return expires;
+}
+
+void ValidationCache::remember(const std::string& key, const auth::ChainReport& report, std::int64_t now,
+                               std::int64_t expires, std::uint64_t epoch) {
+  if (report.fault != auth::ChainFault::None || expires <= now) return;
   std::lock_guard lock(mu_);
   if (entries_.size() >= max_) entries_.clear();  // bounded; a cold cache only costs a re-check
-  entries_[key] = Entry{report, expires, std::nullopt};
+  entries_[key] = Entry{report, expires, epoch, std::nullopt};
 }
 
 }  // namespace certgate::pki

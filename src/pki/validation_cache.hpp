@@ -2,10 +2,12 @@
 // Results of successful chain validations, per site and configuration generation, so a
 // returning client (a new connection or a resumed session) skips the chain's signature and CRL
 // checks; the TLS handshake still verifies its CertificateVerify every time.
-// Safe by construction: within a generation the trust anchors and CRLs are fixed, so a result
-// can only change with time; an entry expires at the earliest notAfter of the chain or
-// nextUpdate of a CRL it used. A reload builds new sites with empty caches. Failures are not
-// cached.
+// Safe by construction: within a generation the trust anchors and local CRLs are fixed, so a
+// result can only change with time or with what the revocation store learns; an entry expires at
+// the earliest notAfter of the chain or nextUpdate of a CRL it used, and is ignored once the
+// store's revocation epoch has moved past the one it was computed under (a fetched CRL or OCSP
+// answer that may revoke something). A reload builds new sites with empty caches. Failures are
+// not cached.
 #include "auth/evidence.hpp"
 #include "auth/verdict.hpp"
 #include "pki/trust_store.hpp"
@@ -28,20 +30,27 @@ class ValidationCache {
   struct Hit {
     auth::ChainReport report;
     std::optional<auth::Outcome> mapped;  // the site's one-to-one / many-to-one result, once known
+    std::int64_t expires = 0;             // unix seconds: validate again from then on
   };
-  std::optional<Hit> find(const std::string& key, std::int64_t now);
+  // `epoch`: the revocation store's current epoch; an entry remembered under another is a miss.
+  std::optional<Hit> find(const std::string& key, std::int64_t now, std::uint64_t epoch = 0);
   // The mapping depends only on the leaf and the generation: kept with the validation, so a
   // returning client (resumed or not) skips computing it. No-op when the chain is not cached.
   void remember_mapping(const std::string& key, const auth::Outcome& mapped);
-  // Remembers a successful report until the earliest notAfter / CRL nextUpdate involved.
-  void remember(const std::string& key, const auth::ChainReport& report, const TrustStore& trust,
-                X509* leaf, STACK_OF(X509) * chain, std::int64_t now,
-                std::int64_t valid_until = INT64_MAX);  // fetched CRLs / OCSP answers used
+  // Until when a successful report of this chain holds: the earliest notAfter / CRL nextUpdate
+  // involved, `valid_until` (fetched CRLs / OCSP answers used), and an hour at most.
+  static std::int64_t lifetime(const TrustStore& trust, X509* leaf, STACK_OF(X509) * chain,
+                               std::int64_t now, std::int64_t valid_until = INT64_MAX);
+  // Remembers a successful report until `expires` (lifetime()), computed under revocation
+  // epoch `epoch` (read before the validation started).
+  void remember(const std::string& key, const auth::ChainReport& report, std::int64_t now,
+                std::int64_t expires, std::uint64_t epoch = 0);
 
  private:
   struct Entry {
     auth::ChainReport report;
     std::int64_t expires;
+    std::uint64_t epoch;
     std::optional<auth::Outcome> mapped;
   };
   std::mutex mu_;

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -283,8 +284,25 @@ std::string Need::key() const {
   return url;
 }
 
+namespace {
+
+// Whether `next` revokes a serial that `prev` (the CRL it replaces, if any) did not.
+bool adds_revocations(const CrlEntry* prev, X509_CRL* next) {
+  STACK_OF(X509_REVOKED)* listed = X509_CRL_get_REVOKED(next);
+  if (prev == nullptr) return sk_X509_REVOKED_num(listed) > 0;
+  for (int i = 0; i < sk_X509_REVOKED_num(listed); ++i) {
+    X509_REVOKED* found = nullptr;
+    const ASN1_INTEGER* serial = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(listed, i));
+    if (X509_CRL_get0_by_serial(prev->crl.get(), &found, serial) != 1) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   StoreSettings settings;
+  std::atomic<std::uint64_t> epoch{0};  // see Store::epoch()
   mutable std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const CrlEntry>> crls;  // by URL
   std::unordered_map<std::string, std::shared_ptr<const OcspEntry>> ocsps;  // by Need::key()
@@ -511,7 +529,10 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       }
       // Only what verified against a certificate chaining to an anchor gets here.
       if (crl_entry) {
-        if (auto old = crls.find(n.url); old != crls.end()) crl_bytes -= old->second->bytes;
+        auto old = crls.find(n.url);
+        if (adds_revocations(old == crls.end() ? nullptr : old->second.get(), crl_entry->crl.get()))
+          epoch.fetch_add(1, std::memory_order_release);
+        if (old != crls.end()) crl_bytes -= old->second->bytes;
         crl_bytes += crl_entry->bytes;
         crls[n.url] = crl_entry;
         crl_used.try_emplace(n.url, now);
@@ -519,7 +540,10 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       }
       else if (n.kind == Kind::Crl && crls.count(n.url) && !transient)  // a failed refresh of a cached CRL
         write_meta(n.url, crls[n.url]->fetched_at, now, error);
-      if (ocsp_entry) ocsps[n.key()] = ocsp_entry;
+      if (ocsp_entry) {
+        if (ocsp_entry->status != OcspStatus::Good) epoch.fetch_add(1, std::memory_order_release);
+        ocsps[n.key()] = ocsp_entry;
+      }
       if (issuers_entry) issuers[n.url] = issuers_entry;
       bound();
       auto it = in_flight.find(n.key());
@@ -860,6 +884,8 @@ bool Store::may_fetch(const std::string& key, std::int64_t now, std::int64_t ret
   return it == impl_->states.end() || it->second.last_useless == 0 ||
          now - it->second.last_useless >= retry_seconds;
 }
+
+std::uint64_t Store::epoch() const { return impl_->epoch.load(std::memory_order_acquire); }
 
 void Store::touch_crl(const std::string& url, std::int64_t now) {
   std::lock_guard lock(impl_->mu);

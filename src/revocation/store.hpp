@@ -135,6 +135,13 @@ class Store {
   std::vector<UrlState> states() const;
   std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>> crls() const;
 
+  // Moves whenever the store takes in something that may revoke a certificate a validation found
+  // good before: a CRL listing a serial its predecessor for that URL did not (or the first CRL
+  // of a URL), an OCSP answer other than "good". Validation results remember the epoch they were
+  // computed under and are checked again once it moved (pki/validation_cache.hpp,
+  // tls/tls_facts.hpp). One atomic load: cheap enough for every request.
+  std::uint64_t epoch() const;
+
   // Refetches every cached CRL now (CLI `crl fetch`); waits.
   void refresh_all_and_wait(std::uint32_t timeout_ms);
 

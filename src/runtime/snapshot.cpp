@@ -240,8 +240,16 @@ bool path_in_location(std::string_view path, std::string_view location) {
 
 void SiteRuntime::finalize_policies() {
   site_policy = auth::LocationPolicy{cfg.ssl_flags, cfg.anonymous, false, {}, &auth};
+  auto lowered = [](const std::vector<std::string>& names) {
+    std::vector<std::string> out;
+    for (const auto& n : names) out.push_back(lower(n));
+    return out;
+  };
+  site_hidden = http::HiddenSegments{lowered(cfg.hidden_segments), cfg.allow_dot_segments};
+  hidden_varies = false;
   for (auto& target : locations) {
     auth::LocationPolicy p = site_policy;
+    http::HiddenSegments hidden = site_hidden;
     for (const auto& loc : locations) {  // shortest first: the nearest location applies last
       if (!path_in_location(target.path, loc.path)) continue;
       const config::Location& l = loc.cfg;
@@ -252,9 +260,20 @@ void SiteRuntime::finalize_policies() {
       if (l.deny_users) p.access.deny_users = *l.deny_users;
       if (l.allow_groups) p.access.allow_groups = *l.allow_groups;
       if (l.deny_groups) p.access.deny_groups = *l.deny_groups;
+      if (l.hidden_segments) hidden.names = lowered(*l.hidden_segments);
+      if (l.allow_dot_segments) hidden.allow_dot_segments = *l.allow_dot_segments;
     }
     target.policy = std::move(p);
+    hidden_varies |= target.cfg.hidden_segments || target.cfg.allow_dot_segments;
+    target.hidden = std::move(hidden);
   }
+}
+
+const http::HiddenSegments& SiteRuntime::hidden_for(std::string_view path) const {
+  if (!hidden_varies) return site_hidden;
+  for (auto it = locations.rbegin(); it != locations.rend(); ++it)
+    if (path_in_location(path, it->path)) return it->hidden;
+  return site_hidden;
 }
 
 const std::string& SiteRuntime::backend_for(std::string_view path) const {
@@ -294,7 +313,7 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
     site.trust = build_trust(site.cfg);
     build_auth(site, cfg.base);
     build_proxy(site);
-    for (const auto& l : site.cfg.locations) site.locations.push_back({lower(l.path), l, {}});
+    for (const auto& l : site.cfg.locations) site.locations.push_back({lower(l.path), l, {}, {}});
     std::stable_sort(site.locations.begin(), site.locations.end(),
                      [](const auto& a, const auto& b) { return a.path.size() < b.path.size(); });
     site.requests_certificate = site.cfg.ssl_flags.negotiates();

@@ -1,11 +1,12 @@
 #pragma once
 // An immutable, compiled configuration generation: decoded trust stores, TLS contexts and
 // location policies. Built once at startup (and on reload), shared read-only by all loops;
-// every connection pins the generation it was accepted under.
+// a connection decides each request under the newest one (http/connection.hpp: Generation).
 #include "auth/policy.hpp"
 #include "config/backend.hpp"
 #include "config/config.hpp"
 #include "directory/directory_service.hpp"
+#include "http/request_filter.hpp"
 #include "pki/jwt.hpp"
 #include "pki/validation_cache.hpp"
 #include "pki/openssl_ptr.hpp"
@@ -24,6 +25,7 @@ struct CompiledLocation {
   std::string path;  // lower case, no trailing slash ("/" for the root)
   config::Location cfg;
   auth::LocationPolicy policy;  // effective: site, then every enclosing location, this last
+  http::HiddenSegments hidden;  // effective request filtering, inherited the same way
 };
 
 struct SiteRuntime {
@@ -52,6 +54,11 @@ struct SiteRuntime {
   const auth::LocationPolicy& policy_for(std::string_view path) const;
   // Computes site_policy and every location's policy; call once the site has its final address.
   void finalize_policies();
+
+  http::HiddenSegments site_hidden;
+  bool hidden_varies = false;  // some location overrides request filtering
+  // The request filtering in force at `path` (one comparison when no location overrides it).
+  const http::HiddenSegments& hidden_for(std::string_view path) const;
 };
 
 // One listening endpoint and the sites reachable through it.

@@ -48,20 +48,23 @@ STACK_OF(X509) * TlsFacts::presented_chain() {
 
 const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, revocation::Store* store,
                                               std::vector<revocation::Need>& needs) {
-  if (!report) {
-    if (!site.trust) {
-      report = auth::ChainReport{auth::ChainFault::UntrustedRoot,
-                                 "site \"" + site.cfg.name + "\" trusts no certificate issuer",
-                                 {}};
+  const std::uint64_t epoch = store ? store->epoch() : 0;
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  if (report && report_epoch == epoch && now < report_until) return &*report;
+  report.reset();
+  if (!site.trust) {
+    report = auth::ChainReport{auth::ChainFault::UntrustedRoot,
+                               "site \"" + site.cfg.name + "\" trusts no certificate issuer",
+                               {}};
+    report_until = INT64_MAX;
+  } else {
+    if (chain_key.empty()) chain_key = pki::ValidationCache::key(leaf.get(), presented_chain());
+    const std::string& key = chain_key;
+    if (auto hit = site.validations->find(key, now, epoch)) {
+      report = std::move(hit->report);
+      mapped = std::move(hit->mapped);
+      report_until = hit->expires;
     } else {
-      const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-      if (chain_key.empty()) chain_key = pki::ValidationCache::key(leaf.get(), presented_chain());
-      const std::string& key = chain_key;
-      if (auto hit = site.validations->find(key, now)) {
-        report = std::move(hit->report);
-        mapped = std::move(hit->mapped);
-        return &*report;
-      }
       const bool may_fetch = fetch_rounds < revocation::kMaxFetchRounds;
       revocation::Validation v =
           revocation::validate(*site.trust, store, leaf.get(), presented_chain(), may_fetch);
@@ -70,14 +73,30 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
         needs = std::move(v.needs);
         return nullptr;
       }
-      if (v.soft_failed)
+      // A failure stays a failure until the configuration or the revocation store changes.
+      report_until = INT64_MAX;
+      if (v.soft_failed) {
         spdlog::warn("site \"{}\": {}", site.cfg.name, v.report.reason);
-      else
-        site.validations->remember(key, v.report, *site.trust, leaf.get(), presented_chain(), now, v.valid_until);
+      } else if (v.report.fault == auth::ChainFault::None) {
+        report_until = pki::ValidationCache::lifetime(*site.trust, leaf.get(), presented_chain(), now,
+                                                      v.valid_until);
+        site.validations->remember(key, v.report, now, report_until, epoch);
+      }
       report = std::move(v.report);
     }
   }
+  report_epoch = epoch;
+  fetch_rounds = 0;
   return &*report;
+}
+
+void TlsFacts::forget_decisions() {
+  report.reset();
+  mapped.reset();
+  directory_mapped.reset();
+  directory_until_ms = 0;
+  directory_once = false;
+  fetch_rounds = 0;
 }
 
 const auth::Outcome& TlsFacts::mapping_for(const runtime::SiteRuntime& site) {

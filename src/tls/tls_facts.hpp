@@ -31,9 +31,15 @@ struct TlsFacts {
   // What the client sent after the leaf (owned references); decoded on first use.
   STACK_OF(X509) * presented_chain();
 
-  // The validation result against the site it was computed for: a certificate, once presented
-  // on a connection, holds for every later request on it (behaviour.md §6), so validate once.
+  // The validation result against the connection's site. A certificate, once presented on a
+  // connection, is not asked for again (behaviour.md §6), but every request is decided against
+  // the configuration and revocation knowledge of its own time: the result is reused while the
+  // revocation store's epoch is the one it was computed under and until `report_until` (the
+  // validation cache's expiry), and forget_decisions() drops it when a reload changes the
+  // connection's generation (docs/validation.md).
   std::optional<auth::ChainReport> report;
+  std::uint64_t report_epoch = 0;
+  std::int64_t report_until = 0;  // unix seconds
   std::unique_ptr<auth::CertFacts> facts;  // for mapping, computed on first use (heap: most connections never need it)
   // map_certificate() result for the connection's site (from the validation cache when it had one)
   std::optional<auth::Outcome> mapped;
@@ -44,17 +50,22 @@ struct TlsFacts {
 
   pki::X509StackPtr chain;     // see presented_chain()
 
+  // A reload replaced the connection's configuration: validation, mapping and directory
+  // answers were made under the old one; the certificate itself and its facts stay.
+  void forget_decisions();
+
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);
 
-  // Validation result for `site`, computed on first use (CPU only: no I/O). Null, with `needs`
-  // filled, when online revocation must fetch something first: fetch, then ask again.
+  // Validation result for `site`, computed on first use and again when the revocation epoch
+  // moved or the result expired (CPU only: no I/O; usually a validation-cache hit). Null, with
+  // `needs` filled, when online revocation must fetch something first: fetch, then ask again.
   const auth::ChainReport* report_for(const runtime::SiteRuntime& site, revocation::Store* store,
                                       std::vector<revocation::Need>& needs);
-  int fetch_rounds = 0;  // validate-then-fetch rounds so far (bounded by kMaxFetchRounds)
+  int fetch_rounds = 0;  // validate-then-fetch rounds of this decision (bounded by kMaxFetchRounds)
   // The leaf's mapping facts (subject/issuer attributes, hashes, SANs), computed on first use.
   const auth::CertFacts& leaf_facts();
-  // One-to-one / many-to-one result for `site` (the connection's, fixed), computed once.
+  // One-to-one / many-to-one result for `site`, computed once per configuration generation.
   const auth::Outcome& mapping_for(const runtime::SiteRuntime& site);
 };
 

@@ -193,7 +193,7 @@ class Mapping(unittest.TestCase):
 
 
 class Reload(unittest.TestCase):
-    def test_reload_applies_to_new_connections_keeps_open_ones_and_refuses_bad_config(self):
+    def test_reload_applies_to_new_and_open_connections_and_refuses_bad_config(self):
         import signal
         import time
         port = free_port()
@@ -215,8 +215,9 @@ class Reload(unittest.TestCase):
                 time.sleep(0.05)
             self.assertIn("reloaded: configuration generation 2", srv.stderr_text())
 
-            self.assertEqual(kept.request("/?kept").status, 200)  # the open connection still works
-            self.assertEqual(srv.log_entry("kept")["cs-username"], "azureuser")
+            # the open connection still works, and its next request is mapped by the new config
+            self.assertEqual(kept.request("/?kept").status, 200)
+            self.assertEqual(srv.log_entry("kept")["cs-username"], "renamed")
             self.assertEqual(get(port, "/?after", user="alice").status, 200)
             self.assertEqual(srv.log_entry("after")["cs-username"], "renamed")
 
@@ -233,6 +234,7 @@ class Reload(unittest.TestCase):
             self.assertEqual(get(port, "/?still", user="alice").status, 200)
             self.assertEqual(srv.log_entry("still")["cs-username"], "renamed")
             self.assertEqual(kept.request("/?kept2").status, 200)
+            self.assertEqual(srv.log_entry("kept2")["cs-username"], "renamed")
             kept.close()
         finally:
             self.assertEqual(srv.stop(), 0)

@@ -205,9 +205,14 @@ class CertificateCases(unittest.TestCase):
             self.assertEqual((e["sc-status"], e["sc-substatus"]), ("200", "0"))
 
     def test_certificate_holds_for_every_request_on_the_connection(self):
+        # behaviour.md §6: presented once, the certificate serves every later request on the
+        # connection without being asked for again (one handshake, no renegotiation). Each
+        # request is still decided against the current configuration: test_files_e2e.py shows a
+        # reload withdrawing trust taking effect on such a connection.
         c = Connection(P, user="alice")
-        for _ in range(3):
-            self.assertEqual(c.request("/").status, 200)
+        for i in range(3):
+            self.assertEqual(c.request(f"/?holds{i}").status, 200)
+            self.assertEqual(server.log_entry(f"holds{i}")["sc-status"], "200")
         c.close()
 
     def test_resumed_session_keeps_the_certificate_and_its_chain(self):
