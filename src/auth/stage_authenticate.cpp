@@ -36,8 +36,9 @@ Outcome second_factor(const Outcome& mapped, const RequestEvidence& ev) {
 Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& ev) {
   const SiteAuth* site = policy.site;
   // stage_chain has already refused any presented certificate that is not valid.
-  const bool valid_cert = ev.cert_presented && policy.ssl_flags.negotiates() && ev.chain &&
-                          ev.chain->fault == ChainFault::None && (ev.cert || ev.mapped);
+  const bool validated = ev.cert_presented && policy.ssl_flags.negotiates() && ev.chain &&
+                         ev.chain->fault == ChainFault::None;
+  const bool valid_cert = validated && (ev.cert || ev.mapped);
   if (valid_cert && site && site->mapping_enabled) {
     Outcome mapped = ev.mapped ? *ev.mapped : map_certificate(*site, *ev.cert);
     if (!mapped.allowed()) return mapped;
@@ -54,7 +55,7 @@ Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& 
   // validated still belongs to the request: IIS hands it to the application
   // (Request.ClientCertificate) and backends such as Tomcat's SSLValve do their own mapping.
   const auto vouched = [&](Outcome o) {
-    o.certificate = valid_cert;
+    o.certificate = validated;
     return o;
   };
   const bool basic = site && site->basic_enabled;

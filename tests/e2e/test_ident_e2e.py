@@ -118,6 +118,16 @@ backend = "http://127.0.0.1:{BACKEND}"
   underscores_in_headers = true
 
 [[sites]]
+name = "NoMapping"
+id = 7
+root = "www"
+ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+backend = "http://127.0.0.1:{BACKEND}"
+""".replace("{BACKEND}", str(BACKEND)) + tls_binding("nousage.test") + TRUST + """
+  [sites.forward]
+  client_cert = "x-arr-clientcert"
+
+[[sites]]
 name = "PlainA"
 id = 5
 root = "www"
@@ -270,6 +280,26 @@ class UnvalidatedCertificate(unittest.TestCase):
             self.assertNotIn("cnf", claims(values(opened, "X-Certgate-Assertion")[0]))
         finally:
             c.close()
+
+
+class WithoutMapping(unittest.TestCase):
+    """A site that validates but does not map: the request runs as anonymous, and the certificate
+    the location validated goes to the backend, which maps it itself (IIS hands the application
+    Request.ClientCertificate; Tomcat's SSLValve reads the header)."""
+
+    def test_validated_certificate_is_forwarded_with_an_anonymous_user(self):
+        r = echoed(send(["GET /x HTTP/1.1", "Host: nousage.test"], user="alice", sni="nousage.test"))
+        with open(pki("alice.pem")) as f:
+            pem = f.read()
+        der_b64 = "".join(l for l in pem.splitlines() if l and not l.startswith("-----"))
+        self.assertEqual(values(r, "X-ARR-ClientCert"), [der_b64])
+        self.assertEqual(values(r, "X-Remote-Auth-Type"), ["Anonymous"])
+        self.assertEqual(values(r, "X-Remote-User"), [])
+
+    def test_an_untrusted_certificate_is_refused_not_forwarded(self):
+        r = send(["GET /x HTTP/1.1", "Host: nousage.test"], user="admin", cert_dir=TMP, sni="nousage.test")
+        self.assertEqual(r.status, 403)
+        self.assertIn("403.16", r.text)
 
 
 class Underscores(unittest.TestCase):
