@@ -139,7 +139,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
   }
   // IIS request filtering runs before authentication, for files and the backend alike: hidden
   // content is refused the same way to everyone.
-  if (auto seg = hidden_segment(target->path, c.site.hidden_for(target->path)); !seg.empty()) {
+  if (auto seg = hidden_segment(target.path, c.site.hidden_for(target.path)); !seg.empty()) {
     h.response = error(c, 404, 8,
                        "the path contains the hidden segment '" + std::string(seg) +
                            "' (request filtering: hidden_segments / allow_dot_segments)",
