@@ -9,12 +9,14 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Server, free_port, mtls_site, pki, read_response, run  # noqa: E402
+from harness import Connection, Server, free_port, mtls_site, pki, read_response, run  # noqa: E402
 
-SECURE, LEGACY = free_port(), free_port()
+SECURE, LEGACY, SOFT = free_port(), free_port(), free_port()
+DEAD = free_port()  # nothing listens here: the CRL distribution point that cannot be reached
 DIR = tempfile.mkdtemp(prefix="certgate-redcert-")
 
 EXT = """[root]
@@ -89,12 +91,52 @@ def make_pki():
     cert("dsa224", "/O=Redcert/CN=dsa224", "root", "leaf")
 
 
+def short_lived(name, seconds):
+    """NAME.pem valid for `seconds` from now, signed by the root, naming a CRL distribution point
+    nobody answers (the cryptography package: the openssl CLI counts validity in days)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    with open(d("root.pem"), "rb") as f:
+        root = x509.load_pem_x509_certificate(f.read())
+    with open(d("root.key"), "rb") as f:
+        root_key = serialization.load_pem_private_key(f.read(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    _serial[0] += 1
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(root.subject).public_key(key.public_key()).serial_number(_serial[0])
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(seconds=seconds))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                           critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+                           critical=False)
+            .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(f"http://127.0.0.1:{DEAD}/root.crl")], None, None, None)]),
+                critical=False)
+            .sign(root_key, hashes.SHA256()))
+    with open(d(name + ".pem"), "wb") as f:
+        f.write(leaf.public_bytes(serialization.Encoding.PEM))
+    with open(d(name + ".key"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+
 SITES = "".join([
     mtls_site("Secure", SECURE, 1, f'trusted_cas = ["{DIR}/root.pem"]\n  revocation = "off"'),
     mtls_site("Legacy", LEGACY, 2, f'trusted_cas = ["{DIR}/root.pem"]\n  revocation = "off"\n'
                                    '  min_rsa_bits = 1024\n  allow_sha1 = true'),
+    mtls_site("Soft", SOFT, 3, f'trusted_cas = ["{DIR}/root.pem"]\n  revocation = "online"\n'
+                               '  soft_fail = true\n  url_timeout_ms = 2000'),
 ])
-SITE_IDS = {SECURE: 1, LEGACY: 2}
+SITE_IDS = {SECURE: 1, LEGACY: 2, SOFT: 3}
 server = None
 
 
@@ -168,6 +210,32 @@ class DsaSubgroupSize(unittest.TestCase):
         r = run(["verify", "--ca", d("root.pem"), "--revocation", "off", "--min-rsa-bits", "1024",
                  d("dsa160.pem")])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+class SoftFailedResultOnAHeldConnection(unittest.TestCase):
+    """A validation accepted by soft_fail (revocation status unreachable) was kept on its
+    connection with no end: after the certificate expired, the client kept getting 200 for as long
+    as it kept the connection busy. A successful result must end with the certificate (and the
+    validation cache's other bounds), soft-failed or not."""
+
+    def test_expired_certificate_is_refused_on_the_connection_that_soft_failed(self):
+        short_lived("ephemeral", 6)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(pki("root-ca.pem"))
+        ctx.load_cert_chain(d("ephemeral.pem"), d("ephemeral.key"))
+        c = Connection(SOFT, context=ctx)
+        try:
+            r = c.request("/?soft-before")
+            self.assertEqual(r.status, 200, r.text)
+            self.assertIn("soft_fail", server.stderr_text())
+            time.sleep(8)  # the certificate expires; the connection stays open
+            r = c.request("/?soft-after")
+            self.assertEqual(r.code(), "403.17", r.text)
+            self.assertIn("certificate 'CN=ephemeral' expired", html.unescape(r.text))
+            e = server.log_entry("soft-after", 3)
+            self.assertEqual((e["sc-status"], e["sc-substatus"]), ("403", "17"))
+        finally:
+            c.close()
 
 
 if __name__ == "__main__":
