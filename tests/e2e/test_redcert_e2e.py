@@ -212,6 +212,24 @@ class DsaSubgroupSize(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
+class ExplainAgreesWithRequestFiltering(unittest.TestCase):
+    """`certgate explain --path /web.config` said "200.0 OK" (exit 0) for a path the server
+    answers 404.8: it skipped request filtering, and matched the path without normalizing it."""
+
+    def test_hidden_paths_are_404_8_in_explain_as_on_the_wire(self):
+        for i, path in enumerate(["/web.config", "/x/../.git/config", "/BIN/x.dll", "/%2eenv"]):
+            with self.subTest(path=path):
+                r = run(["explain", "-c", server.config, "--site", "Secure", "--path", path, d("dsa224.pem")])
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn("verdict: 404.8", r.stdout)
+                raw = socket.create_connection(("127.0.0.1", SECURE), timeout=10)
+                with client("dsa224").wrap_socket(raw, server_hostname="localhost") as s:
+                    s.sendall(f"GET {path}?explain{i} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+                    self.assertEqual(read_response(s.makefile("rb")).code(), "404.8")
+        r = run(["explain", "-c", server.config, "--site", "Secure", "--path", "/", d("dsa224.pem")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
 class SoftFailedResultOnAHeldConnection(unittest.TestCase):
     """A validation accepted by soft_fail (revocation status unreachable) was kept on its
     connection with no end: after the certificate expired, the client kept getting 200 for as long
