@@ -4,6 +4,8 @@
 #include "auth/decide.hpp"
 #include "auth/directory.hpp"
 #include "directory/ldap_connection.hpp"
+#include "http/path.hpp"
+#include "http/request_filter.hpp"
 #include "cli/commands.hpp"
 #include "pki/cert_facts.hpp"
 #include "pki/chain_verify.hpp"
@@ -29,6 +31,20 @@ const runtime::SiteRuntime* find_site(const runtime::Snapshot& snap, const std::
   for (const auto& s : snap.sites)
     if (s.cfg.name == name) return &s;
   return nullptr;
+}
+
+// The path as the server matches it (decoded, dot-segments resolved), or nullopt when the
+// server would answer 400.
+std::optional<std::string> server_path(const std::string& path) {
+  auto target = http::normalize_target(path);
+  if (!target) return std::nullopt;
+  return target->path;
+}
+
+// The hidden segment request filtering refuses `path` for on `site` ("" when none): the server
+// answers 404.8 before any certificate is looked at.
+std::string hidden_in(const runtime::SiteRuntime& site, const std::string& path) {
+  return std::string(http::hidden_segment(path, site.hidden_for(path)));
 }
 
 struct Evaluation {
@@ -179,11 +195,22 @@ int explain_one(const ExplainArgs& a) {
     std::cerr << "certgate explain: " << e.what() << "\n";
     return kUsage;
   }
-  const auth::LocationPolicy& policy = site->policy_for(a.path);
-  std::cout << fmt::format("site \"{}\", path {}: ssl_flags {}, anonymous {}{}\n", site->cfg.name, a.path,
+  const auto path = server_path(a.path);
+  if (!path) {
+    std::cerr << "certgate explain: --path " << a.path << " is not a valid request path (the server answers 400)\n";
+    return kUsage;
+  }
+  const auth::LocationPolicy& policy = site->policy_for(*path);
+  std::cout << fmt::format("site \"{}\", path {}: ssl_flags {}, anonymous {}{}\n", site->cfg.name, *path,
                            auth::to_string(policy.ssl_flags), policy.anonymous ? "on" : "off",
                            policy.require_password ? ", two-factor (certificate + password)" : "");
-  Evaluation e = evaluate(*site, a.path, certs, pki::Detail::Full);
+  if (const std::string seg = hidden_in(*site, *path); !seg.empty()) {
+    std::cout << fmt::format("verdict: 404.8 Not Found: the path contains the hidden segment '{}' "
+                             "(request filtering: hidden_segments / allow_dot_segments)\n", seg);
+    std::cout << "decided by: request filtering, before any certificate is looked at\n";
+    return kRejected;
+  }
+  Evaluation e = evaluate(*site, *path, certs, pki::Detail::Full);
   std::cout << "certificate: " << pki::subject_text(certs[0].get()) << "\n";
   if (!policy.ssl_flags.negotiates()) {
     std::cout << "validation: not done (this location does not ask for a certificate)\n";
@@ -246,19 +273,26 @@ int compare(const ExplainArgs& a) {
     return kUsage;
   }
   std::sort(files.begin(), files.end());
+  const auto path = server_path(a.path);
+  if (!path) {
+    std::cerr << "certgate explain: --path " << a.path << " is not a valid request path (the server answers 400)\n";
+    return kUsage;
+  }
+  const std::string hidden_before = hidden_in(*site_before, *path), hidden_now = hidden_in(*site_now, *path);
   std::size_t checked = 0, changed = 0;
   for (const auto& f : files) {
     auto certs = pki::parse_certificates(pki::read_file(f));
     if (certs.empty()) continue;  // keys and other PEM files in the folder
     ++checked;
-    Evaluation old_e = evaluate(*site_before, a.path, certs, pki::Detail::Brief);
-    Evaluation new_e = evaluate(*site_now, a.path, certs, pki::Detail::Brief);
-    auto show = [](const auth::Outcome& o) {
+    auto show = [&](const runtime::SiteRuntime& site, const std::string& hidden) -> std::string {
+      if (!hidden.empty()) return "404.8 -";
+      const auth::Outcome o = evaluate(site, *path, certs, pki::Detail::Brief).outcome;
       return code(o) + " " + (o.user.empty() ? "-" : o.user);
     };
-    if (show(old_e.outcome) == show(new_e.outcome)) continue;
+    const std::string old_answer = show(*site_before, hidden_before), new_answer = show(*site_now, hidden_now);
+    if (old_answer == new_answer) continue;
     ++changed;
-    std::cout << fmt::format("{}: {} -> {}\n", f.filename().string(), show(old_e.outcome), show(new_e.outcome));
+    std::cout << fmt::format("{}: {} -> {}\n", f.filename().string(), old_answer, new_answer);
   }
   std::cout << fmt::format("{} certificate(s) compared, {} would change\n", checked, changed);
   return changed ? kRejected : kOk;

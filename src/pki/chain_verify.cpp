@@ -2,6 +2,8 @@
 
 #include "pki/x509_text.hpp"
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -178,14 +180,30 @@ std::string revocation_date(const TrustStore& trust, X509* cert) {
   return "";
 }
 
-// Below the minimum: RSA and DSA by modulus size (min_rsa_bits), every other key type by its
-// security strength (112 bits: P-224 and up, Ed25519, Ed448).
+// The strength min_rsa_bits stands for (SP 800-57: 1024 → 80, 2048 → 112, 3072 → 128).
+int min_rsa_security_bits(const TrustOptions& o) { return BN_security_bits(o.min_rsa_bits, -1); }
+
+// The bits of a DSA key's subgroup order q (0 when unreadable).
+int dsa_q_bits(EVP_PKEY* key) {
+  BIGNUM* q = nullptr;
+  if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_FFC_Q, &q) != 1) return 0;
+  const int bits = BN_num_bits(q);
+  BN_free(q);
+  return bits;
+}
+
+// Below the minimum: RSA by modulus size (min_rsa_bits); DSA by modulus size and by the
+// strength that size stands for, since a 2048-bit p over a 160-bit q is only as strong as
+// RSA-1024 (a discrete log in the subgroup); every other key type by its security strength
+// (112 bits: P-224 and up, Ed25519, Ed448).
 bool weak_key(EVP_PKEY* key, const TrustOptions& o) {
   switch (EVP_PKEY_get_base_id(key)) {
     case EVP_PKEY_RSA:
     case EVP_PKEY_RSA_PSS:
-    case EVP_PKEY_DSA:
       return EVP_PKEY_get_bits(key) < o.min_rsa_bits;
+    case EVP_PKEY_DSA:
+      return EVP_PKEY_get_bits(key) < o.min_rsa_bits ||
+             EVP_PKEY_get_security_bits(key) < min_rsa_security_bits(o);
     default:
       return EVP_PKEY_get_security_bits(key) < kMinSecurityBits;
   }
@@ -239,6 +257,11 @@ std::string weakness_text(const TrustOptions& o, const Problem& p, const std::st
   const int id = EVP_PKEY_get_base_id(key);
   const std::string type = EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "unknown";
   const std::string bits = std::to_string(EVP_PKEY_get_bits(key));
+  if (id == EVP_PKEY_DSA && EVP_PKEY_get_bits(key) >= o.min_rsa_bits)
+    return who + " has a " + bits + "-bit DSA key with a " + std::to_string(dsa_q_bits(key)) +
+           "-bit subgroup (" + std::to_string(EVP_PKEY_get_security_bits(key)) +
+           " bits of security); this site requires " + std::to_string(min_rsa_security_bits(o)) +
+           " (min_rsa_bits " + std::to_string(o.min_rsa_bits) + ")";
   if (id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS || id == EVP_PKEY_DSA)
     return who + " has a " + bits + "-bit " + type + " key; this site requires at least " +
            std::to_string(o.min_rsa_bits) + " bits (min_rsa_bits)";

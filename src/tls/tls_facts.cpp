@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace certgate::tls {
@@ -73,14 +74,20 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
         needs = std::move(v.needs);
         return nullptr;
       }
-      // A failure stays a failure until the configuration or the revocation store changes.
+      // A failure stays a failure until the configuration or the revocation store changes; a
+      // success ends with the certificates and revocation data it relied on. One accepted with
+      // an unknown status (soft_fail) is not cached, and its connection asks again once the
+      // status may be fetchable (retry_seconds), as a new connection would.
       report_until = INT64_MAX;
-      if (v.soft_failed) {
-        spdlog::warn("site \"{}\": {}", site.cfg.name, v.report.reason);
-      } else if (v.report.fault == auth::ChainFault::None) {
+      if (v.report.fault == auth::ChainFault::None) {
         report_until = pki::ValidationCache::lifetime(*site.trust, leaf.get(), presented_chain(), now,
                                                       v.valid_until);
-        site.validations->remember(key, v.report, now, report_until, epoch);
+        if (v.soft_failed) {
+          spdlog::warn("site \"{}\": {}", site.cfg.name, v.report.reason);
+          report_until = std::min<std::int64_t>(report_until, now + site.trust->options().retry_seconds);
+        } else {
+          site.validations->remember(key, v.report, now, report_until, epoch);
+        }
       }
       report = std::move(v.report);
     }
