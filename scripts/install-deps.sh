@@ -10,7 +10,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libldap2-dev slapd ldap-utils libmimalloc-dev
-  curl python3 ca-certificates ccache
+  curl python3 python3-cryptography ca-certificates ccache
 )
 
 missing=()

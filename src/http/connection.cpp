@@ -286,18 +286,20 @@ class Connection final : public ConnectionBase,
     const runtime::Snapshot& s = *next->snap;
     const runtime::ListenerRuntime& listener = s.listeners[listener_index_];
     const std::string& name = site().cfg.name;
-    for (const auto& r : listener.routes) {
-      if (s.sites[r.site].cfg.name != name) continue;
-      gen_ = std::move(next);
-      snap_ = gen_->snap.get();
-      listener_ = &listener;
-      site_ = r.site;
-      tls_.forget_decisions();
-      assertion_user_.clear();  // the signing key may have changed
-      assertion_refresh_ = 0;
-      return true;
-    }
-    return false;
+    auto found = std::find_if(listener.routes.begin(), listener.routes.end(),
+                              [&](const auto& r) { return s.sites[r.site].cfg.name == name; });
+    // Plain HTTP routes every request by its Host anyway: any site of the address will do as the
+    // connection's starting point, so a removed site does not refuse its neighbours' requests.
+    if (found == listener.routes.end() && !Tls) found = listener.routes.begin();
+    if (found == listener.routes.end()) return false;
+    gen_ = std::move(next);
+    snap_ = gen_->snap.get();
+    listener_ = &listener;
+    site_ = found->site;
+    tls_.forget_decisions();
+    assertion_user_.clear();  // the signing key may have changed
+    assertion_refresh_ = 0;
+    return true;
   }
 
   // Reads (and discards) the request body, then runs `then`; an error answers for itself.

@@ -295,6 +295,32 @@ class ReloadOnOpenConnections(unittest.TestCase):
         finally:
             server.stop()
 
+    def test_plain_http_connection_outlives_the_removal_of_its_last_site(self):
+        # Plain HTTP routes each request by its Host: removing the site of the previous request
+        # must not refuse the next request, which names another site of the same address.
+        port = free_port()
+        sites = "".join(f"""
+[[sites]]
+name = "{name}"
+id = {site_id}
+root = "www"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{port}"
+  protocol = "http"
+  host = "{host}"
+""" for name, site_id, host in (("PlainA", 5, "a.test"), ("PlainB", 6, "b.test")))
+        server = Server(sites, threads=1).start()
+        try:
+            c = Connection(port, tls=False)
+            self.assertEqual(c.request("/?plain-before", host="a.test").status, 200)
+            server.edit_config('name = "PlainA"', 'name = "PlainRenamed"')
+            reload(server, 2)
+            r = c.request("/?plain-after", host="b.test")
+            self.assertEqual(r.status, 200, r.text[:300])
+            self.assertEqual(server.log_entry("plain-after", site_id=6)["sc-status"], "200")
+        finally:
+            server.stop()
+
     def test_a_crl_that_revokes_the_certificate_applies_to_the_next_request_on_the_connection(self):
         folder = tempfile.mkdtemp(prefix="certgate-files-crl-")
         make_crl(folder)
