@@ -1,5 +1,7 @@
 #include "tls/session_cache.hpp"
 
+#include "tls/server_context.hpp"
+
 #include <algorithm>
 #include <list>
 #include <mutex>
@@ -101,6 +103,9 @@ SessionCache& cache() {
 }
 
 int new_session(SSL* ssl, SSL_SESSION* s) {
+  // The chain key goes into the session before the session is shared: once cached, another
+  // loop's thread may resume it and read that data while this handshake is still finishing.
+  save_presented_chain(ssl);
   cache().add(ssl, s);
   return 0;  // we took our own reference
 }
