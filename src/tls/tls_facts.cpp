@@ -75,10 +75,13 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
         return nullptr;
       }
       // A failure stays a failure until the configuration or the revocation store changes; a
-      // success ends with the certificates and revocation data it relied on. One accepted with
-      // an unknown status (soft_fail) is not cached, and its connection asks again once the
-      // status may be fetchable (retry_seconds), as a new connection would.
+      // success ends with the certificates and revocation data it relied on. An unknown status
+      // is no verdict on the certificate: refused (or, with soft_fail, accepted without being
+      // cached), its connection asks again once a fetch may succeed (retry_seconds), as a new
+      // connection would, so a client holding its connection open is not refused for ever.
       report_until = INT64_MAX;
+      if (v.report.fault == auth::ChainFault::RevocationUnknown)
+        report_until = now + site.trust->options().retry_seconds;
       if (v.report.fault == auth::ChainFault::None) {
         report_until = pki::ValidationCache::lifetime(*site.trust, leaf.get(), presented_chain(), now,
                                                       v.valid_until);

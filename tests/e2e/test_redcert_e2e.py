@@ -15,8 +15,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Connection, Server, free_port, mtls_site, pki, read_response, run  # noqa: E402
 
-SECURE, LEGACY, SOFT = free_port(), free_port(), free_port()
+SECURE, LEGACY, SOFT, HARD = free_port(), free_port(), free_port(), free_port()
 DEAD = free_port()  # nothing listens here: the CRL distribution point that cannot be reached
+LATE = free_port()  # a CRL distribution point that comes up during a test
 DIR = tempfile.mkdtemp(prefix="certgate-redcert-")
 
 EXT = """[root]
@@ -91,7 +92,7 @@ def make_pki():
     cert("dsa224", "/O=Redcert/CN=dsa224", "root", "leaf")
 
 
-def short_lived(name, seconds):
+def short_lived(name, seconds, cdp_port=None):
     """NAME.pem valid for `seconds` from now, signed by the root, naming a CRL distribution point
     nobody answers (the cryptography package: the openssl CLI counts validity in days)."""
     import datetime
@@ -119,7 +120,7 @@ def short_lived(name, seconds):
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
                            critical=False)
             .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
-                [x509.UniformResourceIdentifier(f"http://127.0.0.1:{DEAD}/root.crl")], None, None, None)]),
+                [x509.UniformResourceIdentifier(f"http://127.0.0.1:{cdp_port or DEAD}/root.crl")], None, None, None)]),
                 critical=False)
             .sign(root_key, hashes.SHA256()))
     with open(d(name + ".pem"), "wb") as f:
@@ -135,8 +136,10 @@ SITES = "".join([
                                    '  min_rsa_bits = 1024\n  allow_sha1 = true'),
     mtls_site("Soft", SOFT, 3, f'trusted_cas = ["{DIR}/root.pem"]\n  revocation = "online"\n'
                                '  soft_fail = true\n  url_timeout_ms = 2000'),
+    mtls_site("Hard", HARD, 4, f'trusted_cas = ["{DIR}/root.pem"]\n  revocation = "online"\n'
+                               '  url_timeout_ms = 2000\n  retry_seconds = 1'),
 ])
-SITE_IDS = {SECURE: 1, LEGACY: 2, SOFT: 3}
+SITE_IDS = {SECURE: 1, LEGACY: 2, SOFT: 3, HARD: 4}
 server = None
 
 
@@ -254,6 +257,60 @@ class SoftFailedResultOnAHeldConnection(unittest.TestCase):
             self.assertEqual((e["sc-status"], e["sc-substatus"]), ("403", "17"))
         finally:
             c.close()
+
+
+class UnknownStatusOnAHeldConnection(unittest.TestCase):
+    """A refusal for an unobtainable revocation status (403.13, 0x80092013) was kept on its
+    connection until a reload: after the distribution point came back, a client that kept its
+    connection open stayed refused. It is asked again after retry_seconds, as on a new connection."""
+
+    def test_refusal_ends_when_the_distribution_point_answers(self):
+        import datetime
+        import http.server
+        import threading
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        short_lived("latecomer", 3600, cdp_port=LATE)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(pki("root-ca.pem"))
+        ctx.load_cert_chain(d("latecomer.pem"), d("latecomer.key"))
+        c = Connection(HARD, context=ctx)
+        httpd = None
+        try:
+            r = c.request("/?late-before")
+            self.assertEqual(r.code(), "403.13", r.text[:300])
+            self.assertEqual(server.log_entry("late-before", 4)["sc-win32-status"], "2148081683")
+            with open(d("root.pem"), "rb") as f:
+                root = x509.load_pem_x509_certificate(f.read())
+            with open(d("root.key"), "rb") as f:
+                root_key = serialization.load_pem_private_key(f.read(), None)
+            now = datetime.datetime.now(datetime.timezone.utc)
+            crl = (x509.CertificateRevocationListBuilder().issuer_name(root.subject)
+                   .last_update(now - datetime.timedelta(minutes=1)).next_update(now + datetime.timedelta(days=1))
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+                   .add_extension(x509.CRLNumber(1), critical=False)
+                   .sign(root_key, hashes.SHA256()))
+            os.makedirs(d("late"), exist_ok=True)
+            with open(d("late/root.crl"), "wb") as f:
+                f.write(crl.public_bytes(serialization.Encoding.DER))
+
+            class Quiet(http.server.SimpleHTTPRequestHandler):
+                def __init__(self, *a, **kw):
+                    super().__init__(*a, directory=d("late"), **kw)
+
+                def log_message(self, *a):
+                    pass
+
+            httpd = http.server.ThreadingHTTPServer(("127.0.0.1", LATE), Quiet)
+            threading.Thread(target=httpd.serve_forever, daemon=True).start()
+            time.sleep(1.5)  # retry_seconds = 1
+            r = c.request("/?late-after")
+            self.assertEqual(r.status, 200, r.text[:300])
+            self.assertEqual(server.log_entry("late-after", 4)["sc-status"], "200")
+        finally:
+            c.close()
+            if httpd:
+                httpd.shutdown()
 
 
 if __name__ == "__main__":
