@@ -115,6 +115,17 @@ fetch::Result ldap_fetch(const std::string& url, std::uint32_t timeout_ms, std::
     r.error = "cannot use server " + server;
     return r;
   }
+  // liblber buffers a whole message before handing it over: without a cap on what it accepts,
+  // a directory (an untrusted chain's caIssuers URL may be ldap:// to anyone) could make it
+  // allocate gigabytes. The cap leaves room for the message's own framing.
+  Sockbuf* sb = nullptr;
+  ber_len_t max_incoming = static_cast<ber_len_t>(max_bytes) + 65536;
+  if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || !sb ||
+      ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max_incoming) != 1) {
+    ldap_unbind_ext_s(ld, nullptr, nullptr);
+    r.error = "cannot bound the size of an answer from " + server;
+    return r;
+  }
   const int v3 = LDAP_VERSION3;
   ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
   ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);

@@ -1,0 +1,209 @@
+"""Hostile review of the revocation fetcher (after issue 13's items 6-9): what an
+unauthenticated client, or a server at a URL its certificate names, can still make certgate do.
+
+Real certgate, real sockets: certificates made here with the openssl CLI, listeners on loopback."""
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import test_fetch_e2e as F  # noqa: E402  (its PKI helpers, pointed at our own folder)
+from harness import Server, free_port, mtls_site  # noqa: E402
+
+F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
+f = F.f
+WEB, LDAP, HOLD = free_port(), free_port(), free_port()
+P_BOMB, P_FAIR = free_port(), free_port()
+W = f"http://127.0.0.1:{WEB}"
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as s:
+        for line in s:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def ber_len(n):
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def tlv(tag, body_len):
+    return bytes([tag]) + ber_len(body_len)
+
+
+class HugeLdap:
+    """Answers every LDAP search with one entry whose attribute value is `size` bytes: a
+    directory (or anything at a URL a certificate names) that sends more than anyone asked."""
+
+    def __init__(self, port, size):
+        self.size, self.searches = size, 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            head = c.recv(65536)
+            # SEQUENCE { INTEGER messageID, ... }: the request's id, answered in kind.
+            i = 2 if head[1] < 0x80 else 2 + (head[1] & 0x7f)
+            msgid = head[i + 2:i + 2 + head[i + 1]]
+            self.searches += 1
+            name = b"cn=x"
+            vtype = b"cACertificate;binary"
+            val_len = self.size
+            vals = tlv(0x04, val_len)
+            vset_len = len(vals) + val_len
+            attr_body = len(tlv(0x04, len(vtype))) + len(vtype) + len(tlv(0x31, vset_len)) + vset_len
+            attrs_len = len(tlv(0x30, attr_body)) + attr_body
+            entry_len = len(tlv(0x04, len(name))) + len(name) + len(tlv(0x30, attrs_len)) + attrs_len
+            op_len = len(tlv(0x64, entry_len)) + entry_len
+            mid = bytes([0x02, len(msgid)]) + msgid
+            msg_len = len(mid) + op_len
+            c.sendall(tlv(0x30, msg_len) + mid + tlv(0x64, entry_len) + tlv(0x04, len(name)) + name +
+                      tlv(0x30, attrs_len) + tlv(0x30, attr_body) + tlv(0x04, len(vtype)) + vtype +
+                      tlv(0x31, vset_len) + vals)
+            chunk = b"\0" * (1 << 20)
+            sent = 0
+            while sent < val_len:
+                n = min(len(chunk), val_len - sent)
+                c.sendall(chunk[:n])
+                sent += n
+            time.sleep(2)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def make_pki():
+    os.makedirs(F.DIR, exist_ok=True)
+    F.root("root", "Red Root CA")
+    F.crl("root", f("root.crl"))
+    F.issue("issuing", "Red Issuing CA", "root", F.CA_EXT)
+    F.crl("issuing", f("issuing.crl"))
+    F.issue("good", "good", "issuing", F.LEAF_EXT + f"crlDistributionPoints=URI:{W}/good.crl\n")
+    F.chain("good", "good", "issuing")
+    # An attacker's leaf, presented alone, whose issuer can only come from an ldap:// AIA URL.
+    F.root("evil-root", "Evil Root")
+    F.issue("ldapbomb", "ldapbomb", "evil-root",
+            F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:ldap://127.0.0.1:{LDAP}/cn=x?cACertificate;binary\n")
+    # Attacker leaves each naming another (missing) issuer, so none is paced by another, whose
+    # caIssuers URL is a listener that never answers.
+    for i in range(12):
+        F.root(f"ghost{i}", f"Ghost CA {i}")
+        F.issue(f"hog{i}", f"hog{i}", f"ghost{i}",
+                F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://127.0.0.1:{HOLD}/ghost{i}.cer\n")
+
+
+def site(port, timeout_ms):
+    return mtls_site("Red", port, 1, f'''trusted_cas = ["{f('root.pem')}"]
+  crl_files = ["{f('root.crl.pem')}"]
+  url_timeout_ms = {timeout_ms}''')
+
+
+def setUpModule():
+    make_pki()
+
+
+def tearDownModule():
+    shutil.rmtree(F.DIR, ignore_errors=True)
+
+
+class LdapAnswerSize(unittest.TestCase):
+    """max_fetch_bytes bounds an ldap:// answer while it arrives, not after libldap has
+    buffered all of it: an untrusted chain's caIssuers URL may be ldap:// to anyone's server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ldap = HugeLdap(LDAP, 256 << 20)
+        cls.server = Server(site(P_BOMB, 10000), server_extra='cache_dir = ""\nmax_fetch_bytes = 1048576').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.ldap.stop()
+
+    def test_huge_ldap_answer_is_cut_at_max_fetch_bytes(self):
+        pid = self.server.proc.pid
+        before = vm_hwm_kib(pid)
+        r = F.request(P_BOMB, "ldapbomb", "bomb")  # F.request reads certificates from F.DIR
+        self.assertEqual(r.code(), "403.16", r.text)
+        self.assertGreaterEqual(self.ldap.searches, 1, "the AIA URL was asked")
+        grown = vm_hwm_kib(pid) - before
+        self.assertIsNone(self.server.proc.poll(), "certgate must still run")
+        self.assertLess(grown, 64 << 10, f"peak memory grew by {grown} KiB for a 1 MiB max_fetch_bytes")
+
+
+class FairShare(unittest.TestCase):
+    """Unauthenticated chains can make the server ask caIssuers URLs (how a missing issuer is
+    found); they must not take every fetch slot, nor fill the wait queue, so that a trusted
+    client's CRL fetch waits behind them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.web = F.Listener(WEB, {"/good.crl": F.read("issuing.crl")})
+        cls.hold = F.Hold(HOLD)
+        cls.server = Server(site(P_FAIR, 4000),
+                            server_extra='cache_dir = ""\nrevocation_concurrent_fetches = 2').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.web.stop()
+        cls.hold.stop()
+
+    def test_trusted_fetch_is_not_starved_by_aia_flood(self):
+        results = []
+
+        def hog(i):
+            try:
+                results.append(F.request(P_FAIR, f"hog{i}", f"hog{i}").code())
+            except Exception as e:  # noqa: BLE001
+                results.append(repr(e))
+
+        hogs = [threading.Thread(target=hog, args=(i,), daemon=True) for i in range(12)]
+        for t in hogs:
+            t.start()
+        deadline = time.monotonic() + 5
+        while self.hold.accepted < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the rest of the flood queued behind the held fetches
+        started = time.monotonic()
+        r = F.request(P_FAIR, "good", "good")
+        took = time.monotonic() - started
+        self.assertEqual(r.status, 200, r.text)
+        self.assertLess(took, 3.0, f"the trusted client's CRL fetch waited {took:.1f} s behind the flood")
+        self.assertEqual(self.web.count("/good.crl"), 1)
+        for t in hogs:
+            t.join(60)
+
+
+if __name__ == "__main__":
+    unittest.main()
