@@ -303,8 +303,12 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   std::map<std::string, UrlState> states;  // by Need::key()
   std::unordered_map<std::string, std::int64_t> crl_used;  // by URL, for cached CRLs only
   std::unordered_map<std::string, std::vector<std::function<void()>>> in_flight;
-  std::deque<Need> queued;     // waiting for one of max_concurrent_fetches
+  // Waiting for one of max_concurrent_fetches. AIA fetches wait apart and take at most half the
+  // slots: any chain can ask for them, so a flood of them must neither hold every slot nor fill
+  // the queue that CRL and OCSP fetches (asked for trusted paths only) wait in.
+  std::deque<Need> queued, queued_aia;
   std::size_t active = 0;      // fetches started and not finished
+  std::size_t active_aia = 0;  // of which AIA
   std::function<void(const FetchEvent&)> recorder;
   std::size_t crl_bytes = 0;
   // Totals for /metrics by kind: never per URL, so the series stay few whatever certificates name.
@@ -678,25 +682,38 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   }
 
   // Starts queued fetches while fewer than max_concurrent_fetches run. On the store's thread.
+  // CRL and OCSP fetches first; AIA ones only while fewer than aia_slots() of them run.
   void pump() {
     for (;;) {
       Need n;
       {
         std::lock_guard lock(mu);
-        if (active >= std::max<std::size_t>(1, settings.max_concurrent_fetches) || queued.empty()) return;
-        n = std::move(queued.front());
-        queued.pop_front();
+        if (active >= slots()) return;
+        if (!queued.empty()) {
+          n = std::move(queued.front());
+          queued.pop_front();
+        } else if (!queued_aia.empty() && active_aia < aia_slots()) {
+          n = std::move(queued_aia.front());
+          queued_aia.pop_front();
+          ++active_aia;
+        } else {
+          return;
+        }
         ++active;
       }
       start(std::move(n));
     }
   }
 
+  std::size_t slots() const { return std::max<std::size_t>(1, settings.max_concurrent_fetches); }
+  std::size_t aia_slots() const { return std::max<std::size_t>(1, slots() / 2); }
+
   // A started fetch ended (once, whatever happened): frees its slot and starts the next.
   void finish(const Need& n, const fetch::Result& r, bool transient) {
     {
       std::lock_guard lock(mu);
       --active;
+      if (n.kind == Kind::CaIssuers) --active_aia;
     }
     complete(n, r, transient);
     pump();
@@ -756,13 +773,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     std::vector<Need> refused;
     {
       std::lock_guard lock(mu);
-      const std::size_t max_queued = std::max<std::size_t>(1, settings.max_concurrent_fetches) * kQueuedPerConcurrent;
+      const std::size_t max_queued = slots() * kQueuedPerConcurrent;
       for (auto& n : needs) {
         auto [it, fresh] = in_flight.try_emplace(n.key());
         it->second.push_back(one_done);
         if (!fresh) continue;
-        if (queued.size() >= max_queued) refused.push_back(std::move(n));
-        else queued.push_back(std::move(n));
+        auto& line = n.kind == Kind::CaIssuers ? queued_aia : queued;
+        if (line.size() >= max_queued) refused.push_back(std::move(n));
+        else line.push_back(std::move(n));
       }
     }
     auto self = shared_from_this();
@@ -948,7 +966,7 @@ std::string Store::metrics() const {
       << "certgate_revocation_fetches_in_flight " << impl_->active << "\n"
       << "# HELP certgate_revocation_fetches_queued Fetches waiting for a free slot.\n"
          "# TYPE certgate_revocation_fetches_queued gauge\n"
-      << "certgate_revocation_fetches_queued " << impl_->queued.size() << "\n"
+      << "certgate_revocation_fetches_queued " << impl_->queued.size() + impl_->queued_aia.size() << "\n"
       << "# HELP certgate_revocation_tracked_urls Fetch outcomes remembered (URL and issuer) for retry pacing.\n"
          "# TYPE certgate_revocation_tracked_urls gauge\n"
       << "certgate_revocation_tracked_urls " << impl_->states.size() << "\n";

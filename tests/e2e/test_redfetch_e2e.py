@@ -116,7 +116,7 @@ def make_pki():
             F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:ldap://127.0.0.1:{LDAP}/cn=x?cACertificate;binary\n")
     # Attacker leaves each naming another (missing) issuer, so none is paced by another, whose
     # caIssuers URL is a listener that never answers.
-    for i in range(12):
+    for i in range(6):
         F.root(f"ghost{i}", f"Ghost CA {i}")
         F.issue(f"hog{i}", f"hog{i}", f"ghost{i}",
                 F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://127.0.0.1:{HOLD}/ghost{i}.cer\n")
@@ -170,7 +170,7 @@ class FairShare(unittest.TestCase):
     def setUpClass(cls):
         cls.web = F.Listener(WEB, {"/good.crl": F.read("issuing.crl")})
         cls.hold = F.Hold(HOLD)
-        cls.server = Server(site(P_FAIR, 4000),
+        cls.server = Server(site(P_FAIR, 3000),
                             server_extra='cache_dir = ""\nrevocation_concurrent_fetches = 2').start()
 
     @classmethod
@@ -188,7 +188,7 @@ class FairShare(unittest.TestCase):
             except Exception as e:  # noqa: BLE001
                 results.append(repr(e))
 
-        hogs = [threading.Thread(target=hog, args=(i,), daemon=True) for i in range(12)]
+        hogs = [threading.Thread(target=hog, args=(i,), daemon=True) for i in range(6)]
         for t in hogs:
             t.start()
         deadline = time.monotonic() + 5
@@ -201,8 +201,7 @@ class FairShare(unittest.TestCase):
         self.assertEqual(r.status, 200, r.text)
         self.assertLess(took, 3.0, f"the trusted client's CRL fetch waited {took:.1f} s behind the flood")
         self.assertEqual(self.web.count("/good.crl"), 1)
-        for t in hogs:
-            t.join(60)
+        self.assertNotIn("200", results, "no attacker chain was accepted")
 
 
 if __name__ == "__main__":
