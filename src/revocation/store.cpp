@@ -68,6 +68,10 @@ X509_CRL* parse_crl(const std::string& body) {
   return PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
 }
 
+// An AIA answer (one certificate, a certs-only PKCS#7, or PEM): at most kAiaCertificates of
+// it are considered. Any chain can make the server fetch one, and each certificate that names the
+// right issuer costs a path building on the store's thread, so a bundle of thousands of copies
+// would cost seconds of it.
 std::vector<std::shared_ptr<X509>> parse_certs(const std::string& body) {
   std::vector<std::shared_ptr<X509>> out;
   const auto* p = reinterpret_cast<const unsigned char*>(body.data());
@@ -78,7 +82,7 @@ std::vector<std::shared_ptr<X509>> parse_certs(const std::string& body) {
   p = reinterpret_cast<const unsigned char*>(body.data());
   if (PKCS7* p7 = d2i_PKCS7(nullptr, &p, static_cast<long>(body.size()))) {  // certs-only .p7c
     STACK_OF(X509)* certs = PKCS7_type_is_signed(p7) ? p7->d.sign->cert : nullptr;
-    for (int i = 0; certs && i < sk_X509_num(certs); ++i) {
+    for (int i = 0; certs && i < sk_X509_num(certs) && out.size() < kAiaCertificates; ++i) {
       X509_up_ref(sk_X509_value(certs, i));
       out.push_back(share(sk_X509_value(certs, i)));
     }
@@ -86,7 +90,9 @@ std::vector<std::shared_ptr<X509>> parse_certs(const std::string& body) {
     return out;
   }
   pki::BioPtr bio(BIO_new_mem_buf(body.data(), static_cast<int>(body.size())));
-  while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.push_back(share(c));
+  while (out.size() < kAiaCertificates)
+    if (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.push_back(share(c));
+    else break;
   ERR_clear_error();
   return out;
 }
@@ -727,10 +733,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       *finished = true;
       self->finish(n, r, transient);
     };
+    // Issuer certificates are small, and any chain can make the server ask for them: their
+    // answers get a smaller cap than CRLs (parsing a PKCS#7 costs time in its size).
+    const std::size_t max_bytes =
+        n.kind == Kind::CaIssuers ? std::min(settings.max_fetch_bytes, kAiaMaxBytes) : settings.max_fetch_bytes;
     // Running out of memory or threads is an error for this fetch, never the process's end.
     try {
       if (n.url.rfind("ldap://", 0) == 0) {
-        ldap_pool->post([self, n, done, max = settings.max_fetch_bytes]() {
+        ldap_pool->post([self, n, done, max = max_bytes]() {
           fetch::Result r;
           try {
             r = ldap_fetch(n.url, n.timeout_ms, max);
@@ -744,7 +754,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       fetch::Request req;
       req.url = n.url;
       req.timeout_ms = n.timeout_ms;
-      req.max_bytes = settings.max_fetch_bytes;
+      req.max_bytes = max_bytes;
       req.max_redirects = settings.max_redirects;
       if (n.kind == Kind::Ocsp) {
         std::unique_ptr<OCSP_REQUEST, pki::Deleter<OCSP_REQUEST_free>> ocsp(OCSP_REQUEST_new());

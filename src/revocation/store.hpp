@@ -36,6 +36,10 @@ struct StoreSettings {
 inline constexpr std::size_t kQueuedPerConcurrent = 64;
 // Threads for ldap:// fetches (libldap is synchronous): started when first needed, never more.
 inline constexpr std::size_t kLdapThreads = 4;
+// Certificates of one AIA answer considered as issuers (PKCS#7 bundles of real PKIs hold dozens).
+inline constexpr std::size_t kAiaCertificates = 256;
+// An AIA answer's size cap (or max_fetch_bytes when smaller).
+inline constexpr std::size_t kAiaMaxBytes = 1 << 20;
 // Cached CRLs given their own /metrics series (the most recently used): a bounded label set.
 inline constexpr std::size_t kMetricsUrlSeries = 64;
 

@@ -17,9 +17,15 @@ from harness import Server, free_port, mtls_site  # noqa: E402
 
 F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
 f = F.f
-WEB, LDAP, HOLD = free_port(), free_port(), free_port()
-P_BOMB, P_FAIR = free_port(), free_port()
+WEB, LDAP, HOLD, BUNDLE = free_port(), free_port(), free_port(), free_port()
+P_BOMB, P_FAIR, P_BUNDLE = free_port(), free_port(), free_port()
 W = f"http://127.0.0.1:{WEB}"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as s:
+        fields = s.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm_kib(pid):
@@ -120,6 +126,16 @@ def make_pki():
         F.root(f"ghost{i}", f"Ghost CA {i}")
         F.issue(f"hog{i}", f"hog{i}", f"ghost{i}",
                 F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://127.0.0.1:{HOLD}/ghost{i}.cer\n")
+    # Leaves whose caIssuers URL answers with their (untrusted) issuer repeated many times, as
+    # PEM and as a certs-only PKCS#7: every copy names the right issuer, none chains to an anchor.
+    F.root("bundler", "Bundle CA")
+    for kind in ("pem", "p7c"):
+        F.issue(f"bundle-{kind}", f"bundle-{kind}", "bundler",
+                F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://127.0.0.1:{BUNDLE}/bundle.{kind}\n")
+    one = F.read("bundler.pem")
+    with open(f("bundle.pem"), "wb") as out:
+        out.write(one * ((20 << 20) // len(one)))
+    F.openssl("crl2pkcs7", "-nocrl", "-certfile", f("bundle.pem"), "-outform", "DER", "-out", f("bundle.p7c"))
 
 
 def site(port, timeout_ms):
@@ -202,6 +218,32 @@ class FairShare(unittest.TestCase):
         self.assertLess(took, 3.0, f"the trusted client's CRL fetch waited {took:.1f} s behind the flood")
         self.assertEqual(self.web.count("/good.crl"), 1)
         self.assertNotIn("200", results, "no attacker chain was accepted")
+
+
+class AiaBundle(unittest.TestCase):
+    """An AIA answer is parsed and searched within small bounds (kAiaMaxBytes, kAiaCertificates):
+    any chain can make the server fetch one, and each copy of a certificate naming the right
+    issuer costs a path building on the store's thread."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.web = F.Listener(BUNDLE, {"/bundle.pem": F.read("bundle.pem"), "/bundle.p7c": F.read("bundle.p7c")})
+        cls.server = Server(site(P_BUNDLE, 10000), server_extra=f'cache_dir = ""\nmax_fetch_bytes = {64 << 20}').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.web.stop()
+
+    def test_huge_bundles_cost_little(self):
+        pid = self.server.proc.pid
+        before = cpu_seconds(pid)
+        for kind in ("pem", "p7c"):
+            r = F.request(P_BUNDLE, f"bundle-{kind}", kind)
+            self.assertEqual(r.code(), "403.16", r.text)
+        self.assertEqual(self.web.count("/bundle."), 2, self.web.hits)
+        used = cpu_seconds(pid) - before
+        self.assertLess(used, 0.5, f"two AIA answers cost {used:.2f} s of CPU")
 
 
 if __name__ == "__main__":
