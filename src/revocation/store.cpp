@@ -446,8 +446,17 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
 
   // Drops the least recently used CRLs until the bounds hold. Caller holds `mu`.
   void bound() {
+    // AIA issuers are bounded on their own, oldest first, and never push out a CRL or an OCSP
+    // answer: any chain can have one cached (a copy of a trusted CA certificate served at a URL
+    // of its own), while CRLs and OCSP answers come from trusted paths only.
+    while (issuers.size() > std::max<std::size_t>(1, settings.max_entries / 8)) {
+      auto oldest = std::min_element(issuers.begin(), issuers.end(), [](const auto& a, const auto& b) {
+        return a.second->fetched_at < b.second->fetched_at;
+      });
+      issuers.erase(oldest);
+    }
     while (!crls.empty() && (crl_bytes > settings.max_cache_bytes ||
-                             crls.size() + ocsps.size() + issuers.size() > settings.max_entries)) {
+                             crls.size() + ocsps.size() > settings.max_entries)) {
       auto victim = std::min_element(crls.begin(), crls.end(), [&](const auto& a, const auto& b) {
         return last_used(a.first) < last_used(b.first);
       });
@@ -456,10 +465,8 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       crl_used.erase(victim->first);
       crls.erase(victim);
     }
-    if (ocsps.size() + issuers.size() > settings.max_entries) {
+    if (ocsps.size() > settings.max_entries)
       ocsps.clear();  // answers are cheap to ask again; a bound matters more than their reuse
-      issuers.clear();
-    }
     // Fetch outcomes, one per (URL, issuer): drop the oldest tenth once over the bound, so
     // certificates naming ever new URLs cannot grow the table (pacing of what is dropped is
     // forgotten, which the per-certificate and concurrency caps still bound). AIA outcomes go

@@ -26,7 +26,7 @@ struct StoreSettings {
   std::filesystem::path cache_dir;        // "" = memory only
   std::size_t max_fetch_bytes = 10 << 20; // one response
   int max_redirects = 3;
-  std::size_t max_entries = 2000;         // CRLs + OCSP answers + AIA certificates
+  std::size_t max_entries = 2000;         // CRLs + OCSP answers; AIA answers: an eighth of it
   std::size_t max_cache_bytes = 256u << 20;  // CRL bytes, in memory and on disk
   std::size_t max_urls_per_certificate = 4;  // per kind: distribution points, OCSP, caIssuers
   std::size_t max_concurrent_fetches = 16;   // in flight at once; the rest wait their turn

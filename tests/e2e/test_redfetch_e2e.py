@@ -5,6 +5,7 @@ Real certgate, real sockets: certificates made here with the openssl CLI, listen
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -17,8 +18,9 @@ from harness import Server, free_port, mtls_site  # noqa: E402
 
 F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
 f = F.f
-WEB, LDAP, HOLD, BUNDLE = free_port(), free_port(), free_port(), free_port()
-P_BOMB, P_FAIR, P_BUNDLE = free_port(), free_port(), free_port()
+WEB, LDAP, HOLD, BUNDLE, COPIES = free_port(), free_port(), free_port(), free_port(), free_port()
+P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN = (free_port() for _ in range(5))
+N_COPIES = 20
 W = f"http://127.0.0.1:{WEB}"
 
 
@@ -128,6 +130,19 @@ def make_pki():
                 F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://127.0.0.1:{HOLD}/ghost{i}.cer\n")
     # Leaves whose caIssuers URL answers with their (untrusted) issuer repeated many times, as
     # PEM and as a certs-only PKCS#7: every copy names the right issuer, none chains to an anchor.
+    # A fake issuer with the real issuing CA's name and key identifier, and leaves it signs that
+    # name each its own caIssuers URL, where an attacker serves a copy of the real (public)
+    # issuing CA certificate: it names the right issuer and chains to the anchor, so it is kept.
+    ski = subprocess.run(["openssl", "x509", "-in", f("issuing.pem"), "-noout", "-ext", "subjectKeyIdentifier"],
+                         check=True, capture_output=True, text=True).stdout.split("\n")[1].strip()
+    F.key("fake-issuing")
+    F.openssl("req", "-x509", "-new", "-key", f("fake-issuing.key"), "-subj", "/O=Fetch Demo/CN=Red Issuing CA",
+              "-days", "30", "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
+              "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", f"subjectKeyIdentifier={ski}",
+              "-out", f("fake-issuing.pem"))
+    for i in range(N_COPIES):
+        F.issue(f"copy{i}", f"copy{i}", "fake-issuing",
+                F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://127.0.0.1:{COPIES}/copy{i}.cer\n")
     F.root("bundler", "Bundle CA")
     for kind in ("pem", "p7c"):
         F.issue(f"bundle-{kind}", f"bundle-{kind}", "bundler",
@@ -244,6 +259,49 @@ class AiaBundle(unittest.TestCase):
         self.assertEqual(self.web.count("/bundle."), 2, self.web.hits)
         used = cpu_seconds(pid) - before
         self.assertLess(used, 0.5, f"two AIA answers cost {used:.2f} s of CPU")
+
+
+class AiaCannotEvict(unittest.TestCase):
+    """Issuer certificates from AIA are bounded on their own: an untrusted chain can have one
+    cached (a copy of a trusted CA certificate served at a URL of its own), so enough of them
+    must not push the cached CRLs, and their persisted copies, out of the store."""
+
+    @classmethod
+    def setUpClass(cls):
+        issuing = F.der_of(f("issuing.pem"))
+        cls.web = F.Listener(WEB, {"/good.crl": F.read("issuing.crl")})
+        cls.copies = F.Listener(COPIES, {f"/copy{i}.cer": issuing for i in range(N_COPIES)})
+        cls.cache_dir = tempfile.mkdtemp(prefix="certgate-redfetch-cache-")
+        cls.server = Server(site(P_EVICT, 3000),
+                            server_extra=f'cache_dir = "{cls.cache_dir}"\nrevocation_cache_entries = 16\n'
+                                         f'admin_listen = "127.0.0.1:{P_EVICT_ADMIN}"').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.web.stop()
+        cls.copies.stop()
+        shutil.rmtree(cls.cache_dir, ignore_errors=True)
+
+    def persisted(self):
+        found = []
+        for root_dir, _, files in os.walk(self.cache_dir):
+            found += [n for n in files if n.endswith(".crl")]
+        return found
+
+    def test_aia_copies_do_not_evict_crls(self):
+        r = F.request(P_EVICT, "good", "good1")
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(len(self.persisted()), 1)
+        for i in range(N_COPIES):
+            r = F.request(P_EVICT, f"copy{i}", f"copy{i}")
+            self.assertEqual(r.code(), "403.16", r.text)
+        self.assertGreaterEqual(self.copies.count("/copy"), N_COPIES, "each attacker leaf had its issuer fetched")
+        self.assertEqual(len(self.persisted()), 1, "the persisted CRL is still there")
+        self.assertIn('certgate_revocation_cache_entries{kind="crl"} 1', F.metrics(P_EVICT_ADMIN))
+        r = F.request(P_EVICT, "good", "good2")
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(self.web.count("/good.crl"), 1, "the cached CRL served the second request")
 
 
 if __name__ == "__main__":
