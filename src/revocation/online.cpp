@@ -154,7 +154,8 @@ class Source final : public pki::RevocationSource {
       n.subject = share(cert);
       n.anchors = anchors();
       n.timeout_ms = opt_.url_timeout_ms;
-      if (store_.may_fetch(n.key(), now_, opt_.retry_seconds)) {
+      if (store_.may_fetch(n.key(), now_, opt_.retry_seconds) &&
+          store_.may_fetch(n.subject_key(), now_, opt_.retry_seconds)) {
         needs.push_back(std::move(n));
         return;
       }

@@ -281,6 +281,8 @@ StoreSettings store_settings(const config::ServerSettings& server) {
   return s;
 }
 
+std::string Need::subject_key() const { return key() + " " + cert_id_text(subject.get()); }
+
 std::string Need::key() const {
   switch (kind) {
     case Kind::Crl: return "crl " + url + " " + cert_id_text(issuer.get());
@@ -504,11 +506,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     std::shared_ptr<CrlEntry> crl_entry;
     std::shared_ptr<OcspEntry> ocsp_entry;
     std::shared_ptr<IssuersEntry> issuers_entry;
+    bool about_subject = false;  // the outcome depends on n.subject, not only on the URL
     if (r.ok) {
       switch (n.kind) {
         case Kind::Crl: crl_entry = take_crl(n, r.body, now, error, fresh, verified); break;
         case Kind::Ocsp: ocsp_entry = take_ocsp(n, r.body, now, error, fresh, verified); break;
-        case Kind::CaIssuers: issuers_entry = take_issuers(n, r.body, now, error, fresh, verified); break;
+        case Kind::CaIssuers:
+          issuers_entry = take_issuers(n, r.body, now, error, fresh, verified, about_subject);
+          break;
       }
       if (crl_entry) der_to_persist = r.body;
     }
@@ -519,7 +524,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       if (transient) {
         ++rejected_total;
       } else {
-        UrlState& s = states[n.key()];
+        UrlState& s = states[about_subject ? n.subject_key() : n.key()];
         s.kind = n.kind;
         s.url = n.url;
         s.last_attempt = now;
@@ -565,7 +570,8 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   // An AIA answer: only certificates that can issue the one asked for (name, AKI) and that
   // chain to the requesting site's anchors are kept; anything else could be an attacker's.
   std::shared_ptr<IssuersEntry> take_issuers(const Need& n, const std::string& body, std::int64_t now,
-                                             std::string& error, bool& fresh, std::string& verified) {
+                                             std::string& error, bool& fresh, std::string& verified,
+                                             bool& about_subject) {
     auto certs = parse_certs(body);
     if (certs.empty()) {
       error = "the answer holds no certificate";
@@ -575,6 +581,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     for (auto& c : certs)
       if (n.anchors && n.subject && n.anchors->vouches_issuer(c.get(), n.subject.get())) kept.push_back(c);
     if (kept.empty()) {
+      about_subject = true;
       error = "the answer holds no certificate that issued '" +
               (n.subject ? pki::subject_text(n.subject.get()) : std::string("?")) +
               "' and chains to a trusted issuer";

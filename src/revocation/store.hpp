@@ -60,6 +60,10 @@ struct Need {
   // What the cache, the in-flight table and retry pacing are keyed by: the URL with the issuer
   // it is asked for (so one chain's failure never paces another issuer's use of the URL).
   std::string key() const;
+  // AIA: an answer that holds no issuer of `subject` says nothing about other certificates
+  // naming the same URL and issuer (their AKI or signature algorithm may differ), so that
+  // outcome paces this key only.
+  std::string subject_key() const;
 };
 
 struct CrlEntry {

@@ -19,7 +19,7 @@ from harness import Server, free_port, mtls_site  # noqa: E402
 F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
 f = F.f
 WEB, LDAP, HOLD, BUNDLE, COPIES = free_port(), free_port(), free_port(), free_port(), free_port()
-P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN = (free_port() for _ in range(5))
+P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN, P_PACE = (free_port() for _ in range(6))
 N_COPIES = 20
 W = f"http://127.0.0.1:{WEB}"
 
@@ -143,6 +143,14 @@ def make_pki():
     for i in range(N_COPIES):
         F.issue(f"copy{i}", f"copy{i}", "fake-issuing",
                 F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://127.0.0.1:{COPIES}/copy{i}.cer\n")
+    # A legitimate leaf presented alone (its issuer from AIA), and an attacker's leaf naming the
+    # same caIssuers URL, issuer name and key identifier, whose AKI also names an issuer and
+    # serial that the real issuing CA does not have: the answer cannot vouch for it.
+    F.issue("alone", "alone", "issuing", F.LEAF_EXT.replace("authorityKeyIdentifier=keyid:always\n", "") +
+            f"authorityKeyIdentifier=keyid:always\ncrlDistributionPoints=URI:{W}/good.crl\n"
+            f"authorityInfoAccess=caIssuers;URI:{W}/issuing.cer\n")
+    F.issue("shadow", "shadow", "fake-issuing", F.LEAF_EXT.replace("authorityKeyIdentifier=keyid:always\n", "") +
+            f"authorityKeyIdentifier=keyid:always,issuer:always\nauthorityInfoAccess=caIssuers;URI:{W}/issuing.cer\n")
     F.root("bundler", "Bundle CA")
     for kind in ("pem", "p7c"):
         F.issue(f"bundle-{kind}", f"bundle-{kind}", "bundler",
@@ -302,6 +310,28 @@ class AiaCannotEvict(unittest.TestCase):
         r = F.request(P_EVICT, "good", "good2")
         self.assertEqual(r.status, 200, r.text)
         self.assertEqual(self.web.count("/good.crl"), 1, "the cached CRL served the second request")
+
+
+class AiaPacing(unittest.TestCase):
+    """An AIA answer that vouches for no issuer of one certificate says nothing about another
+    certificate naming the same URL and issuer: it must not pace that one's fetch."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.web = F.Listener(WEB, {"/good.crl": F.read("issuing.crl"), "/issuing.cer": F.der_of(f("issuing.pem"))})
+        cls.server = Server(site(P_PACE, 3000), server_extra='cache_dir = ""').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.web.stop()
+
+    def test_attacker_leaf_does_not_pace_the_issuer_url(self):
+        r = F.request(P_PACE, "shadow", "shadow")
+        self.assertEqual(r.code(), "403.16", r.text)
+        self.assertEqual(self.web.count("/issuing.cer"), 1)
+        r = F.request(P_PACE, "alone", "alone")  # well within retry_seconds (30)
+        self.assertEqual(r.status, 200, r.text)
 
 
 if __name__ == "__main__":
