@@ -108,8 +108,16 @@ fetch::Result ldap_fetch(const std::string& url, std::uint32_t timeout_ms, std::
     r.error = "not an LDAP URL";
     return r;
   }
+  // One host, as the URL's authority names it: percent-decoded, a host part may carry spaces or
+  // commas, and libldap would take it as a list of servers, each tried for the whole timeout.
+  const std::string host = lud->lud_host ? lud->lud_host : "";
+  if (host.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:") != std::string::npos) {
+    ldap_free_urldesc(lud);
+    r.error = "the LDAP URL does not name one host";
+    return r;
+  }
   const std::string server = std::string(lud->lud_scheme ? lud->lud_scheme : "ldap") + "://" +
-                             (lud->lud_host ? lud->lud_host : "") +
+                             (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
                              (lud->lud_port ? ":" + std::to_string(lud->lud_port) : "");
   const std::string dn = lud->lud_dn ? lud->lud_dn : "";
   std::vector<std::string> attrs;

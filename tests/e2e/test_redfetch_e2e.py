@@ -19,7 +19,8 @@ from harness import Server, free_port, mtls_site  # noqa: E402
 F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
 f = F.f
 WEB, LDAP, HOLD, BUNDLE, COPIES = free_port(), free_port(), free_port(), free_port(), free_port()
-P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN, P_PACE = (free_port() for _ in range(6))
+P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN, P_PACE, P_HOSTS = (free_port() for _ in range(7))
+HOSTS = 5
 N_COPIES = 20
 W = f"http://127.0.0.1:{WEB}"
 
@@ -151,6 +152,12 @@ def make_pki():
             f"authorityInfoAccess=caIssuers;URI:{W}/issuing.cer\n")
     F.issue("shadow", "shadow", "fake-issuing", F.LEAF_EXT.replace("authorityKeyIdentifier=keyid:always\n", "") +
             f"authorityKeyIdentifier=keyid:always,issuer:always\nauthorityInfoAccess=caIssuers;URI:{W}/issuing.cer\n")
+    # An ldap:// caIssuers URL whose host part, percent-encoded, is a list of hosts: libldap
+    # would try each in turn, each for the whole timeout.
+    hosts = "%20".join([f"127.0.0.1%3a{HOLD}"] + [f"ldap%3a%2f%2f127.0.0.1%3a{HOLD}"] * (HOSTS - 2) +
+                       ["ldap%3a%2f%2f127.0.0.1"])
+    F.issue("hosts", "hosts", "evil-root",
+            F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:ldap://{hosts}:{HOLD}/cn=x\n")
     F.root("bundler", "Bundle CA")
     for kind in ("pem", "p7c"):
         F.issue(f"bundle-{kind}", f"bundle-{kind}", "bundler",
@@ -332,6 +339,51 @@ class AiaPacing(unittest.TestCase):
         self.assertEqual(self.web.count("/issuing.cer"), 1)
         r = F.request(P_PACE, "alone", "alone")  # well within retry_seconds (30)
         self.assertEqual(r.status, 200, r.text)
+
+
+class Blackhole:
+    """A port whose connections never complete: a listener with a full backlog that never
+    accepts, so the kernel drops further SYNs (a host that does not answer)."""
+
+    def __init__(self, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(0)
+        self.fillers = []
+        for _ in range(3):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            self.fillers.append(c)
+        time.sleep(0.2)
+
+    def stop(self):
+        for c in self.fillers:
+            c.close()
+        self.sock.close()
+
+
+class LdapOneHost(unittest.TestCase):
+    """url_timeout_ms bounds an ldap:// fetch: a URL naming several hosts is refused, not tried
+    host after host, each for the whole timeout."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hole = Blackhole(HOLD)
+        cls.server = Server(site(P_HOSTS, 500), server_extra='cache_dir = ""').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.hole.stop()
+
+    def test_host_list_is_not_tried_host_by_host(self):
+        started = time.monotonic()
+        r = F.request(P_HOSTS, "hosts", "hosts")
+        took = time.monotonic() - started
+        self.assertEqual(r.code(), "403.16", r.text)
+        self.assertLess(took, 1.5, f"the fetch took {took:.1f} s for url_timeout_ms = 500")
 
 
 if __name__ == "__main__":
