@@ -203,52 +203,66 @@ std::string named_issuer_id(X509* c) {
 // needed and never more than kLdapThreads, so a certificate naming hundreds of ldap:// URLs
 // waits its turn instead of starting a thread each. The threads are detached: shutting down
 // never waits for a directory that hangs (a running fetch keeps what it needs alive).
+// AIA jobs, which any chain can cause, run on at most half of the threads and after CRL jobs,
+// so a flood of them never holds every thread while a trusted client's CRL waits.
 class LdapPool : public std::enable_shared_from_this<LdapPool> {
  public:
   // Throws std::system_error when no thread can be started at all.
-  void post(std::function<void()> job) {
+  void post(std::function<void()> job, bool aia) {
     std::lock_guard lock(mu_);
-    jobs_.push_back(std::move(job));
+    auto& line = aia ? aia_jobs_ : jobs_;
+    line.push_back(std::move(job));
     if (idle_ == 0 && threads_ < kLdapThreads) {
       try {
         std::thread([self = shared_from_this()] { self->work(); }).detach();
         ++threads_;
       } catch (const std::system_error&) {
         if (threads_ == 0) {
-          jobs_.pop_back();
+          line.pop_back();
           throw;
         }
       }
     }
-    cv_.notify_one();
+    cv_.notify_all();
   }
 
   void stop() {
     std::lock_guard lock(mu_);
     stopped_ = true;
     jobs_.clear();
+    aia_jobs_.clear();
     cv_.notify_all();
   }
 
  private:
+  static constexpr std::size_t kAiaThreads = std::max<std::size_t>(1, kLdapThreads / 2);
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::size_t threads_ = 0, idle_ = 0;
+  std::deque<std::function<void()>> jobs_, aia_jobs_;
+  std::size_t threads_ = 0, idle_ = 0, aia_running_ = 0;
   bool stopped_ = false;
 
   void work() {
     std::unique_lock lock(mu_);
     for (;;) {
       ++idle_;
-      cv_.wait(lock, [&] { return stopped_ || !jobs_.empty(); });
+      cv_.wait(lock, [&] {
+        return stopped_ || !jobs_.empty() || (!aia_jobs_.empty() && aia_running_ < kAiaThreads);
+      });
       --idle_;
       if (stopped_) return;
-      auto job = std::move(jobs_.front());
-      jobs_.pop_front();
+      const bool aia = jobs_.empty();
+      auto& line = aia ? aia_jobs_ : jobs_;
+      auto job = std::move(line.front());
+      line.pop_front();
+      if (aia) ++aia_running_;
       lock.unlock();
       job();
       lock.lock();
+      if (aia) {
+        --aia_running_;
+        cv_.notify_all();  // an idle thread may take the next AIA job
+      }
     }
   }
 };
@@ -770,7 +784,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
             r.error = std::string("LDAP fetch failed: ") + e.what();
           }
           asio::post(self->io, [done, r = std::move(r)]() { done(r, false); });
-        });
+        }, n.kind == Kind::CaIssuers);
         return;
       }
       fetch::Request req;

@@ -19,7 +19,9 @@ from harness import Server, free_port, mtls_site  # noqa: E402
 F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
 f = F.f
 WEB, LDAP, HOLD, BUNDLE, COPIES = free_port(), free_port(), free_port(), free_port(), free_port()
-P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN, P_PACE, P_HOSTS = (free_port() for _ in range(7))
+P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN, P_PACE, P_HOSTS, P_LFAIR, LDAP_CRL, BLACK = \
+    (free_port() for _ in range(10))
+N_LDAP_HOGS = 8
 HOSTS = 5
 N_COPIES = 20
 W = f"http://127.0.0.1:{WEB}"
@@ -52,10 +54,13 @@ def tlv(tag, body_len):
 
 class HugeLdap:
     """Answers every LDAP search with one entry whose attribute value is `size` bytes: a
-    directory (or anything at a URL a certificate names) that sends more than anyone asked."""
+    directory (or anything at a URL a certificate names) that sends more than anyone asked.
+    With `value`, that value instead (a directory serving a CRL)."""
 
-    def __init__(self, port, size):
-        self.size, self.searches = size, 0
+    def __init__(self, port, size, value=None, vtype=b"cACertificate;binary"):
+        self.size, self.searches, self.value, self.vtype = size, 0, value, vtype
+        if value is not None:
+            self.size = len(value)
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
@@ -78,7 +83,7 @@ class HugeLdap:
             msgid = head[i + 2:i + 2 + head[i + 1]]
             self.searches += 1
             name = b"cn=x"
-            vtype = b"cACertificate;binary"
+            vtype = self.vtype
             val_len = self.size
             vals = tlv(0x04, val_len)
             vset_len = len(vals) + val_len
@@ -91,6 +96,13 @@ class HugeLdap:
             c.sendall(tlv(0x30, msg_len) + mid + tlv(0x64, entry_len) + tlv(0x04, len(name)) + name +
                       tlv(0x30, attrs_len) + tlv(0x30, attr_body) + tlv(0x04, len(vtype)) + vtype +
                       tlv(0x31, vset_len) + vals)
+            if self.value is not None:
+                c.sendall(self.value)
+                # SearchResultDone: success.
+                done = bytes([0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00])
+                c.sendall(tlv(0x30, len(mid) + len(done)) + mid + done)
+                c.recv(1024)
+                return
             chunk = b"\0" * (1 << 20)
             sent = 0
             while sent < val_len:
@@ -158,6 +170,14 @@ def make_pki():
                        ["ldap%3a%2f%2f127.0.0.1"])
     F.issue("hosts", "hosts", "evil-root",
             F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:ldap://{hosts}:{HOLD}/cn=x\n")
+    # A leaf whose distribution point is a directory; attacker leaves whose caIssuers URLs are
+    # ldap:// to a host that never answers.
+    F.issue("ldapgood", "ldapgood", "issuing",
+            F.LEAF_EXT + f"crlDistributionPoints=URI:ldap://127.0.0.1:{LDAP_CRL}/cn=crl\n")
+    F.chain("ldapgood", "ldapgood", "issuing")
+    for i in range(N_LDAP_HOGS):
+        F.issue(f"lhog{i}", f"lhog{i}", "evil-root",
+                F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:ldap://127.0.0.1:{BLACK}/cn=hog{i}\n")
     F.root("bundler", "Bundle CA")
     for kind in ("pem", "p7c"):
         F.issue(f"bundle-{kind}", f"bundle-{kind}", "bundler",
@@ -384,6 +404,40 @@ class LdapOneHost(unittest.TestCase):
         took = time.monotonic() - started
         self.assertEqual(r.code(), "403.16", r.text)
         self.assertLess(took, 1.5, f"the fetch took {took:.1f} s for url_timeout_ms = 500")
+
+
+class LdapFairShare(unittest.TestCase):
+    """ldap:// AIA fetches (any chain can cause them) take at most half of the LDAP threads: a
+    trusted client's directory CRL does not wait behind a flood of them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hole = Blackhole(BLACK)
+        cls.ldap = HugeLdap(LDAP_CRL, 0, value=F.read("issuing.crl"), vtype=b"certificateRevocationList;binary")
+        cls.server = Server(site(P_LFAIR, 2000), server_extra='cache_dir = ""').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.ldap.stop()
+        cls.hole.stop()
+
+    def test_directory_crl_is_not_starved_by_ldap_aia_flood(self):
+        def hog(i):
+            try:
+                F.request(P_LFAIR, f"lhog{i}", f"lhog{i}")
+            except Exception:  # noqa: BLE001
+                pass
+
+        for i in range(N_LDAP_HOGS):
+            threading.Thread(target=hog, args=(i,), daemon=True).start()
+        time.sleep(0.5)  # every hog's fetch posted to the LDAP threads
+        started = time.monotonic()
+        r = F.request(P_LFAIR, "ldapgood", "ldapgood")
+        took = time.monotonic() - started
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(self.ldap.searches, 1)
+        self.assertLess(took, 1.5, f"the directory CRL waited {took:.1f} s behind the flood")
 
 
 if __name__ == "__main__":
