@@ -107,7 +107,15 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     finish(std::move(r));
   }
 
+  // The deadline may pass between two steps (its handler ran when no operation was pending to
+  // cancel): every step checks it, or a server answering just then could hold the fetch forever.
+  bool late() {
+    if (timed_out_) fail("deadline passed");
+    return timed_out_;
+  }
+
   void go(const std::string& url) {
+    if (late()) return;
     current_ = url;
     if (!parse_url(url, url_)) return fail("not an http or https URL: " + url);
     tcp_.reset();
@@ -120,6 +128,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void connect(const tcp::resolver::results_type& endpoints) {
+    if (late()) return;
     request_ = {};
     request_.method(req_.method == "POST" ? bhttp::verb::post : bhttp::verb::get);
     request_.target(url_.target);
@@ -142,8 +151,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       tls_->set_verify_callback(asio::ssl::host_name_verification(url_.host));
       beast::get_lowest_layer(*tls_).async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, auto) {
         if (ec) return self->fail("cannot connect to " + self->url_.host + ":" + self->url_.port, ec);
+        if (self->late()) return;
         self->tls_->async_handshake(asio::ssl::stream_base::client, [self](beast::error_code ec) {
           if (ec) return self->fail("TLS handshake with " + self->url_.host + " failed", ec);
+          if (self->late()) return;
           self->exchange(*self->tls_);
         });
       });
@@ -151,6 +162,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       tcp_ = std::make_unique<beast::tcp_stream>(io_);
       tcp_->async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, auto) {
         if (ec) return self->fail("cannot connect to " + self->url_.host + ":" + self->url_.port, ec);
+        if (self->late()) return;
         self->exchange(*self->tcp_);
       });
     }
@@ -160,6 +172,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void exchange(Stream& s) {
     bhttp::async_write(s, request_, [self = shared_from_this(), &s](beast::error_code ec, std::size_t) {
       if (ec) return self->fail("sending the request failed", ec);
+      if (self->late()) return;
       bhttp::async_read(s, self->buf_, *self->parser_, [self](beast::error_code ec, std::size_t) {
         if (ec == bhttp::error::body_limit)
           return self->fail("answer larger than " + std::to_string(self->req_.max_bytes) + " bytes");
