@@ -37,7 +37,7 @@ class Source final : public pki::RevocationSource {
     for (std::size_t i = 0; i < todo.size() && i < 16; ++i)
       for (const auto& url : urls(todo[i]).ca_issuers) {
         if (!seen_aia.insert(url).second) continue;
-        if (auto e = store_.issuers(url))
+        if (auto e = store_.issuers(url, todo[i]))
           for (const auto& c : e->certs) {
             X509_up_ref(c.get());
             sk_X509_push(extra, c.get());
@@ -147,7 +147,7 @@ class Source final : public pki::RevocationSource {
     if (!fetch_) return;
     for (const auto& url : urls(cert).ca_issuers) {
       if (!fetchable(url)) continue;
-      if (store_.issuers(url)) continue;
+      if (store_.issuers(url, cert)) continue;
       Need n;
       n.kind = Kind::CaIssuers;
       n.url = url;

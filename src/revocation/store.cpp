@@ -329,7 +329,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   mutable std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const CrlEntry>> crls;  // by URL
   std::unordered_map<std::string, std::shared_ptr<const OcspEntry>> ocsps;  // by Need::key()
-  std::unordered_map<std::string, std::shared_ptr<const IssuersEntry>> issuers;  // by URL
+  std::unordered_map<std::string, std::shared_ptr<const IssuersEntry>> issuers;  // by Need::key()
   std::map<std::string, UrlState> states;  // by Need::key()
   std::unordered_map<std::string, std::int64_t> crl_used;  // by URL, for cached CRLs only
   std::unordered_map<std::string, std::vector<std::function<void()>>> in_flight;
@@ -575,7 +575,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       else if (n.kind == Kind::Crl && crls.count(n.url) && !transient)  // a failed refresh of a cached CRL
         write_meta(n.url, crls[n.url]->fetched_at, now, error);
       if (ocsp_entry) ocsps[n.key()] = ocsp_entry;
-      if (issuers_entry) issuers[n.url] = issuers_entry;
+      if (issuers_entry) issuers[n.key()] = issuers_entry;
       bound();
       auto it = in_flight.find(n.key());
       if (it != in_flight.end()) {
@@ -916,10 +916,18 @@ std::shared_ptr<const OcspEntry> Store::ocsp(const std::string& key) const {
   return it == impl_->ocsps.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<const IssuersEntry> Store::issuers(const std::string& url) const {
+std::shared_ptr<const IssuersEntry> Store::issuers(const std::string& url, X509* subject) const {
+  const std::string key = "aia " + url + " " + named_issuer_id(subject);
   std::lock_guard lock(impl_->mu);
-  auto it = impl_->issuers.find(url);
+  auto it = impl_->issuers.find(key);
   return it == impl_->issuers.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<X509>> Store::issuer_certificates() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::shared_ptr<X509>> out;
+  for (const auto& [key, e] : impl_->issuers) out.insert(out.end(), e->certs.begin(), e->certs.end());
+  return out;
 }
 
 std::optional<UrlState> Store::state(const std::string& key) const {

@@ -120,7 +120,11 @@ class Store {
   // Lookups, from any thread. Entries are immutable once published.
   std::shared_ptr<const CrlEntry> crl(const std::string& url) const;
   std::shared_ptr<const OcspEntry> ocsp(const std::string& key) const;
-  std::shared_ptr<const IssuersEntry> issuers(const std::string& url) const;
+  // The issuers fetched from `url` for certificates naming the issuer `subject` names (name and
+  // AKI): what one bundle answered for one issuer says nothing about another's.
+  std::shared_ptr<const IssuersEntry> issuers(const std::string& url, X509* subject) const;
+  // Every cached AIA certificate (CLI `verify --urlfetch`).
+  std::vector<std::shared_ptr<X509>> issuer_certificates() const;
   std::optional<UrlState> state(const std::string& key) const;
   // Whether `key` may be fetched again now: never fetched, or the last attempt that brought
   // nothing fresh is older than `retry_seconds`.

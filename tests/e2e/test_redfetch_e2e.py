@@ -22,6 +22,7 @@ WEB, LDAP, HOLD, BUNDLE, COPIES = free_port(), free_port(), free_port(), free_po
 P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN, P_PACE, P_HOSTS, P_LFAIR, LDAP_CRL, BLACK = \
     (free_port() for _ in range(10))
 N_LDAP_HOGS = 8
+P_BUNDLE2 = free_port()
 HOSTS = 5
 N_COPIES = 20
 W = f"http://127.0.0.1:{WEB}"
@@ -178,6 +179,14 @@ def make_pki():
     for i in range(N_LDAP_HOGS):
         F.issue(f"lhog{i}", f"lhog{i}", "evil-root",
                 F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:ldap://127.0.0.1:{BLACK}/cn=hog{i}\n")
+    # Two issuing CAs published together at one caIssuers URL (a PKCS#7 or PEM bundle, as
+    # bridge PKIs publish), a leaf of the second presented alone, and an attacker's leaf naming
+    # the first (its name and key id copied) at that URL.
+    F.issue("issuing2", "Red Issuing CA 2", "root", F.CA_EXT)
+    F.crl("issuing2", f("issuing2.crl"))
+    F.issue("alone2", "alone2", "issuing2", F.LEAF_EXT + f"crlDistributionPoints=URI:{W}/good2.crl\n"
+            f"authorityInfoAccess=caIssuers;URI:{W}/both.pem\n")
+    F.issue("squatter", "squatter", "fake-issuing", F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:{W}/both.pem\n")
     F.root("bundler", "Bundle CA")
     for kind in ("pem", "p7c"):
         F.issue(f"bundle-{kind}", f"bundle-{kind}", "bundler",
@@ -438,6 +447,29 @@ class LdapFairShare(unittest.TestCase):
         self.assertEqual(r.status, 200, r.text)
         self.assertEqual(self.ldap.searches, 1)
         self.assertLess(took, 1.5, f"the directory CRL waited {took:.1f} s behind the flood")
+
+
+class AiaPerIssuer(unittest.TestCase):
+    """What one URL answered for one issuer is cached for that issuer only: an attacker asking
+    a bundle URL for another issuer first must not keep a legitimate client's issuer out."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.web = F.Listener(WEB, {"/good2.crl": F.read("issuing2.crl"),
+                                   "/both.pem": F.read("issuing.pem") + F.read("issuing2.pem")})
+        cls.server = Server(site(P_BUNDLE2, 3000), server_extra='cache_dir = ""').start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.web.stop()
+
+    def test_attacker_cannot_pin_a_bundle_url_to_another_issuer(self):
+        r = F.request(P_BUNDLE2, "squatter", "squatter")  # caches Red Issuing CA for both.pem
+        self.assertEqual(r.code(), "403.16", r.text)
+        self.assertEqual(self.web.count("/both.pem"), 1)
+        r = F.request(P_BUNDLE2, "alone2", "alone2")
+        self.assertEqual(r.status, 200, r.text)
 
 
 if __name__ == "__main__":
