@@ -59,7 +59,7 @@ std::string resolve_location(const Url& base, const std::string& location) {
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(asio::io_context& io, Request req, std::function<void(Result)> done)
-      : io_(io), req_(std::move(req)), done_(std::move(done)), resolver_(io), timer_(io),
+      : io_(io), req_(std::move(req)), done_(std::move(done)), resolver_(req_.resolver_io ? *req_.resolver_io : io), timer_(io),
         started_(std::chrono::steady_clock::now()) {}
 
   void start() {
@@ -67,6 +67,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
       self->timed_out_ = true;
+      // A lookup under way is not interrupted by cancel(): the fetch ends now, not when it returns.
+      if (self->resolving_) return self->fail("cannot resolve " + self->url_.host);
       self->resolver_.cancel();
       if (self->tcp_) self->tcp_->cancel();
       if (self->tls_) beast::get_lowest_layer(*self->tls_).cancel();
@@ -88,6 +90,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   int redirects_ = 0;
   bool timed_out_ = false;
   bool finished_ = false;
+  bool resolving_ = false;
   beast::flat_buffer buf_;
   std::unique_ptr<bhttp::response_parser<bhttp::string_body>> parser_;
   bhttp::request<bhttp::string_body> request_;
@@ -120,11 +123,13 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (!parse_url(url, url_)) return fail("not an http or https URL: " + url);
     tcp_.reset();
     tls_.reset();
+    resolving_ = true;
     resolver_.async_resolve(url_.host, url_.port,
-                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+                            asio::bind_executor(io_, [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+                              self->resolving_ = false;
                               if (ec) return self->fail("cannot resolve " + self->url_.host, ec);
                               self->connect(r);
-                            });
+                            }));
   }
 
   void connect(const tcp::resolver::results_type& endpoints) {

@@ -351,6 +351,11 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::steady_timer refresh_timer{io};
   std::thread thread;
+  // Host names in AIA URLs (any chain can name one) are looked up here, apart from those of
+  // distribution points and OCSP responders: a name whose lookup hangs holds only this resolver.
+  asio::io_context aia_resolve_io;
+  asio::executor_work_guard<asio::io_context::executor_type> aia_resolve_work{aia_resolve_io.get_executor()};
+  std::thread aia_resolve_thread;
 
   // ---- persistence -------------------------------------------------------------------------
   fs::path crl_dir() const { return settings.cache_dir / "crl"; }
@@ -792,6 +797,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       req.timeout_ms = n.timeout_ms;
       req.max_bytes = max_bytes;
       req.max_redirects = settings.max_redirects;
+      if (n.kind == Kind::CaIssuers) req.resolver_io = &aia_resolve_io;
       if (n.kind == Kind::Ocsp) {
         std::unique_ptr<OCSP_REQUEST, pki::Deleter<OCSP_REQUEST_free>> ocsp(OCSP_REQUEST_new());
         OCSP_request_add0_id(ocsp.get(), cert_id(n.subject.get(), n.issuer.get()).release());
@@ -894,9 +900,22 @@ Store::Store(StoreSettings settings) : impl_(std::make_shared<Impl>()) {
       }
     }
   });
+  impl_->aia_resolve_thread = std::thread([impl = impl_.get()] {
+    for (;;) {
+      try {
+        impl->aia_resolve_io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("revocation: a name lookup failed inside the AIA resolver: {}", e.what());
+      }
+    }
+  });
 }
 
 Store::~Store() {
+  impl_->aia_resolve_work.reset();
+  impl_->aia_resolve_io.stop();
+  if (impl_->aia_resolve_thread.joinable()) impl_->aia_resolve_thread.join();
   impl_->ldap_pool->stop();
   impl_->work.reset();
   asio::post(impl_->io, [impl = impl_.get()] { impl->refresh_timer.cancel(); });

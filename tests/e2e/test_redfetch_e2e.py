@@ -22,7 +22,10 @@ WEB, LDAP, HOLD, BUNDLE, COPIES = free_port(), free_port(), free_port(), free_po
 P_BOMB, P_FAIR, P_BUNDLE, P_EVICT, P_EVICT_ADMIN, P_PACE, P_HOSTS, P_LFAIR, LDAP_CRL, BLACK = \
     (free_port() for _ in range(10))
 N_LDAP_HOGS = 8
-P_BUNDLE2 = free_port()
+P_BUNDLE2, P_DNS, DNS_WEB = free_port(), free_port(), free_port()
+# A nameserver of our own for one test: certgate runs in a mount namespace whose resolv.conf
+# names it (port 53 on an address of 127/8 nobody else uses).
+DNS_ADDR = f"127.{os.getpid() % 200 + 20}.53.{os.getpid() % 250 + 1}"
 HOSTS = 5
 N_COPIES = 20
 W = f"http://127.0.0.1:{WEB}"
@@ -187,6 +190,13 @@ def make_pki():
     F.issue("alone2", "alone2", "issuing2", F.LEAF_EXT + f"crlDistributionPoints=URI:{W}/good2.crl\n"
             f"authorityInfoAccess=caIssuers;URI:{W}/both.pem\n")
     F.issue("squatter", "squatter", "fake-issuing", F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:{W}/both.pem\n")
+    # A leaf whose distribution point is a host name; attacker leaves whose caIssuers URLs are
+    # names whose lookup never gets an answer.
+    F.issue("named", "named", "issuing", F.LEAF_EXT + f"crlDistributionPoints=URI:http://crl.good.test:{DNS_WEB}/good.crl\n")
+    F.chain("named", "named", "issuing")
+    for i in range(4):
+        F.issue(f"dnshog{i}", f"dnshog{i}", "evil-root",
+                F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:http://slow{i}.evil.test:{DNS_WEB}/x.cer\n")
     F.root("bundler", "Bundle CA")
     for kind in ("pem", "p7c"):
         F.issue(f"bundle-{kind}", f"bundle-{kind}", "bundler",
@@ -470,6 +480,96 @@ class AiaPerIssuer(unittest.TestCase):
         self.assertEqual(self.web.count("/both.pem"), 1)
         r = F.request(P_BUNDLE2, "alone2", "alone2")
         self.assertEqual(r.status, 200, r.text)
+
+
+class SlowDns:
+    """A nameserver answering 127.0.0.1 for every name but those starting with "slow", which it
+    never answers (a zone an attacker runs, answering nothing)."""
+
+    def __init__(self, addr):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((addr, 53))
+        self.asked = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            i, labels = 12, []
+            while q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]].decode())
+                i += 1 + q[i]
+            qtype = int.from_bytes(q[i + 1:i + 3], "big")
+            question = q[12:i + 5]
+            self.asked.append(".".join(labels))
+            if labels[0].startswith("slow"):
+                continue
+            answer = b""
+            if qtype == 1:
+                answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([127, 0, 0, 1])
+            head = q[:2] + b"\x81\x80\x00\x01" + (b"\x00\x01" if answer else b"\x00\x00") + b"\x00\x00\x00\x00"
+            self.sock.sendto(head + question + answer, peer)
+
+    def stop(self):
+        self.sock.close()
+
+
+@unittest.skipUnless(shutil.which("unshare") and os.geteuid() == 0, "needs root and unshare(1) for a resolv.conf of its own")
+class SlowNames(unittest.TestCase):
+    """Names in caIssuers URLs (any chain can make the server look one up) are resolved apart
+    from names in distribution points: a flood of names whose lookup hangs must not make a
+    trusted client's CRL fetch time out."""
+
+    @classmethod
+    def setUpClass(cls):
+        try:
+            cls.dns = SlowDns(DNS_ADDR)
+        except OSError as e:
+            raise unittest.SkipTest(f"cannot listen on {DNS_ADDR}:53: {e}")
+        cls.tmp = tempfile.mkdtemp(prefix="certgate-redfetch-dns-")
+        with open(os.path.join(cls.tmp, "resolv.conf"), "w") as out:
+            out.write(f"nameserver {DNS_ADDR}\noptions timeout:4 attempts:1\n")
+        wrapper = os.path.join(cls.tmp, "certgate")
+        with open(wrapper, "w") as out:
+            out.write("#!/bin/sh\nexec unshare -m sh -c 'mount --bind \"$1\" /etc/resolv.conf && shift && exec \"$@\"' "
+                      f"sh {cls.tmp}/resolv.conf {os.path.abspath(os.environ['CERTGATE'])} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        cls.web = F.Listener(DNS_WEB, {"/good.crl": F.read("issuing.crl")})
+        import harness
+        saved, harness.CERTGATE = harness.CERTGATE, wrapper
+        try:
+            cls.server = Server(site(P_DNS, 2000), server_extra='cache_dir = ""').start()
+        finally:
+            harness.CERTGATE = saved
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.web.stop()
+        cls.dns.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_trusted_name_is_not_stuck_behind_hanging_lookups(self):
+        def hog(i):
+            try:
+                F.request(P_DNS, f"dnshog{i}", f"dnshog{i}")
+            except Exception:  # noqa: BLE001
+                pass
+
+        for i in range(4):
+            threading.Thread(target=hog, args=(i,), daemon=True).start()
+        deadline = time.monotonic() + 5
+        while not any(n.startswith("slow") for n in self.dns.asked) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        r = F.request(P_DNS, "named", "named")
+        took = time.monotonic() - started
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(self.web.count("/good.crl"), 1)
+        self.assertLess(took, 1.5, f"the trusted CRL fetch took {took:.1f} s")
 
 
 if __name__ == "__main__":
