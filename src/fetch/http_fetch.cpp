@@ -67,9 +67,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
       self->timed_out_ = true;
+      self->resolver_.cancel();
       // A lookup under way is not interrupted by cancel(): the fetch ends now, not when it returns.
       if (self->resolving_) return self->fail("cannot resolve " + self->url_.host);
-      self->resolver_.cancel();
       if (self->tcp_) self->tcp_->cancel();
       if (self->tls_) beast::get_lowest_layer(*self->tls_).cancel();
     });
