@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import test_fetch_e2e as F  # noqa: E402  (its PKI helpers, pointed at our own folder)
 from harness import Server, free_port, mtls_site  # noqa: E402
 
+shutil.rmtree(F.DIR, ignore_errors=True)  # the (empty) folder test_fetch_e2e made on import
 F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
 f = F.f
 WEB, LDAP, HOLD, BUNDLE, COPIES = free_port(), free_port(), free_port(), free_port(), free_port()
