@@ -218,10 +218,8 @@ int verify(const VerifyArgs& a) {
         X509* c = sk_X509_value(trust->intermediates(), i);
         urls_by_subject.emplace(pki::subject_text(c), revocation::cert_urls(c));
       }
-      for (const auto& s : store.states())
-        if (s.kind == revocation::Kind::CaIssuers)
-          if (auto e = store.issuers(s.url))
-            for (const auto& c : e->certs) urls_by_subject.emplace(pki::subject_text(c.get()), revocation::cert_urls(c.get()));
+      for (const auto& c : store.issuer_certificates())
+        urls_by_subject.emplace(pki::subject_text(c.get()), revocation::cert_urls(c.get()));
       fetch_events = events;
     }
   }

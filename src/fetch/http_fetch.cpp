@@ -59,7 +59,7 @@ std::string resolve_location(const Url& base, const std::string& location) {
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(asio::io_context& io, Request req, std::function<void(Result)> done)
-      : io_(io), req_(std::move(req)), done_(std::move(done)), resolver_(io), timer_(io),
+      : io_(io), req_(std::move(req)), done_(std::move(done)), resolver_(req_.resolver_io ? *req_.resolver_io : io), timer_(io),
         started_(std::chrono::steady_clock::now()) {}
 
   void start() {
@@ -68,6 +68,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       if (ec) return;
       self->timed_out_ = true;
       self->resolver_.cancel();
+      // A lookup under way is not interrupted by cancel(): the fetch ends now, not when it returns.
+      if (self->resolving_) return self->fail("cannot resolve " + self->url_.host);
       if (self->tcp_) self->tcp_->cancel();
       if (self->tls_) beast::get_lowest_layer(*self->tls_).cancel();
     });
@@ -88,6 +90,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   int redirects_ = 0;
   bool timed_out_ = false;
   bool finished_ = false;
+  bool resolving_ = false;
   beast::flat_buffer buf_;
   std::unique_ptr<bhttp::response_parser<bhttp::string_body>> parser_;
   bhttp::request<bhttp::string_body> request_;
@@ -107,19 +110,30 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     finish(std::move(r));
   }
 
+  // The deadline may pass between two steps (its handler ran when no operation was pending to
+  // cancel): every step checks it, or a server answering just then could hold the fetch forever.
+  bool late() {
+    if (timed_out_) fail("deadline passed");
+    return timed_out_;
+  }
+
   void go(const std::string& url) {
+    if (late()) return;
     current_ = url;
     if (!parse_url(url, url_)) return fail("not an http or https URL: " + url);
     tcp_.reset();
     tls_.reset();
+    resolving_ = true;
     resolver_.async_resolve(url_.host, url_.port,
-                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+                            asio::bind_executor(io_, [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+                              self->resolving_ = false;
                               if (ec) return self->fail("cannot resolve " + self->url_.host, ec);
                               self->connect(r);
-                            });
+                            }));
   }
 
   void connect(const tcp::resolver::results_type& endpoints) {
+    if (late()) return;
     request_ = {};
     request_.method(req_.method == "POST" ? bhttp::verb::post : bhttp::verb::get);
     request_.target(url_.target);
@@ -142,8 +156,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       tls_->set_verify_callback(asio::ssl::host_name_verification(url_.host));
       beast::get_lowest_layer(*tls_).async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, auto) {
         if (ec) return self->fail("cannot connect to " + self->url_.host + ":" + self->url_.port, ec);
+        if (self->late()) return;
         self->tls_->async_handshake(asio::ssl::stream_base::client, [self](beast::error_code ec) {
           if (ec) return self->fail("TLS handshake with " + self->url_.host + " failed", ec);
+          if (self->late()) return;
           self->exchange(*self->tls_);
         });
       });
@@ -151,6 +167,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       tcp_ = std::make_unique<beast::tcp_stream>(io_);
       tcp_->async_connect(endpoints, [self = shared_from_this()](beast::error_code ec, auto) {
         if (ec) return self->fail("cannot connect to " + self->url_.host + ":" + self->url_.port, ec);
+        if (self->late()) return;
         self->exchange(*self->tcp_);
       });
     }
@@ -160,6 +177,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void exchange(Stream& s) {
     bhttp::async_write(s, request_, [self = shared_from_this(), &s](beast::error_code ec, std::size_t) {
       if (ec) return self->fail("sending the request failed", ec);
+      if (self->late()) return;
       bhttp::async_read(s, self->buf_, *self->parser_, [self](beast::error_code ec, std::size_t) {
         if (ec == bhttp::error::body_limit)
           return self->fail("answer larger than " + std::to_string(self->req_.max_bytes) + " bytes");

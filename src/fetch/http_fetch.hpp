@@ -20,6 +20,10 @@ struct Request {
   std::uint32_t timeout_ms = 15000;   // the whole exchange, redirects included
   std::size_t max_bytes = 10 << 20;   // response body cap
   int max_redirects = 3;
+  // Where host names are looked up (asio resolves on one thread per io_context, one name at a
+  // time): null = `io`'s own. Fetches any chain can cause resolve apart, so that a name whose
+  // lookup hangs never delays a fetch for a trusted path. Its thread must run that io_context.
+  boost::asio::io_context* resolver_io = nullptr;
 };
 
 struct Result {

@@ -37,7 +37,7 @@ class Source final : public pki::RevocationSource {
     for (std::size_t i = 0; i < todo.size() && i < 16; ++i)
       for (const auto& url : urls(todo[i]).ca_issuers) {
         if (!seen_aia.insert(url).second) continue;
-        if (auto e = store_.issuers(url))
+        if (auto e = store_.issuers(url, todo[i]))
           for (const auto& c : e->certs) {
             X509_up_ref(c.get());
             sk_X509_push(extra, c.get());
@@ -147,14 +147,15 @@ class Source final : public pki::RevocationSource {
     if (!fetch_) return;
     for (const auto& url : urls(cert).ca_issuers) {
       if (!fetchable(url)) continue;
-      if (store_.issuers(url)) continue;
+      if (store_.issuers(url, cert)) continue;
       Need n;
       n.kind = Kind::CaIssuers;
       n.url = url;
       n.subject = share(cert);
       n.anchors = anchors();
       n.timeout_ms = opt_.url_timeout_ms;
-      if (store_.may_fetch(n.key(), now_, opt_.retry_seconds)) {
+      if (store_.may_fetch(n.key(), now_, opt_.retry_seconds) &&
+          store_.may_fetch(n.subject_key(), now_, opt_.retry_seconds)) {
         needs.push_back(std::move(n));
         return;
       }

@@ -69,6 +69,10 @@ X509_CRL* parse_crl(const std::string& body) {
   return PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
 }
 
+// An AIA answer (one certificate, a certs-only PKCS#7, or PEM): at most kAiaCertificates of
+// it are considered. Any chain can make the server fetch one, and each certificate that names the
+// right issuer costs a path building on the store's thread, so a bundle of thousands of copies
+// would cost seconds of it.
 std::vector<std::shared_ptr<X509>> parse_certs(const std::string& body) {
   std::vector<std::shared_ptr<X509>> out;
   const auto* p = reinterpret_cast<const unsigned char*>(body.data());
@@ -79,7 +83,7 @@ std::vector<std::shared_ptr<X509>> parse_certs(const std::string& body) {
   p = reinterpret_cast<const unsigned char*>(body.data());
   if (PKCS7* p7 = d2i_PKCS7(nullptr, &p, static_cast<long>(body.size()))) {  // certs-only .p7c
     STACK_OF(X509)* certs = PKCS7_type_is_signed(p7) ? p7->d.sign->cert : nullptr;
-    for (int i = 0; certs && i < sk_X509_num(certs); ++i) {
+    for (int i = 0; certs && i < sk_X509_num(certs) && out.size() < kAiaCertificates; ++i) {
       X509_up_ref(sk_X509_value(certs, i));
       out.push_back(share(sk_X509_value(certs, i)));
     }
@@ -87,7 +91,9 @@ std::vector<std::shared_ptr<X509>> parse_certs(const std::string& body) {
     return out;
   }
   pki::BioPtr bio(BIO_new_mem_buf(body.data(), static_cast<int>(body.size())));
-  while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.push_back(share(c));
+  while (out.size() < kAiaCertificates)
+    if (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.push_back(share(c));
+    else break;
   ERR_clear_error();
   return out;
 }
@@ -103,8 +109,16 @@ fetch::Result ldap_fetch(const std::string& url, std::uint32_t timeout_ms, std::
     r.error = "not an LDAP URL";
     return r;
   }
+  // One host, as the URL's authority names it: percent-decoded, a host part may carry spaces or
+  // commas, and libldap would take it as a list of servers, each tried for the whole timeout.
+  const std::string host = lud->lud_host ? lud->lud_host : "";
+  if (host.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:") != std::string::npos) {
+    ldap_free_urldesc(lud);
+    r.error = "the LDAP URL does not name one host";
+    return r;
+  }
   const std::string server = std::string(lud->lud_scheme ? lud->lud_scheme : "ldap") + "://" +
-                             (lud->lud_host ? lud->lud_host : "") +
+                             (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
                              (lud->lud_port ? ":" + std::to_string(lud->lud_port) : "");
   const std::string dn = lud->lud_dn ? lud->lud_dn : "";
   std::vector<std::string> attrs;
@@ -114,6 +128,17 @@ fetch::Result ldap_fetch(const std::string& url, std::uint32_t timeout_ms, std::
   LDAP* ld = nullptr;
   if (ldap_initialize(&ld, server.c_str()) != LDAP_SUCCESS) {
     r.error = "cannot use server " + server;
+    return r;
+  }
+  // liblber buffers a whole message before handing it over: without a cap on what it accepts,
+  // a directory (an untrusted chain's caIssuers URL may be ldap:// to anyone) could make it
+  // allocate gigabytes. The cap leaves room for the message's own framing.
+  Sockbuf* sb = nullptr;
+  ber_len_t max_incoming = static_cast<ber_len_t>(max_bytes) + 65536;
+  if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || !sb ||
+      ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max_incoming) != 1) {
+    ldap_unbind_ext_s(ld, nullptr, nullptr);
+    r.error = "cannot bound the size of an answer from " + server;
     return r;
   }
   const int v3 = LDAP_VERSION3;
@@ -179,52 +204,66 @@ std::string named_issuer_id(X509* c) {
 // needed and never more than kLdapThreads, so a certificate naming hundreds of ldap:// URLs
 // waits its turn instead of starting a thread each. The threads are detached: shutting down
 // never waits for a directory that hangs (a running fetch keeps what it needs alive).
+// AIA jobs, which any chain can cause, run on at most half of the threads and after CRL jobs,
+// so a flood of them never holds every thread while a trusted client's CRL waits.
 class LdapPool : public std::enable_shared_from_this<LdapPool> {
  public:
   // Throws std::system_error when no thread can be started at all.
-  void post(std::function<void()> job) {
+  void post(std::function<void()> job, bool aia) {
     std::lock_guard lock(mu_);
-    jobs_.push_back(std::move(job));
+    auto& line = aia ? aia_jobs_ : jobs_;
+    line.push_back(std::move(job));
     if (idle_ == 0 && threads_ < kLdapThreads) {
       try {
         std::thread([self = shared_from_this()] { self->work(); }).detach();
         ++threads_;
       } catch (const std::system_error&) {
         if (threads_ == 0) {
-          jobs_.pop_back();
+          line.pop_back();
           throw;
         }
       }
     }
-    cv_.notify_one();
+    cv_.notify_all();
   }
 
   void stop() {
     std::lock_guard lock(mu_);
     stopped_ = true;
     jobs_.clear();
+    aia_jobs_.clear();
     cv_.notify_all();
   }
 
  private:
+  static constexpr std::size_t kAiaThreads = std::max<std::size_t>(1, kLdapThreads / 2);
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::size_t threads_ = 0, idle_ = 0;
+  std::deque<std::function<void()>> jobs_, aia_jobs_;
+  std::size_t threads_ = 0, idle_ = 0, aia_running_ = 0;
   bool stopped_ = false;
 
   void work() {
     std::unique_lock lock(mu_);
     for (;;) {
       ++idle_;
-      cv_.wait(lock, [&] { return stopped_ || !jobs_.empty(); });
+      cv_.wait(lock, [&] {
+        return stopped_ || !jobs_.empty() || (!aia_jobs_.empty() && aia_running_ < kAiaThreads);
+      });
       --idle_;
       if (stopped_) return;
-      auto job = std::move(jobs_.front());
-      jobs_.pop_front();
+      const bool aia = jobs_.empty();
+      auto& line = aia ? aia_jobs_ : jobs_;
+      auto job = std::move(line.front());
+      line.pop_front();
+      if (aia) ++aia_running_;
       lock.unlock();
       job();
       lock.lock();
+      if (aia) {
+        --aia_running_;
+        cv_.notify_all();  // an idle thread may take the next AIA job
+      }
     }
   }
 };
@@ -264,6 +303,8 @@ StoreSettings store_settings(const config::ServerSettings& server) {
   s.max_concurrent_fetches = server.revocation_concurrent_fetches;
   return s;
 }
+
+std::string Need::subject_key() const { return key() + " " + cert_id_text(subject.get()); }
 
 std::string Need::key() const {
   switch (kind) {
@@ -306,12 +347,16 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   mutable std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const CrlEntry>> crls;  // by URL
   std::unordered_map<std::string, std::shared_ptr<const OcspEntry>> ocsps;  // by Need::key()
-  std::unordered_map<std::string, std::shared_ptr<const IssuersEntry>> issuers;  // by URL
+  std::unordered_map<std::string, std::shared_ptr<const IssuersEntry>> issuers;  // by Need::key()
   std::map<std::string, UrlState> states;  // by Need::key()
   std::unordered_map<std::string, std::int64_t> crl_used;  // by URL, for cached CRLs only
   std::unordered_map<std::string, std::vector<std::function<void()>>> in_flight;
-  std::deque<Need> queued;     // waiting for one of max_concurrent_fetches
+  // Waiting for one of max_concurrent_fetches. AIA fetches wait apart and take at most half the
+  // slots: any chain can ask for them, so a flood of them must neither hold every slot nor fill
+  // the queue that CRL and OCSP fetches (asked for trusted paths only) wait in.
+  std::deque<Need> queued, queued_aia;
   std::size_t active = 0;      // fetches started and not finished
+  std::size_t active_aia = 0;  // of which AIA
   std::function<void(const FetchEvent&)> recorder;
   std::size_t crl_bytes = 0;
   // Totals for /metrics by kind: never per URL, so the series stay few whatever certificates name.
@@ -324,6 +369,11 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::steady_timer refresh_timer{io};
   std::thread thread;
+  // Host names in AIA URLs (any chain can name one) are looked up here, apart from those of
+  // distribution points and OCSP responders: a name whose lookup hangs holds only this resolver.
+  asio::io_context aia_resolve_io;
+  asio::executor_work_guard<asio::io_context::executor_type> aia_resolve_work{aia_resolve_io.get_executor()};
+  std::thread aia_resolve_thread;
 
   // ---- persistence -------------------------------------------------------------------------
   fs::path crl_dir() const { return settings.cache_dir / "crl"; }
@@ -443,8 +493,17 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
 
   // Drops the least recently used CRLs until the bounds hold. Caller holds `mu`.
   void bound() {
+    // AIA issuers are bounded on their own, oldest first, and never push out a CRL or an OCSP
+    // answer: any chain can have one cached (a copy of a trusted CA certificate served at a URL
+    // of its own), while CRLs and OCSP answers come from trusted paths only.
+    while (issuers.size() > std::max<std::size_t>(1, settings.max_entries / 8)) {
+      auto oldest = std::min_element(issuers.begin(), issuers.end(), [](const auto& a, const auto& b) {
+        return a.second->fetched_at < b.second->fetched_at;
+      });
+      issuers.erase(oldest);
+    }
     while (!crls.empty() && (crl_bytes > settings.max_cache_bytes ||
-                             crls.size() + ocsps.size() + issuers.size() > settings.max_entries)) {
+                             crls.size() + ocsps.size() > settings.max_entries)) {
       auto victim = std::min_element(crls.begin(), crls.end(), [&](const auto& a, const auto& b) {
         return last_used(a.first) < last_used(b.first);
       });
@@ -453,10 +512,8 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       crl_used.erase(victim->first);
       crls.erase(victim);
     }
-    if (ocsps.size() + issuers.size() > settings.max_entries) {
+    if (ocsps.size() > settings.max_entries)
       ocsps.clear();  // answers are cheap to ask again; a bound matters more than their reuse
-      issuers.clear();
-    }
     // Fetch outcomes, one per (URL, issuer): drop the oldest tenth once over the bound, so
     // certificates naming ever new URLs cannot grow the table (pacing of what is dropped is
     // forgotten, which the per-certificate and concurrency caps still bound). AIA outcomes go
@@ -494,11 +551,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     std::shared_ptr<CrlEntry> crl_entry;
     std::shared_ptr<OcspEntry> ocsp_entry;
     std::shared_ptr<IssuersEntry> issuers_entry;
+    bool about_subject = false;  // the outcome depends on n.subject, not only on the URL
     if (r.ok) {
       switch (n.kind) {
         case Kind::Crl: crl_entry = take_crl(n, r.body, now, error, fresh, verified); break;
         case Kind::Ocsp: ocsp_entry = take_ocsp(n, r.body, now, error, fresh, verified); break;
-        case Kind::CaIssuers: issuers_entry = take_issuers(n, r.body, now, error, fresh, verified); break;
+        case Kind::CaIssuers:
+          issuers_entry = take_issuers(n, r.body, now, error, fresh, verified, about_subject);
+          break;
       }
       if (crl_entry) der_to_persist = r.body;
     }
@@ -509,7 +569,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       if (transient) {
         ++rejected_total;
       } else {
-        UrlState& s = states[n.key()];
+        UrlState& s = states[about_subject ? n.subject_key() : n.key()];
         s.kind = n.kind;
         s.url = n.url;
         s.last_attempt = now;
@@ -544,7 +604,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
         if (ocsp_entry->status != OcspStatus::Good) epoch.fetch_add(1, std::memory_order_release);
         ocsps[n.key()] = ocsp_entry;
       }
-      if (issuers_entry) issuers[n.url] = issuers_entry;
+      if (issuers_entry) issuers[n.key()] = issuers_entry;
       bound();
       auto it = in_flight.find(n.key());
       if (it != in_flight.end()) {
@@ -561,7 +621,8 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   // An AIA answer: only certificates that can issue the one asked for (name, AKI) and that
   // chain to the requesting site's anchors are kept; anything else could be an attacker's.
   std::shared_ptr<IssuersEntry> take_issuers(const Need& n, const std::string& body, std::int64_t now,
-                                             std::string& error, bool& fresh, std::string& verified) {
+                                             std::string& error, bool& fresh, std::string& verified,
+                                             bool& about_subject) {
     auto certs = parse_certs(body);
     if (certs.empty()) {
       error = "the answer holds no certificate";
@@ -571,6 +632,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     for (auto& c : certs)
       if (n.anchors && n.subject && n.anchors->vouches_issuer(c.get(), n.subject.get())) kept.push_back(c);
     if (kept.empty()) {
+      about_subject = true;
       error = "the answer holds no certificate that issued '" +
               (n.subject ? pki::subject_text(n.subject.get()) : std::string("?")) +
               "' and chains to a trusted issuer";
@@ -691,25 +753,38 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   }
 
   // Starts queued fetches while fewer than max_concurrent_fetches run. On the store's thread.
+  // CRL and OCSP fetches first; AIA ones only while fewer than aia_slots() of them run.
   void pump() {
     for (;;) {
       Need n;
       {
         std::lock_guard lock(mu);
-        if (active >= std::max<std::size_t>(1, settings.max_concurrent_fetches) || queued.empty()) return;
-        n = std::move(queued.front());
-        queued.pop_front();
+        if (active >= slots()) return;
+        if (!queued.empty()) {
+          n = std::move(queued.front());
+          queued.pop_front();
+        } else if (!queued_aia.empty() && active_aia < aia_slots()) {
+          n = std::move(queued_aia.front());
+          queued_aia.pop_front();
+          ++active_aia;
+        } else {
+          return;
+        }
         ++active;
       }
       start(std::move(n));
     }
   }
 
+  std::size_t slots() const { return std::max<std::size_t>(1, settings.max_concurrent_fetches); }
+  std::size_t aia_slots() const { return std::max<std::size_t>(1, slots() / 2); }
+
   // A started fetch ended (once, whatever happened): frees its slot and starts the next.
   void finish(const Need& n, const fetch::Result& r, bool transient) {
     {
       std::lock_guard lock(mu);
       --active;
+      if (n.kind == Kind::CaIssuers) --active_aia;
     }
     complete(n, r, transient);
     pump();
@@ -723,10 +798,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       *finished = true;
       self->finish(n, r, transient);
     };
+    // Issuer certificates are small, and any chain can make the server ask for them: their
+    // answers get a smaller cap than CRLs (parsing a PKCS#7 costs time in its size).
+    const std::size_t max_bytes =
+        n.kind == Kind::CaIssuers ? std::min(settings.max_fetch_bytes, kAiaMaxBytes) : settings.max_fetch_bytes;
     // Running out of memory or threads is an error for this fetch, never the process's end.
     try {
       if (n.url.rfind("ldap://", 0) == 0) {
-        ldap_pool->post([self, n, done, max = settings.max_fetch_bytes]() {
+        ldap_pool->post([self, n, done, max = max_bytes]() {
           fetch::Result r;
           try {
             r = ldap_fetch(n.url, n.timeout_ms, max);
@@ -734,14 +813,15 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
             r.error = std::string("LDAP fetch failed: ") + e.what();
           }
           asio::post(self->io, [done, r = std::move(r)]() { done(r, false); });
-        });
+        }, n.kind == Kind::CaIssuers);
         return;
       }
       fetch::Request req;
       req.url = n.url;
       req.timeout_ms = n.timeout_ms;
-      req.max_bytes = settings.max_fetch_bytes;
+      req.max_bytes = max_bytes;
       req.max_redirects = settings.max_redirects;
+      if (n.kind == Kind::CaIssuers) req.resolver_io = &aia_resolve_io;
       if (n.kind == Kind::Ocsp) {
         std::unique_ptr<OCSP_REQUEST, pki::Deleter<OCSP_REQUEST_free>> ocsp(OCSP_REQUEST_new());
         OCSP_request_add0_id(ocsp.get(), cert_id(n.subject.get(), n.issuer.get()).release());
@@ -769,13 +849,14 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     std::vector<Need> refused;
     {
       std::lock_guard lock(mu);
-      const std::size_t max_queued = std::max<std::size_t>(1, settings.max_concurrent_fetches) * kQueuedPerConcurrent;
+      const std::size_t max_queued = slots() * kQueuedPerConcurrent;
       for (auto& n : needs) {
         auto [it, fresh] = in_flight.try_emplace(n.key());
         it->second.push_back(one_done);
         if (!fresh) continue;
-        if (queued.size() >= max_queued) refused.push_back(std::move(n));
-        else queued.push_back(std::move(n));
+        auto& line = n.kind == Kind::CaIssuers ? queued_aia : queued;
+        if (line.size() >= max_queued) refused.push_back(std::move(n));
+        else line.push_back(std::move(n));
       }
     }
     auto self = shared_from_this();
@@ -843,9 +924,22 @@ Store::Store(StoreSettings settings) : impl_(std::make_shared<Impl>()) {
       }
     }
   });
+  impl_->aia_resolve_thread = std::thread([impl = impl_.get()] {
+    for (;;) {
+      try {
+        impl->aia_resolve_io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("revocation: a name lookup failed inside the AIA resolver: {}", e.what());
+      }
+    }
+  });
 }
 
 Store::~Store() {
+  impl_->aia_resolve_work.reset();
+  impl_->aia_resolve_io.stop();
+  if (impl_->aia_resolve_thread.joinable()) impl_->aia_resolve_thread.join();
   impl_->ldap_pool->stop();
   impl_->work.reset();
   asio::post(impl_->io, [impl = impl_.get()] { impl->refresh_timer.cancel(); });
@@ -865,10 +959,18 @@ std::shared_ptr<const OcspEntry> Store::ocsp(const std::string& key) const {
   return it == impl_->ocsps.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<const IssuersEntry> Store::issuers(const std::string& url) const {
+std::shared_ptr<const IssuersEntry> Store::issuers(const std::string& url, X509* subject) const {
+  const std::string key = "aia " + url + " " + named_issuer_id(subject);
   std::lock_guard lock(impl_->mu);
-  auto it = impl_->issuers.find(url);
+  auto it = impl_->issuers.find(key);
   return it == impl_->issuers.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<X509>> Store::issuer_certificates() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::shared_ptr<X509>> out;
+  for (const auto& [key, e] : impl_->issuers) out.insert(out.end(), e->certs.begin(), e->certs.end());
+  return out;
 }
 
 std::optional<UrlState> Store::state(const std::string& key) const {
@@ -963,7 +1065,7 @@ std::string Store::metrics() const {
       << "certgate_revocation_fetches_in_flight " << impl_->active << "\n"
       << "# HELP certgate_revocation_fetches_queued Fetches waiting for a free slot.\n"
          "# TYPE certgate_revocation_fetches_queued gauge\n"
-      << "certgate_revocation_fetches_queued " << impl_->queued.size() << "\n"
+      << "certgate_revocation_fetches_queued " << impl_->queued.size() + impl_->queued_aia.size() << "\n"
       << "# HELP certgate_revocation_tracked_urls Fetch outcomes remembered (URL and issuer) for retry pacing.\n"
          "# TYPE certgate_revocation_tracked_urls gauge\n"
       << "certgate_revocation_tracked_urls " << impl_->states.size() << "\n";

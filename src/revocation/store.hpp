@@ -26,7 +26,7 @@ struct StoreSettings {
   std::filesystem::path cache_dir;        // "" = memory only
   std::size_t max_fetch_bytes = 10 << 20; // one response
   int max_redirects = 3;
-  std::size_t max_entries = 2000;         // CRLs + OCSP answers + AIA certificates
+  std::size_t max_entries = 2000;         // CRLs + OCSP answers; AIA answers: an eighth of it
   std::size_t max_cache_bytes = 256u << 20;  // CRL bytes, in memory and on disk
   std::size_t max_urls_per_certificate = 4;  // per kind: distribution points, OCSP, caIssuers
   std::size_t max_concurrent_fetches = 16;   // in flight at once; the rest wait their turn
@@ -36,6 +36,10 @@ struct StoreSettings {
 inline constexpr std::size_t kQueuedPerConcurrent = 64;
 // Threads for ldap:// fetches (libldap is synchronous): started when first needed, never more.
 inline constexpr std::size_t kLdapThreads = 4;
+// Certificates of one AIA answer considered as issuers (PKCS#7 bundles of real PKIs hold dozens).
+inline constexpr std::size_t kAiaCertificates = 256;
+// An AIA answer's size cap (or max_fetch_bytes when smaller).
+inline constexpr std::size_t kAiaMaxBytes = 1 << 20;
 // Cached CRLs given their own /metrics series (the most recently used): a bounded label set.
 inline constexpr std::size_t kMetricsUrlSeries = 64;
 
@@ -56,6 +60,10 @@ struct Need {
   // What the cache, the in-flight table and retry pacing are keyed by: the URL with the issuer
   // it is asked for (so one chain's failure never paces another issuer's use of the URL).
   std::string key() const;
+  // AIA: an answer that holds no issuer of `subject` says nothing about other certificates
+  // naming the same URL and issuer (their AKI or signature algorithm may differ), so that
+  // outcome paces this key only.
+  std::string subject_key() const;
 };
 
 struct CrlEntry {
@@ -112,7 +120,11 @@ class Store {
   // Lookups, from any thread. Entries are immutable once published.
   std::shared_ptr<const CrlEntry> crl(const std::string& url) const;
   std::shared_ptr<const OcspEntry> ocsp(const std::string& key) const;
-  std::shared_ptr<const IssuersEntry> issuers(const std::string& url) const;
+  // The issuers fetched from `url` for certificates naming the issuer `subject` names (name and
+  // AKI): what one bundle answered for one issuer says nothing about another's.
+  std::shared_ptr<const IssuersEntry> issuers(const std::string& url, X509* subject) const;
+  // Every cached AIA certificate (CLI `verify --urlfetch`).
+  std::vector<std::shared_ptr<X509>> issuer_certificates() const;
   std::optional<UrlState> state(const std::string& key) const;
   // Whether `key` may be fetched again now: never fetched, or the last attempt that brought
   // nothing fresh is older than `retry_seconds`.
