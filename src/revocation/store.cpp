@@ -327,6 +327,19 @@ std::string Need::key() const {
 
 namespace {
 
+// Whether `next` was issued before `held`: an earlier thisUpdate, or the same second with a lower
+// CRL number (RFC 5280 §5.2.3: numbers increase monotonically for a given issuer and scope).
+bool older_crl(const CrlEntry& next, const CrlEntry& held) {
+  if (next.this_update != held.this_update) return next.this_update < held.this_update;
+  using NumberPtr = std::unique_ptr<ASN1_INTEGER, decltype(&ASN1_INTEGER_free)>;
+  const auto number = [](X509_CRL* crl) {
+    return NumberPtr(static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl, NID_crl_number, nullptr, nullptr)),
+                     &ASN1_INTEGER_free);
+  };
+  NumberPtr a = number(next.crl.get()), b = number(held.crl.get());
+  return a && b && ASN1_INTEGER_cmp(a.get(), b.get()) < 0;
+}
+
 // Whether `next` revokes a serial that `prev` (the CRL it replaces, if any) did not.
 bool adds_revocations(const CrlEntry* prev, X509_CRL* next) {
   STACK_OF(X509_REVOKED)* listed = X509_CRL_get_REVOKED(next);
@@ -564,6 +577,7 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
     }
     const auto kind = static_cast<std::size_t>(n.kind);
     std::vector<std::function<void()>> waiters;
+    std::int64_t rolled_back = 0;  // thisUpdate of the newer CRL kept instead of this one
     {
       std::lock_guard lock(mu);
       if (transient) {
@@ -590,6 +604,15 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       // Only what verified against a certificate chaining to an anchor gets here.
       if (crl_entry) {
         auto old = crls.find(n.url);
+        // A CRL older than the one held (a replayed or stale copy, still before its nextUpdate)
+        // could only un-revoke: the newest verified CRL stays.
+        if (old != crls.end() && older_crl(*crl_entry, *old->second)) {
+          rolled_back = old->second->this_update;
+          crl_entry.reset();
+        }
+      }
+      if (crl_entry) {
+        auto old = crls.find(n.url);
         if (adds_revocations(old == crls.end() ? nullptr : old->second.get(), crl_entry->crl.get()))
           epoch.fetch_add(1, std::memory_order_release);
         if (old != crls.end()) crl_bytes -= old->second->bytes;
@@ -612,6 +635,9 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
         in_flight.erase(it);
       }
     }
+    if (rolled_back)
+      spdlog::warn("revocation: CRL {} is older than the one held (thisUpdate {}): kept the newer one",
+                   n.url, pki::utc_text(rolled_back));
     if (!error.empty())
       spdlog::warn("revocation: {} {} failed: {}", to_string(n.kind), n.url, error);
     record(n, error.empty(), error.empty() ? verified : error, r.elapsed.count());

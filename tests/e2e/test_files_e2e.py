@@ -358,7 +358,7 @@ class FetchedCrlOnOpenConnections(unittest.TestCase):
     next request and a new connection are refused at once (not when the old CRL's nextUpdate, 30
     days away, or the cache's hour is reached)."""
 
-    def test_a_fetched_crl_revokes_at_the_next_request(self):
+    def test_a_fetched_crl_revokes_at_the_next_request_and_an_older_one_cannot_undo_it(self):
         opki = tempfile.mkdtemp(prefix="certgate-files-opki-")
         http_port = free_port()
         subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "online_pki.sh"), opki, str(http_port),
@@ -378,6 +378,9 @@ class FetchedCrlOnOpenConnections(unittest.TestCase):
             held = Connection(long_port, context=ctx)
             self.assertEqual(held.request("/?olga-good").status, 200)
             self.assertEqual(Connection(long_port, context=ctx).request("/?olga-cached").status, 200)
+            with open(os.path.join(opki, "www/issuing.crl"), "rb") as f:
+                before_revocation = f.read()
+            time.sleep(1.1)  # the new CRL's thisUpdate is a later second than the first one's
             # The CA revokes olga and publishes a new CRL at the same URL.
             ca = {**os.environ, "CADIR": os.path.join(opki, "ca/issuing")}
             cnf = os.path.join(opki, "ca.cnf")
@@ -396,6 +399,14 @@ class FetchedCrlOnOpenConnections(unittest.TestCase):
             self.assertEqual((e["sc-status"], e["sc-substatus"]), ("403", "13"))
             self.assertEqual(Connection(long_port, context=ctx).request("/?olga-new").code(), "403.13")
             held.close()
+            # A replay of the older CRL (still within its nextUpdate) at the same URL must not
+            # un-revoke her: the store keeps the newest CRL it has verified.
+            with open(os.path.join(opki, "www/issuing.crl"), "wb") as f:
+                f.write(before_revocation)
+            time.sleep(1.2)
+            r = Connection(fresh_port, context=ctx).request("/?olga-rollback")
+            self.assertEqual(r.code(), "403.13", r.text[:300])
+            self.assertIn("older than the one held", server.stderr_text())
         finally:
             server.stop()
             crls.shutdown()
