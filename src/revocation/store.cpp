@@ -327,6 +327,8 @@ std::string Need::key() const {
 
 namespace {
 
+constexpr long kOcspMaxAgeWithoutNextUpdate = 3600;
+
 // Whether `next` was issued before `held`: an earlier thisUpdate, or the same second with a lower
 // CRL number (RFC 5280 §5.2.3: numbers increase monotonically for a given issuer and scope).
 bool older_crl(const CrlEntry& next, const CrlEntry& held) {
@@ -759,9 +761,12 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
       error = "the OCSP response does not mention the certificate";
       return nullptr;
     }
-    if (OCSP_check_validity(thisupd, nextupd, 300, -1) != 1) {
+    // Without nextUpdate nothing bounds a response's age, so a years-old "good" answer replayed
+    // by someone on the path would pass: such an answer must be recent (thisUpdate within an hour).
+    if (OCSP_check_validity(thisupd, nextupd, 300, nextupd ? -1 : kOcspMaxAgeWithoutNextUpdate) != 1) {
       ERR_clear_error();
-      error = "the OCSP response is outside its validity period";
+      error = nextupd ? "the OCSP response is outside its validity period"
+                      : "the OCSP response has no nextUpdate and its thisUpdate is more than an hour old";
       return nullptr;
     }
     auto e = std::make_shared<OcspEntry>();
