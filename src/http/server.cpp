@@ -134,8 +134,9 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   state.writer = &writer;
   state.files = &workers;
   state.passwords = &password_workers;
-  revocation::Store revocation_store(revocation::store_settings(server_cfg));
-  state.revocation = &revocation_store;
+  // Destroyed explicitly below, between the loops' threads and the loops themselves.
+  auto revocation_store = std::make_unique<revocation::Store>(revocation::store_settings(server_cfg));
+  state.revocation = revocation_store.get();
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));
   state.generation.store(snap->generation, std::memory_order_release);
@@ -263,6 +264,10 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   for (auto& lt : loops) lt->loop.io.stop();
   for (auto& lt : loops)
     if (lt->thread.joinable()) lt->thread.join();
+  // The store's threads post fetch completions to the loops: they end while the loops (stopped)
+  // still exist; the waiting connections it drops close on objects that are still there.
+  revocation_store.reset();
+  state.revocation = nullptr;
   loops.clear();  // connections (and their generations) go before the pool and the writer
   workers.join();
   password_workers.join();
