@@ -38,6 +38,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   using Clock = std::chrono::steady_clock;
   using ec_t = boost::beast::error_code;
   static constexpr std::size_t kChunk = 64 * 1024;
+  static constexpr int kMaxInterim = 16;
 
  public:
   ProxyExchange(ClientStream& client, boost::beast::flat_buffer& client_buf,
@@ -210,27 +211,46 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   }
 
   // --- response ---------------------------------------------------------------------------
-  void read_response_head() {
+  // `interim`: how many 1xx answers came before this head (they share one read deadline).
+  void read_response_head(int interim = 0) {
     res_.emplace();
     res_->header_limit(64 * 1024);
     res_->body_limit(boost::none);  // streamed through a fixed buffer: no size to bound
     if (head_request_) res_->skip(true);
-    arm(cfg().read_timeout_ms);
-    boost::beast::http::async_read_header(*backend_, backend_buf_, *res_, [self = this->shared_from_this()](ec_t ec, std::size_t) {
+    if (interim == 0) arm(cfg().read_timeout_ms);
+    boost::beast::http::async_read_header(*backend_, backend_buf_, *res_, [self = this->shared_from_this(), interim](ec_t ec, std::size_t) {
       if (ec) {
-        ProxyResult r;
         if (self->timed_out_) {
+          ProxyResult r;
           r.status = 504, r.substatus = 0, r.win32 = 12002;  // ERROR_WINHTTP_TIMEOUT
           r.reason = "the backend " + self->backend_name() + " sent no answer within read_timeout_ms";
-        } else {
-          r.status = 502, r.substatus = 3, r.win32 = 12152;  // ERROR_WINHTTP_INVALID_SERVER_RESPONSE
-          r.reason = "the backend " + self->backend_name() + " sent no valid answer: " + ec.message();
+          self->backend_->close();
+          return self->finish(std::move(r));
         }
-        self->backend_->close();
-        return self->finish(std::move(r));
+        return self->invalid_answer("sent no valid answer: " + ec.message());
+      }
+      const unsigned status = self->res_->get().result_int();
+      if (status == 101 && !self->plan_.websocket)
+        return self->invalid_answer("switched protocols (101) although no upgrade was asked for");
+      if (status >= 100 && status < 200 && status != 101) {
+        // Interim answers (100, 102, 103) precede the final one on the same connection: ending
+        // the exchange on them would pool a connection whose final answer is still to come,
+        // and the next request on it, anyone's, would receive it. They are dropped (a client
+        // cannot use 100 from here: certgate answered Expect itself), a flood of them is 502.
+        if (interim + 1 >= kMaxInterim)
+          return self->invalid_answer("sent more than " + std::to_string(kMaxInterim - 1) + " interim (1xx) answers");
+        return self->read_response_head(interim + 1);
       }
       self->send_response_head();
     });
+  }
+
+  void invalid_answer(const std::string& what) {
+    ProxyResult r;
+    r.status = 502, r.substatus = 3, r.win32 = 12152;  // ERROR_WINHTTP_INVALID_SERVER_RESPONSE
+    r.reason = "the backend " + backend_name() + " " + what;
+    backend_->close();
+    finish(std::move(r));
   }
 
   void send_response_head() {
@@ -240,7 +260,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
     result_.substatus = 0;
     result_.win32 = 0;
     const bool upgrade = status == 101 && plan_.websocket;
-    const bool no_body = head_request_ || status == 204 || status == 304 || (status >= 100 && status < 200);
+    const bool no_body = head_request_ || status == 204 || status == 304;
     keep_client_ = !upgrade && client_version_ >= 11;
     std::string head = fmt::format("HTTP/1.1 {} {}\r\n", status, std::string(msg.reason()));
     const std::string connection(msg[boost::beast::http::field::connection]);
@@ -310,7 +330,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
       self->result_.sent += n;
       if (ec) return self->abort();
       self->timer_.cancel();
-      if (self->res_->get().keep_alive() && self->req_->is_done())
+      if (self->res_->keep_alive() && self->req_->is_done())  // the parser: false when the end was the close
         put_idle(self->pool_key(), std::move(self->backend_), self->cfg().max_idle);
       else
         self->backend_->close();

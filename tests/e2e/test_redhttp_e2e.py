@@ -1,0 +1,218 @@
+"""Hostile-review findings on the HTTP layer, on the real binary over real sockets: what a
+backend's interim (1xx) answers, or answers certgate cannot tell the end of, must not leave a
+pooled backend connection holding another request's answer (one user's response delivered to
+another)."""
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Connection, Server, free_port, read_response  # noqa: E402
+
+P = free_port()
+BACKEND = free_port()
+
+
+def read_head(f):
+    """A request head from the backend's side: (request line, {lower name: value})."""
+    line = f.readline()
+    if not line:
+        return None, None
+    headers = {}
+    while True:
+        h = f.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = h.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return line.decode("latin-1").strip(), headers
+
+
+def answer(body):
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+class HostileBackend(threading.Thread):
+    """A keep-alive backend that answers each request by its path: `/hints` with a 103 Early
+    Hints before the final answer, `/switch` with a 101 nobody asked for, `/eof` with a body
+    that ends at the close, `/extra` with a second answer nobody asked for, anything else with
+    its own path (so a desynchronised connection shows as another path's body)."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(64)
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        f = c.makefile("rb")
+        try:
+            while True:
+                line, headers = read_head(f)
+                if line is None:
+                    return
+                n = int(headers.get("content-length", "0"))
+                if n:
+                    f.read(n)
+                path = line.split(" ")[1]
+                if path.startswith("/hints"):
+                    c.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+                    time.sleep(0.3)
+                    c.sendall(answer(b"final answer of " + path.encode()))
+                elif path.startswith("/flood"):
+                    c.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" * 1000)
+                    c.sendall(answer(b"final answer of " + path.encode()))
+                elif path.startswith("/switch"):
+                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n")
+                    time.sleep(0.3)
+                    c.sendall(answer(b"tunnel bytes of " + path.encode()))
+                elif path.startswith("/eof"):
+                    c.sendall(b"HTTP/1.1 200 OK\r\n\r\nbody up to the close")
+                    c.shutdown(socket.SHUT_WR)
+                    return
+                elif path.startswith("/extra"):
+                    c.sendall(answer(b"first of " + path.encode()) + answer(b"smuggled answer"))
+                else:
+                    c.sendall(answer(path.encode()))
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def stop(self):
+        self.srv.close()
+
+
+SITES = f"""
+[[sites]]
+name = "Proxy"
+id = 1
+root = "www"
+ssl_flags = ["Ssl"]
+backend = "http://127.0.0.1:{BACKEND}"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.proxy]
+  read_timeout_ms = 2000
+"""
+
+backend = None
+server = None
+
+
+def setUpModule():
+    global backend, server
+    backend = HostileBackend(BACKEND)
+    backend.start()
+    # One event loop: every request shares one backend connection pool.
+    server = Server(SITES, threads=1).start()
+
+
+def tearDownModule():
+    backend.stop()
+    assert server.stop() == 0
+
+
+def final(conn, path):
+    """The final (non-1xx) answer to GET `path` on `conn`."""
+    conn.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    while True:
+        r = read_response(conn.file)
+        if not 100 <= r.status < 200:
+            return r
+
+
+class BackendInterimAnswers(unittest.TestCase):
+    def assert_next_user_gets_own_answer(self, path):
+        other = Connection(P, timeout=5)
+        try:
+            r = final(other, path)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, path.encode(), "another request's answer was delivered")
+        finally:
+            other.close()
+
+    def test_early_hints_do_not_desync_the_pool(self):
+        """A 103 Early Hints before the final answer: the client gets the final answer, and the
+        pooled backend connection is not left holding it for the next user (before: the 103
+        ended the exchange, the connection went back to the pool, and the next request on it,
+        from anyone, received this one's final answer)."""
+        c = Connection(P, timeout=5)
+        try:
+            c.sock.sendall(b"GET /hints/1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            time.sleep(0.1)  # the 103 has come back; the final answer is 0.3 s away
+            self.assert_next_user_gets_own_answer("/alice/1")
+            r = read_response(c.file)
+            while 100 <= r.status < 200:
+                r = read_response(c.file)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"final answer of /hints/1")
+        finally:
+            c.close()
+        self.assert_next_user_gets_own_answer("/alice/2")
+
+    def test_interim_flood_is_bounded(self):
+        """1000 interim answers: certgate gives up with 502 instead of relaying them all, and
+        its backend connection is not reused."""
+        c = Connection(P, timeout=5)
+        try:
+            r = final(c, "/flood/1")
+            self.assertEqual(r.status, 502)
+        finally:
+            c.close()
+        self.assert_next_user_gets_own_answer("/after-flood")
+
+    def test_unrequested_switch_is_refused(self):
+        """A 101 to a request that asked for no upgrade (certgate strips Upgrade) is an invalid
+        answer: 502, and the switched backend connection is not pooled."""
+        c = Connection(P, timeout=5)
+        try:
+            r = final(c, "/switch/1")
+            self.assertEqual(r.status, 502)
+        finally:
+            c.close()
+        time.sleep(0.5)
+        self.assert_next_user_gets_own_answer("/after-switch")
+
+    def test_close_delimited_answer_is_not_pooled(self):
+        """An HTTP/1.1 answer without length ends at the close: that connection is finished and
+        must not be pooled (before: the next request on it failed with 502)."""
+        c = Connection(P, timeout=5)
+        try:
+            r = final(c, "/eof/1")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"body up to the close")
+        finally:
+            c.close()
+        time.sleep(0.3)
+        self.assert_next_user_gets_own_answer("/after-eof")
+
+    def test_extra_answer_is_not_pooled(self):
+        """A backend that sent more than the one answer asked for: the surplus must not become
+        the next user's answer."""
+        c = Connection(P, timeout=5)
+        try:
+            r = final(c, "/extra/1")
+            self.assertEqual(r.body, b"first of /extra/1")
+        finally:
+            c.close()
+        time.sleep(0.3)
+        self.assert_next_user_gets_own_answer("/after-extra")
+
+
+if __name__ == "__main__":
+    unittest.main()
