@@ -368,7 +368,11 @@ class Connection final : public ConnectionBase,
     if (!signer || x_->outcome.user.empty()) return "";
     const auto& a = site().cfg.forward.assertion;
     const std::int64_t now = now_ms() / 1000;
+    // Reused only for a request whose claims it states exactly: the same user may be
+    // authenticated another way (two-factor at one location, the certificate alone at
+    // another) or with other directory groups on the same connection.
     if (assertion_user_ == x_->outcome.user && assertion_site_ == site_ && assertion_cert_ == (leaf != nullptr) &&
+        assertion_method_ == x_->outcome.auth_method && assertion_groups_ == x_->outcome.groups &&
         now < assertion_refresh_)
       return assertion_;
     pki::Claims c;
@@ -385,6 +389,8 @@ class Connection final : public ConnectionBase,
     assertion_user_ = x_->outcome.user;
     assertion_site_ = site_;
     assertion_cert_ = leaf != nullptr;
+    assertion_method_ = x_->outcome.auth_method;
+    assertion_groups_ = x_->outcome.groups;
     assertion_refresh_ = now + a.lifetime_seconds / 2;
     return assertion_;
   }
@@ -606,7 +612,8 @@ class Connection final : public ConnectionBase,
     std::string head;
   };
   std::unique_ptr<Exchange> x_;
-  std::string assertion_, assertion_user_;
+  std::string assertion_, assertion_user_, assertion_method_;
+  std::vector<std::string> assertion_groups_;
   std::int64_t assertion_refresh_ = 0;
   std::size_t assertion_site_ = 0;
   bool assertion_cert_ = false;

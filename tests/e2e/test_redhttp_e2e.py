@@ -1,19 +1,27 @@
 """Hostile-review findings on the HTTP layer, on the real binary over real sockets: what a
 backend's interim (1xx) answers, or answers certgate cannot tell the end of, must not leave a
 pooled backend connection holding another request's answer (one user's response delivered to
-another)."""
+another); the signed assertion states how this request was authenticated, not how an earlier
+request of the same connection was."""
+import base64
+import json
 import os
 import socket
+import subprocess
+import tempfile
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Connection, Server, free_port, read_response  # noqa: E402
+from harness import CERTGATE, Connection, Server, free_port, read_response  # noqa: E402
 
 P = free_port()
+P_ID = free_port()
 BACKEND = free_port()
+TMP = tempfile.mkdtemp(prefix="certgate-redhttp-")
+KEY = os.path.join(TMP, "assertion.key")
 
 
 def read_head(f):
@@ -84,6 +92,10 @@ class HostileBackend(threading.Thread):
                     return
                 elif path.startswith("/extra"):
                     c.sendall(answer(b"first of " + path.encode()) + answer(b"smuggled answer"))
+                elif path.endswith("/claims"):
+                    token = headers.get("x-certgate-assertion", "")
+                    payload = token.split(".")[1] if token.count(".") == 2 else ""
+                    c.sendall(answer(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
                 else:
                     c.sendall(answer(path.encode()))
         except OSError:
@@ -108,6 +120,32 @@ backend = "http://127.0.0.1:{BACKEND}"
   key = "@PKI@/server.key"
   [sites.proxy]
   read_timeout_ms = 2000
+
+[[sites]]
+name = "Identity"
+id = 2
+root = "www"
+ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+backend = "http://127.0.0.1:{BACKEND}"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P_ID}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.client_certificates]
+  trusted_cas = ["@PKI@/root-ca.pem"]
+  crl_files = ["@PKI@/crl"]
+  [sites.mapping]
+  [[sites.mapping.one_to_one]]
+  user = "alice"
+  certificate = "@PKI@/alice.pem"
+  [sites.basic]
+  users_file = "users.txt"
+  [sites.forward.assertion]
+  key_file = "{KEY}"
+  lifetime_seconds = 60
+  [[sites.locations]]
+  path = "/two-factor"
+  require_password = true
 """
 
 backend = None
@@ -118,8 +156,14 @@ def setUpModule():
     global backend, server
     backend = HostileBackend(BACKEND)
     backend.start()
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", KEY],
+                   check=True, capture_output=True)
     # One event loop: every request shares one backend connection pool.
-    server = Server(SITES, threads=1).start()
+    server = Server(SITES, threads=1)
+    r = subprocess.run([CERTGATE, "users", "add", "-f", os.path.join(server.dir, "users.txt"), "alice",
+                        "--password-stdin"], input="alice-pw\n", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    server.start()
 
 
 def tearDownModule():
@@ -212,6 +256,27 @@ class BackendInterimAnswers(unittest.TestCase):
             c.close()
         time.sleep(0.3)
         self.assert_next_user_gets_own_answer("/after-extra")
+
+
+class AssertionPerRequest(unittest.TestCase):
+    def test_assertion_states_this_requests_method(self):
+        """Two-factor (certificate + password) on one request, the certificate alone on the next
+        of the same connection: the second assertion must not claim the password (before: the
+        assertion cached per connection by user was re-sent, amr Certificate+Basic)."""
+        c = Connection(P_ID, user="alice", timeout=5)
+        try:
+            pw = base64.b64encode(b"alice:alice-pw").decode()
+            r = c.request("/two-factor/claims", headers={"Authorization": "Basic " + pw})
+            self.assertEqual(r.status, 200, r.text)
+            both = json.loads(r.body)
+            r = c.request("/claims")
+            self.assertEqual(r.status, 200, r.text)
+            alone = json.loads(r.body)
+        finally:
+            c.close()
+        self.assertEqual(both["sub"], "alice")
+        self.assertNotEqual(both["amr"], alone["amr"])
+        self.assertNotIn("Basic", json.dumps(alone["amr"]))
 
 
 if __name__ == "__main__":
