@@ -6,6 +6,9 @@
 #include "http/error_page.hpp"
 #include "http/path.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 #include <utility>
 
 namespace certgate::http {
@@ -26,6 +29,17 @@ std::string_view title_for(int status, int substatus) {
                             "changed, or is temporarily unavailable";
   if (status == 421) return "This connection was made for another site";
   return reason_phrase(status);
+}
+
+// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).
+std::string websocket_accept(std::string_view key) {
+  std::string text(key);
+  text += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
+  char out[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out), md, SHA_DIGEST_LENGTH);
+  return std::string(out, static_cast<std::size_t>(n));
 }
 
 Response error(const ConnectionInfo& c, int status, int substatus, std::string reason,
@@ -201,6 +215,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
     plan.target = std::move(*forward);
     plan.host = authority;
     plan.websocket = iequals(req.header("Upgrade"), "websocket");
+    if (plan.websocket) plan.websocket_accept = websocket_accept(req.header("Sec-WebSocket-Key"));
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
     if (h.outcome.certificate) {
       plan.leaf = c.tls->leaf.get();

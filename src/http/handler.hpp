@@ -35,6 +35,9 @@ struct ProxyPlan {
   std::string target;       // origin-form: the path the policy matched, re-encoded, and the query
   std::string host;         // the request's authority (absolute-form target, else Host)
   bool websocket = false;
+  // What the backend's 101 must carry as Sec-WebSocket-Accept (RFC 6455 §4.2.2): proof that it
+  // performed the WebSocket handshake, rather than echoing a status it was given.
+  std::string websocket_accept;
   bool strip_authorization = false;  // certgate used the Basic credentials itself
   // The client certificate, only when the decision validated and mapped it (null otherwise).
   X509* leaf = nullptr;

@@ -232,6 +232,12 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
       const unsigned status = self->res_->get().result_int();
       if (status == 101 && !self->plan_.websocket)
         return self->invalid_answer("switched protocols (101) although no upgrade was asked for");
+      // After 101 the client's bytes go to the backend unchecked: a 101 that an application
+      // merely relayed (a status it was given) would let the client send raw HTTP requests,
+      // with identity headers of its own, past every policy. Only a real WebSocket handshake,
+      // proven by the accept value, opens the tunnel.
+      if (status == 101 && self->res_->get()["Sec-WebSocket-Accept"] != self->plan_.websocket_accept)
+        return self->invalid_answer("answered a WebSocket upgrade with 101 but without its Sec-WebSocket-Accept");
       if (status >= 100 && status < 200 && status != 101) {
         // Interim answers (100, 102, 103) precede the final one on the same connection: ending
         // the exchange on them would pool a connection whose final answer is still to come,

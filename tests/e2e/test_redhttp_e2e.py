@@ -92,6 +92,11 @@ class HostileBackend(threading.Thread):
                     return
                 elif path.startswith("/extra"):
                     c.sendall(answer(b"first of " + path.encode()) + answer(b"smuggled answer"))
+                elif path.startswith("/ws-relayed"):
+                    # An application that answers with a status it was given: 101, no handshake.
+                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                elif path.startswith("/whoami"):
+                    c.sendall(answer(("user=" + headers.get("x-remote-user", "-")).encode()))
                 elif path.endswith("/claims"):
                     token = headers.get("x-certgate-assertion", "")
                     payload = token.split(".")[1] if token.count(".") == 2 else ""
@@ -256,6 +261,24 @@ class BackendInterimAnswers(unittest.TestCase):
             c.close()
         time.sleep(0.3)
         self.assert_next_user_gets_own_answer("/after-extra")
+
+    def test_relayed_101_opens_no_tunnel(self):
+        """A 101 to a WebSocket upgrade without the handshake's Sec-WebSocket-Accept is 502
+        (before: certgate opened the byte tunnel, and the client's next bytes reached the backend
+        as a raw request carrying its own X-Remote-User)."""
+        c = Connection(P, timeout=5)
+        try:
+            c.sock.sendall(b"GET /ws-relayed HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           b"Sec-WebSocket-Version: 13\r\n\r\n")
+            r = read_response(c.file)
+            if r.status == 101:
+                c.sock.sendall(b"GET /whoami HTTP/1.1\r\nHost: x\r\nX-Remote-User: admin\r\n\r\n")
+                smuggled = read_response(c.file)
+                self.fail("tunnel opened; the backend answered: %r" % smuggled.body)
+            self.assertEqual(r.status, 502)
+        finally:
+            c.close()
 
 
 class AssertionPerRequest(unittest.TestCase):
