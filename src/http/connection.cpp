@@ -334,6 +334,7 @@ class Connection final : public ConnectionBase,
   void dispatch(std::optional<bool> password_ok = std::nullopt) {
     Handled h = handle(info(), x_->req, password_ok);
     site_ = h.site;  // plain HTTP: the site this request's Host named
+    x_->path = std::move(h.path);
     if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
     if (!h.revocation_job.empty()) return fetch_revocation_then_dispatch(std::move(h.revocation_job), password_ok);
     if (h.directory_job) return map_in_directory_then_dispatch(password_ok);
@@ -545,7 +546,10 @@ class Connection final : public ConnectionBase,
     std::string_view target = x_->req.target;
     if (auto form = split_target(target)) target = form->origin;  // absolute-form: the path, as IIS logs
     auto q = target.find('?');
-    e.uri_stem = target.substr(0, q);
+    // The path the policy was decided on, as IIS logs it (decoded, dot segments resolved):
+    // `/public/..%2fsecure/x` is an access to /secure/x and must read so in the log. The raw
+    // target only for a request refused before its path was understood.
+    e.uri_stem = x_->path.empty() ? target.substr(0, q) : std::string_view(x_->path);
     e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
     e.username = x_->outcome.user;
     e.user_agent = x_->req.header("User-Agent");
@@ -610,6 +614,7 @@ class Connection final : public ConnectionBase,
     Response resp;
     auth::Outcome outcome;
     std::string head;
+    std::string path;  // normalised, for the log
   };
   std::unique_ptr<Exchange> x_;
   std::string assertion_, assertion_user_, assertion_method_;

@@ -49,6 +49,12 @@ Response error(const ConnectionInfo& c, int status, int substatus, std::string r
                         detailed_for(c), prefers_json(accept));
 }
 
+// Moved out of the target (no copy on the request path).
+std::string logged_path(NormalizedTarget&& t) {
+  if (t.trailing_slash) t.path += '/';
+  return std::move(t.path);
+}
+
 }  // namespace
 
 Response protocol_error(const ConnectionInfo& c, int status, std::string reason,
@@ -105,6 +111,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
                           c.revocation};
     Handled r = handle_routed(routed, req, *target, authority, password_ok);
     r.site = route->site;
+    r.path = logged_path(std::move(*target));
     return r;
   }
   if (!key->empty() && route && route->site != c.site.index) {
@@ -121,6 +128,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   }
   Handled r = handle_routed(c, req, *target, authority, password_ok);
   r.site = c.site.index;
+  r.path = logged_path(std::move(*target));
   return r;
 }
 

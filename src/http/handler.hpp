@@ -53,6 +53,9 @@ struct Handled {
   bool directory_job = false;  // ask c.site.directory for the leaf's account, then handle() again
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
   std::size_t site = 0;  // the site that answered: the TLS connection's, or (plain HTTP) the Host's
+  // The decoded, normalised path the policy was decided on (its trailing '/' kept), for the W3C
+  // log as IIS logs cs-uri-stem; empty when the target was refused before normalising.
+  std::string path;
 };
 
 // `password_ok`: the answer of a password_job this request asked for earlier. On a plain-HTTP

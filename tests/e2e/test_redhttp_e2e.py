@@ -1,8 +1,9 @@
 """Hostile-review findings on the HTTP layer, on the real binary over real sockets: what a
 backend's interim (1xx) answers, or answers certgate cannot tell the end of, must not leave a
 pooled backend connection holding another request's answer (one user's response delivered to
-another); the signed assertion states how this request was authenticated, not how an earlier
-request of the same connection was."""
+another); a 101 opens a tunnel only after a real WebSocket handshake; the signed assertion
+states how this request was authenticated, not how an earlier request of the same connection
+was; the W3C log names the path the policy was decided on."""
 import base64
 import json
 import os
@@ -279,6 +280,22 @@ class BackendInterimAnswers(unittest.TestCase):
             self.assertEqual(r.status, 502)
         finally:
             c.close()
+
+
+class LoggedPath(unittest.TestCase):
+    def test_log_names_the_path_the_policy_saw(self):
+        """cs-uri-stem is the decoded, normalised path (as IIS logs it), so a request for
+        /public/..%2fsecure/x reads as the access to /secure/x it was (before: the raw target,
+        which a search of the log for /secure misses)."""
+        c = Connection(P, timeout=5)
+        try:
+            r = c.request("/public/..%2fsecure/x?stem=1")
+            self.assertEqual(r.body, b"/secure/x?stem=1")
+            c.request("/a%20b/./c/?stem=2")
+        finally:
+            c.close()
+        self.assertEqual(server.log_entry("stem=1")["cs-uri-stem"], "/secure/x")
+        self.assertEqual(server.log_entry("stem=2")["cs-uri-stem"], "/a+b/c/")
 
 
 class AssertionPerRequest(unittest.TestCase):
