@@ -187,6 +187,10 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
           }
           ev.mapped = c.tls->directory_mapped.get();
         }
+      } else if (ev.chain->fault == auth::ChainFault::None) {
+        // No mapping: the request runs as anonymous or Basic, and the core vouches for the
+        // certificate this location validated (forwarded for the backend to map) given its facts.
+        ev.cert = &c.tls->leaf_facts();
       }
     }
   }

@@ -20,6 +20,7 @@ from harness import CERTGATE, Connection, Server, free_port, read_response  # no
 
 P = free_port()
 P_ID = free_port()
+P_NOMAP = free_port()
 BACKEND = free_port()
 TMP = tempfile.mkdtemp(prefix="certgate-redhttp-")
 KEY = os.path.join(TMP, "assertion.key")
@@ -98,6 +99,8 @@ class HostileBackend(threading.Thread):
                     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
                 elif path.startswith("/whoami"):
                     c.sendall(answer(("user=" + headers.get("x-remote-user", "-")).encode()))
+                elif path.startswith("/certificate"):
+                    c.sendall(answer(("cert=" + headers.get("x-arr-clientcert", "-")[:10]).encode()))
                 elif path.endswith("/claims"):
                     token = headers.get("x-certgate-assertion", "")
                     payload = token.split(".")[1] if token.count(".") == 2 else ""
@@ -152,6 +155,20 @@ backend = "http://127.0.0.1:{BACKEND}"
   [[sites.locations]]
   path = "/two-factor"
   require_password = true
+
+[[sites]]
+name = "NoMapping"
+id = 3
+root = "www"
+ssl_flags = ["Ssl", "SslNegotiateCert"]
+backend = "http://127.0.0.1:{BACKEND}"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P_NOMAP}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.client_certificates]
+  trusted_cas = ["@PKI@/root-ca.pem"]
+  crl_files = ["@PKI@/crl"]
 """
 
 backend = None
@@ -296,6 +313,27 @@ class LoggedPath(unittest.TestCase):
             c.close()
         self.assertEqual(server.log_entry("stem=1")["cs-uri-stem"], "/secure/x")
         self.assertEqual(server.log_entry("stem=2")["cs-uri-stem"], "/a+b/c/")
+
+
+class CertificateWithoutMapping(unittest.TestCase):
+    def test_validated_certificate_is_forwarded(self):
+        """A site without mapping whose location validated the client's certificate forwards it
+        (the backend maps, as IIS hands Request.ClientCertificate to the application), as the
+        decision core intends (before: the handler never gave the core the certificate's facts
+        on such a site, so nothing was ever forwarded)."""
+        c = Connection(P_NOMAP, user="alice", timeout=5)
+        try:
+            r = c.request("/certificate")
+        finally:
+            c.close()
+        self.assertEqual(r.status, 200, r.text)
+        self.assertTrue(r.body.startswith(b"cert=MII"), r.body)
+        c = Connection(P_NOMAP, timeout=5)
+        try:
+            r = c.request("/certificate")
+        finally:
+            c.close()
+        self.assertEqual(r.body, b"cert=-")
 
 
 class AssertionPerRequest(unittest.TestCase):

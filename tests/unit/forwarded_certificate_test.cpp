@@ -46,7 +46,7 @@ TEST(ForwardedCertificate, OnlyAValidatedAndMappedCertificateIsVouchedFor) {
       // Without mapping the request is anonymous, but the certificate was validated here: the
       // backend may do its own mapping (IIS: Request.ClientCertificate).
       {"site without mapping", {kAccept, true, false, {}, &unmapped}, presented, true, true},
-      {"site without mapping, not validated", {kAccept, true, false, {}, &unmapped}, unvalidated, true, false},
+      {"site without mapping, location does not negotiate", {kSslOnly, true, false, {}, &unmapped}, unvalidated, true, false},
   };
   for (const auto& c : cases) {
     Outcome o = decide(c.policy, c.ev);
