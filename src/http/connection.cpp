@@ -407,12 +407,14 @@ class Connection final : public ConnectionBase,
     const bool expect = iequals(x_->req.header("Expect"), "100-continue");
     auto exchange = std::make_shared<ProxyExchange<Stream>>(
         stream_, buf_, std::move(body), loop_.io, site(), snap_->generation, std::move(plan), std::move(head), x_->req.version,
-        x_->req.method == "HEAD", expect, [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
+        x_->req.method == "HEAD", expect, limits().body_timeout_ms,
+        [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
     exchange->start();
   }
 
   void proxy_done(ProxyResult r) {
     if (!r.answered) {
+      if (r.status == 408) return send(protocol_error(info(), 408, std::move(r.reason), x_->req.header("Accept")));
       Response page = gateway_error(info(), r.status, r.substatus, r.win32, r.reason, x_->req.header("Accept"));
       page.close = !r.client_reusable;
       return send(std::move(page));

@@ -44,11 +44,12 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   ProxyExchange(ClientStream& client, boost::beast::flat_buffer& client_buf,
                 std::unique_ptr<ReqParser> request, boost::asio::io_context& io,
                 const runtime::SiteRuntime& site, std::uint64_t generation, ProxyPlan plan, std::string head,
-                int client_version, bool head_request, bool expect_continue,
+                int client_version, bool head_request, bool expect_continue, std::uint32_t body_timeout_ms,
                 std::function<void(ProxyResult)> done)
       : client_(client), client_buf_(client_buf), req_(std::move(request)), io_(io), site_(site),
         generation_(generation), plan_(std::move(plan)), head_(std::move(head)), client_version_(client_version),
-        head_request_(head_request), expect_continue_(expect_continue), done_(std::move(done)),
+        head_request_(head_request), expect_continue_(expect_continue), body_timeout_ms_(body_timeout_ms),
+        done_(std::move(done)),
         timer_(io), resolver_(io) {}
 
   void start() {
@@ -67,12 +68,18 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   void arm(std::uint32_t ms) {
     timed_out_ = false;
     timer_.expires_after(std::chrono::milliseconds(ms));
-    timer_.async_wait([self = this->shared_from_this()](ec_t ec) {
-      if (ec) return;
+    timer_.async_wait([self = this->shared_from_this(), seq = ++arm_seq_](ec_t ec) {
+      // A stale expiry (re-armed, tunnel opened or exchange finished since) must not cancel
+      // what the client connection does next.
+      if (ec || seq != self->arm_seq_) return;
       self->timed_out_ = true;
       self->resolver_.cancel();
       if (self->backend_) self->backend_->cancel();
       if (self->connecting_) self->connecting_->cancel();
+      // The exchange may be waiting on the client instead (a body that stopped coming, an
+      // answer it stopped reading): that wait holds a backend connection too.
+      boost::system::error_code ignored;
+      boost::beast::get_lowest_layer(self->client_).cancel(ignored);
     });
   }
 
@@ -173,13 +180,19 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
     fail_connect(ec);
   }
 
+  // The whole body must arrive within body_timeout_ms, as for any request: a client trickling
+  // it would otherwise hold a backend connection (a backend thread) for as long as it likes.
   void pump_request() {
+    if (!body_started_) body_deadline_ = Clock::now() + std::chrono::milliseconds(body_timeout_ms_);
     body_started_ = true;
     req_->get().body().data = in_.data();
     req_->get().body().size = in_.size();
-    arm(site_.cfg.proxy.read_timeout_ms);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(body_deadline_ - Clock::now()).count();
+    if (left <= 0) return body_timeout();
+    arm(static_cast<std::uint32_t>(std::min<std::int64_t>(left, cfg().read_timeout_ms)));
     boost::beast::http::async_read_some(client_, client_buf_, *req_, [self = this->shared_from_this()](ec_t ec, std::size_t) {
       if (ec == boost::beast::http::error::need_buffer) ec = {};
+      if (ec && self->timed_out_) return self->body_timeout();
       if (ec) return self->abort();
       std::size_t n = self->in_.size() - self->req_->get().body().size;
       self->write_request_chunk(n);
@@ -349,6 +362,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
 
   // --- WebSocket: after 101, bytes both ways until either side closes ----------------------
   void tunnel() {
+    ++arm_seq_;
     timer_.cancel();
     // Bytes the parsers already buffered belong to the other side.
     if (backend_buf_.size() > 0) {
@@ -405,6 +419,14 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   }
 
   // --- endings -----------------------------------------------------------------------------
+  void body_timeout() {
+    backend_->close();
+    ProxyResult r;
+    r.status = 408, r.substatus = 0, r.win32 = 0;
+    r.reason = "the request body did not arrive within body_timeout_ms (or made no progress within read_timeout_ms)";
+    finish(std::move(r));
+  }
+
   void abort() {  // mid-stream failure: nothing sensible can be sent; close both sides
     if (backend_) backend_->close();
     result_.client_reusable = false;
@@ -414,6 +436,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   void finish(ProxyResult r) {
     if (finished_) return;
     finished_ = true;
+    ++arm_seq_;
     timer_.cancel();
     if (!r.answered && !req_->is_done()) r.client_reusable = false;  // request body left unread
     done_(std::move(r));
@@ -429,6 +452,9 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   std::string head_, out_head_, frame_;
   int client_version_;
   bool head_request_, expect_continue_;
+  std::uint32_t body_timeout_ms_;
+  std::uint64_t arm_seq_ = 0;
+  Clock::time_point body_deadline_;
   std::function<void(ProxyResult)> done_;
   boost::asio::steady_timer timer_;
   tcp::resolver resolver_;

@@ -97,6 +97,11 @@ class HostileBackend(threading.Thread):
                 elif path.startswith("/ws-relayed"):
                     # An application that answers with a status it was given: 101, no handshake.
                     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                elif path.startswith("/huge"):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (64 << 20))
+                    block = b"x" * (1 << 20)
+                    for _ in range(64):
+                        c.sendall(block)
                 elif path.startswith("/whoami"):
                     c.sendall(answer(("user=" + headers.get("x-remote-user", "-")).encode()))
                 elif path.startswith("/certificate"):
@@ -182,7 +187,7 @@ def setUpModule():
     subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", KEY],
                    check=True, capture_output=True)
     # One event loop: every request shares one backend connection pool.
-    server = Server(SITES, threads=1)
+    server = Server(SITES, server_extra="body_timeout_ms = 1000", threads=1)
     r = subprocess.run([CERTGATE, "users", "add", "-f", os.path.join(server.dir, "users.txt"), "alice",
                         "--password-stdin"], input="alice-pw\n", capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -295,6 +300,46 @@ class BackendInterimAnswers(unittest.TestCase):
                 smuggled = read_response(c.file)
                 self.fail("tunnel opened; the backend answered: %r" % smuggled.body)
             self.assertEqual(r.status, 502)
+        finally:
+            c.close()
+
+
+class SlowClients(unittest.TestCase):
+    def test_proxied_body_is_bounded_by_body_timeout(self):
+        """A client that announces a body and stops sending is answered 408 within
+        body_timeout_ms (1 s here) and its backend connection released (before: the read of the
+        client was never cancelled, so it held a backend connection for as long as it kept
+        the TCP connection open)."""
+        c = Connection(P, timeout=8)
+        try:
+            t0 = time.time()
+            c.sock.sendall(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789")
+            try:
+                r = read_response(c.file)
+            except (socket.timeout, TimeoutError):
+                self.fail("no answer in 8 s: the stalled body is held without limit")
+            self.assertEqual(r.status, 408)
+            self.assertLess(time.time() - t0, 4)
+        finally:
+            c.close()
+
+    def test_client_that_does_not_read_is_dropped(self):
+        """A client that stops reading a large proxied answer is cut off after read_timeout_ms
+        without progress (2 s here), not held with its backend connection forever."""
+        c = Connection(P, timeout=3)
+        try:
+            c.sock.sendall(b"GET /huge HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            time.sleep(4)
+            got = 0
+            try:
+                while True:
+                    chunk = c.sock.recv(1 << 20)
+                    if not chunk:
+                        break
+                    got += len(chunk)
+            except (socket.timeout, TimeoutError, OSError):
+                pass
+            self.assertLess(got, 64 << 20, "the whole answer was still there after 4 s of not reading")
         finally:
             c.close()
 
