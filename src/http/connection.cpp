@@ -365,6 +365,7 @@ class Connection final : public ConnectionBase,
   void dispatch(std::optional<bool> password_ok = std::nullopt) {
     Handled h = handle(info(), x_->req, password_ok);
     site_ = h.site;  // plain HTTP: the site this request's Host named
+    x_->path = std::move(h.path);
     if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
     if (!h.revocation_job.empty()) return fetch_revocation_then_dispatch(std::move(h.revocation_job), password_ok);
     if (h.directory_job) return map_in_directory_then_dispatch(password_ok);
@@ -399,7 +400,11 @@ class Connection final : public ConnectionBase,
     if (!signer || x_->outcome.user.empty()) return "";
     const auto& a = site().cfg.forward.assertion;
     const std::int64_t now = now_ms() / 1000;
+    // Reused only for a request whose claims it states exactly: the same user may be
+    // authenticated another way (two-factor at one location, the certificate alone at
+    // another) or with other directory groups on the same connection.
     if (assertion_user_ == x_->outcome.user && assertion_site_ == site_ && assertion_cert_ == (leaf != nullptr) &&
+        assertion_method_ == x_->outcome.auth_method && assertion_groups_ == x_->outcome.groups &&
         now < assertion_refresh_)
       return assertion_;
     pki::Claims c;
@@ -416,6 +421,8 @@ class Connection final : public ConnectionBase,
     assertion_user_ = x_->outcome.user;
     assertion_site_ = site_;
     assertion_cert_ = leaf != nullptr;
+    assertion_method_ = x_->outcome.auth_method;
+    assertion_groups_ = x_->outcome.groups;
     assertion_refresh_ = now + a.lifetime_seconds / 2;
     return assertion_;
   }
@@ -431,12 +438,14 @@ class Connection final : public ConnectionBase,
     const bool expect = iequals(x_->req.header("Expect"), "100-continue");
     auto exchange = std::make_shared<ProxyExchange<Stream>>(
         stream_, buf_, std::move(body), loop_.io, site(), snap_->generation, std::move(plan), std::move(head), x_->req.version,
-        x_->req.method == "HEAD", expect, [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
+        x_->req.method == "HEAD", expect, limits().body_timeout_ms,
+        [self = this->shared_from_this()](ProxyResult r) { self->proxy_done(std::move(r)); });
     exchange->start();
   }
 
   void proxy_done(ProxyResult r) {
     if (!r.answered) {
+      if (r.status == 408) return send(protocol_error(info(), 408, std::move(r.reason), x_->req.header("Accept")));
       Response page = gateway_error(info(), r.status, r.substatus, r.win32, r.reason, x_->req.header("Accept"));
       page.close = !r.client_reusable;
       return send(std::move(page));
@@ -570,7 +579,10 @@ class Connection final : public ConnectionBase,
     std::string_view target = x_->req.target;
     if (auto form = split_target(target)) target = form->origin;  // absolute-form: the path, as IIS logs
     auto q = target.find('?');
-    e.uri_stem = target.substr(0, q);
+    // The path the policy was decided on, as IIS logs it (decoded, dot segments resolved):
+    // `/public/..%2fsecure/x` is an access to /secure/x and must read so in the log. The raw
+    // target only for a request refused before its path was understood.
+    e.uri_stem = x_->path.empty() ? target.substr(0, q) : std::string_view(x_->path);
     e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
     e.username = x_->outcome.user;
     e.user_agent = x_->req.header("User-Agent");
@@ -638,9 +650,11 @@ class Connection final : public ConnectionBase,
     Response resp;
     auth::Outcome outcome;
     std::string head;
+    std::string path;  // normalised, for the log
   };
   std::unique_ptr<Exchange> x_;
-  std::string assertion_, assertion_user_;
+  std::string assertion_, assertion_user_, assertion_method_;
+  std::vector<std::string> assertion_groups_;
   std::int64_t assertion_refresh_ = 0;
   std::size_t assertion_site_ = 0;
   bool assertion_cert_ = false;

@@ -7,6 +7,9 @@
 #include "http/path.hpp"
 #include "http/request_filter.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 #include <utility>
 
 namespace certgate::http {
@@ -32,11 +35,28 @@ std::string_view title_for(int status, int substatus) {
   return reason_phrase(status);
 }
 
+// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).
+std::string websocket_accept(std::string_view key) {
+  std::string text(key);
+  text += "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
+  char out[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out), md, SHA_DIGEST_LENGTH);
+  return std::string(out, static_cast<std::size_t>(n));
+}
+
 Response error(const ConnectionInfo& c, int status, int substatus, std::string reason,
                std::string_view accept) {
   return error_response({status, substatus, 0, std::string(title_for(status, substatus)),
                          std::move(reason)},
                         detailed_for(c), prefers_json(accept));
+}
+
+// Moved out of the target (no copy on the request path).
+std::string logged_path(NormalizedTarget&& t) {
+  if (t.trailing_slash) t.path += '/';
+  return std::move(t.path);
 }
 
 }  // namespace
@@ -95,6 +115,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
                           c.revocation};
     Handled r = handle_routed(routed, req, *target, authority, password_ok);
     r.site = route->site;
+    r.path = logged_path(std::move(*target));
     return r;
   }
   if (!key->empty() && route && route->site != c.site.index) {
@@ -111,6 +132,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   }
   Handled r = handle_routed(c, req, *target, authority, password_ok);
   r.site = c.site.index;
+  r.path = logged_path(std::move(*target));
   return r;
 }
 
@@ -178,6 +200,10 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
           }
           ev.mapped = c.tls->directory_mapped.get();
         }
+      } else if (ev.chain->fault == auth::ChainFault::None) {
+        // No mapping: the request runs as anonymous or Basic, and the core vouches for the
+        // certificate this location validated (forwarded for the backend to map) given its facts.
+        ev.cert = &c.tls->leaf_facts();
       }
     }
   }
@@ -214,6 +240,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
     plan.target = std::move(*forward);
     plan.host = authority;
     plan.websocket = iequals(req.header("Upgrade"), "websocket");
+    if (plan.websocket) plan.websocket_accept = websocket_accept(req.header("Sec-WebSocket-Key"));
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
     if (h.outcome.certificate) {
       plan.leaf = c.tls->leaf.get();

@@ -35,6 +35,9 @@ struct ProxyPlan {
   std::string target;       // origin-form: the path the policy matched, re-encoded, and the query
   std::string host;         // the request's authority (absolute-form target, else Host)
   bool websocket = false;
+  // What the backend's 101 must carry as Sec-WebSocket-Accept (RFC 6455 §4.2.2): proof that it
+  // performed the WebSocket handshake, rather than echoing a status it was given.
+  std::string websocket_accept;
   bool strip_authorization = false;  // certgate used the Basic credentials itself
   // The client certificate, only when the decision validated and mapped it (null otherwise).
   X509* leaf = nullptr;
@@ -50,6 +53,9 @@ struct Handled {
   bool directory_job = false;  // ask c.site.directory for the leaf's account, then handle() again
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
   std::size_t site = 0;  // the site that answered: the TLS connection's, or (plain HTTP) the Host's
+  // The decoded, normalised path the policy was decided on (its trailing '/' kept), for the W3C
+  // log as IIS logs cs-uri-stem; empty when the target was refused before normalising.
+  std::string path;
 };
 
 // `password_ok`: the answer of a password_job this request asked for earlier. On a plain-HTTP

@@ -38,16 +38,18 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   using Clock = std::chrono::steady_clock;
   using ec_t = boost::beast::error_code;
   static constexpr std::size_t kChunk = 64 * 1024;
+  static constexpr int kMaxInterim = 16;
 
  public:
   ProxyExchange(ClientStream& client, boost::beast::flat_buffer& client_buf,
                 std::unique_ptr<ReqParser> request, boost::asio::io_context& io,
                 const runtime::SiteRuntime& site, std::uint64_t generation, ProxyPlan plan, std::string head,
-                int client_version, bool head_request, bool expect_continue,
+                int client_version, bool head_request, bool expect_continue, std::uint32_t body_timeout_ms,
                 std::function<void(ProxyResult)> done)
       : client_(client), client_buf_(client_buf), req_(std::move(request)), io_(io), site_(site),
         generation_(generation), plan_(std::move(plan)), head_(std::move(head)), client_version_(client_version),
-        head_request_(head_request), expect_continue_(expect_continue), done_(std::move(done)),
+        head_request_(head_request), expect_continue_(expect_continue), body_timeout_ms_(body_timeout_ms),
+        done_(std::move(done)),
         timer_(io), resolver_(io) {}
 
   void start() {
@@ -66,12 +68,18 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   void arm(std::uint32_t ms) {
     timed_out_ = false;
     timer_.expires_after(std::chrono::milliseconds(ms));
-    timer_.async_wait([self = this->shared_from_this()](ec_t ec) {
-      if (ec) return;
+    timer_.async_wait([self = this->shared_from_this(), seq = ++arm_seq_](ec_t ec) {
+      // A stale expiry (re-armed, tunnel opened or exchange finished since) must not cancel
+      // what the client connection does next.
+      if (ec || seq != self->arm_seq_) return;
       self->timed_out_ = true;
       self->resolver_.cancel();
       if (self->backend_) self->backend_->cancel();
       if (self->connecting_) self->connecting_->cancel();
+      // The exchange may be waiting on the client instead (a body that stopped coming, an
+      // answer it stopped reading): that wait holds a backend connection too.
+      boost::system::error_code ignored;
+      boost::beast::get_lowest_layer(self->client_).cancel(ignored);
     });
   }
 
@@ -172,13 +180,19 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
     fail_connect(ec);
   }
 
+  // The whole body must arrive within body_timeout_ms, as for any request: a client trickling
+  // it would otherwise hold a backend connection (a backend thread) for as long as it likes.
   void pump_request() {
+    if (!body_started_) body_deadline_ = Clock::now() + std::chrono::milliseconds(body_timeout_ms_);
     body_started_ = true;
     req_->get().body().data = in_.data();
     req_->get().body().size = in_.size();
-    arm(site_.cfg.proxy.read_timeout_ms);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(body_deadline_ - Clock::now()).count();
+    if (left <= 0) return body_timeout();
+    arm(static_cast<std::uint32_t>(std::min<std::int64_t>(left, cfg().read_timeout_ms)));
     boost::beast::http::async_read_some(client_, client_buf_, *req_, [self = this->shared_from_this()](ec_t ec, std::size_t) {
       if (ec == boost::beast::http::error::need_buffer) ec = {};
+      if (ec && self->timed_out_) return self->body_timeout();
       if (ec) return self->abort();
       std::size_t n = self->in_.size() - self->req_->get().body().size;
       self->write_request_chunk(n);
@@ -210,27 +224,52 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   }
 
   // --- response ---------------------------------------------------------------------------
-  void read_response_head() {
+  // `interim`: how many 1xx answers came before this head (they share one read deadline).
+  void read_response_head(int interim = 0) {
     res_.emplace();
     res_->header_limit(64 * 1024);
     res_->body_limit(boost::none);  // streamed through a fixed buffer: no size to bound
     if (head_request_) res_->skip(true);
-    arm(cfg().read_timeout_ms);
-    boost::beast::http::async_read_header(*backend_, backend_buf_, *res_, [self = this->shared_from_this()](ec_t ec, std::size_t) {
+    if (interim == 0) arm(cfg().read_timeout_ms);
+    boost::beast::http::async_read_header(*backend_, backend_buf_, *res_, [self = this->shared_from_this(), interim](ec_t ec, std::size_t) {
       if (ec) {
-        ProxyResult r;
         if (self->timed_out_) {
+          ProxyResult r;
           r.status = 504, r.substatus = 0, r.win32 = 12002;  // ERROR_WINHTTP_TIMEOUT
           r.reason = "the backend " + self->backend_name() + " sent no answer within read_timeout_ms";
-        } else {
-          r.status = 502, r.substatus = 3, r.win32 = 12152;  // ERROR_WINHTTP_INVALID_SERVER_RESPONSE
-          r.reason = "the backend " + self->backend_name() + " sent no valid answer: " + ec.message();
+          self->backend_->close();
+          return self->finish(std::move(r));
         }
-        self->backend_->close();
-        return self->finish(std::move(r));
+        return self->invalid_answer("sent no valid answer: " + ec.message());
+      }
+      const unsigned status = self->res_->get().result_int();
+      if (status == 101 && !self->plan_.websocket)
+        return self->invalid_answer("switched protocols (101) although no upgrade was asked for");
+      // After 101 the client's bytes go to the backend unchecked: a 101 that an application
+      // merely relayed (a status it was given) would let the client send raw HTTP requests,
+      // with identity headers of its own, past every policy. Only a real WebSocket handshake,
+      // proven by the accept value, opens the tunnel.
+      if (status == 101 && self->res_->get()["Sec-WebSocket-Accept"] != self->plan_.websocket_accept)
+        return self->invalid_answer("answered a WebSocket upgrade with 101 but without its Sec-WebSocket-Accept");
+      if (status >= 100 && status < 200 && status != 101) {
+        // Interim answers (100, 102, 103) precede the final one on the same connection: ending
+        // the exchange on them would pool a connection whose final answer is still to come,
+        // and the next request on it, anyone's, would receive it. They are dropped (a client
+        // cannot use 100 from here: certgate answered Expect itself), a flood of them is 502.
+        if (interim + 1 >= kMaxInterim)
+          return self->invalid_answer("sent more than " + std::to_string(kMaxInterim - 1) + " interim (1xx) answers");
+        return self->read_response_head(interim + 1);
       }
       self->send_response_head();
     });
+  }
+
+  void invalid_answer(const std::string& what) {
+    ProxyResult r;
+    r.status = 502, r.substatus = 3, r.win32 = 12152;  // ERROR_WINHTTP_INVALID_SERVER_RESPONSE
+    r.reason = "the backend " + backend_name() + " " + what;
+    backend_->close();
+    finish(std::move(r));
   }
 
   void send_response_head() {
@@ -240,7 +279,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
     result_.substatus = 0;
     result_.win32 = 0;
     const bool upgrade = status == 101 && plan_.websocket;
-    const bool no_body = head_request_ || status == 204 || status == 304 || (status >= 100 && status < 200);
+    const bool no_body = head_request_ || status == 204 || status == 304;
     keep_client_ = !upgrade && client_version_ >= 11;
     std::string head = fmt::format("HTTP/1.1 {} {}\r\n", status, std::string(msg.reason()));
     const std::string connection(msg[boost::beast::http::field::connection]);
@@ -310,7 +349,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
       self->result_.sent += n;
       if (ec) return self->abort();
       self->timer_.cancel();
-      if (self->res_->get().keep_alive() && self->req_->is_done())
+      if (self->res_->keep_alive() && self->req_->is_done())  // the parser: false when the end was the close
         put_idle(self->pool_key(), std::move(self->backend_), self->cfg().max_idle);
       else
         self->backend_->close();
@@ -323,6 +362,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
 
   // --- WebSocket: after 101, bytes both ways until either side closes ----------------------
   void tunnel() {
+    ++arm_seq_;
     timer_.cancel();
     // Bytes the parsers already buffered belong to the other side.
     if (backend_buf_.size() > 0) {
@@ -379,6 +419,14 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   }
 
   // --- endings -----------------------------------------------------------------------------
+  void body_timeout() {
+    backend_->close();
+    ProxyResult r;
+    r.status = 408, r.substatus = 0, r.win32 = 0;
+    r.reason = "the request body did not arrive within body_timeout_ms (or made no progress within read_timeout_ms)";
+    finish(std::move(r));
+  }
+
   void abort() {  // mid-stream failure: nothing sensible can be sent; close both sides
     if (backend_) backend_->close();
     result_.client_reusable = false;
@@ -388,6 +436,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   void finish(ProxyResult r) {
     if (finished_) return;
     finished_ = true;
+    ++arm_seq_;
     timer_.cancel();
     if (!r.answered && !req_->is_done()) r.client_reusable = false;  // request body left unread
     done_(std::move(r));
@@ -403,6 +452,9 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   std::string head_, out_head_, frame_;
   int client_version_;
   bool head_request_, expect_continue_;
+  std::uint32_t body_timeout_ms_;
+  std::uint64_t arm_seq_ = 0;
+  Clock::time_point body_deadline_;
   std::function<void(ProxyResult)> done_;
   boost::asio::steady_timer timer_;
   tcp::resolver resolver_;
