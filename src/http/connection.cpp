@@ -519,7 +519,10 @@ class Connection final : public ConnectionBase,
     const bool keep = keep_alive_ && !x_->resp.close && !state_.stopping.load(std::memory_order_relaxed);
     keep_alive_ = keep;
     x_->head = serialize_head(x_->resp, x_->req.version == 10 ? 10 : 11, keep);
-    const bool with_body = !x_->resp.head_only && x_->resp.status != 304 && x_->resp.status != 204;
+    // An answer to HEAD never carries body bytes, error pages included: the client reads none,
+    // and on a kept-alive connection they would be taken for the start of the next answer.
+    const bool with_body = !x_->resp.head_only && x_->req.method != "HEAD" && x_->resp.status != 304 &&
+                           x_->resp.status != 204;
     arm(limits().body_timeout_ms);
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(x_->head), asio::buffer(with_body ? std::string_view(x_->resp.body) : std::string_view())};

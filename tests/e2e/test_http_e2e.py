@@ -129,6 +129,20 @@ class StaticFiles(unittest.TestCase):
         self.assertIn(b"\r\n#Version: 1.0\r\n#Date: ", head)
 
 
+    def test_head_error_answers_carry_no_body_bytes(self):
+        # A HEAD refused with an error page (404, 403.7) announces the page's length but sends no
+        # body: the next answer on the connection must start right after the head.
+        c = Connection(P)
+        for path in ("/missing.txt", "/admin/x"):
+            head = c.request(path, method="HEAD")
+            self.assertIn(head.status, (403, 404))
+            self.assertEqual(head.body, b"")
+            self.assertGreater(int(head.headers["content-length"]), 0)
+        after = c.request("/data.txt")
+        self.assertEqual((after.status, after.body), (200, b"0123456789"))
+        c.close()
+
+
 class Limits(unittest.TestCase):
     def test_oversized_header_is_431(self):
         r = get(P, "/?big", headers={"X-Big": "a" * 5000})
