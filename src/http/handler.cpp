@@ -35,18 +35,6 @@ Response error(const ConnectionInfo& c, int status, int substatus, std::string r
                         detailed_for(c), prefers_json(accept));
 }
 
-std::string host_only(std::string_view host) {
-  std::string h(host);
-  if (!h.empty() && h.front() == '[') {
-    auto close = h.find(']');
-    h = close == std::string::npos ? h : h.substr(1, close - 1);
-  } else if (auto colon = h.rfind(':'); colon != std::string::npos) {
-    h.resize(colon);
-  }
-  for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return h;
-}
-
 }  // namespace
 
 Response protocol_error(const ConnectionInfo& c, int status, std::string reason,

@@ -1,5 +1,6 @@
 #include "http/path.hpp"
 
+#include <cctype>
 #include <vector>
 
 namespace certgate::http {
@@ -61,6 +62,18 @@ std::optional<NormalizedTarget> normalize_target(std::string_view target) {
     out.path += segs[i];
   }
   return out;
+}
+
+std::string host_only(std::string_view host) {
+  std::string h(host);
+  if (!h.empty() && h.front() == '[') {
+    auto close = h.find(']');
+    h = close == std::string::npos ? h : h.substr(1, close - 1);
+  } else if (auto colon = h.rfind(':'); colon != std::string::npos) {
+    h.resize(colon);
+  }
+  for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return h;
 }
 
 }  // namespace certgate::http

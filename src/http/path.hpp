@@ -17,4 +17,8 @@ struct NormalizedTarget {
 // control bytes, and on ".." that climbs above the root: the caller answers 400.
 std::optional<NormalizedTarget> normalize_target(std::string_view target);
 
+// The host of a Host header value, lower-cased, without port or IPv6 brackets: what site
+// routing compares ("[::1]:8443" → "::1", "A.test:443" → "a.test").
+std::string host_only(std::string_view host);
+
 }  // namespace certgate::http
