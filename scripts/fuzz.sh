@@ -17,12 +17,11 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPI
   -DCERTGATE_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$build" -j "$jobs" --target fuzzers
 
-targets=${FUZZ_TARGETS:-$(sed -n '/^set(CERTGATE_FUZZ_HARNESSES/,/)/p' "$root/tests/fuzz/CMakeLists.txt" \
-  | tr -d '()' | tr ' ' '\n' | grep -v -e '^set$' -e '^CERTGATE_FUZZ_HARNESSES$' -e '^$')}
+targets=${FUZZ_TARGETS:-$(cd "$build/tests/fuzz" && ls fuzz_* | sed 's/^fuzz_//')}
 
 failed=()
 for name in $targets; do
-  exe=$(find "$build/tests/fuzz" -maxdepth 1 -name "fuzz_$name" -type f | head -n1)
+  exe=$build/tests/fuzz/fuzz_$name
   [ -x "$exe" ] || { echo "fuzz: no harness fuzz_$name" >&2; exit 2; }
   mkdir -p "$build/corpus/$name" "$build/artifacts/$name"
   dict=()

@@ -3,11 +3,13 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 namespace certgate::iis {
 namespace {
@@ -298,7 +300,7 @@ std::string q(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     if (c == '"' || c == '\\') { out += '\\'; out += static_cast<char>(c); }
-    else if (c < 0x20) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", c); out += buf; }
+    else if (c < 0x20 || c == 0x7f) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", c); out += buf; }
     else out += static_cast<char>(c);
   }
   return out + "\"";
@@ -351,20 +353,58 @@ std::vector<std::string> ssl_flag_words(const std::string& v) {
 
 namespace {
 
+// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as TOML requires.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
+    if (n == 4 || i + n >= s.size()) return false;
+    std::uint32_t cp = n == 0 ? c : c & (0x3f >> n);
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string line_col(const std::string& text, std::ptrdiff_t offset) {
+  std::size_t line = 1, col = 1;
+  for (std::ptrdiff_t i = 0; i < offset && i < static_cast<std::ptrdiff_t>(text.size()); ++i) {
+    if (text[static_cast<std::size_t>(i)] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
 pugi::xml_document load_xml(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ImportError(file.string() + ": cannot read");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   pugi::xml_document doc;
   pugi::xml_parse_result r = doc.load_buffer(text.data(), text.size());
-  if (!r) {
-    std::size_t line = 1, col = 1;
-    for (std::ptrdiff_t i = 0; i < r.offset && i < static_cast<std::ptrdiff_t>(text.size()); ++i) {
-      if (text[static_cast<std::size_t>(i)] == '\n') ++line, col = 1;
-      else ++col;
+  if (!r)
+    throw ImportError(file.string() + ":" + line_col(text, r.offset) + ": malformed XML: " + r.description());
+  // pugixml hands UTF-8 through unchecked; what is imported ends up in TOML, which refuses
+  // invalid sequences: better to name the place here than to write a file that cannot load.
+  struct Check : pugi::xml_tree_walker {
+    pugi::xml_node bad;
+    bool for_each(pugi::xml_node& n) override {
+      bool ok = valid_utf8(n.name()) && valid_utf8(n.value());
+      for (auto a : n.attributes()) ok = ok && valid_utf8(a.name()) && valid_utf8(a.value());
+      if (!ok) bad = n;
+      return ok;
     }
-    throw ImportError(file.string() + ":" + std::to_string(line) + ":" + std::to_string(col) +
-                      ": malformed XML: " + r.description());
+  } check;
+  doc.traverse(check);
+  if (check.bad) {
+    const auto at = check.bad.offset_debug();
+    throw ImportError(file.string() + ":" + (at >= 0 ? line_col(text, at) + ":" : std::string(" ")) +
+                      " not valid UTF-8 (IIS configuration files are UTF-8 or UTF-16)");
   }
   return doc;
 }

@@ -25,11 +25,11 @@ bool feed(bhttp::request_parser<bhttp::string_body>& p, std::string_view& in, bo
     std::size_t n = p.put(boost::asio::buffer(in.data(), in.size()), ec);
     in.remove_prefix(n);
     if (ec == bhttp::error::need_more) {
-      if (in.empty()) {
-        p.put_eof(ec);
-        return !ec && (header_only ? p.is_header_done() : p.is_done());
-      }
-      continue;
+      // Beast consumes a head only whole: with every byte offered, need_more means the peer
+      // would have to send more (or close).
+      if (n > 0 && !in.empty()) continue;
+      p.put_eof(ec);
+      return !ec && (header_only ? p.is_header_done() : p.is_done());
     }
     if (ec) return false;
     if (n == 0) return false;
