@@ -3,6 +3,7 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <fstream>
 #include <map>
@@ -306,6 +307,13 @@ std::string q(const std::string& s) {
   return out + "\"";
 }
 
+// Text inside a TOML comment: one line, no control characters (TOML refuses them there too).
+std::string comment_text(std::string s) {
+  for (auto& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return s;
+}
+
 std::string arr(const std::vector<std::string>& v) {
   std::string out = "[";
   for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + q(v[i]);
@@ -487,6 +495,8 @@ ImportResult import_iis(const ImportOptions& o) {
     // netsh writes UTF-16 when redirected from PowerShell: drop the zero bytes of ASCII text.
     if (text.size() > 1 && static_cast<unsigned char>(text[0]) == 0xFF && static_cast<unsigned char>(text[1]) == 0xFE)
       text.erase(std::remove(text.begin() + 2, text.end(), '\0'), text.end()), text.erase(0, 2);
+    if (!valid_utf8(text))
+      throw ImportError(o.netsh.string() + ": not valid UTF-8 (save netsh's output as UTF-8 or UTF-16)");
     netsh = parse_netsh(text);
     report.imported.push_back(o.netsh.filename().string() + ": " + std::to_string(netsh.size()) + " SSL binding(s)");
   }
@@ -494,7 +504,7 @@ ImportResult import_iis(const ImportOptions& o) {
   auto sites = root.child("system.applicationHost").child("sites");
   auto defaults_log = sites.child("siteDefaults").child("logFile");
   std::ostringstream t;
-  t << "# Imported from IIS by `certgate import-iis` (" << ah << "). Review the report it printed:\n"
+  t << "# Imported from IIS by `certgate import-iis` (" << comment_text(ah) << "). Review the report it printed:\n"
     << "# every setting that was ignored or behaves differently is listed there.\n\n"
     << "[server]\nlog_dir = \"logs\"\n";
   int site_count = 0;
@@ -530,7 +540,15 @@ ImportResult import_iis(const ImportOptions& o) {
     }
 
     t << "\n[[sites]]\nname = " << q(name) << "\n";
-    if (auto id = site.attribute("id")) t << "id = " << id.value() << "\n";
+    if (auto id = site.attribute("id")) {
+      // Written as a TOML integer, so only digits may pass (anything else would be TOML syntax).
+      const std::string v = id.value();
+      if (!v.empty() && v.size() <= 9 && std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }) &&
+          std::stol(v) >= 1)
+        t << "id = " << std::stol(v) << "\n";
+      else
+        report.ignored.push_back(where + ": site id '" + v + "': not a number from 1 to 999999999; certgate numbers the site by its position");
+    }
     std::string physical;
     for (auto app : site.children("application"))
       for (auto vd : app.children("virtualDirectory")) {
@@ -596,9 +614,9 @@ ImportResult import_iis(const ImportOptions& o) {
           report.imported.push_back(where + ": https binding " + info + " with certificate " + cert->certificate);
         } else {
           std::string thumb = nb && !nb->certificate_hash.empty() ? nb->certificate_hash : "unknown";
-          t << "  # The server certificate lives in the Windows store" << (nb ? " (" + nb->store + ")" : "")
+          t << "  # The server certificate lives in the Windows store" << (nb ? " (" + comment_text(nb->store) + ")" : "")
             << ". Export it with its key, e.g. in PowerShell:\n"
-            << "  #   Export-PfxCertificate -Cert Cert:\\LocalMachine\\My\\" << thumb << " -FilePath server.pfx -Password (Read-Host -AsSecureString)\n"
+            << "  #   Export-PfxCertificate -Cert Cert:\\LocalMachine\\My\\" << comment_text(thumb) << " -FilePath server.pfx -Password (Read-Host -AsSecureString)\n"
             << "  # then point `certificate` at the file and set pfx_password.\n"
             << "  certificate = " << q("EXPORT-FROM-WINDOWS-" + thumb + ".pfx") << "\n"
             << "  pfx_password = \"\"\n";
@@ -616,7 +634,7 @@ ImportResult import_iis(const ImportOptions& o) {
       if (!o.trusted_cas.empty()) {
         t << "  trusted_cas = " << arr(o.trusted_cas) << "\n";
       } else {
-        t << "  # Windows took trusted issuers from its certificate stores" << (tls_settings && !tls_settings->ctl_store.empty() ? " (CTL store " + tls_settings->ctl_store + ")" : "")
+        t << "  # Windows took trusted issuers from its certificate stores" << (tls_settings && !tls_settings->ctl_store.empty() ? " (CTL store " + comment_text(tls_settings->ctl_store) + ")" : "")
           << ": export the issuing CAs as PEM and list them here.\n  trusted_cas = [\"EXPORT-TRUSTED-CAS.pem\"]\n";
         report.differences.push_back(where + ": the trusted client-certificate issuers come from Windows stores: placeholder written (use --trusted-cas)");
       }
@@ -648,8 +666,8 @@ ImportResult import_iis(const ImportOptions& o) {
       for (const auto& e : eff.one_to_one) {
         t << "\n  [[sites.mapping.one_to_one]]\n  user = " << q(e.user) << "\n";
         if (!e.password_note.empty())
-          t << "  # password: " << e.password_note << ".\n  # certgate does not need it to map; for two-factor locations set one with\n"
-            << "  #   certgate users add -f users.htpasswd " << e.user << "\n";
+          t << "  # password: " << comment_text(e.password_note) << ".\n  # certgate does not need it to map; for two-factor locations set one with\n"
+            << "  #   certgate users add -f users.htpasswd " << comment_text(e.user) << "\n";
         t << "  certificate = " << q(e.certificate) << "\n";
         if (!e.enabled) t << "  enabled = false\n";
       }

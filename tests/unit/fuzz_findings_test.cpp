@@ -8,10 +8,10 @@
 namespace certgate {
 namespace {
 
-std::string application_host(const std::string& site_name) {
+std::string application_host(const std::string& site_name, const std::string& id = "1") {
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<configuration>\n"
          "  <system.applicationHost><sites>\n"
-         "    <site name=\"" + site_name + "\" id=\"1\">\n"
+         "    <site name=\"" + site_name + "\" id=\"" + id + "\">\n"
          "      <bindings><binding protocol=\"https\" bindingInformation=\"*:443:\" /></bindings>\n"
          "    </site>\n"
          "  </sites></system.applicationHost>\n</configuration>\n";
@@ -50,6 +50,41 @@ TEST(FuzzFindings, ImportedNamesRoundTripThroughToml) {
     ASSERT_NO_THROW(t = toml::parse(r.toml)) << r.toml;
     EXPECT_EQ(t["sites"][0]["name"].value_or(std::string()), name);
   }
+}
+
+// The site id was copied into the TOML as written: control characters made it unloadable, and
+// anything after the number was TOML syntax of its own.
+TEST(FuzzFindings, ImportWritesTheSiteIdOnlyAsANumber) {
+  test::TempDir dir;
+  iis::ImportOptions o;
+  for (const char* id : {"7&#29;", "2 \n[server]\nthreads = 64", "-1", "x", ""}) {
+    o.applicationhost = dir.write("applicationHost.config", application_host("S", id));
+    const auto r = iis::import_iis(o);
+    toml::table t;
+    ASSERT_NO_THROW(t = toml::parse(r.toml)) << id << "\n" << r.toml;
+    EXPECT_FALSE(t["sites"][0]["id"]) << id;
+    EXPECT_FALSE(t["server"]["threads"]) << id;
+    bool reported = false;
+    for (const auto& line : r.report.ignored) reported = reported || line.find("site id") != std::string::npos;
+    EXPECT_TRUE(reported) << id;
+  }
+  o.applicationhost = dir.write("applicationHost.config", application_host("S", "42"));
+  EXPECT_EQ(toml::parse(iis::import_iis(o).toml)["sites"][0]["id"].value_or(0), 42);
+}
+
+// netsh output reaches TOML comments and strings: invalid UTF-8 is refused, control characters
+// in a comment are blanked.
+TEST(FuzzFindings, ImportKeepsNetshValuesOutOfTomlSyntax) {
+  test::TempDir dir;
+  iis::ImportOptions o;
+  o.applicationhost = dir.write("applicationHost.config", application_host("S"));
+  const std::string block = "    IP:port                 : 0.0.0.0:443\n    Certificate Hash        : ab\x01" "cd\n"
+                            "    Certificate Store Name  : My\x1bStore\n    Negotiate Client Certificate : Enabled\n";
+  o.netsh = dir.write("netsh.txt", block);
+  const auto r = iis::import_iis(o);
+  ASSERT_NO_THROW((void)toml::parse(r.toml)) << r.toml;
+  o.netsh = dir.write("netsh.txt", block + "    Ctl Store Name          : \xc3\x28\n");
+  EXPECT_THROW(iis::import_iis(o), iis::ImportError);
 }
 
 }  // namespace
