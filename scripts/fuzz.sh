@@ -12,6 +12,10 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
 read -r -a extra <<< "${FUZZ_ARGS:-}"
+# Symbolised stack traces in the reports (Debian installs llvm-symbolizer with clang 14 only).
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer >/dev/null; then
+  export ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer)
+fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="${FUZZ_CXX:-clang++-16}" \
   -DCERTGATE_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
