@@ -53,17 +53,18 @@ TEST(FuzzFindings, ImportedNamesRoundTripThroughToml) {
 }
 
 // The site id was copied into the TOML as written: control characters made it unloadable, and
-// anything after the number was TOML syntax of its own.
+// after a newline (`&#10;`) came keys of the site's own choosing, a backend for instance.
 TEST(FuzzFindings, ImportWritesTheSiteIdOnlyAsANumber) {
   test::TempDir dir;
   iis::ImportOptions o;
-  for (const char* id : {"7&#29;", "2 \n[server]\nthreads = 64", "-1", "x", ""}) {
+  for (const char* id : {"7&#29;", "2&#10;backend = &quot;http://127.0.0.9:80&quot;", "2 \n[server]\nthreads = 64", "-1", "x", ""}) {
     o.applicationhost = dir.write("applicationHost.config", application_host("S", id));
     const auto r = iis::import_iis(o);
     toml::table t;
     ASSERT_NO_THROW(t = toml::parse(r.toml)) << id << "\n" << r.toml;
     EXPECT_FALSE(t["sites"][0]["id"]) << id;
     EXPECT_FALSE(t["server"]["threads"]) << id;
+    EXPECT_FALSE(t["sites"][0]["backend"]) << id;
     bool reported = false;
     for (const auto& line : r.report.ignored) reported = reported || line.find("site id") != std::string::npos;
     EXPECT_TRUE(reported) << id;
