@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build test demo clean bench
+.PHONY: deps build test demo clean bench fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -15,8 +15,14 @@ build: deps
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j 2
 
+# libFuzzer harnesses (clang, ASan + UBSan) in build-fuzz, each run FUZZ_SECONDS (docs/fuzzing.md).
+FUZZ_SECONDS ?= 30
+fuzz:
+	@bash scripts/install-deps.sh fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(JOBS) bash scripts/fuzz.sh
+
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)/certgate
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-fuzz

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages certgate needs to build, test and run its demo.
+# Installs the Debian 12 packages certgate needs to build, test and run its demo
+# (with the argument `fuzz`: also what `make fuzz` needs).
 # Only what is missing is installed, so a second run is quick and needs no network.
 set -euo pipefail
 
@@ -12,6 +13,11 @@ packages=(
   libldap2-dev slapd ldap-utils libmimalloc-dev
   curl python3 python3-cryptography ca-certificates ccache
 )
+# `make fuzz` (scripts/install-deps.sh fuzz) also needs clang and its libFuzzer runtime: clang 16,
+# since clang 14 cannot compile std::source_location with Debian 12's libstdc++.
+if [ "${1:-}" = "fuzz" ]; then
+  packages+=(clang-16 libclang-rt-16-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,6 @@
 #include "http/path.hpp"
 
+#include <cctype>
 #include <vector>
 
 namespace certgate::http {

@@ -3,11 +3,14 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 namespace certgate::iis {
 namespace {
@@ -341,10 +344,17 @@ std::string q(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     if (c == '"' || c == '\\') { out += '\\'; out += static_cast<char>(c); }
-    else if (c < 0x20) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", c); out += buf; }
+    else if (c < 0x20 || c == 0x7f) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", c); out += buf; }
     else out += static_cast<char>(c);
   }
   return out + "\"";
+}
+
+// Text inside a TOML comment: one line, no control characters (TOML refuses them there too).
+std::string comment_text(std::string s) {
+  for (auto& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return s;
 }
 
 std::string arr(const std::vector<std::string>& v) {
@@ -394,20 +404,58 @@ std::vector<std::string> ssl_flag_words(const std::string& v) {
 
 namespace {
 
+// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as TOML requires.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 4;
+    if (n == 4 || i + n >= s.size()) return false;
+    std::uint32_t cp = n == 0 ? c : c & (0x3f >> n);
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string line_col(const std::string& text, std::ptrdiff_t offset) {
+  std::size_t line = 1, col = 1;
+  for (std::ptrdiff_t i = 0; i < offset && i < static_cast<std::ptrdiff_t>(text.size()); ++i) {
+    if (text[static_cast<std::size_t>(i)] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
 pugi::xml_document load_xml(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ImportError(file.string() + ": cannot read");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   pugi::xml_document doc;
   pugi::xml_parse_result r = doc.load_buffer(text.data(), text.size());
-  if (!r) {
-    std::size_t line = 1, col = 1;
-    for (std::ptrdiff_t i = 0; i < r.offset && i < static_cast<std::ptrdiff_t>(text.size()); ++i) {
-      if (text[static_cast<std::size_t>(i)] == '\n') ++line, col = 1;
-      else ++col;
+  if (!r)
+    throw ImportError(file.string() + ":" + line_col(text, r.offset) + ": malformed XML: " + r.description());
+  // pugixml hands UTF-8 through unchecked; what is imported ends up in TOML, which refuses
+  // invalid sequences: better to name the place here than to write a file that cannot load.
+  struct Check : pugi::xml_tree_walker {
+    pugi::xml_node bad;
+    bool for_each(pugi::xml_node& n) override {
+      bool ok = valid_utf8(n.name()) && valid_utf8(n.value());
+      for (auto a : n.attributes()) ok = ok && valid_utf8(a.name()) && valid_utf8(a.value());
+      if (!ok) bad = n;
+      return ok;
     }
-    throw ImportError(file.string() + ":" + std::to_string(line) + ":" + std::to_string(col) +
-                      ": malformed XML: " + r.description());
+  } check;
+  doc.traverse(check);
+  if (check.bad) {
+    const auto at = check.bad.offset_debug();
+    throw ImportError(file.string() + ":" + (at >= 0 ? line_col(text, at) + ":" : std::string(" ")) +
+                      " not valid UTF-8 (IIS configuration files are UTF-8 or UTF-16)");
   }
   return doc;
 }
@@ -490,6 +538,8 @@ ImportResult import_iis(const ImportOptions& o) {
     // netsh writes UTF-16 when redirected from PowerShell: drop the zero bytes of ASCII text.
     if (text.size() > 1 && static_cast<unsigned char>(text[0]) == 0xFF && static_cast<unsigned char>(text[1]) == 0xFE)
       text.erase(std::remove(text.begin() + 2, text.end(), '\0'), text.end()), text.erase(0, 2);
+    if (!valid_utf8(text))
+      throw ImportError(o.netsh.string() + ": not valid UTF-8 (save netsh's output as UTF-8 or UTF-16)");
     netsh = parse_netsh(text);
     report.imported.push_back(o.netsh.filename().string() + ": " + std::to_string(netsh.size()) + " SSL binding(s)");
   }
@@ -497,7 +547,7 @@ ImportResult import_iis(const ImportOptions& o) {
   auto sites = root.child("system.applicationHost").child("sites");
   auto defaults_log = sites.child("siteDefaults").child("logFile");
   std::ostringstream t;
-  t << "# Imported from IIS by `certgate import-iis` (" << ah << "). Review the report it printed:\n"
+  t << "# Imported from IIS by `certgate import-iis` (" << comment_text(ah) << "). Review the report it printed:\n"
     << "# every setting that was ignored or behaves differently is listed there.\n\n"
     << "[server]\nlog_dir = \"logs\"\n";
   int site_count = 0;
@@ -533,7 +583,15 @@ ImportResult import_iis(const ImportOptions& o) {
     }
 
     t << "\n[[sites]]\nname = " << q(name) << "\n";
-    if (auto id = site.attribute("id")) t << "id = " << id.value() << "\n";
+    if (auto id = site.attribute("id")) {
+      // Written as a TOML integer, so only digits may pass (anything else would be TOML syntax).
+      const std::string v = id.value();
+      if (!v.empty() && v.size() <= 9 && std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }) &&
+          std::stol(v) >= 1)
+        t << "id = " << std::stol(v) << "\n";
+      else
+        report.ignored.push_back(where + ": site id '" + v + "': not a number from 1 to 999999999; certgate numbers the site by its position");
+    }
     std::string physical;
     for (auto app : site.children("application"))
       for (auto vd : app.children("virtualDirectory")) {
@@ -600,9 +658,9 @@ ImportResult import_iis(const ImportOptions& o) {
           report.imported.push_back(where + ": https binding " + info + " with certificate " + cert->certificate);
         } else {
           std::string thumb = nb && !nb->certificate_hash.empty() ? nb->certificate_hash : "unknown";
-          t << "  # The server certificate lives in the Windows store" << (nb ? " (" + nb->store + ")" : "")
+          t << "  # The server certificate lives in the Windows store" << (nb ? " (" + comment_text(nb->store) + ")" : "")
             << ". Export it with its key, e.g. in PowerShell:\n"
-            << "  #   Export-PfxCertificate -Cert Cert:\\LocalMachine\\My\\" << thumb << " -FilePath server.pfx -Password (Read-Host -AsSecureString)\n"
+            << "  #   Export-PfxCertificate -Cert Cert:\\LocalMachine\\My\\" << comment_text(thumb) << " -FilePath server.pfx -Password (Read-Host -AsSecureString)\n"
             << "  # then point `certificate` at the file and set pfx_password.\n"
             << "  certificate = " << q("EXPORT-FROM-WINDOWS-" + thumb + ".pfx") << "\n"
             << "  pfx_password = \"\"\n";
@@ -620,7 +678,7 @@ ImportResult import_iis(const ImportOptions& o) {
       if (!o.trusted_cas.empty()) {
         t << "  trusted_cas = " << arr(o.trusted_cas) << "\n";
       } else {
-        t << "  # Windows took trusted issuers from its certificate stores" << (tls_settings && !tls_settings->ctl_store.empty() ? " (CTL store " + tls_settings->ctl_store + ")" : "")
+        t << "  # Windows took trusted issuers from its certificate stores" << (tls_settings && !tls_settings->ctl_store.empty() ? " (CTL store " + comment_text(tls_settings->ctl_store) + ")" : "")
           << ": export the issuing CAs as PEM and list them here.\n  trusted_cas = [\"EXPORT-TRUSTED-CAS.pem\"]\n";
         report.differences.push_back(where + ": the trusted client-certificate issuers come from Windows stores: placeholder written (use --trusted-cas)");
       }
@@ -652,8 +710,8 @@ ImportResult import_iis(const ImportOptions& o) {
       for (const auto& e : eff.one_to_one) {
         t << "\n  [[sites.mapping.one_to_one]]\n  user = " << q(e.user) << "\n";
         if (!e.password_note.empty())
-          t << "  # password: " << e.password_note << ".\n  # certgate does not need it to map; for two-factor locations set one with\n"
-            << "  #   certgate users add -f users.htpasswd " << e.user << "\n";
+          t << "  # password: " << comment_text(e.password_note) << ".\n  # certgate does not need it to map; for two-factor locations set one with\n"
+            << "  #   certgate users add -f users.htpasswd " << comment_text(e.user) << "\n";
         t << "  certificate = " << q(e.certificate) << "\n";
         if (!e.enabled) t << "  enabled = false\n";
       }
