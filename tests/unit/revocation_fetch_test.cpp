@@ -149,17 +149,9 @@ TEST(RevocationStore, FetchStateIsKeyedByUrlAndIssuer) {
 }
 
 std::string config_error(const std::string& server_keys) {
-  test::TempDir dir;
-  auto file = dir.write("c.toml", "[server]\n" + server_keys +
-                                      "\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\n"
-                                      "certificate = \"server.pem\"\n");
-  try {
-    config::load(file);
-  } catch (const config::ConfigError& e) {
-    std::string msg = e.what();
-    return msg.substr(msg.find("c.toml"));
-  }
-  return "";
+  return test::config_error("[server]\n" + server_keys +
+                            "\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\n"
+                            "certificate = \"server.pem\"\n");
 }
 
 TEST(RevocationConfig, FetchBoundsHaveSaneDefaultsAndRanges) {

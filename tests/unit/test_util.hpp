@@ -30,6 +30,11 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The error config::load gives for `toml` written as c.toml, from "c.toml:line:col: ..." on;
+// "" when it loads. (Declared here, defined in config_error.cpp: only the tests that link the
+// config library use it.)
+std::string config_error(const std::string& toml);
+
 inline std::filesystem::path pki(const std::string& name) {
   return std::filesystem::path(TEST_PKI_DIR) / name;
 }

@@ -86,17 +86,9 @@ TEST(WeakCrypto, FaultHasAStableName) {
 }
 
 std::string config_error(const std::string& client_certificates) {
-  test::TempDir dir;
-  auto file = dir.write("c.toml", "\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = "
-                                  "\"127.0.0.1:8443\"\ncertificate = \"server.pem\"\n"
-                                  "[sites.client_certificates]\n" + client_certificates);
-  try {
-    config::load(file);
-  } catch (const config::ConfigError& e) {
-    std::string msg = e.what();
-    return msg.substr(msg.find("c.toml"));
-  }
-  return "";
+  return test::config_error("\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = "
+                            "\"127.0.0.1:8443\"\ncertificate = \"server.pem\"\n"
+                            "[sites.client_certificates]\n" + client_certificates);
 }
 
 TEST(WeakCryptoConfig, DefaultsAreSecurityLevelTwoStrictDepthEight) {
