@@ -40,10 +40,16 @@ bool feed(bhttp::request_parser<bhttp::string_body>& p, std::string_view& in, bo
 void check_request(const http::Request& req) {
   if (auto form = http::split_target(req.target)) {
     if (auto t = http::normalize_target(form->origin)) {
-      // What goes to a backend is the path the policy saw, re-encoded: one line, no fragment.
+      // What goes to a backend is the path the policy saw, re-encoded (printable ASCII, no
+      // fragment), then the query as received: never a byte that ends the request line.
       if (auto fwd = http::forward_target(*t)) {
         FUZZ_CHECK(!fwd->empty() && fwd->front() == '/');
-        for (unsigned char c : *fwd) FUZZ_CHECK(c > ' ' && c < 0x7f && c != '#');
+        const std::size_t q = std::min(fwd->find('?'), fwd->size());
+        for (std::size_t i = 0; i < fwd->size(); ++i) {
+          const auto c = static_cast<unsigned char>((*fwd)[i]);
+          FUZZ_CHECK(c > ' ' && c != 0x7f);
+          if (i < q) FUZZ_CHECK(c < 0x7f && c != '#');
+        }
       }
     }
   }
