@@ -3,6 +3,7 @@ over real sockets: what one request leaves behind (on a pooled backend connectio
 client connection) must never become part of another request."""
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -10,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Server, free_port, read_response, run  # noqa: E402
+from harness import Connection, Server, client_context, free_port, mtls_site, read_response, run  # noqa: E402
 
 P_HTTP = free_port()
 TMP = tempfile.mkdtemp(prefix="certgate-redfinal-")
@@ -193,6 +194,89 @@ class OversizedFields(unittest.TestCase):
         r = run(["check-config", "-c", path])
         self.assertNotEqual(r.returncode, 0, r.stdout)
         self.assertIn("max_header_bytes", r.stdout + r.stderr)
+
+
+P_MTLS = free_port()
+CDP = free_port()
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=TMP)
+
+
+class TrailerCdp(threading.Thread):
+    """A CRL distribution point that answers with a chunked body and a 70 KB trailer field."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(16)
+        self.hits = 0
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.hits += 1
+            try:
+                c.settimeout(5)
+                c.recv(65536)
+                c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"3\r\nabc\r\n0\r\nX-Trailer: " + b"a" * 70000 + b"\r\n\r\n")
+                time.sleep(0.5)
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+
+class FetchedTrailer(unittest.TestCase):
+    """What a distribution point answers is as hostile as a client: plain http:// CRL URLs are
+    answered by whoever sits on the path."""
+
+    @classmethod
+    def setUpClass(cls):
+        ext = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+               "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n"
+               f"crlDistributionPoints=URI:http://127.0.0.1:{CDP}/ca.crl\n")
+        with open(os.path.join(TMP, "leaf.ext"), "w") as out:
+            out.write(ext)
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+                "-subj", "/CN=Trailer CA", "-days", "30", "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash",
+                "-out", "ca.pem")
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key",
+                "-subj", "/CN=leaf", "-out", "leaf.csr")
+        openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "7",
+                "-days", "30", "-sha256", "-extfile", "leaf.ext", "-out", "leaf.pem")
+        cls.cdp = TrailerCdp(CDP)
+        cls.cdp.start()
+        cls.server = Server(mtls_site("Trailer", P_MTLS, 1, f'trusted_cas = ["{os.path.join(TMP, "ca.pem")}"]'),
+                            server_extra='cache_dir = ""', threads=1).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cdp.srv.close()
+        assert cls.server.stop() == 0
+
+    def test_long_trailer_field_from_a_distribution_point(self):
+        """The CRL fetch gets a 70 KB trailer field: that fetch fails (the client is refused for
+        want of revocation data), the server lives on; before, the process aborted."""
+        c = Connection(P_MTLS, context=client_context("leaf", cert_dir=TMP))
+        try:
+            r = c.request("/")
+        except (ConnectionError, OSError) as e:
+            r = e
+        finally:
+            c.close()
+        time.sleep(0.3)
+        self.assertGreater(self.cdp.hits, 0, "the distribution point was not asked")
+        self.assertIsNone(self.server.proc.poll(), "certgate died: " + self.server.stderr_text()[-300:])
+        self.assertEqual(getattr(r, "status", None), 403, r)
 
 
 if __name__ == "__main__":
