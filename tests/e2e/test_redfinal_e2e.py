@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import Connection, Server, client_context, free_port, mtls_site, read_response, run  # noqa: E402
 
 P_HTTP = free_port()
+P_ADMIN = free_port()
 TMP = tempfile.mkdtemp(prefix="certgate-redfinal-")
 SOCK = os.path.join(TMP, "closing.sock")
 
@@ -107,7 +108,7 @@ def setUpModule():
     backend = ClosingBackend(SOCK)
     backend.start()
     # One event loop: all requests share one backend connection pool.
-    server = Server(SITES, threads=1)
+    server = Server(SITES, server_extra=f'admin_listen = "127.0.0.1:{P_ADMIN}"', threads=1)
     server.start()
 
 
@@ -182,6 +183,22 @@ class OversizedFields(unittest.TestCase):
     def test_long_trailer_field_on_a_proxied_request(self):
         """The same trailer on a body streamed to a backend."""
         self.assert_refused_and_alive(b"/app/trailer")
+
+    def test_long_trailer_field_on_the_admin_listener(self):
+        """The admin listener's GET /metrics with a chunked, empty body and a 70 KB trailer
+        field: no answer needed, but the server lives on (before: aborted)."""
+        c = socket.create_connection(("127.0.0.1", P_ADMIN), timeout=10)
+        try:
+            c.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"0\r\nX-Trailer: " + b"a" * 70000 + b"\r\n\r\n")
+            try:
+                c.recv(65536)
+            except OSError:
+                pass
+        finally:
+            c.close()
+        time.sleep(0.3)
+        self.assertIsNone(server.proc.poll(), "certgate died: " + server.stderr_text()[-300:])
 
     def test_request_head_limit_cannot_exceed_a_field(self):
         """max_header_bytes above 65535 would let one header field abort the process: it is a
