@@ -31,7 +31,18 @@ def read_request(f):
             break
         name, _, value = h.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    body = f.read(int(headers.get("content-length", "0")))
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            size = int(f.readline().split(b";")[0], 16)
+            if size == 0:
+                while f.readline() not in (b"\r\n", b""):
+                    pass
+                break
+            body += f.read(size)
+            f.readline()
+    else:
+        body = f.read(int(headers.get("content-length", "0")))
     return line.decode("latin-1").strip(), headers, body
 
 
@@ -144,6 +155,29 @@ class RetriedForward(unittest.TestCase):
         line, headers, got, rest = seconds[0]
         self.assertEqual(got, body, "the backend read another body than the client sent")
         self.assertEqual(rest, b"", "bytes after the request on the backend connection")
+
+
+    def test_retried_chunked_body_with_expect(self):
+        """The same with a chunked body after `Expect: 100-continue`: the client gets one 100,
+        the backend one request with the client's body."""
+        c = socket.create_connection(("127.0.0.1", P_HTTP), timeout=10)
+        f = c.makefile("rb")
+        try:
+            c.sendall(b"GET /app/first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            self.assertEqual(read_response(f).status, 200)
+            time.sleep(0.2)
+            c.sendall(b"POST /app/chunked HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            self.assertEqual(read_response(f).status, 100)
+            c.sendall(b"5\r\nhello\r\n0\r\n\r\n")
+            r = read_response(f)
+            self.assertEqual(r.status, 200, r.body)
+        finally:
+            c.close()
+        got = [req for req in backend.requests if req[0].startswith("POST /app/chunked")]
+        self.assertEqual(len(got), 1, [(l, b, rest) for l, _, b, rest in backend.requests])
+        self.assertEqual(got[0][2], b"hello")
+        self.assertEqual(got[0][3], b"", "bytes after the request on the backend connection")
 
 
 class OversizedFields(unittest.TestCase):
