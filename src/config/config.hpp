@@ -19,8 +19,13 @@ enum class Revocation { Online, CacheOnly, Off };
 enum class SessionResumption { Cache, Tickets };
 enum class LogPeriod { Hourly, Daily, Weekly, Monthly };
 
+// Beast keeps a header field's length in 16 bits and throws on a longer one (from inside the
+// parser: the process would abort). No request head, trailer section or backend answer head
+// may therefore be held whole in more bytes than this, whatever the limits say.
+inline constexpr std::size_t kMaxHeadBytes = 65535;
+
 struct Limits {
-  std::size_t max_header_bytes = 16384;      // whole request head; over → 431
+  std::size_t max_header_bytes = 16384;      // whole request head; over → 431; ≤ kMaxHeadBytes
   std::size_t max_headers = 100;             // header field count; over → 431
   std::size_t max_url_bytes = 4096;          // request target; over → 414 (IIS maxUrl)
   std::uint64_t max_body_bytes = 30000000;   // over → 413 (IIS maxAllowedContentLength)

@@ -182,7 +182,8 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
       t.integer("shutdown_grace_ms", s.shutdown_grace_ms, 0, 3600000));
   Limits& l = s.limits;
   l.max_header_bytes = static_cast<std::size_t>(
-      t.integer("max_header_bytes", static_cast<std::int64_t>(l.max_header_bytes), 1024, 1 << 20));
+      t.integer("max_header_bytes", static_cast<std::int64_t>(l.max_header_bytes), 1024,
+                static_cast<std::int64_t>(kMaxHeadBytes)));
   l.max_headers = static_cast<std::size_t>(t.integer("max_headers", 100, 1, 10000));
   l.max_connections = static_cast<std::size_t>(t.integer("max_connections", 20000, 1, 10000000));
   l.max_pending_password_checks =

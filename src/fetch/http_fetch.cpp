@@ -1,6 +1,7 @@
 #include "fetch/http_fetch.hpp"
 
 #include "config/backend.hpp"
+#include "config/config.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -150,6 +151,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     parser_->body_limit(req_.max_bytes);
     parser_->header_limit(16384);
     buf_.clear();
+    // A trailer section is parsed into header fields once it is whole in this buffer, and Beast
+    // throws on a field over 65533 bytes: a distribution point's (or anyone on its plain http://
+    // path's) 70 KB trailer field left the fetch unfinished and every request waiting on it hung.
+    buf_.max_size(config::kMaxHeadBytes);
     if (url_.https) {
       tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io_, client_tls());
       SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str());

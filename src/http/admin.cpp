@@ -18,6 +18,10 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
 
   void start() {
     parser_.header_limit(8192);
+    // A trailer section is parsed into header fields once it is whole in this buffer: bounded,
+    // it can neither grow without end nor hold a field Beast cannot store (it throws, and the
+    // process aborted on a 70 KB trailer field).
+    buf_.max_size(16384);
     stream_.expires_after(std::chrono::seconds(10));
     bhttp::async_read(stream_, buf_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return;

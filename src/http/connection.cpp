@@ -82,8 +82,10 @@ class Connection final : public ConnectionBase,
     local_client_ = remote.address().is_loopback();
     // The read buffer holds a request head, or the part of a body (a chunk-size line with its
     // extensions, a trailer) the parser cannot consume yet; beyond that a client is only
-    // trying to make us keep its bytes (reading fails with buffer_overflow → 400).
-    buf_.max_size(snap_->cfg.server.limits.max_header_bytes + kFileChunk);
+    // trying to make us keep its bytes (reading fails with buffer_overflow → 400). A trailer
+    // section is parsed into header fields once it is whole in this buffer, so the buffer stays
+    // within what a field may hold (a 70 KB trailer field aborted the process).
+    buf_.max_size(std::min(snap_->cfg.server.limits.max_header_bytes + kFileChunk, config::kMaxHeadBytes));
     loop_.connections.insert(this);
     state_.connections.fetch_add(1, std::memory_order_relaxed);
   }

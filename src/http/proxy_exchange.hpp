@@ -53,6 +53,14 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
         timer_(io), resolver_(io) {}
 
   void start() {
+    // The framing goes into the head once: a retry on a fresh connection sends the same head
+    // (appended again, the backend read the second Content-Length line as the body and the
+    // client's body as the next request on that connection).
+    if (auto len = req_->content_length()) head_ += "Content-Length: " + std::to_string(*len) + "\r\n";
+    else if (req_->chunked()) head_ += "Transfer-Encoding: chunked\r\n", chunked_request_ = true;
+    head_ += "\r\n";
+    // A trailer section is parsed into header fields once it is whole in this buffer.
+    backend_buf_.max_size(config::kMaxHeadBytes);
     if (auto idle = take_idle(pool_key())) {
       backend_ = std::move(idle);
       reused_ = true;
@@ -149,11 +157,6 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
 
   // --- request ----------------------------------------------------------------------------
   void send_head() {
-    std::string head = head_;
-    if (auto len = req_->content_length()) head += "Content-Length: " + std::to_string(*len) + "\r\n";
-    else if (req_->chunked()) head += "Transfer-Encoding: chunked\r\n", chunked_request_ = true;
-    head += "\r\n";
-    head_ = std::move(head);
     arm(cfg().read_timeout_ms);
     boost::asio::async_write(*backend_, boost::asio::buffer(head_), [self = this->shared_from_this()](ec_t ec, std::size_t) {
       if (ec) return self->backend_write_failed(ec);
@@ -227,7 +230,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   // `interim`: how many 1xx answers came before this head (they share one read deadline).
   void read_response_head(int interim = 0) {
     res_.emplace();
-    res_->header_limit(64 * 1024);
+    res_->header_limit(static_cast<std::uint32_t>(config::kMaxHeadBytes));
     res_->body_limit(boost::none);  // streamed through a fixed buffer: no size to bound
     if (head_request_) res_->skip(true);
     if (interim == 0) arm(cfg().read_timeout_ms);

@@ -37,7 +37,9 @@ struct SessionChain {
   std::string key;  // pki::ValidationCache::key of leaf + chain
   std::string der;  // [u32 length][DER]... of the certificates after the leaf (tickets only)
 };
-// Saves it for `ssl`'s session and returns the key ("" without a peer certificate).
+// Saves it for `ssl`'s session and returns the key ("" without a peer certificate). Only while
+// the session is this connection's alone (the ticket and new-session callbacks): once shared,
+// another loop may be reading it.
 std::string save_presented_chain(SSL* ssl);
 std::optional<SessionChain> restored_chain(SSL* ssl);
 pki::X509StackPtr decode_chain(std::string_view der);

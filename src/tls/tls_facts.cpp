@@ -29,7 +29,11 @@ TlsFacts TlsFacts::from_handshake(SSL* ssl) {
   // On a server the peer chain excludes the leaf.
   if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl)) {
     f.chain.reset(X509_chain_up_ref(sent));
-    f.chain_key = save_presented_chain(ssl);  // also for TLS 1.2 session-ID resumption
+    // Read, never written here: by now the session may be shared (with session_resumption =
+    // "tickets", OpenSSL's own cache holds a TLS 1.2 session of a client that takes no ticket,
+    // and another loop may be resuming it). Where nothing was saved, the key is computed when
+    // first needed.
+    if (auto saved = restored_chain(ssl)) f.chain_key = std::move(saved->key);
   } else if (f.leaf && SSL_session_reused(ssl)) {
     if (auto saved = restored_chain(ssl)) {
       f.chain_key = std::move(saved->key);
