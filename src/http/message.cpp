@@ -66,8 +66,8 @@ BodyFraming::Refusal BodyFraming::refusal(int version) const {
                  "cannot be determined (RFC 9112 §6.3)"};
   if (chunked > 1) return {400, "the request's Transfer-Encoding applies chunked more than once"};
   if (codings > 1)
-    return {501, "the request's body is sent with a transfer coding other than chunked, which "
-                 "is not implemented"};
+    return {501, "the request's body is sent with a transfer coding other than chunked (such as "
+                 "gzip), which certgate does not decode (RFC 9112 §6.1)"};
   return {};
 }
 
