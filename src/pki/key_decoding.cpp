@@ -27,7 +27,7 @@ std::string key_methods_description() {
                      : ", built-in EC key methods (RSA: provider)");
 }
 
-#ifndef OPENSSL_NO_ENGINE
+#if !defined(OPENSSL_NO_ENGINE) && !defined(CERTGATE_NO_BUILTIN_KEY_METHODS)
 namespace {
 
 const int kKeyTypes[] = {EVP_PKEY_EC, EVP_PKEY_RSA};  // EC first: without RSA only it is listed

@@ -13,8 +13,9 @@ namespace certgate::pki {
 // the keys, signatures and checks are OpenSSL's, only the decoder lookup is skipped.
 //
 // Call once at start, before any certificate is read. Does nothing when OpenSSL runs with FIPS
-// default properties (the built-in methods are outside the FIPS module) or was built without
-// engines. Returns whether the fast path is on.
+// default properties (the built-in methods are outside the FIPS module), was built without
+// engines, or certgate was configured with -DCERTGATE_BUILTIN_KEY_METHODS=OFF (docs/validation.md:
+// the ENGINE interface is gone in OpenSSL 4). Returns whether the fast path is on.
 bool use_builtin_key_methods();
 
 // Static-RSA key exchange needs the server's RSA key to decrypt with the TLS padding, which only
