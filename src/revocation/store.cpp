@@ -939,32 +939,30 @@ struct Store::Impl : std::enable_shared_from_this<Store::Impl> {
   }
 };
 
+namespace {
+
+// A handler that throws (a resolver thread that cannot start, memory) costs that fetch, not the
+// process: the loop goes on serving every other one.
+void run_surviving(asio::io_context& io, const char* what) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("revocation: a fetch failed inside {}: {}", what, e.what());
+    }
+  }
+}
+
+}  // namespace
+
 Store::Store(StoreSettings settings) : impl_(std::make_shared<Impl>()) {
   impl_->settings = std::move(settings);
   impl_->load();
   impl_->schedule_refresh();
-  impl_->thread = std::thread([impl = impl_.get()] {
-    // A handler that throws (a resolver thread that cannot start, memory) costs that fetch, not
-    // the process: the loop goes on serving every other fetch.
-    for (;;) {
-      try {
-        impl->io.run();
-        return;
-      } catch (const std::exception& e) {
-        spdlog::error("revocation: a fetch failed inside the fetch loop: {}", e.what());
-      }
-    }
-  });
-  impl_->aia_resolve_thread = std::thread([impl = impl_.get()] {
-    for (;;) {
-      try {
-        impl->aia_resolve_io.run();
-        return;
-      } catch (const std::exception& e) {
-        spdlog::error("revocation: a name lookup failed inside the AIA resolver: {}", e.what());
-      }
-    }
-  });
+  impl_->thread = std::thread([impl = impl_.get()] { run_surviving(impl->io, "the fetch loop"); });
+  impl_->aia_resolve_thread =
+      std::thread([impl = impl_.get()] { run_surviving(impl->aia_resolve_io, "the AIA resolver"); });
 }
 
 Store::~Store() {

@@ -15,6 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import test_fetch_e2e as F  # noqa: E402  (its PKI helpers, pointed at our own folder)
 from harness import Server, free_port, mtls_site  # noqa: E402
+from listeners import ConnectionServer  # noqa: E402
 
 shutil.rmtree(F.DIR, ignore_errors=True)  # the (empty) folder test_fetch_e2e made on import
 F.DIR = tempfile.mkdtemp(prefix="certgate-redfetch-pki-")
@@ -57,7 +58,7 @@ def tlv(tag, body_len):
     return bytes([tag]) + ber_len(body_len)
 
 
-class HugeLdap:
+class HugeLdap(ConnectionServer):
     """Answers every LDAP search with one entry whose attribute value is `size` bytes: a
     directory (or anything at a URL a certificate names) that sends more than anyone asked.
     With `value`, that value instead (a directory serving a CRL)."""
@@ -66,19 +67,8 @@ class HugeLdap:
         self.size, self.searches, self.value, self.vtype = size, 0, value, vtype
         if value is not None:
             self.size = len(value)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        threading.Thread(target=self.run, daemon=True).start()
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+        super().__init__(port=port)
+        self.start()
 
     def serve(self, c):
         try:
@@ -120,12 +110,6 @@ class HugeLdap:
         finally:
             c.close()
 
-    def stop(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
 
 
 def make_pki():

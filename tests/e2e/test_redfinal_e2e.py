@@ -12,6 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Connection, Server, client_context, free_port, mtls_site, read_response, run  # noqa: E402
+from listeners import ConnectionServer, read_request  # noqa: E402
 
 P_HTTP = free_port()
 P_ADMIN = free_port()
@@ -19,52 +20,14 @@ TMP = tempfile.mkdtemp(prefix="certgate-redfinal-")
 SOCK = os.path.join(TMP, "closing.sock")
 
 
-def read_request(f):
-    """One request from the backend's side: (request line, {lower name: value}, body)."""
-    line = f.readline()
-    if not line:
-        return None, None, None
-    headers = {}
-    while True:
-        h = f.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = h.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding") == "chunked":
-        body = b""
-        while True:
-            size = int(f.readline().split(b";")[0], 16)
-            if size == 0:
-                while f.readline() not in (b"\r\n", b""):
-                    pass
-                break
-            body += f.read(size)
-            f.readline()
-    else:
-        body = f.read(int(headers.get("content-length", "0")))
-    return line.decode("latin-1").strip(), headers, body
-
-
-class ClosingBackend(threading.Thread):
+class ClosingBackend(ConnectionServer):
     """A keep-alive backend on a unix socket that stops reading a connection after answering
     /first on it. Every request it reads is recorded with whatever came after it on the same
     connection within 0.5 s."""
 
     def __init__(self, path):
-        super().__init__(daemon=True)
-        self.srv = socket.socket(socket.AF_UNIX)
-        self.srv.bind(path)
-        self.srv.listen(16)
+        super().__init__(path=path, backlog=16)
         self.requests = []  # (request line, headers, body, bytes that followed)
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
     def serve(self, c):
         f = c.makefile("rb")
@@ -92,8 +55,6 @@ class ClosingBackend(threading.Thread):
         finally:
             c.close()
 
-    def stop(self):
-        self.srv.close()
 
 
 SITES = f"""

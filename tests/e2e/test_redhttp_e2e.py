@@ -17,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import CERTGATE, Connection, Server, free_port, read_response  # noqa: E402
+from listeners import ConnectionServer, answer, read_request  # noqa: E402
 
 P = free_port()
 P_ID = free_port()
@@ -26,56 +27,19 @@ TMP = tempfile.mkdtemp(prefix="certgate-redhttp-")
 KEY = os.path.join(TMP, "assertion.key")
 
 
-def read_head(f):
-    """A request head from the backend's side: (request line, {lower name: value})."""
-    line = f.readline()
-    if not line:
-        return None, None
-    headers = {}
-    while True:
-        h = f.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = h.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return line.decode("latin-1").strip(), headers
-
-
-def answer(body):
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-
-class HostileBackend(threading.Thread):
+class HostileBackend(ConnectionServer):
     """A keep-alive backend that answers each request by its path: `/hints` with a 103 Early
     Hints before the final answer, `/switch` with a 101 nobody asked for, `/eof` with a body
     that ends at the close, `/extra` with a second answer nobody asked for, anything else with
     its own path (so a desynchronised connection shows as another path's body)."""
 
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", port))
-        self.srv.listen(64)
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
     def serve(self, c):
         f = c.makefile("rb")
         try:
             while True:
-                line, headers = read_head(f)
+                line, headers, _ = read_request(f)
                 if line is None:
                     return
-                n = int(headers.get("content-length", "0"))
-                if n:
-                    f.read(n)
                 path = line.split(" ")[1]
                 if path.startswith("/hints"):
                     c.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
@@ -117,8 +81,6 @@ class HostileBackend(threading.Thread):
         finally:
             c.close()
 
-    def stop(self):
-        self.srv.close()
 
 
 SITES = f"""
