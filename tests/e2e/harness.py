@@ -1,6 +1,8 @@
 """Test harness: runs the real certgate binary on loopback ports and talks to it with real
 TLS clients (Python's ssl module, i.e. OpenSSL) over real sockets."""
+import atexit
 import os
+import random
 import re
 import signal
 import socket
@@ -19,10 +21,78 @@ def pki(name):
     return os.path.join(PKI, name)
 
 
+_PORT_DIR = os.path.join(tempfile.gettempdir(), "certgate-test-ports")
+_reserved = []
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _reserve(port):
+    """True when this process now owns `port` for the whole run: a file per port, created
+    exclusively, whose owner's pid is checked so a crashed run's ports come back."""
+    path = os.path.join(_PORT_DIR, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read() or "0")
+                if owner:
+                    os.kill(owner, 0)
+                    return False
+            except ProcessLookupError:
+                pass
+            except (OSError, ValueError):
+                return False
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _reserved.append(path)
+        return True
+    return False
+
+
+@atexit.register
+def _release_ports():
+    for path in _reserved:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for a listener the test starts later. Tests run in parallel (ctest -j) and
+    many pick ports long before they bind them, so the port is (1) below the kernel's ephemeral
+    range — no outbound connection of certgate's or a client's can take it meanwhile — and
+    (2) reserved for this process, so no other test file of the run is handed it too."""
+    os.makedirs(_PORT_DIR, exist_ok=True)
+    low, high = 20000, _ephemeral_low()
+    if high - low < 2000:
+        low = 1024
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(500):
+        port = rng.randrange(low, high)
+        if not _reserve(port):
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue  # in use by something outside the tests: keep it reserved, skip it
+    raise RuntimeError(f"no free loopback port in {low}..{high}")
 
 
 class Response:
