@@ -340,18 +340,48 @@ std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault
   return text;
 }
 
+bool eku_excludes_client_auth(X509* cert) {
+  return (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) &&
+         (X509_get_extended_key_usage(cert) & (XKU_SSL_CLIENT | XKU_ANYEKU)) == 0;
+}
+
+// A usage fault and the depth of the certificate that causes it.
+struct UsageProblem {
+  int depth;
+  std::string reason;
+};
+
 // EKU must allow clientAuth and keyUsage digitalSignature (spec: behaviour.md §2 "usage").
 // A leaf with no EKU extension is valid for every usage, as on Windows and in PKITS.
-std::optional<std::string> usage_problem(X509* leaf) {
-  const uint32_t flags = X509_get_extension_flags(leaf);
-  if ((flags & EXFLAG_XKUSAGE) &&
-      (X509_get_extended_key_usage(leaf) & (XKU_SSL_CLIENT | XKU_ANYEKU)) == 0)
-    return "certificate " + quoted(subject_text(leaf)) +
-           " is not valid for client authentication: its Extended Key Usage lacks clientAuth "
-           "(1.3.6.1.5.5.7.3.2)";
-  if ((flags & EXFLAG_KUSAGE) && (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0)
-    return "certificate " + quoted(subject_text(leaf)) +
-           " is not valid for client authentication: its Key Usage lacks digitalSignature";
+std::optional<UsageProblem> leaf_usage_problem(X509* leaf) {
+  if (eku_excludes_client_auth(leaf))
+    return UsageProblem{0, "certificate " + quoted(subject_text(leaf)) +
+                               " is not valid for client authentication: its Extended Key Usage "
+                               "lacks clientAuth (1.3.6.1.5.5.7.3.2)"};
+  if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) &&
+      (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0)
+    return UsageProblem{0, "certificate " + quoted(subject_text(leaf)) +
+                               " is not valid for client authentication: its Key Usage lacks "
+                               "digitalSignature"};
+  return std::nullopt;
+}
+
+// Windows intersects the EKU of every certificate in the path (CertGetCertificateChain's
+// effective usage), anchor included: a CA whose EKU extension leaves out clientAuth cannot
+// vouch for a client, whatever its leaves claim (CERT_E_WRONG_USAGE). A CA without the
+// extension does not restrict. OpenSSL's SSL-client purpose is not used for this: it refuses
+// a CA whose EKU is anyExtendedKeyUsage, which Windows accepts, and judges Netscape cert types.
+std::optional<UsageProblem> ca_usage_problem(X509_STORE_CTX* ctx, X509* leaf) {
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
+  for (int i = 1; i < sk_X509_num(chain); ++i) {
+    X509* ca = sk_X509_value(chain, i);
+    if (!eku_excludes_client_auth(ca)) continue;
+    return UsageProblem{i, "chain certificate " + quoted(subject_text(ca)) +
+                               " restricts the certificates it vouches for: its Extended Key "
+                               "Usage lacks clientAuth (1.3.6.1.5.5.7.3.2), so certificate " +
+                               quoted(subject_text(leaf)) +
+                               " is not valid for client authentication"};
+  }
   return std::nullopt;
 }
 
@@ -472,10 +502,13 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
                   [](const Problem& p) { return p.code == X509_V_ERR_CERT_CHAIN_TOO_LONG; }))
     std::erase_if(problems, [](const Problem& p) { return classify(p.code) == ChainFault::UntrustedRoot; });
 
+  std::optional<UsageProblem> usage;
   if (trust.options().usage_check) {
-    if (auto why = usage_problem(leaf)) {
+    usage = leaf_usage_problem(leaf);
+    if (!usage) usage = ca_usage_problem(ctx.get(), leaf);
+    if (usage) {
       report.fault = ChainFault::WrongUsage;
-      report.reason = *why;
+      report.reason = usage->reason;
     }
   }
   const Problem* worst = nullptr;
@@ -494,8 +527,9 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
   }
   if (detail == Detail::Full) {
     fill_elements(trust, ctx.get(), problems, report, source);
-    if (report.fault == ChainFault::WrongUsage && !report.elements.empty())
-      report.elements.front().problem = report.reason;
+    if (report.fault == ChainFault::WrongUsage && usage &&
+        static_cast<std::size_t>(usage->depth) < report.elements.size())
+      report.elements[static_cast<std::size_t>(usage->depth)].problem = report.reason;
   }
   return report;
 }

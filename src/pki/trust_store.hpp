@@ -20,7 +20,7 @@ struct TrustOptions {
   std::uint32_t url_timeout_ms = 15000;  // per fetch
   bool soft_fail = false;                // unknown status accepted (and logged) instead of 403.13
   std::int64_t retry_seconds = 30;       // a URL that brought nothing fresh is not asked again sooner
-  bool usage_check = true;  // leaf EKU must allow clientAuth (behaviour.md §2 "usage")
+  bool usage_check = true;  // EKU of leaf and CAs must allow clientAuth (behaviour.md §2 "usage")
   // RFC 5280 §6.1.1 initial policy inputs; empty policies = {anyPolicy}.
   std::vector<std::string> policies;
   bool explicit_policy = false;
