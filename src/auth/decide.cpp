@@ -9,6 +9,10 @@ Outcome decide(const LocationPolicy& policy, const RequestEvidence& ev) {
   Outcome who = stage_authenticate(policy, ev);
   if (!who.allowed()) return who;
   if (auto o = stage_authorize(policy, who)) return *o;
+  // soft_fail let a certificate of unknown revocation status through: served, and logged so.
+  if (ev.chain && ev.chain->revocation_unknown_accepted && ev.cert_presented &&
+      policy.ssl_flags.negotiates())
+    who.verdict = Verdict::Allow200_RevocationUnknown;
   return who;
 }
 

@@ -43,6 +43,8 @@ struct ChainReport {
   ChainFault fault = ChainFault::None;
   std::string reason;  // precise, human words: "issuer 'CN=X' is not in this site's trusted list"
   std::vector<ChainElement> elements;  // leaf first, anchor last (as far as it was built)
+  // fault None only because soft_fail accepts an unknown revocation status
+  bool revocation_unknown_accepted = false;
 };
 
 // Basic credentials the request carried, and whether the shell found the password right.

@@ -28,8 +28,11 @@ const std::vector<std::string>* SiteAuth::groups_of(std::string_view user) const
   return it == groups.end() ? nullptr : &it->second;
 }
 
-// spec: behaviour.md §1 step 8 (decision): an authenticated user who is refused gets 403.0;
-// the anonymous user gets 401.2, so a browser can still offer credentials.
+// spec: behaviour.md §1 step 8, as issue 14 item 7 settles it with IIS's log: a logged-on user
+// (certificate mapping, Basic, or both) refused by a rule gets 401.3, "unauthorized due to ACL
+// on resource" (win32 5); a request that offered no credentials this location could log on
+// with is the anonymous user and gets 401.2, so a browser can still offer some
+// (docs/configuration.md, "Authorization").
 std::optional<Outcome> stage_authorize(const LocationPolicy& policy, const Outcome& who) {
   const AccessRules& a = policy.access;
   if (a.empty()) return std::nullopt;
@@ -47,11 +50,14 @@ std::optional<Outcome> stage_authorize(const LocationPolicy& policy, const Outco
     return Outcome{.verdict = Verdict::Deny401_2_NoMethod,
                    .reason = "this location is open to authenticated users only",
                    .challenge = policy.site && policy.site->basic_enabled};
-  return Outcome{.verdict = Verdict::Deny403_0_Forbidden,
+  // Only a Basic user can answer a challenge with other credentials: a mapped certificate is
+  // tried before Basic, so for its user a challenge could not change the answer.
+  return Outcome{.verdict = Verdict::Deny401_3_AccessDenied,
                  .reason = "user '" + who.user + "' is " +
                            (denied ? "denied" : "not allowed") +
                            " by the authorization rules of this location",
-                 .user = who.user, .auth_method = who.auth_method};
+                 .user = who.user, .auth_method = who.auth_method,
+                 .challenge = who.auth_method == "Basic"};
 }
 
 }  // namespace certgate::auth

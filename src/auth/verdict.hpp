@@ -1,7 +1,9 @@
 #pragma once
-// The catalogue of every answer the authentication core can give.
-// spec: behaviour.md §5. Enumerators carry their status code in the name so that
-// `grep -rn 403_16 src` finds every place a 403.16 is chosen.
+// The catalogue of every answer certgate gives: the authentication core's decisions and the
+// HTTP shell's own answers (bad request, not found, backend down...), one row each with what
+// the W3C log's sc-status, sc-substatus and sc-win32-status hold and the error page's title.
+// spec: behaviour.md §5; docs/status-codes.md lists every row. Enumerators carry their status
+// code in the name so that `grep -rn 403_16 src` finds every place a 403.16 is chosen.
 #include <cstdint>
 #include <source_location>
 #include <string>
@@ -25,11 +27,32 @@ enum class Verdict : std::uint8_t {
   Deny403_17_Expired,
   Deny401_1_BadCredentials,
   Deny401_2_NoMethod,
-  Deny403_0_Forbidden,
+  Deny401_3_AccessDenied,
   Deny403_16_DirectoryAmbiguous,
   Deny500_DirectoryUnavailable,
   Deny500_DirectoryFailed,
   Deny503_DirectoryBusy,
+  // Accepted although the revocation status could not be obtained (soft_fail).
+  Allow200_RevocationUnknown,
+  // The HTTP shell's answers (http/): the request itself, the file system, the backend.
+  Http400_BadRequest,
+  Http403_14_ListingDenied,
+  Http404_NotFound,
+  Http404_8_HiddenSegment,
+  Http405_MethodNotAllowed,
+  Http408_RequestTimeout,
+  Http413_BodyTooLarge,
+  Http414_UrlTooLong,
+  Http416_RangeNotSatisfiable,
+  Http421_MisdirectedRequest,
+  Http431_HeadersTooLarge,
+  Http500_FileUnreadable,
+  Http501_TransferCoding,
+  Http502_3_BackendRefused,
+  Http502_3_BackendConnectTimeout,
+  Http502_3_BackendInvalidAnswer,
+  Http503_PasswordChecksBusy,
+  Http504_BackendTimeout,
   Count_
 };
 
@@ -59,7 +82,7 @@ struct Outcome {
   bool certificate = false;
   std::source_location where = std::source_location::current();
 
-  bool allowed() const { return verdict == Verdict::Allow; }
+  bool allowed() const { return row().status == 200; }
   const VerdictInfo& row() const { return info(verdict); }
 };
 

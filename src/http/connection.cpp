@@ -237,15 +237,15 @@ class Connection final : public ConnectionBase,
 
   void on_header(beast::error_code ec) {
     if (ec == bhttp::error::header_limit)
-      return fail(431, "the request head is larger than max_header_bytes (" +
+      return fail(auth::Verdict::Http431_HeadersTooLarge, "the request head is larger than max_header_bytes (" +
                            std::to_string(limits().max_header_bytes) + ")");
     if (ec == bhttp::error::body_limit)  // Content-Length announced more than allowed
-      return fail(413, "the request body is larger than max_body_bytes (" +
+      return fail(auth::Verdict::Http413_BodyTooLarge, "the request body is larger than max_body_bytes (" +
                            std::to_string(limits().max_body_bytes) + ")");
     if (timed_out(ec))
-      return fail(408, "the request head did not arrive within header_timeout_ms");
+      return fail(auth::Verdict::Http408_RequestTimeout, "the request head did not arrive within header_timeout_ms");
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) return close_now();
-    if (ec) return fail(400, "malformed request: " + ec.message());
+    if (ec) return fail(auth::Verdict::Http400_BadRequest, "malformed request: " + ec.message());
 
     const auto& msg = x_->parser->get();
     x_->req.method = std::string(msg.method_string());
@@ -255,24 +255,24 @@ class Connection final : public ConnectionBase,
     BodyFraming framing;
     for (const auto& f : msg) {
       if (++count > limits().max_headers)
-        return fail(431, "the request has more than max_headers (" +
+        return fail(auth::Verdict::Http431_HeadersTooLarge, "the request has more than max_headers (" +
                              std::to_string(limits().max_headers) + ") header fields");
       x_->req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
       if (f.name() == bhttp::field::transfer_encoding) framing.transfer_encoding(f.value());
       else if (f.name() == bhttp::field::content_length) framing.content_length(f.value());
     }
-    if (auto refused = framing.refusal(msg.version()); refused.status != 0)
-      return fail(refused.status, std::string(refused.reason));
+    if (auto refused = framing.refusal(msg.version()); refused.answer)
+      return fail(*refused.answer, std::string(refused.reason));
     if (x_->req.target.size() > limits().max_url_bytes)
-      return fail(414, "the request target is longer than max_url_bytes (" +
+      return fail(auth::Verdict::Http414_UrlTooLong, "the request target is longer than max_url_bytes (" +
                            std::to_string(limits().max_url_bytes) + ")");
     keep_alive_ = msg.keep_alive();
     if (auto len = x_->parser->content_length(); len && *len > limits().max_body_bytes)
-      return fail(413, "the request body (" + std::to_string(*len) +
+      return fail(auth::Verdict::Http413_BodyTooLarge, "the request body (" + std::to_string(*len) +
                            " bytes) is larger than max_body_bytes (" +
                            std::to_string(limits().max_body_bytes) + ")");
     if (!follow_reload())
-      return fail(421, "the configuration was reloaded and site \"" + site().cfg.name +
+      return fail(auth::Verdict::Http421_MisdirectedRequest, "the configuration was reloaded and site \"" + site().cfg.name +
                            "\" is no longer served on this address; open a new connection");
     // Decide on the head alone: a proxied body streams to the backend, any other is drained.
     dispatch();
@@ -344,16 +344,16 @@ class Connection final : public ConnectionBase,
                         self->cs_bytes_ += n;
                         if (ec == bhttp::error::need_buffer) return self->discard_more(std::move(then));
                         if (ec == bhttp::error::body_limit)
-                          return self->fail(413, "the request body is larger than "
+                          return self->fail(auth::Verdict::Http413_BodyTooLarge, "the request body is larger than "
                                                  "max_body_bytes");
                         if (self->timed_out(ec))
-                          return self->fail(408, "the request body did not arrive within "
+                          return self->fail(auth::Verdict::Http408_RequestTimeout, "the request body did not arrive within "
                                                  "body_timeout_ms");
                         // A body the parser refuses (bad chunk size or extension) gets an
                         // answer; a client that hung up mid-body does not.
                         if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
                             ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream)
-                          return self->fail(400, "malformed request body: " + ec.message());
+                          return self->fail(auth::Verdict::Http400_BadRequest, "malformed request body: " + ec.message());
                         if (ec) return self->close_now();
                         self->x_->discard.reset();
                         then();
@@ -447,15 +447,14 @@ class Connection final : public ConnectionBase,
 
   void proxy_done(ProxyResult r) {
     if (!r.answered) {
-      if (r.status == 408) return send(protocol_error(info(), 408, std::move(r.reason), x_->req.header("Accept")));
-      Response page = gateway_error(info(), r.status, r.substatus, r.win32, r.reason, x_->req.header("Accept"));
+      if (r.answer == auth::Verdict::Http408_RequestTimeout)
+        return send(protocol_error(info(), r.answer, std::move(r.reason), x_->req.header("Accept")));
+      Response page = gateway_error(info(), r.answer, r.reason, x_->req.header("Accept"));
       page.close = !r.client_reusable;
       return send(std::move(page));
     }
     x_->resp = Response{};
     x_->resp.status = r.status;
-    x_->resp.substatus = r.substatus;
-    x_->resp.win32 = r.win32;
     x_->resp.headers = std::move(r.headers);
     sc_bytes_ = r.sent;
     keep_alive_ = keep_alive_ && r.client_reusable && !state_.stopping.load(std::memory_order_relaxed);
@@ -468,7 +467,7 @@ class Connection final : public ConnectionBase,
     if (state_.pending_passwords.fetch_add(1) >= limits().max_pending_password_checks) {
       state_.pending_passwords.fetch_sub(1);
       OPENSSL_cleanse(job.password.data(), job.password.size());
-      Response busy = protocol_error(info(), 503, "too many password checks are waiting; try again shortly",
+      Response busy = protocol_error(info(), auth::Verdict::Http503_PasswordChecksBusy, "too many password checks are waiting; try again shortly",
                                      x_->req.header("Accept"));
       busy.set("Retry-After", "1");
       return send(std::move(busy));
@@ -512,8 +511,8 @@ class Connection final : public ConnectionBase,
     });
   }
 
-  void fail(int status, std::string reason) {
-    send(protocol_error(info(), status, std::move(reason), x_->req.header("Accept")));
+  void fail(auth::Verdict answer, std::string reason) {
+    send(protocol_error(info(), answer, std::move(reason), x_->req.header("Accept")));
   }
 
   void send(Response r) {
@@ -598,7 +597,8 @@ class Connection final : public ConnectionBase,
     e.version = version;
     e.status = x_->resp.status;
     e.substatus = x_->resp.substatus;
-    e.win32 = x_->resp.win32;
+    // A served answer carries its decision's win32 (soft_fail's CRYPT_E_REVOCATION_OFFLINE).
+    e.win32 = x_->resp.win32 ? x_->resp.win32 : x_->outcome.row().win32;
     e.time_taken_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
     e.sc_bytes = sc_bytes_;

@@ -42,10 +42,12 @@ std::string code_text(const ErrorInfo& e) {
 
 }  // namespace
 
-ErrorInfo from_outcome(const auth::Outcome& o) {
-  const auto& row = o.row();
-  return {row.status, row.substatus, row.win32, std::string(row.title), o.reason};
+ErrorInfo from_answer(auth::Verdict answer, std::string reason) {
+  const auto& row = auth::info(answer);
+  return {row.status, row.substatus, row.win32, std::string(row.title), std::move(reason)};
 }
+
+ErrorInfo from_outcome(const auth::Outcome& o) { return from_answer(o.verdict, o.reason); }
 
 bool prefers_json(std::string_view accept) {
   auto json = accept.find("application/json");

@@ -16,6 +16,8 @@ struct ErrorInfo {
   std::string reason;  // "issuer 'CN=X' is not in this site's trusted list"
 };
 
+// The catalogue row of `answer` (auth/verdict.hpp) with this request's reason.
+ErrorInfo from_answer(auth::Verdict answer, std::string reason);
 ErrorInfo from_outcome(const auth::Outcome& outcome);
 
 // `detailed`: include the reason; `json`: the client prefers application/json.

@@ -24,17 +24,6 @@ bool detailed_for(const ConnectionInfo& c) {
   return false;
 }
 
-std::string_view title_for(int status, int substatus) {
-  if (status == 403 && substatus == 14) return "Directory listing denied";
-  if (status == 404 && substatus == 8)
-    return "The request filtering module is configured to deny a path in the URL that contains "
-           "a hidden segment";
-  if (status == 404) return "The resource you are looking for has been removed, had its name "
-                            "changed, or is temporarily unavailable";
-  if (status == 421) return "This connection was made for another site";
-  return reason_phrase(status);
-}
-
 // RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).
 std::string websocket_accept(std::string_view key) {
   std::string text(key);
@@ -46,11 +35,9 @@ std::string websocket_accept(std::string_view key) {
   return std::string(out, static_cast<std::size_t>(n));
 }
 
-Response error(const ConnectionInfo& c, int status, int substatus, std::string reason,
+Response error(const ConnectionInfo& c, auth::Verdict answer, std::string reason,
                std::string_view accept) {
-  return error_response({status, substatus, 0, std::string(title_for(status, substatus)),
-                         std::move(reason)},
-                        detailed_for(c), prefers_json(accept));
+  return error_response(from_answer(answer, std::move(reason)), detailed_for(c), prefers_json(accept));
 }
 
 // Moved out of the target (no copy on the request path).
@@ -61,9 +48,9 @@ std::string logged_path(NormalizedTarget&& t) {
 
 }  // namespace
 
-Response protocol_error(const ConnectionInfo& c, int status, std::string reason,
+Response protocol_error(const ConnectionInfo& c, auth::Verdict answer, std::string reason,
                         std::string_view accept) {
-  Response r = error(c, status, 0, std::move(reason), accept);
+  Response r = error(c, answer, std::move(reason), accept);
   r.close = true;
   return r;
 }
@@ -80,7 +67,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   auto form = split_target(req.target);
   auto target = form ? normalize_target(form->origin) : std::nullopt;
   if (!target) {
-    h.response = protocol_error(c, 400, "the request target is not a valid path", accept);
+    h.response = protocol_error(c, auth::Verdict::Http400_BadRequest, "the request target is not a valid path", accept);
     return h;
   }
   // RFC 9112 §3.2: one Host, and a valid one; an absolute-form target's authority replaces it.
@@ -89,17 +76,17 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   for (const auto& hd : req.headers)
     if (iequals(hd.name, "Host") && hosts++ == 0) host_header = hd.value;
   if (hosts > 1) {
-    h.response = protocol_error(c, 400, "the request has more than one Host header", accept);
+    h.response = protocol_error(c, auth::Verdict::Http400_BadRequest, "the request has more than one Host header", accept);
     return h;
   }
   if (req.version >= 11 && hosts == 0) {
-    h.response = protocol_error(c, 400, "HTTP/1.1 requests must carry a Host header", accept);
+    h.response = protocol_error(c, auth::Verdict::Http400_BadRequest, "HTTP/1.1 requests must carry a Host header", accept);
     return h;
   }
   const std::string_view authority = form->absolute ? form->authority : host_header;
   const auto key = host_key(authority);
   if (!key) {
-    h.response = protocol_error(c, 400, "the request's host '" + std::string(authority) +
+    h.response = protocol_error(c, auth::Verdict::Http400_BadRequest, "the request's host '" + std::string(authority) +
                                             "' is not a valid host name", accept);
     return h;
   }
@@ -107,7 +94,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
   if (!c.tls) {
     // Plain HTTP has no handshake to choose the site: the Host does, for every request.
     if (!route) {
-      h.response = error(c, 400, 0, "no site on this address serves host '" + std::string(authority) + "'",
+      h.response = error(c, auth::Verdict::Http400_BadRequest, "no site on this address serves host '" + std::string(authority) + "'",
                          accept);
       return h;
     }
@@ -122,7 +109,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
     // An https connection belongs to the site its TLS handshake (SNI) chose. A Host naming
     // another site on this endpoint would borrow that site's policy over this connection's
     // certificate decision: the known mTLS bypass. Refuse it (RFC 9110 §15.5.20).
-    h.response = error(c, 421, 0,
+    h.response = error(c, auth::Verdict::Http421_MisdirectedRequest,
                        "Host '" + std::string(authority) + "' is served by site \"" +
                            c.snap.sites[route->site].cfg.name + "\", but this TLS connection "
                            "was made for site \"" + c.site.cfg.name + "\"; open a new "
@@ -145,7 +132,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
   const std::string& backend = c.site.backend_for(target.path);
   std::optional<std::string> forward;
   if (!backend.empty() && !(forward = forward_target(target))) {
-    h.response = protocol_error(c, 400, "the request path has a segment that backends resolve to "
+    h.response = protocol_error(c, auth::Verdict::Http400_BadRequest, "the request path has a segment that backends resolve to "
                                         "another path (a path parameter on '.' or '..', a trailing "
                                         "dot or space, or a second level of percent-encoding)", accept);
     return h;
@@ -162,7 +149,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
   // IIS request filtering runs before authentication, for files and the backend alike: hidden
   // content is refused the same way to everyone.
   if (auto seg = hidden_segment(target.path, c.site.hidden_for(target.path)); !seg.empty()) {
-    h.response = error(c, 404, 8,
+    h.response = error(c, auth::Verdict::Http404_8_HiddenSegment,
                        "the path contains the hidden segment '" + std::string(seg) +
                            "' (request filtering: hidden_segments / allow_dot_segments)",
                        accept);
@@ -250,7 +237,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
     return h;
   }
   if (req.method != "GET" && req.method != "HEAD") {
-    h.response = error(c, 405, 0, "this site serves static files: only GET and HEAD", accept);
+    h.response = error(c, auth::Verdict::Http405_MethodNotAllowed, "this site serves static files: only GET and HEAD", accept);
     h.response.set("Allow", "GET, HEAD");
     return h;
   }
@@ -271,24 +258,35 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
 
 }  // namespace
 
-Response gateway_error(const ConnectionInfo& c, int status, int substatus, std::uint32_t win32,
-                       std::string reason, std::string_view accept) {
-  Response r = error_response({status, substatus, win32,
-                               status == 504 ? "The backend did not answer in time"
-                                             : "The backend could not be reached",
-                               std::move(reason)},
-                              detailed_for(c), prefers_json(accept));
-  return r;
+Response gateway_error(const ConnectionInfo& c, auth::Verdict answer, std::string reason,
+                       std::string_view accept) {
+  return error(c, answer, std::move(reason), accept);
 }
 
 Response finish_static(const ConnectionInfo& c, Response r, std::string_view accept) {
   if (r.status < 400 || !r.body.empty()) return r;
+  const auto is = [&r](auth::Verdict v) {
+    const auto& row = auth::info(v);
+    return r.status == row.status && r.substatus == row.substatus;
+  };
+  auth::Verdict answer;
   std::string reason;
-  if (r.status == 404) reason = "no file or default document at this path";
-  if (r.status == 403 && r.substatus == 14)
+  if (is(auth::Verdict::Http404_NotFound)) {
+    answer = auth::Verdict::Http404_NotFound;
+    reason = "no file or default document at this path";
+  } else if (is(auth::Verdict::Http403_14_ListingDenied)) {
+    answer = auth::Verdict::Http403_14_ListingDenied;
     reason = "the folder has no default document and directory browsing is off";
-  if (r.status == 416) reason = "the requested byte range lies beyond the end of the file";
-  Response page = error(c, r.status, r.substatus, std::move(reason), accept);
+  } else if (is(auth::Verdict::Http416_RangeNotSatisfiable)) {
+    answer = auth::Verdict::Http416_RangeNotSatisfiable;
+    reason = "the requested byte range lies beyond the end of the file";
+  } else if (is(auth::Verdict::Http500_FileUnreadable)) {
+    answer = auth::Verdict::Http500_FileUnreadable;
+    reason = "the file could not be read";
+  } else {
+    return r;
+  }
+  Response page = error(c, answer, std::move(reason), accept);
   for (auto& hd : r.headers) page.set(hd.name, hd.value);
   page.set("Content-Type", prefers_json(accept) ? "application/json" : "text/html; charset=utf-8");
   return page;

@@ -63,13 +63,14 @@ struct Handled {
 Handled handle(const ConnectionInfo& conn, const Request& req,
                std::optional<bool> password_ok = std::nullopt);
 
-// Error answer for a request that could not even be parsed (400, 408, 413, 414, 431).
-Response protocol_error(const ConnectionInfo& conn, int status, std::string reason,
+// Error answer for a request that could not even be parsed (400, 408, 413, 414, 431), or that
+// must not wait (503): the connection closes after it.
+Response protocol_error(const ConnectionInfo& conn, auth::Verdict answer, std::string reason,
                         std::string_view accept = {});
 
 // An error answer the proxy produced before the backend said anything (502.3, 504).
-Response gateway_error(const ConnectionInfo& conn, int status, int substatus, std::uint32_t win32,
-                       std::string reason, std::string_view accept);
+Response gateway_error(const ConnectionInfo& conn, auth::Verdict answer, std::string reason,
+                       std::string_view accept);
 
 // Turns an empty-bodied static error (404, 403.14, 416) into a full error page.
 Response finish_static(const ConnectionInfo& conn, Response r, std::string_view accept);

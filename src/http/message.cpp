@@ -39,13 +39,13 @@ void BodyFraming::content_length(std::string_view value) {
 
 BodyFraming::Refusal BodyFraming::refusal(int version) const {
   if (content_lengths_ > 1 || content_length_.find(',') != std::string_view::npos)
-    return {400, "the request has more than one Content-Length"};
+    return {auth::Verdict::Http400_BadRequest, "the request has more than one Content-Length"};
   if (transfer_encodings_ == 0) return {};
   if (version < 11)
-    return {400, "an HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 §6.1)"};
+    return {auth::Verdict::Http400_BadRequest, "an HTTP/1.0 request cannot carry Transfer-Encoding (RFC 9112 §6.1)"};
   if (content_lengths_ > 0)
-    return {400, "the request has both Transfer-Encoding and Content-Length (RFC 9112 §6.3)"};
-  if (transfer_encodings_ > 1) return {400, "the request has more than one Transfer-Encoding"};
+    return {auth::Verdict::Http400_BadRequest, "the request has both Transfer-Encoding and Content-Length (RFC 9112 §6.3)"};
+  if (transfer_encodings_ > 1) return {auth::Verdict::Http400_BadRequest, "the request has more than one Transfer-Encoding"};
   // The codings, trimmed of optional whitespace; the last must be chunked, and only it.
   std::string_view last;
   int codings = 0, chunked = 0;
@@ -62,11 +62,11 @@ BodyFraming::Refusal BodyFraming::refusal(int version) const {
     if (iequals(coding, "chunked")) ++chunked;
   }
   if (!iequals(last, "chunked"))
-    return {400, "the request's Transfer-Encoding does not end in chunked: its body length "
+    return {auth::Verdict::Http400_BadRequest, "the request's Transfer-Encoding does not end in chunked: its body length "
                  "cannot be determined (RFC 9112 §6.3)"};
-  if (chunked > 1) return {400, "the request's Transfer-Encoding applies chunked more than once"};
+  if (chunked > 1) return {auth::Verdict::Http400_BadRequest, "the request's Transfer-Encoding applies chunked more than once"};
   if (codings > 1)
-    return {501, "the request's body is sent with a transfer coding other than chunked (such as "
+    return {auth::Verdict::Http501_TransferCoding, "the request's body is sent with a transfer coding other than chunked (such as "
                  "gzip), which certgate does not decode (RFC 9112 §6.1)"};
   return {};
 }

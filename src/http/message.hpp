@@ -1,6 +1,8 @@
 #pragma once
 // certgate's own request and response values. Only http/connection.* knows Beast's message
 // types, so HTTP/2 can later feed the same handler.
+#include "auth/verdict.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -36,7 +38,7 @@ struct Request {
 class BodyFraming {
  public:
   struct Refusal {
-    int status = 0;  // 0: the head may be served
+    std::optional<auth::Verdict> answer;  // none: the head may be served
     std::string_view reason;
   };
   void transfer_encoding(std::string_view value);

@@ -21,8 +21,8 @@
 namespace certgate::http {
 
 struct ProxyResult {
-  int status = 502, substatus = 3;
-  std::uint32_t win32 = 12029;  // ERROR_WINHTTP_CANNOT_CONNECT, as ARR logs it
+  int status = 0;  // the backend's, once answered
+  auth::Verdict answer = auth::Verdict::Http502_3_BackendRefused;  // when nothing was answered
   std::vector<Header> headers;
   std::uint64_t sent = 0;         // bytes written to the client
   bool answered = false;          // something was written to the client
@@ -143,9 +143,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
 
   void fail_connect(ec_t ec) {
     ProxyResult r;
-    r.status = 502;
-    r.substatus = 3;
-    r.win32 = timed_out_ ? 12002 : 12029;
+    r.answer = timed_out_ ? auth::Verdict::Http502_3_BackendConnectTimeout : auth::Verdict::Http502_3_BackendRefused;
     r.reason = "the backend " + backend_name() + (timed_out_ ? " did not accept a connection within connect_timeout_ms" : " cannot be reached: " + ec.message());
     finish(std::move(r));
   }
@@ -238,7 +236,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
       if (ec) {
         if (self->timed_out_) {
           ProxyResult r;
-          r.status = 504, r.substatus = 0, r.win32 = 12002;  // ERROR_WINHTTP_TIMEOUT
+          r.answer = auth::Verdict::Http504_BackendTimeout;
           r.reason = "the backend " + self->backend_name() + " sent no answer within read_timeout_ms";
           self->backend_->close();
           return self->finish(std::move(r));
@@ -269,7 +267,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
 
   void invalid_answer(const std::string& what) {
     ProxyResult r;
-    r.status = 502, r.substatus = 3, r.win32 = 12152;  // ERROR_WINHTTP_INVALID_SERVER_RESPONSE
+    r.answer = auth::Verdict::Http502_3_BackendInvalidAnswer;
     r.reason = "the backend " + backend_name() + " " + what;
     backend_->close();
     finish(std::move(r));
@@ -279,8 +277,6 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
     auto& msg = res_->get();
     const int status = static_cast<int>(msg.result_int());
     result_.status = status;
-    result_.substatus = 0;
-    result_.win32 = 0;
     const bool upgrade = status == 101 && plan_.websocket;
     const bool no_body = head_request_ || status == 204 || status == 304;
     keep_client_ = !upgrade && client_version_ >= 11;
@@ -425,7 +421,7 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
   void body_timeout() {
     backend_->close();
     ProxyResult r;
-    r.status = 408, r.substatus = 0, r.win32 = 0;
+    r.answer = auth::Verdict::Http408_RequestTimeout;
     r.reason = "the request body did not arrive within body_timeout_ms (or made no progress within read_timeout_ms)";
     finish(std::move(r));
   }

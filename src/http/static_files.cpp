@@ -1,5 +1,7 @@
 #include "http/static_files.hpp"
 
+#include "auth/verdict.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,10 +19,13 @@ namespace {
 
 constexpr std::uint64_t kInlineBytes = 256 * 1024;  // larger files are streamed in slices
 
-Response plain(int status, int substatus) {
+// An empty-bodied error; http::finish_static() makes the page.
+Response plain(auth::Verdict answer) {
+  const auto& row = auth::info(answer);
   Response r;
-  r.status = status;
-  r.substatus = substatus;
+  r.status = row.status;
+  r.substatus = row.substatus;
+  r.win32 = row.win32;
   return r;
 }
 
@@ -119,17 +124,18 @@ std::optional<ByteRange> parse_range(std::string_view h, std::uint64_t size, boo
 Response serve_static(const StaticRequest& req) {
   std::error_code ec;
   const fs::path root = fs::canonical(req.root, ec);
-  if (ec) return plain(404, 0);
+  if (ec) return plain(auth::Verdict::Http404_NotFound);
   fs::path target = root;
   if (req.path != "/") target /= fs::path(req.path.substr(1));
   fs::path file = fs::canonical(target, ec);
-  if (ec || !under_root(root, file)) return plain(404, 0);
+  if (ec || !under_root(root, file)) return plain(auth::Verdict::Http404_NotFound);
 
   struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) return plain(404, 0);
+  if (::stat(file.c_str(), &st) != 0) return plain(auth::Verdict::Http404_NotFound);
   if (S_ISDIR(st.st_mode)) {
     if (!req.trailing_slash && req.path != "/") {
-      Response r = plain(301, 0);
+      Response r;
+      r.status = 301;
       r.set("Location", req.path + "/" + (req.query.empty() ? "" : "?" + req.query));
       return r;
     }
@@ -145,11 +151,11 @@ Response serve_static(const StaticRequest& req) {
         break;
       }
     }
-    if (!found) return plain(403, 14);  // IIS: directory listing denied
+    if (!found) return plain(auth::Verdict::Http403_14_ListingDenied);
   } else if (req.trailing_slash) {
-    return plain(404, 0);
+    return plain(auth::Verdict::Http404_NotFound);
   }
-  if (!S_ISREG(st.st_mode)) return plain(404, 0);
+  if (!S_ISREG(st.st_mode)) return plain(auth::Verdict::Http404_NotFound);
 
   const std::string etag = etag_for(st);
   Response r;
@@ -182,7 +188,7 @@ Response serve_static(const StaticRequest& req) {
       r.set("Content-Range", fmt::format("bytes {}-{}/{}", br->offset,
                                          br->offset + br->length - 1, size));
     } else if (unsat) {
-      Response bad = plain(416, 0);
+      Response bad = plain(auth::Verdict::Http416_RangeNotSatisfiable);
       bad.set("Content-Range", fmt::format("bytes */{}", size));
       return bad;
     }
@@ -191,14 +197,14 @@ Response serve_static(const StaticRequest& req) {
 
   auto open = std::make_shared<OpenFile>();
   open->fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (open->fd < 0) return plain(404, 0);
+  if (open->fd < 0) return plain(auth::Verdict::Http404_NotFound);
   if (slice.length <= kInlineBytes) {
     r.body.resize(slice.length);
     std::uint64_t done = 0;
     while (done < slice.length) {
       ssize_t n = ::pread(open->fd, r.body.data() + done, slice.length - done,
                           static_cast<off_t>(slice.offset + done));
-      if (n <= 0) return plain(500, 0);
+      if (n <= 0) return plain(auth::Verdict::Http500_FileUnreadable);
       done += static_cast<std::uint64_t>(n);
     }
   } else {

@@ -303,6 +303,7 @@ Validation validate(const pki::TrustStore& trust, Store* store, X509* leaf, STAC
   if (opt.soft_fail && v.report.fault == auth::ChainFault::RevocationUnknown) {
     v.soft_failed = true;
     v.report.fault = auth::ChainFault::None;
+    v.report.revocation_unknown_accepted = true;
     v.report.reason = "accepted with unknown revocation status (soft_fail): " + v.report.reason;
   }
   return v;

@@ -145,15 +145,15 @@ class DirectoryMapping(unittest.TestCase):
         r, log = self.call(P_STRONG, "alice", "/admin/")
         self.assertEqual(r.status, 200, r.text)  # memberOf WebAdmins
         r, log = self.call(P_STRONG, "alice", "/public/")
-        self.assertEqual(r.status, 403, r.text)  # not in the Auditors group
-        self.assertLogged(log, 403, 0, 5, "CORP\\alice")
+        self.assertEqual(r.status, 401, r.text)  # not in the Auditors group
+        self.assertLogged(log, 401, 3, 5, "CORP\\alice")
 
     def test_ski_case_insensitive_and_group_search(self):
         r, log = self.call(P_STRONG, "bob")
         self.assertEqual(r.status, 200, r.text)
         self.assertLogged(log, 200, 0, 0, "CORP\\bob")
         r, _ = self.call(P_STRONG, "bob", "/admin/")
-        self.assertEqual(r.status, 403)
+        self.assertEqual(r.status, 401)
         r, log = self.call(P_STRONG, "bob", "/public/")  # groupOfNames member, found by group_filter
         self.assertEqual(r.status, 200, r.text)
 

@@ -127,7 +127,7 @@ class RoundTrip(unittest.TestCase):
                      ("rt-otto", "otto", "/", 403, "12", "-"),
                      ("rt-uma", "uma", "/", 403, "16", "-"),
                      ("rt-secure-bob", "bob", "/secure/", 200, "0", "staff"),
-                     ("rt-admin-bob", "bob", "/secure/admin/", 403, "0", "staff"),
+                     ("rt-admin-bob", "bob", "/secure/admin/", 401, "3", "staff"),
                      ("rt-admin-alice", "alice", "/secure/admin/", 200, "0", "azureuser"),
                      ("rt-public", None, "/public/", 200, "0", "-")]
             for query, user, path, status, sub, username in cases:

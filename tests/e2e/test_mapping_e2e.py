@@ -185,9 +185,9 @@ class Mapping(unittest.TestCase):
         self.check("2fa-other-user", "alice", 401, 1, 1326, "-", path="/admin/", headers=basic("carl", "carl-pw"))
         self.check("2fa-nocert", None, 403, 7, 5, "-", path="/admin/", headers=basic("azureuser", "azure-pw"))
 
-    def test_user_denied_by_authorization_is_403_0(self):
+    def test_user_denied_by_authorization_is_401_3(self):
         self.check("authz-ok", "bob", 200, 0, 0, "staff", path="/readers/")
-        self.check("authz-denied", "alice", 403, 0, 5, "azureuser", path="/readers/")
+        self.check("authz-denied", "alice", 401, 3, 5, "azureuser", path="/readers/")
 
 
 
@@ -282,7 +282,7 @@ class Tools(unittest.TestCase):
         self.assertIn('-> user "azureuser"', r.stdout)
         r = self.run_tool("explain", "-c", server.config, "--site", "Mapped", "--path", "/readers/", pki("alice-chain.pem"))
         self.assertEqual(r.returncode, 1)
-        self.assertIn("verdict: 403.0", r.stdout)
+        self.assertIn("verdict: 401.3", r.stdout)
         r = self.run_tool("explain", "-c", server.config, "--site", "Mapped", pki("dave-chain.pem"))
         self.assertIn("validation: FAILED", r.stdout)
         self.assertIn("verdict: 403.17", r.stdout)

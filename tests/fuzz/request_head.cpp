@@ -90,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (f.name() == bhttp::field::transfer_encoding) framing.transfer_encoding(f.value());
     else if (f.name() == bhttp::field::content_length) framing.content_length(f.value());
   }
-  if (framing.refusal(msg.version()).status != 0) return 0;
+  if (framing.refusal(msg.version()).answer) return 0;
   if (req.target.size() > limits.max_url_bytes) return 0;
   check_request(req);
 

@@ -168,7 +168,7 @@ TEST(JudgeDirectory, DirectoryGroupsFeedAuthorization) {
   EXPECT_EQ(decide(policy, ev).verdict, Verdict::Allow);
   Outcome other = judge_directory(f, found({{"uid=b", "bob", {}, {"Staff"}}}), {});
   ev.mapped = &other;
-  EXPECT_EQ(decide(policy, ev).verdict, Verdict::Deny403_0_Forbidden);
+  EXPECT_EQ(decide(policy, ev).verdict, Verdict::Deny401_3_AccessDenied);
   EXPECT_TRUE(defers_to_directory(site, map_certificate(site, f)));
 }
 

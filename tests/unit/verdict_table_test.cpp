@@ -1,8 +1,10 @@
-// The verdict catalogue must match behaviour.md §5 exactly: these are the log columns.
+// The answer catalogue must match behaviour.md §5 exactly, and the choices of
+// docs/status-codes.md where it is silent: these are the log columns.
 #include "auth/verdict.hpp"
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 namespace certgate::auth {
@@ -14,28 +16,85 @@ struct Expect {
   std::uint32_t win32;
 };
 
-TEST(VerdictTable, MatchesSpecStatusTable) {
-  const Expect rows[] = {
-      {Verdict::Deny403_4_SslRequired, 403, 4, 5},
-      {Verdict::Deny403_5_Ssl128Required, 403, 5, 5},
-      {Verdict::Deny403_7_NoCertificate, 403, 7, 5},
-      {Verdict::Deny403_12_MapperDenied, 403, 12, 5},
-      {Verdict::Deny403_13_Revoked, 403, 13, 2148081680u},
-      {Verdict::Deny403_13_RevocationUnknown, 403, 13, 2148081683u},
-      {Verdict::Deny403_16_UntrustedRoot, 403, 16, 2148204809u},
-      {Verdict::Deny403_16_WrongUsage, 403, 16, 2148204816u},
-      {Verdict::Deny403_16_Invalid, 403, 16, 2148098052u},
-      {Verdict::Deny403_16_NoMapping, 403, 16, 1326},
-      {Verdict::Deny403_17_Expired, 403, 17, 2148204801u},
-      {Verdict::Deny401_2_NoMethod, 401, 2, 5},
-      {Verdict::Deny401_1_BadCredentials, 401, 1, 1326},
-      {Verdict::Allow, 200, 0, 0},
-  };
-  for (const auto& r : rows) {
+// Every key of the catalogue with the log columns it writes: behaviour.md §5 where it speaks,
+// the choices of docs/status-codes.md elsewhere. A key missing here fails EveryKeyIsListed.
+const Expect kRows[] = {
+    {Verdict::Allow, 200, 0, 0},
+    {Verdict::Deny403_4_SslRequired, 403, 4, 5},
+    {Verdict::Deny403_5_Ssl128Required, 403, 5, 5},
+    {Verdict::Deny403_7_NoCertificate, 403, 7, 5},
+    {Verdict::Deny403_12_MapperDenied, 403, 12, 5},
+    {Verdict::Deny403_13_Revoked, 403, 13, 2148081680u},
+    {Verdict::Deny403_13_RevocationUnknown, 403, 13, 2148081683u},
+    {Verdict::Deny403_16_UntrustedRoot, 403, 16, 2148204809u},
+    {Verdict::Deny403_16_WrongUsage, 403, 16, 2148204816u},
+    {Verdict::Deny403_16_Invalid, 403, 16, 2148098052u},
+    {Verdict::Deny403_16_NoMapping, 403, 16, 1326},
+    {Verdict::Deny403_17_Expired, 403, 17, 2148204801u},
+    {Verdict::Deny401_1_BadCredentials, 401, 1, 1326},
+    {Verdict::Deny401_2_NoMethod, 401, 2, 5},
+    {Verdict::Deny401_3_AccessDenied, 401, 3, 5},
+    {Verdict::Deny403_16_DirectoryAmbiguous, 403, 16, 1326},
+    {Verdict::Deny500_DirectoryUnavailable, 500, 0, 8250},
+    {Verdict::Deny500_DirectoryFailed, 500, 0, 8224},
+    {Verdict::Deny503_DirectoryBusy, 503, 0, 0},
+    {Verdict::Allow200_RevocationUnknown, 200, 0, 2148081683u},
+    {Verdict::Http400_BadRequest, 400, 0, 0},
+    {Verdict::Http403_14_ListingDenied, 403, 14, 0},
+    {Verdict::Http404_NotFound, 404, 0, 2},
+    {Verdict::Http404_8_HiddenSegment, 404, 8, 0},
+    {Verdict::Http405_MethodNotAllowed, 405, 0, 1},
+    {Verdict::Http408_RequestTimeout, 408, 0, 0},
+    {Verdict::Http413_BodyTooLarge, 413, 0, 0},
+    {Verdict::Http414_UrlTooLong, 414, 0, 0},
+    {Verdict::Http416_RangeNotSatisfiable, 416, 0, 0},
+    {Verdict::Http421_MisdirectedRequest, 421, 0, 0},
+    {Verdict::Http431_HeadersTooLarge, 431, 0, 0},
+    {Verdict::Http500_FileUnreadable, 500, 0, 0},
+    {Verdict::Http501_TransferCoding, 501, 0, 0},
+    {Verdict::Http502_3_BackendRefused, 502, 3, 12029},
+    {Verdict::Http502_3_BackendConnectTimeout, 502, 3, 12002},
+    {Verdict::Http502_3_BackendInvalidAnswer, 502, 3, 12152},
+    {Verdict::Http503_PasswordChecksBusy, 503, 0, 0},
+    {Verdict::Http504_BackendTimeout, 504, 0, 12002},
+};
+
+TEST(VerdictTable, EveryKeyWritesTheChosenLogColumns) {
+  for (const auto& r : kRows) {
     const auto& row = info(r.v);
+    EXPECT_EQ(row.verdict, r.v) << row.token;
     EXPECT_EQ(row.status, r.status) << row.token;
     EXPECT_EQ(row.substatus, r.substatus) << row.token;
     EXPECT_EQ(row.win32, r.win32) << row.token;
+  }
+}
+
+TEST(VerdictTable, EveryKeyIsListed) {
+  std::set<Verdict> listed;
+  for (const auto& r : kRows) EXPECT_TRUE(listed.insert(r.v).second) << info(r.v).token;
+  for (int i = 0; i < static_cast<int>(Verdict::Count_); ++i)
+    EXPECT_TRUE(listed.count(static_cast<Verdict>(i))) << info(static_cast<Verdict>(i)).token;
+}
+
+// The title belongs to status.substatus, as IIS's error pages do: one status.substatus never
+// means two things. Rows of one status.substatus differ in win32 unless they mean the same
+// (one key per place that decides, e.g. "no mapping" and "several directory accounts").
+TEST(VerdictTable, OneStatusSubstatusHasOneTitle) {
+  std::map<std::pair<int, int>, std::string_view> titles;
+  for (int i = 0; i < static_cast<int>(Verdict::Count_); ++i) {
+    const auto& row = info(static_cast<Verdict>(i));
+    auto [it, fresh] = titles.emplace(std::pair{row.status, row.substatus}, row.title);
+    EXPECT_TRUE(fresh || it->second == row.title)
+        << row.token << ": '" << row.title << "' vs '" << it->second << "'";
+  }
+}
+
+TEST(VerdictTable, OnlyAllowedOutcomesAreServed) {
+  for (int i = 0; i < static_cast<int>(Verdict::Count_); ++i) {
+    Outcome o;
+    o.verdict = static_cast<Verdict>(i);
+    EXPECT_EQ(o.allowed(), o.verdict == Verdict::Allow || o.verdict == Verdict::Allow200_RevocationUnknown)
+        << o.row().token;
   }
 }
 
