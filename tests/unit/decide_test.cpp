@@ -22,6 +22,12 @@ const ChainReport kUsage = report(ChainFault::WrongUsage);
 const ChainReport kBadSig = report(ChainFault::BadSignature);
 const ChainReport kMalformed = report(ChainFault::Malformed);
 const ChainReport kConstraint = report(ChainFault::Constraint);
+// What revocation::validate() hands on when soft_fail accepts an unknown status.
+const ChainReport kSoftFailed = [] {
+  ChainReport r = report(ChainFault::None);
+  r.revocation_unknown_accepted = true;
+  return r;
+}();
 
 struct Row {
   const char* name;
@@ -57,6 +63,8 @@ const Row kRows[] = {
     {"accept_mode_bad_certificate_does_not_fall_back_to_anonymous", {kAccept, true}, tls_cert(kExpired), Verdict::Deny403_17_Expired},
     {"ssl_only_location_ignores_a_bad_certificate", {kSslOnly, true}, tls_cert(kUntrusted), Verdict::Allow},
     {"anonymous_off_without_other_method_gives_401_2", {kAccept, false}, tls_no_cert(), Verdict::Deny401_2_NoMethod},
+    {"soft_failed_certificate_is_served_and_logged_so", {kRequire, true}, tls_cert(kSoftFailed), Verdict::Allow200_RevocationUnknown},
+    {"soft_failed_certificate_ignored_by_ssl_only_location", {kSslOnly, true}, tls_cert(kSoftFailed), Verdict::Allow},
     {"unvalidated_presented_certificate_fails_closed", {kRequire, true}, {true, 256, true, true, nullptr}, Verdict::Deny403_16_Invalid},
 };
 
