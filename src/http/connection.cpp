@@ -407,7 +407,7 @@ class Connection final : public ConnectionBase,
     const auto* signer = site().signer.get();
     if (!signer || x_->outcome.user.empty()) return "";
     const auto& a = site().cfg.forward.assertion;
-    const std::int64_t now = now_ms() / 1000;
+    const std::int64_t now = state_.clock->unix_seconds();
     // Reused only for a request whose claims it states exactly: the same user may be
     // authenticated another way (two-factor at one location, the certificate alone at
     // another) or with other directory groups on the same connection.

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace certgate::pipeline {
@@ -52,10 +53,10 @@ const auth::ChainReport* RequestState::chain_report() {
       t.report_until = hit->expires;
     } else {
       const bool may_fetch = fetch_rounds_ < revocation::kMaxFetchRounds;
-      // The store fetches for the present only: another clock (verify --at, a test's) is a
-      // fixed time to validate at.
+      // A clock more than a second away from the system's (verify --at, a test's) is a time to
+      // validate at, for which the store fetches nothing: it fetches for the present only.
       std::optional<std::int64_t> at;
-      if (in_.clock != &runtime::system_clock()) at = now;
+      if (std::abs(now - runtime::system_clock().unix_seconds()) > 1) at = now;
       revocation::Validation v =
           revocation::validate(trust, store, t.leaf.get(), t.presented_chain(), may_fetch, at, in_.detail);
       if (!v.needs.empty()) {
