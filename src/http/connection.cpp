@@ -473,7 +473,7 @@ class Connection final : public ConnectionBase,
   void check_password_then_resume() {
     pipeline::RequestState& st = *x_->routed.state;
     pipeline::PasswordCheck job = st.take_password();
-    if (auto known = cached_password_result(job.cache_key)) {
+    if (auto known = cached_password_result(job.cache_key, *state_.clock)) {
       OPENSSL_cleanse(job.password.data(), job.password.size());
       st.password_checked(*known);
       return resume();
@@ -494,7 +494,7 @@ class Connection final : public ConnectionBase,
       self->state_.pending_passwords.fetch_sub(1);
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), key = std::move(job.cache_key), ok]() mutable {
-        remember_password_result(key, ok);
+        remember_password_result(key, ok, *self->state_.clock);
         self->x_->routed.state->password_checked(ok);
         self->resume();
       });

@@ -1,4 +1,5 @@
 // What reads the time is given a runtime::Clock: tests move a ManualClock instead of sleeping.
+#include "http/basic_auth.hpp"
 #include "pki/validation_cache.hpp"
 #include "runtime/clock.hpp"
 #include "tls/ticket_keys.hpp"
@@ -40,6 +41,16 @@ TEST(Clock, ValidationCacheEntryExpiresByTheClock) {
   EXPECT_TRUE(cache.find("k", clock.unix_seconds()));
   clock.advance(std::chrono::seconds(1));
   EXPECT_FALSE(cache.find("k", clock.unix_seconds()));
+}
+
+TEST(Clock, PasswordAnswerIsRememberedForAMinute) {
+  runtime::ManualClock clock;
+  const std::string key = http::password_cache_key("carl", "pw", "$6$salt$hash");
+  http::remember_password_result(key, true, clock);
+  clock.advance(std::chrono::seconds(60));
+  EXPECT_EQ(http::cached_password_result(key, clock), std::optional<bool>(true));
+  clock.advance(std::chrono::milliseconds(1));
+  EXPECT_EQ(http::cached_password_result(key, clock), std::nullopt);  // checked again
 }
 
 }  // namespace
