@@ -119,7 +119,7 @@ Need RequestState::advance() {
       // for the backend to map) given its facts.
       if (!site.auth.mapping_enabled) ev_.cert = &in_.tls->leaf_facts();
       else {
-        ev_.mapped = cert_mapping_ = &mapping();
+        ev_.mapped = &mapping();
         if (auth::defers_to_directory(site.auth, *ev_.mapped)) {
           ev_.cert = &in_.tls->leaf_facts();
           stage_ = Stage::Directory;
@@ -131,10 +131,7 @@ Need RequestState::advance() {
     tls::TlsFacts& t = *in_.tls;
     if (!directory_met_ && (!t.directory_mapped || t.directory_until_ms <= in_.clock->steady_ms())) {
       auto hit = site.directory->cached(*ev_.cert);
-      if (!hit) {
-        directory_asked_ = true;
-        return waiting_ = Need::Directory;
-      }
+      if (!hit) return waiting_ = Need::Directory;
       t.directory_mapped = std::move(hit->outcome);
       t.directory_until_ms = hit->expires_ms;
     }

@@ -18,7 +18,7 @@
 #include "tls/tls_facts.hpp"
 
 #include <cstdint>
-#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,9 +73,7 @@ class RequestState {
   auth::Outcome take_outcome() { return std::move(outcome_); }
   // What the stages found (chain report, leaf facts, mapping, password): for explain.
   const auth::RequestEvidence& evidence() const { return ev_; }
-  // The one-to-one / many-to-one result, before the directory was asked (null: not mapped).
-  const auth::Outcome* certificate_mapping() const { return cert_mapping_; }
-  bool directory_asked() const { return directory_asked_; }
+  // A password was asked for (explain says whose, and whether it was checked or assumed).
   bool password_asked() const { return password_asked_; }
   const Inputs& inputs() const { return in_; }
 
@@ -89,9 +87,7 @@ class RequestState {
   Need waiting_ = Need::None;
   int fetch_rounds_ = 0;
   bool directory_met_ = false;  // this request's own directory answer: used even if expired
-  bool directory_asked_ = false;
   bool password_asked_ = false;
-  const auth::Outcome* cert_mapping_ = nullptr;
   auth::RequestEvidence ev_;
   std::vector<revocation::Need> fetches_;
   PasswordCheck password_;
