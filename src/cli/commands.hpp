@@ -18,8 +18,9 @@ int check_config(const std::string& config_file);
 int reload(const std::string& config_file, int pid);
 
 struct VerifyArgs {
-  std::string config_file;  // with site: use that site's trust settings
+  std::string config_file;  // with site: that site's decision (trust, mapping, authorization)
   std::string site;
+  std::string path = "/";   // with site: the request path decided
   std::vector<std::string> cas, untrusted, crls;
   std::string revocation;  // online | cache-only | off; "" = the site's, else cache-only
   bool urlfetch = false;   // print every AIA / CDP / OCSP URL of the chain and what fetching it did
@@ -43,6 +44,7 @@ struct ExplainArgs {
   std::string path = "/";
   std::string compare_with;  // OLD.toml: then `cert` is a folder of certificates
   std::string cert;
+  std::optional<std::string> password;  // two-factor: the mapped user's password (unset: assumed right)
 };
 int explain(const ExplainArgs& args);
 

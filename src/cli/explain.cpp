@@ -3,7 +3,6 @@
 // authorization, and the final status. `--compare OLD.toml DIR` dry-runs a config change.
 #include "auth/decide.hpp"
 #include "auth/directory.hpp"
-#include "directory/ldap_connection.hpp"
 #include "http/path.hpp"
 #include "http/request_filter.hpp"
 #include "cli/commands.hpp"
@@ -11,6 +10,8 @@
 #include "pki/chain_verify.hpp"
 #include "pki/load.hpp"
 #include "pki/x509_text.hpp"
+#include "pipeline/evidence.hpp"
+#include "revocation/store.hpp"
 #include "runtime/snapshot.hpp"
 
 #include <fmt/format.h>
@@ -47,54 +48,37 @@ std::string hidden_in(const runtime::SiteRuntime& site, const std::string& path)
   return std::string(http::hidden_segment(path, site.hidden_for(path)));
 }
 
+// The server's evidence pipeline (pipeline/evidence.hpp) run to its decision on this thread.
 struct Evaluation {
-  auth::ChainReport report;
-  auth::CertFacts facts;
-  auth::Outcome outcome;
-  bool needs_password = false;  // two-factor: the verdict assumes the right password
-  // Directory mapping, when the site has it and no one-to-one entry matched.
-  std::vector<auth::DirectoryTier> plan;
-  std::optional<auth::DirectoryAnswer> directory;
-  std::optional<auth::Outcome> mapped;
+  tls::TlsFacts tls;
+  std::optional<pipeline::RequestState> state;
+  pipeline::SyncTrace trace;
+  auth::ChainReport no_report;  // when the location does not look at the certificate
+
+  const auth::ChainReport& report() const {
+    const auth::ChainReport* r = state->evidence().chain;
+    return r ? *r : no_report;
+  }
+  const auth::Outcome& outcome() const { return state->outcome(); }
 };
 
-// The server's decision for a request carrying `certs` (leaf first) on `site` at `path`.
-// Two-factor locations are evaluated as if the mapped user's right password came along.
-Evaluation evaluate(const runtime::SiteRuntime& site, const std::string& path,
-                    const std::vector<pki::X509Ptr>& certs, pki::Detail detail) {
-  Evaluation e;
-  const auth::LocationPolicy& policy = site.policy_for(path);
-  auth::RequestEvidence ev{true, 256, site.requests_certificate, !certs.empty(), nullptr, nullptr};
-  if (!certs.empty() && policy.ssl_flags.negotiates()) {
-    pki::X509StackView rest(sk_X509_new_null());
-    for (std::size_t i = 1; i < certs.size(); ++i) sk_X509_push(rest.get(), certs[i].get());
-    e.report = site.trust ? pki::verify_chain(*site.trust, certs[0].get(), rest.get(), std::nullopt, detail)
-                          : auth::ChainReport{auth::ChainFault::UntrustedRoot,
-                                              "site \"" + site.cfg.name + "\" trusts no issuer", {}};
-    ev.chain = &e.report;
-    e.facts = pki::cert_facts(certs[0].get());
-    ev.cert = &e.facts;
-  }
-  if (ev.chain && ev.chain->fault == auth::ChainFault::None && site.auth.mapping_enabled) {
-    e.mapped = auth::map_certificate(site.auth, e.facts);
-    if (site.directory && auth::defers_to_directory(site.auth, *e.mapped)) {
-      // The same searches the server runs, made here and now (no cache).
-      directory::LdapConnection conn(site.directory->settings());
-      e.plan = auth::directory_plan(e.facts, site.directory->policy());
-      e.directory = conn.lookup(e.plan);
-      e.mapped = auth::judge_directory(e.facts, *e.directory, site.directory->naming());
-    }
-    ev.mapped = &*e.mapped;
-  }
-  if (policy.require_password && e.mapped) {
-    const auth::Outcome& mapped = *e.mapped;
-    if (mapped.allowed()) {
-      ev.basic = auth::PasswordCheck::Valid;
-      ev.basic_user = mapped.user;
-      e.needs_password = true;
-    }
-  }
-  e.outcome = auth::decide(policy, ev);
+// The server's decision for a request carrying `certs` (leaf first) on `site` at `path`, with
+// the same revocation store settings and files, directory and password check. Two-factor
+// locations offer the mapped user's password: `password`, or (nullopt) the right one assumed.
+std::unique_ptr<Evaluation> evaluate(const runtime::SiteRuntime& site, const std::string& path,
+                                     const std::vector<pki::X509Ptr>& certs, pki::Detail detail,
+                                     revocation::Store& store, const std::optional<std::string>& password) {
+  auto e = std::make_unique<Evaluation>();
+  e->tls = tls::TlsFacts::from_certificates(certs, site.requests_certificate);
+  pipeline::Inputs in;
+  in.site = &site;
+  in.policy = &site.policy_for(path);
+  in.tls = &e->tls;
+  in.store = &store;
+  in.detail = detail;
+  in.offer_mapped_user_password = true;
+  e->state.emplace(in);
+  pipeline::run_to_decision(*e->state, password, &e->trace);
   return e;
 }
 
@@ -113,9 +97,9 @@ void print_directory_trace(const runtime::SiteRuntime& site, const Evaluation& e
   const auto& s = site.directory->settings();
   std::cout << fmt::format("  directory mapping ({}, base {}{}):\n", fmt::join(s.urls, " "), s.base_dn,
                            s.allow_weak ? ", weak forms allowed" : ", strong forms only");
-  if (!e.directory) return;
-  const auth::DirectoryAnswer& d = *e.directory;
-  for (const auto& tier : e.plan) {
+  if (!e.trace.directory_answer) return;
+  const auth::DirectoryAnswer& d = *e.trace.directory_answer;
+  for (const auto& tier : e.trace.directory_plan) {
     std::cout << fmt::format("    {} search: {}\n", tier.strong ? "strong" : "weak", tier.filter);
     for (const auto& c : tier.claims)
       std::cout << fmt::format("      {}: {}\n", auth::to_string(c.form),
@@ -134,8 +118,8 @@ void print_directory_trace(const runtime::SiteRuntime& site, const Evaluation& e
                              en.sids.empty() ? "" : ", SID " + auth::sid_from_binary(en.sids.front()));
 }
 
-void print_mapping_trace(const runtime::SiteRuntime& site, const Evaluation& e) {
-  const auth::CertFacts& facts = e.facts;
+void print_mapping_trace(const runtime::SiteRuntime& site, Evaluation& e) {
+  const auth::CertFacts& facts = e.tls.leaf_facts();
   const auth::SiteAuth& a = site.auth;
   std::cout << "mapping: " << (a.mapping_enabled ? "enabled" : "disabled ([sites.mapping] absent or enabled = false)") << "\n";
   if (!a.mapping_enabled) return;
@@ -210,23 +194,26 @@ int explain_one(const ExplainArgs& a) {
     std::cout << "decided by: request filtering, before any certificate is looked at\n";
     return kRejected;
   }
-  Evaluation e = evaluate(*site, *path, certs, pki::Detail::Full);
+  revocation::Store store(revocation::store_settings(snap->cfg.server));
+  auto evaluation = evaluate(*site, *path, certs, pki::Detail::Full, store, a.password);
+  Evaluation& e = *evaluation;
+  const auth::ChainReport& report = e.report();
   std::cout << "certificate: " << pki::subject_text(certs[0].get()) << "\n";
   if (!policy.ssl_flags.negotiates()) {
     std::cout << "validation: not done (this location does not ask for a certificate)\n";
-  } else if (e.report.fault == auth::ChainFault::None) {
+  } else if (report.fault == auth::ChainFault::None) {
     std::cout << "validation: OK\n";
   } else {
-    std::cout << "validation: FAILED: " << e.report.reason << "\n";
+    std::cout << "validation: FAILED: " << report.reason << "\n";
   }
-  for (std::size_t i = 0; i < e.report.elements.size(); ++i) {
-    const auto& el = e.report.elements[i];
+  for (std::size_t i = 0; i < report.elements.size(); ++i) {
+    const auto& el = report.elements[i];
     std::cout << fmt::format("  [{}] {} (valid {} .. {}; revocation: {})\n", i, el.subject,
                              pki::utc_text(el.not_before), pki::utc_text(el.not_after), el.revocation);
   }
-  if (policy.ssl_flags.negotiates() && e.report.fault == auth::ChainFault::None)
+  if (policy.ssl_flags.negotiates() && report.fault == auth::ChainFault::None)
     print_mapping_trace(*site, e);
-  const auth::Outcome& o = e.outcome;
+  const auth::Outcome& o = e.outcome();
   if (!o.user.empty() || o.allowed())
     std::cout << fmt::format("user: {} ({}{})\n", o.user.empty() ? "anonymous" : "\"" + o.user + "\"",
                              o.auth_method.empty() ? "-" : o.auth_method,
@@ -236,11 +223,18 @@ int explain_one(const ExplainArgs& a) {
     std::cout << fmt::format("authorization: allow users {}, deny users {}, allow groups {}, deny groups {}\n",
                              quoted_list(acc.allow_users), quoted_list(acc.deny_users),
                              quoted_list(acc.allow_groups), quoted_list(acc.deny_groups));
-  if (e.needs_password)
-    std::cout << "note: this location also asks for the password of \"" << o.user
-              << "\" (Basic); the verdict assumes the right one is given\n";
+  if (e.state->password_asked())
+    std::cout << "note: this location also asks for the password of \"" << e.state->evidence().basic_user
+              << (e.trace.password_assumed ? "\" (Basic); the verdict assumes the right one is given "
+                                             "(--password checks one)\n"
+                                           : "\" (Basic); the verdict checks the one given with --password\n");
   std::cout << fmt::format("verdict: {} {}{}\n", code(o), o.allowed() ? "OK" : o.row().title,
                            o.reason.empty() ? "" : ": " + o.reason);
+  // As the server logs the request (sc-status, sc-substatus, sc-win32-status, cs-username) when
+  // it answers with a file or an error page.
+  const auto& row = o.row();
+  std::cout << fmt::format("logged as: status {} substatus {} win32 {} user {}\n", row.status, row.substatus,
+                           row.win32, o.user.empty() ? "-" : o.user);
   std::cout << fmt::format("decided by: {}:{}\n", std::filesystem::path(o.where.file_name()).filename().string(),
                            o.where.line());
   return o.allowed() ? kOk : kRejected;
@@ -279,6 +273,7 @@ int compare(const ExplainArgs& a) {
     return kUsage;
   }
   const std::string hidden_before = hidden_in(*site_before, *path), hidden_now = hidden_in(*site_now, *path);
+  revocation::Store store(revocation::store_settings(now->cfg.server));
   std::size_t checked = 0, changed = 0;
   for (const auto& f : files) {
     auto certs = pki::parse_certificates(pki::read_file(f));
@@ -286,7 +281,7 @@ int compare(const ExplainArgs& a) {
     ++checked;
     auto show = [&](const runtime::SiteRuntime& site, const std::string& hidden) -> std::string {
       if (!hidden.empty()) return "404.8 -";
-      const auth::Outcome o = evaluate(site, *path, certs, pki::Detail::Brief).outcome;
+      const auth::Outcome o = evaluate(site, *path, certs, pki::Detail::Brief, store, std::nullopt)->outcome();
       return code(o) + " " + (o.user.empty() ? "-" : o.user);
     };
     const std::string old_answer = show(*site_before, hidden_before), new_answer = show(*site_now, hidden_now);

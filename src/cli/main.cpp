@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
       "verify", "validate a client certificate the way a site would (exit 0 accepted, 1 rejected)");
   verify->add_option("-c,--config", v.config_file, "use a site's trust settings from this config");
   verify->add_option("--site", v.site, "site name (with -c)");
+  verify->add_option("--path", v.path, "request path whose mapping and authorization apply (with -c; default /)");
   verify->add_option("--ca", v.cas, "trusted issuer certificate file (PEM/DER); repeatable");
   verify->add_option("--untrusted", v.untrusted, "intermediate certificate file; repeatable");
   verify->add_option("--crl", v.crls, "CRL file or folder (PEM/DER); repeatable");
@@ -72,6 +73,8 @@ int main(int argc, char** argv) {
   explain->add_option("-c,--config", x.config_file, "configuration file")->required();
   explain->add_option("--site", x.site, "site name")->required();
   explain->add_option("--path", x.path, "request path (default /)");
+  explain->add_option("--password", x.password,
+                      "two-factor locations: check this password of the mapped user (default: assume the right one)");
   explain->add_option("--compare", x.compare_with,
                       "OLD.toml: list the certificates in the folder CERT whose user or verdict "
                       "changes between OLD.toml and -c (exit 1 when any does)");

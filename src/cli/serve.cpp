@@ -2,6 +2,7 @@
 #include "config/config.hpp"
 #include "http/server.hpp"
 #include "pki/load.hpp"
+#include "runtime/process_clock.hpp"
 #include "runtime/snapshot.hpp"
 
 #include <spdlog/spdlog.h>
@@ -17,7 +18,7 @@ namespace {
 // Parse, check and compile; prints the error and returns null when the config is unusable.
 std::shared_ptr<const runtime::Snapshot> load(const std::string& file) {
   try {
-    return runtime::compile(config::load(file), 1);
+    return runtime::compile(config::load(file), 1, runtime::process_clock());
   } catch (const config::ConfigError& e) {
     std::cerr << "certgate: configuration error: " << e.what() << "\n";
   } catch (const runtime::CompileError& e) {
@@ -35,8 +36,9 @@ int serve(const std::string& config_file, bool quiet) {
   if (!snap) return kUsage;
   http::ServeOptions options;
   options.quiet = quiet;
+  options.clock = &runtime::process_clock();
   options.reload = [config_file](std::uint64_t generation) {
-    return runtime::compile(config::load(config_file), generation);
+    return runtime::compile(config::load(config_file), generation, runtime::process_clock());
   };
   return http::serve(snap, options);
 }

@@ -7,6 +7,8 @@
 #include "pki/jwt.hpp"
 #include "pki/load.hpp"
 #include "pki/x509_text.hpp"
+#include "http/path.hpp"
+#include "pipeline/evidence.hpp"
 #include "revocation/cert_urls.hpp"
 #include "revocation/online.hpp"
 #include "runtime/snapshot.hpp"
@@ -97,11 +99,15 @@ std::shared_ptr<const pki::TrustStore> trust_from_args(const VerifyArgs& a) {
                                            std::move(crls), std::move(o));
 }
 
-void print_text(const auth::Outcome& o, const auth::ChainReport& r) {
+// `with_user`: a site's decision (-c), which names the user the server would log.
+void print_text(const auth::Outcome& o, const auth::ChainReport& r, bool with_user) {
   const auto& row = o.row();
   if (o.allowed()) std::cout << "200.0 OK\n";
   else std::cout << row.status << "." << row.substatus << " " << o.reason << "\n";
   if (!o.allowed()) std::cout << fmt::format("  win32: {} (0x{:08X}) {}\n", row.win32, row.win32, row.token);
+  if (with_user)
+    std::cout << fmt::format("  user: {}{}\n", o.user.empty() ? "-" : o.user,
+                             o.auth_method.empty() ? "" : " (" + o.auth_method + (o.rule.empty() ? "" : ", by " + o.rule) + ")");
   for (std::size_t i = 0; i < r.elements.size(); ++i) {
     const auto& e = r.elements[i];
     std::cout << fmt::format("  [{}] subject:    {}\n", i, e.subject)
@@ -114,11 +120,13 @@ void print_text(const auth::Outcome& o, const auth::ChainReport& r) {
   }
 }
 
-void print_json(const auth::Outcome& o, const auth::ChainReport& r) {
+void print_json(const auth::Outcome& o, const auth::ChainReport& r, bool with_user) {
   const auto& row = o.row();
-  std::cout << fmt::format(R"({{"status":{},"substatus":{},"win32":{},"token":{},"accepted":{},"reason":{},"chain":[)",
+  std::cout << fmt::format(R"({{"status":{},"substatus":{},"win32":{},"token":{},"accepted":{},"reason":{},)",
                            row.status, row.substatus, row.win32, json_str(row.token),
                            o.allowed() ? "true" : "false", json_str(o.reason));
+  if (with_user) std::cout << fmt::format(R"("user":{},)", json_str(o.user));
+  std::cout << R"("chain":[)";
   for (std::size_t i = 0; i < r.elements.size(); ++i) {
     const auto& e = r.elements[i];
     std::cout << (i ? "," : "")
@@ -134,12 +142,18 @@ void print_json(const auth::Outcome& o, const auth::ChainReport& r) {
 
 int verify(const VerifyArgs& a) {
   std::shared_ptr<const pki::TrustStore> trust;
-  std::filesystem::path cache_dir = a.cache_dir;
   std::shared_ptr<const runtime::Snapshot> snap;
+  const runtime::SiteRuntime* site = nullptr;
+  revocation::StoreSettings settings;
+  // Without a site, the command line's trust on a location that asks for a certificate and lets
+  // anyone with a valid one in (no mapping): the chain verdict alone.
+  runtime::SiteRuntime command_line;
+  command_line.cfg.name = "(command line)";
+  auth::LocationPolicy policy{auth::SslFlags{auth::kSslNegotiateCert}, true};
+  const auth::LocationPolicy* location = &policy;
   try {
     if (!a.config_file.empty()) {
       snap = runtime::compile(config::load(a.config_file), 1);
-      const runtime::SiteRuntime* site = nullptr;
       for (const auto& s : snap->sites)
         if (s.cfg.name == a.site) site = &s;
       if (site == nullptr) {
@@ -151,7 +165,20 @@ int verify(const VerifyArgs& a) {
         return kUsage;
       }
       trust = site->trust;
-      if (cache_dir.empty()) cache_dir = snap->cfg.server.cache_dir;
+      settings = revocation::store_settings(snap->cfg.server);
+      const auto path = http::normalize_target(a.path);
+      if (!path) {
+        std::cerr << "certgate verify: --path " << a.path << " is not a valid request path\n";
+        return kUsage;
+      }
+      // The site's decision at the path (mapping and authorization included); a location that
+      // does not ask for a certificate is decided as if it did, since validating is the point.
+      location = &site->policy_for(path->path);
+      if (!location->ssl_flags.negotiates()) {
+        policy = *location;
+        policy.ssl_flags.bits |= auth::kSslNegotiateCert;
+        location = &policy;
+      }
       // The site's trust with another revocation mode, or other weak-crypto settings.
       if (!a.revocation.empty() || a.urlfetch || has_strength_args(a)) {
         pki::TrustOptions o = trust->options();
@@ -173,6 +200,11 @@ int verify(const VerifyArgs& a) {
     std::cerr << "certgate verify: " << e.what() << "\n";
     return kUsage;
   }
+  if (!a.cache_dir.empty()) settings.cache_dir = a.cache_dir;
+  if (!site) {
+    command_line.trust = trust;
+    site = &command_line;
+  }
 
   std::string bytes;
   try {
@@ -182,53 +214,59 @@ int verify(const VerifyArgs& a) {
     return kUsage;
   }
   auto certs = pki::parse_certificates(bytes);
-  auth::ChainReport report;
-  std::map<std::string, revocation::CertUrls> urls_by_subject;
-  std::vector<revocation::FetchEvent> fetch_events;
   if (certs.empty()) {
     pki::openssl_errors();  // discard the parser's complaints: the verdict says it plainly
-    report.fault = auth::ChainFault::Malformed;
-    report.reason = a.cert + " holds no readable certificate (neither PEM nor DER)";
-  } else {
-    pki::X509StackView presented(sk_X509_new_null());
-    for (std::size_t i = 1; i < certs.size(); ++i) sk_X509_push(presented.get(), certs[i].get());
-    // The server's loop, run to completion here: validate, fetch what is missing, again.
-    revocation::StoreSettings settings;
-    settings.cache_dir = cache_dir;
-    revocation::Store store(settings);
-    std::mutex mu;
-    std::vector<revocation::FetchEvent> events;
-    store.set_recorder([&](const revocation::FetchEvent& e) {
-      std::lock_guard lock(mu);
-      events.push_back(e);
-    });
-    revocation::Validation v;
-    for (int round = 0; round <= revocation::kMaxFetchRounds; ++round) {
-      v = revocation::validate(*trust, &store, certs[0].get(), presented.get(),
-                               round < revocation::kMaxFetchRounds, a.at, pki::Detail::Full);
-      if (v.needs.empty()) break;
-      store.fetch_and_wait(std::move(v.needs));
-    }
-    report = std::move(v.report);
-    if (a.urlfetch && !a.json) {
-      urls_by_subject[pki::subject_text(certs[0].get())] = revocation::cert_urls(certs[0].get());
-      for (std::size_t i = 1; i < certs.size(); ++i)
-        urls_by_subject[pki::subject_text(certs[i].get())] = revocation::cert_urls(certs[i].get());
-      for (int i = 0; i < sk_X509_num(trust->intermediates()); ++i) {
-        X509* c = sk_X509_value(trust->intermediates(), i);
-        urls_by_subject.emplace(pki::subject_text(c), revocation::cert_urls(c));
-      }
-      for (const auto& c : store.issuer_certificates())
-        urls_by_subject.emplace(pki::subject_text(c.get()), revocation::cert_urls(c.get()));
-      fetch_events = events;
-    }
+    auth::ChainReport report{auth::ChainFault::Malformed,
+                             a.cert + " holds no readable certificate (neither PEM nor DER)", {}};
+    auth::RequestEvidence ev{true, 256, true, true, &report};
+    auth::Outcome outcome = auth::decide(policy, ev);
+    if (a.json) print_json(outcome, report, false);
+    else print_text(outcome, report, false);
+    return kRejected;
   }
-  // The same stage the server runs (auth/stage_chain.cpp), on a location that negotiates.
-  auth::LocationPolicy policy{auth::SslFlags{auth::kSslNegotiateCert}, true};
-  auth::RequestEvidence ev{true, 256, true, true, &report};
-  auth::Outcome outcome = auth::stage_chain(policy, ev).value_or(auth::Outcome{});
-  if (a.json) print_json(outcome, report);
-  else print_text(outcome, report);
+  // The server's evidence pipeline, its needs met here: fetches through the same store
+  // settings and cache files, directory searches with the site's settings.
+  revocation::Store store(settings);
+  std::mutex mu;
+  std::vector<revocation::FetchEvent> events;
+  store.set_recorder([&](const revocation::FetchEvent& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  });
+  std::optional<runtime::ManualClock> fixed;  // --at: the time stands still there
+  if (a.at) fixed.emplace(*a.at);
+  tls::TlsFacts facts = tls::TlsFacts::from_certificates(certs, true);
+  pipeline::Inputs in;
+  in.site = site;
+  in.policy = location;
+  in.tls = &facts;
+  in.store = &store;
+  in.trust = trust.get();
+  in.detail = pki::Detail::Full;
+  if (fixed) in.clock = &*fixed;
+  pipeline::RequestState state(in);
+  pipeline::run_to_decision(state, std::nullopt);
+  auth::ChainReport none;
+  const auth::ChainReport& report = state.evidence().chain ? *state.evidence().chain : none;
+  const auth::Outcome& outcome = state.outcome();
+  std::map<std::string, revocation::CertUrls> urls_by_subject;
+  std::vector<revocation::FetchEvent> fetch_events;
+  if (a.urlfetch && !a.json) {
+    urls_by_subject[pki::subject_text(certs[0].get())] = revocation::cert_urls(certs[0].get());
+    for (std::size_t i = 1; i < certs.size(); ++i)
+      urls_by_subject[pki::subject_text(certs[i].get())] = revocation::cert_urls(certs[i].get());
+    for (int i = 0; i < sk_X509_num(trust->intermediates()); ++i) {
+      X509* c = sk_X509_value(trust->intermediates(), i);
+      urls_by_subject.emplace(pki::subject_text(c), revocation::cert_urls(c));
+    }
+    for (const auto& c : store.issuer_certificates())
+      urls_by_subject.emplace(pki::subject_text(c.get()), revocation::cert_urls(c.get()));
+    std::lock_guard lock(mu);
+    fetch_events = events;
+  }
+  const bool with_user = site != &command_line;
+  if (a.json) print_json(outcome, report, with_user);
+  else print_text(outcome, report, with_user);
   if (a.urlfetch && !a.json) print_urls(urls_by_subject, fetch_events, report);
   return outcome.allowed() ? kOk : kRejected;
 }

@@ -4,7 +4,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -14,13 +13,9 @@
 
 namespace certgate::directory {
 
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 struct DirectoryService::Shared {
+  const runtime::Clock* clock = nullptr;  // answers expire by its steady reading
+  std::int64_t steady_ms() const { return clock->steady_ms(); }
   config::DirectoryMapping settings;
   auth::DirectoryPolicy policy;
   auth::DirectoryNaming naming;
@@ -85,7 +80,7 @@ struct DirectoryService::Shared {
       const auth::DirectoryAnswer answer = conn.lookup(auth::directory_plan(cert, self->policy));
       self->note_health(answer);
       auto outcome = std::make_shared<const auth::Outcome>(auth::judge_directory(cert, answer, self->naming));
-      Mapped m{outcome, steady_ms() + self->ttl_ms(*outcome)};
+      Mapped m{outcome, self->steady_ms() + self->ttl_ms(*outcome)};
       std::vector<std::function<void(Mapped)>> waiters;
       {
         std::lock_guard lock(self->mu);
@@ -101,9 +96,11 @@ struct DirectoryService::Shared {
   }
 };
 
-DirectoryService::DirectoryService(config::DirectoryMapping settings, std::string site_name)
+DirectoryService::DirectoryService(config::DirectoryMapping settings, std::string site_name,
+                                   const runtime::Clock& clock)
     : shared_(std::make_shared<Shared>()) {
   Shared& s = *shared_;
+  s.clock = &clock;
   s.settings = std::move(settings);
   s.site = std::move(site_name);
   s.policy.account_filter = s.settings.account_filter;
@@ -125,7 +122,7 @@ DirectoryService::~DirectoryService() {
 std::optional<Mapped> DirectoryService::cached(const auth::CertFacts& cert) const {
   std::lock_guard lock(shared_->mu);
   auto it = shared_->cache.find(cert.der_sha256);
-  if (it == shared_->cache.end() || it->second.expires_ms <= steady_ms()) return std::nullopt;
+  if (it == shared_->cache.end() || it->second.expires_ms <= shared_->steady_ms()) return std::nullopt;
   return it->second;
 }
 
@@ -134,7 +131,7 @@ void DirectoryService::lookup(const auth::CertFacts& cert, std::function<void(Ma
   std::optional<Mapped> answer;
   {
     std::lock_guard lock(s.mu);
-    if (auto it = s.cache.find(cert.der_sha256); it != s.cache.end() && it->second.expires_ms > steady_ms()) {
+    if (auto it = s.cache.find(cert.der_sha256); it != s.cache.end() && it->second.expires_ms > s.steady_ms()) {
       answer = it->second;
     } else if (auto w = s.waiting.find(cert.der_sha256); w != s.waiting.end()) {
       w->second.push_back(std::move(done));  // this certificate is being looked up: share it

@@ -5,6 +5,7 @@
 // account"). Request loops never wait on the directory: they get a callback.
 #include "auth/directory.hpp"
 #include "config/config.hpp"
+#include "runtime/clock.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -15,12 +16,13 @@ namespace certgate::directory {
 
 struct Mapped {
   std::shared_ptr<const auth::Outcome> outcome;
-  std::int64_t expires_ms = 0;  // steady-clock ms after which the directory is asked again
+  std::int64_t expires_ms = 0;  // Clock::steady_ms() after which the directory is asked again
 };
 
 class DirectoryService {
  public:
-  DirectoryService(config::DirectoryMapping settings, std::string site_name);
+  DirectoryService(config::DirectoryMapping settings, std::string site_name,
+                   const runtime::Clock& clock = runtime::system_clock());
   // Tells the workers to finish; they exit on their own (a worker may be inside a search
   // bounded by timeout_ms, and no request loop should wait for that).
   ~DirectoryService();
@@ -40,7 +42,5 @@ class DirectoryService {
  private:
   std::shared_ptr<Shared> shared_;
 };
-
-std::int64_t steady_ms();
 
 }  // namespace certgate::directory

@@ -4,20 +4,19 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <unordered_map>
 
 namespace certgate::http {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr auto kCacheTtl = std::chrono::seconds(60);
+constexpr std::int64_t kCacheTtlMs = 60'000;
 constexpr std::size_t kCacheMax = 10000;
 
 struct CacheEntry {
   bool ok;
-  Clock::time_point expires;
+  std::int64_t expires_ms;  // runtime::Clock::steady_ms()
 };
 
 std::unordered_map<std::string, CacheEntry>& cache() {
@@ -73,21 +72,21 @@ std::string password_cache_key(const std::string& user, const std::string& passw
   return std::string(reinterpret_cast<char*>(md), n);
 }
 
-std::optional<bool> cached_password_result(const std::string& key) {
+std::optional<bool> cached_password_result(const std::string& key, const runtime::Clock& clock) {
   auto& c = cache();
   auto it = c.find(key);
   if (it == c.end()) return std::nullopt;
-  if (Clock::now() > it->second.expires) {
+  if (clock.steady_ms() > it->second.expires_ms) {
     c.erase(it);
     return std::nullopt;
   }
   return it->second.ok;
 }
 
-void remember_password_result(const std::string& key, bool ok) {
+void remember_password_result(const std::string& key, bool ok, const runtime::Clock& clock) {
   auto& c = cache();
   if (c.size() >= kCacheMax) c.clear();  // bounded; a cold cache only costs a re-check
-  c[key] = CacheEntry{ok, Clock::now() + kCacheTtl};
+  c[key] = CacheEntry{ok, clock.steady_ms() + kCacheTtlMs};
 }
 
 }  // namespace certgate::http

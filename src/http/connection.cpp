@@ -361,16 +361,22 @@ class Connection final : public ConnectionBase,
   }
 
   ConnectionInfo info() {
-    return ConnectionInfo{*snap_, *listener_, site(), Tls ? &tls_ : nullptr, local_client_, state_.revocation};
+    return ConnectionInfo{*snap_, *listener_, site(), Tls ? &tls_ : nullptr, local_client_, state_.revocation,
+                          state_.clock};
   }
 
-  void dispatch(std::optional<bool> password_ok = std::nullopt) {
-    Handled h = handle(info(), x_->req, password_ok);
+  void dispatch() { on_handled(handle(info(), x_->req, x_->routed)); }
+  void resume() { on_handled(http::resume(info(), x_->req, x_->routed)); }
+
+  void on_handled(Handled h) {
     site_ = h.site;  // plain HTTP: the site this request's Host named
+    switch (h.need) {
+      case pipeline::Need::None: break;
+      case pipeline::Need::Password: return check_password_then_resume();
+      case pipeline::Need::Revocation: return fetch_revocation_then_resume();
+      case pipeline::Need::Directory: return map_in_directory_then_resume();
+    }
     x_->path = std::move(h.path);
-    if (h.password_job) return check_password_then_dispatch(std::move(*h.password_job));
-    if (!h.revocation_job.empty()) return fetch_revocation_then_dispatch(std::move(h.revocation_job), password_ok);
-    if (h.directory_job) return map_in_directory_then_dispatch(password_ok);
     x_->outcome = std::move(h.outcome);
     if (h.proxy) return start_proxy(std::move(*h.proxy));
     if (!h.static_job && h.response.status >= 400 && !x_->parser->is_done()) {
@@ -401,7 +407,7 @@ class Connection final : public ConnectionBase,
     const auto* signer = site().signer.get();
     if (!signer || x_->outcome.user.empty()) return "";
     const auto& a = site().cfg.forward.assertion;
-    const std::int64_t now = now_ms() / 1000;
+    const std::int64_t now = state_.clock->unix_seconds();
     // Reused only for a request whose claims it states exactly: the same user may be
     // authenticated another way (two-factor at one location, the certificate alone at
     // another) or with other directory groups on the same connection.
@@ -463,7 +469,14 @@ class Connection final : public ConnectionBase,
 
   // crypt(3) is slow by design: run it on the worker pool, remember the answer on this loop.
   // Bounded: a flood of wrong passwords gets 503 instead of queueing without end.
-  void check_password_then_dispatch(PasswordJob job) {
+  void check_password_then_resume() {
+    pipeline::RequestState& st = *x_->routed.state;
+    pipeline::PasswordCheck job = st.take_password();
+    if (auto known = cached_password_result(job.cache_key, *state_.clock)) {
+      OPENSSL_cleanse(job.password.data(), job.password.size());
+      st.password_checked(*known);
+      return resume();
+    }
     if (state_.pending_passwords.fetch_add(1) >= limits().max_pending_password_checks) {
       state_.pending_passwords.fetch_sub(1);
       OPENSSL_cleanse(job.password.data(), job.password.size());
@@ -473,40 +486,40 @@ class Connection final : public ConnectionBase,
       return send(std::move(busy));
     }
     disarm();
-    asio::post(*state_.passwords, [self = this->shared_from_this(), job = std::move(job)]() mutable {
-      bool ok = check_password(job.hash, job.password);
+    asio::post(*state_.passwords, [self = this->shared_from_this(), hash = std::string(job.hash),
+                                   job = std::move(job)]() mutable {
+      bool ok = check_password(hash, job.password);
       OPENSSL_cleanse(job.password.data(), job.password.size());
       self->state_.pending_passwords.fetch_sub(1);
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), key = std::move(job.cache_key), ok]() mutable {
-        remember_password_result(key, ok);
-        self->dispatch(ok);
+        remember_password_result(key, ok, *self->state_.clock);
+        self->x_->routed.state->password_checked(ok);
+        self->resume();
       });
     });
   }
 
   // CRLs, OCSP answers or issuer certificates the validation lacks: the revocation store
   // fetches them on its own thread (joining fetches already running for the same URL); the
-  // request is decided again on this loop when all have finished, successfully or not.
-  void fetch_revocation_then_dispatch(std::vector<revocation::Need> needs, std::optional<bool> password_ok) {
+  // request's evidence walk resumes on this loop when all have finished, successfully or not.
+  void fetch_revocation_then_resume() {
     disarm();
-    state_.revocation->fetch(std::move(needs), [self = this->shared_from_this(), password_ok] {
+    state_.revocation->fetch(x_->routed.state->take_fetches(), [self = this->shared_from_this()] {
       auto& io = self->loop_.io;
-      asio::post(io, [self, password_ok] { self->dispatch(password_ok); });
+      asio::post(io, [self] { self->resume(); });
     });
   }
 
   // The directory service answers on one of its threads; the answer is kept on this
-  // connection (until it expires) and the request decided again on the loop.
-  void map_in_directory_then_dispatch(std::optional<bool> password_ok) {
+  // connection (until it expires) and the request's walk resumes on the loop.
+  void map_in_directory_then_resume() {
     disarm();
-    site().directory->lookup(tls_.leaf_facts(), [self = this->shared_from_this(), password_ok](directory::Mapped m) {
+    site().directory->lookup(tls_.leaf_facts(), [self = this->shared_from_this()](directory::Mapped m) {
       auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), m = std::move(m), password_ok]() mutable {
-        self->tls_.directory_mapped = std::move(m.outcome);
-        self->tls_.directory_until_ms = m.expires_ms;
-        self->tls_.directory_once = true;  // decides this request even if not cacheable
-        self->dispatch(password_ok);
+      asio::post(io, [self = std::move(self), m = std::move(m)]() mutable {
+        self->x_->routed.state->directory_answered(std::move(m));
+        self->resume();
       });
     });
   }
@@ -656,6 +669,7 @@ class Connection final : public ConnectionBase,
     auth::Outcome outcome;
     std::string head;
     std::string path;  // normalised, for the log
+    Routed routed;     // the request being decided
   };
   std::unique_ptr<Exchange> x_;
   std::string assertion_, assertion_user_, assertion_method_;

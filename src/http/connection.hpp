@@ -3,6 +3,7 @@
 // Beast's message types).
 #include "log/w3c.hpp"
 #include "revocation/store.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/snapshot.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -45,6 +46,7 @@ struct ServerState {
   boost::asio::thread_pool* files = nullptr;      // disk reads
   boost::asio::thread_pool* passwords = nullptr;  // crypt(3): slow on purpose, kept apart
   revocation::Store* revocation = nullptr;        // CRL / OCSP / AIA cache, shared, kept across reloads
+  const runtime::Clock* clock = &runtime::system_clock();  // what requests are decided at
   std::atomic<std::size_t> connections{0};        // open, all loops
   std::atomic<std::size_t> pending_passwords{0};
   std::string computer_name;

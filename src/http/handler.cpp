@@ -1,8 +1,5 @@
 #include "http/handler.hpp"
 
-#include "auth/decide.hpp"
-#include "auth/directory.hpp"
-#include "http/basic_auth.hpp"
 #include "http/error_page.hpp"
 #include "http/path.hpp"
 #include "http/request_filter.hpp"
@@ -56,11 +53,17 @@ Response protocol_error(const ConnectionInfo& c, auth::Verdict answer, std::stri
 }
 
 namespace {
-Handled handle_routed(const ConnectionInfo& c, const Request& req, const NormalizedTarget& target,
-                      std::string_view authority, std::optional<bool> password_ok);
+Handled start(const ConnectionInfo& c, const Request& req, Routed& r);
+Handled answer(const ConnectionInfo& c, const Request& req, Routed& r);
+
+// A request decided (or refused before the pipeline ran): the path it was decided on, for the log.
+Handled done(Handled h, Routed& r) {
+  h.path = logged_path(std::move(r.target));
+  return h;
+}
 }  // namespace
 
-Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> password_ok) {
+Handled handle(const ConnectionInfo& c, const Request& req, Routed& r) {
   Handled h;
   h.site = c.site.index;
   const std::string_view accept = req.header("Accept");
@@ -91,6 +94,8 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
     return h;
   }
   const auto* route = key->empty() ? c.listener.default_route() : c.listener.route_for_host(*key);
+  r.target = std::move(*target);
+  r.authority = authority;
   if (!c.tls) {
     // Plain HTTP has no handshake to choose the site: the Host does, for every request.
     if (!route) {
@@ -99,11 +104,10 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
       return h;
     }
     ConnectionInfo routed{c.snap, c.listener, c.snap.sites[route->site], c.tls, c.client_is_local,
-                          c.revocation};
-    Handled r = handle_routed(routed, req, *target, authority, password_ok);
-    r.site = route->site;
-    r.path = logged_path(std::move(*target));
-    return r;
+                          c.revocation, c.clock};
+    Handled out = start(routed, req, r);
+    out.site = route->site;
+    return out;
   }
   if (!key->empty() && route && route->site != c.site.index) {
     // An https connection belongs to the site its TLS handshake (SNI) chose. A Host naming
@@ -117,25 +121,32 @@ Handled handle(const ConnectionInfo& c, const Request& req, std::optional<bool> 
                        accept);
     return h;
   }
-  Handled r = handle_routed(c, req, *target, authority, password_ok);
-  r.site = c.site.index;
-  r.path = logged_path(std::move(*target));
-  return r;
+  Handled out = start(c, req, r);
+  out.site = c.site.index;
+  return out;
+}
+
+Handled resume(const ConnectionInfo& c, const Request& req, Routed& r) {
+  Handled h;
+  h.site = c.site.index;
+  if ((h.need = r.state->advance()) != pipeline::Need::None) return h;
+  h = answer(c, req, r);
+  h.site = c.site.index;
+  return h;
 }
 
 namespace {
-Handled handle_routed(const ConnectionInfo& c, const Request& req, const NormalizedTarget& target,
-                      std::string_view authority, std::optional<bool> password_ok) {
+Handled start(const ConnectionInfo& c, const Request& req, Routed& r) {
   Handled h;
+  const NormalizedTarget& target = r.target;
   const std::string_view accept = req.header("Accept");
   // A proxied path goes to the backend exactly as the policy below sees it, or not at all.
-  const std::string& backend = c.site.backend_for(target.path);
-  std::optional<std::string> forward;
-  if (!backend.empty() && !(forward = forward_target(target))) {
+  r.backend = &c.site.backend_for(target.path);
+  if (!r.backend->empty() && !(r.forward = forward_target(target))) {
     h.response = protocol_error(c, auth::Verdict::Http400_BadRequest, "the request path has a segment that backends resolve to "
                                         "another path (a path parameter on '.' or '..', a trailing "
                                         "dot or space, or a second level of percent-encoding)", accept);
-    return h;
+    return done(std::move(h), r);
   }
   // The assertion's public keys are public: a backend fetches them without a certificate.
   if (c.site.signer && target.path == c.site.cfg.forward.assertion.jwks_path) {
@@ -144,7 +155,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
     h.response.body = c.site.signer->jwks();
     h.response.head_only = req.method == "HEAD";
     h.outcome.auth_method = "Anonymous";
-    return h;
+    return done(std::move(h), r);
   }
   // IIS request filtering runs before authentication, for files and the backend alike: hidden
   // content is refused the same way to everyone.
@@ -153,79 +164,38 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
                        "the path contains the hidden segment '" + std::string(seg) +
                            "' (request filtering: hidden_segments / allow_dot_segments)",
                        accept);
-    return h;
+    return done(std::move(h), r);
   }
+  pipeline::Inputs in;
+  in.site = &c.site;
+  in.policy = &c.site.policy_for(target.path);
+  in.tls = c.tls;
+  in.store = c.revocation;
+  in.clock = c.clock;
+  in.authorization = req.header("Authorization");
+  r.state.emplace(in);
+  if ((h.need = r.state->advance()) != pipeline::Need::None) return h;
+  return answer(c, req, r);
+}
 
-  const auth::LocationPolicy& policy = c.site.policy_for(target.path);
-  auth::RequestEvidence ev;
-  ev.over_tls = c.tls != nullptr;
-  if (c.tls) {
-    ev.cipher_bits = c.tls->cipher_bits;
-    ev.cert_requested = c.tls->cert_requested;
-    ev.cert_presented = c.tls->leaf != nullptr;
-    if (ev.cert_presented && policy.ssl_flags.negotiates()) {
-      std::vector<revocation::Need> needs;
-      ev.chain = c.tls->report_for(c.site, c.revocation, needs);
-      if (!ev.chain) {
-        h.revocation_job = std::move(needs);
-        return h;
-      }
-      if (ev.chain->fault == auth::ChainFault::None && c.site.auth.mapping_enabled) {
-        ev.mapped = &c.tls->mapping_for(c.site);
-        if (auth::defers_to_directory(c.site.auth, *ev.mapped)) {
-          ev.cert = &c.tls->leaf_facts();
-          const bool once = std::exchange(c.tls->directory_once, false);
-          if (!c.tls->directory_mapped ||
-              (!once && c.tls->directory_until_ms <= directory::steady_ms())) {
-            auto hit = c.site.directory->cached(*ev.cert);
-            if (!hit) {
-              h.directory_job = true;
-              return h;
-            }
-            c.tls->directory_mapped = std::move(hit->outcome);
-            c.tls->directory_until_ms = hit->expires_ms;
-          }
-          ev.mapped = c.tls->directory_mapped.get();
-        }
-      } else if (ev.chain->fault == auth::ChainFault::None) {
-        // No mapping: the request runs as anonymous or Basic, and the core vouches for the
-        // certificate this location validated (forwarded for the backend to map) given its facts.
-        ev.cert = &c.tls->leaf_facts();
-      }
-    }
-  }
-  // Basic credentials matter only where Basic or two-factor can use them.
-  const std::string_view authorization = req.header("Authorization");
-  if ((c.site.auth.basic_enabled || policy.require_password) && is_basic(authorization)) {
-    auto creds = parse_basic(authorization);
-    ev.basic = auth::PasswordCheck::Invalid;
-    if (creds) {
-      ev.basic_user = creds->user;
-      auto it = c.site.basic_users.find(auth::fold(creds->user));
-      if (it != c.site.basic_users.end()) {
-        std::string key = password_cache_key(creds->user, creds->password, it->second);
-        std::optional<bool> ok = password_ok ? password_ok : cached_password_result(key);
-        if (!ok) {
-          h.password_job = PasswordJob{it->second, std::move(creds->password), std::move(key)};
-          return h;
-        }
-        ev.basic = *ok ? auth::PasswordCheck::Valid : auth::PasswordCheck::Invalid;
-      }
-    }
-  }
-  h.outcome = auth::decide(policy, ev);
+Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
+  Handled h;
+  const NormalizedTarget& target = r.target;
+  const std::string_view accept = req.header("Accept");
+  const auth::LocationPolicy& policy = *r.state->inputs().policy;
+  h.outcome = r.state->take_outcome();
   if (!h.outcome.allowed()) {
     h.response = error_response(from_outcome(h.outcome), detailed_for(c), prefers_json(accept));
     if (h.outcome.challenge)
       h.response.set("WWW-Authenticate", "Basic realm=\"" + c.site.auth.realm + "\", charset=\"UTF-8\"");
-    return h;
+    return done(std::move(h), r);
   }
-  if (!backend.empty()) {
+  if (!r.backend->empty()) {
     ProxyPlan plan;
-    plan.backend = &c.site.backends.at(backend);
-    plan.backend_key = backend;
-    plan.target = std::move(*forward);
-    plan.host = authority;
+    plan.backend = &c.site.backends.at(*r.backend);
+    plan.backend_key = *r.backend;
+    plan.target = std::move(*r.forward);
+    plan.host = r.authority;
     plan.websocket = iequals(req.header("Upgrade"), "websocket");
     if (plan.websocket) plan.websocket_accept = websocket_accept(req.header("Sec-WebSocket-Key"));
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
@@ -234,12 +204,12 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
       plan.chain = c.tls->presented_chain();
     }
     h.proxy = std::move(plan);
-    return h;
+    return done(std::move(h), r);
   }
   if (req.method != "GET" && req.method != "HEAD") {
     h.response = error(c, auth::Verdict::Http405_MethodNotAllowed, "this site serves static files: only GET and HEAD", accept);
     h.response.set("Allow", "GET, HEAD");
-    return h;
+    return done(std::move(h), r);
   }
   StaticRequest job;
   job.root = c.site.cfg.root;
@@ -253,7 +223,7 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
   job.range = req.header("Range");
   job.if_range = req.header("If-Range");
   h.static_job = std::move(job);
-  return h;
+  return done(std::move(h), r);
 }
 
 }  // namespace

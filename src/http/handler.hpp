@@ -1,10 +1,12 @@
 #pragma once
-// One request, from parsed message to answer: gathers the evidence (site, location policy,
-// TLS facts, chain validation), asks auth::decide(), and either answers an error page or
-// hands a static-file job to the file pool. No sockets here.
+// One request, from parsed message to answer: routes it (target, Host, site, request
+// filtering), has the evidence pipeline (pipeline/evidence.hpp) decide it, and either answers an
+// error page or hands a static-file or proxy job on. No sockets here.
 #include "auth/verdict.hpp"
 #include "http/message.hpp"
+#include "http/path.hpp"
 #include "http/static_files.hpp"
+#include "pipeline/evidence.hpp"
 #include "runtime/snapshot.hpp"
 #include "tls/tls_facts.hpp"
 
@@ -19,13 +21,7 @@ struct ConnectionInfo {
   tls::TlsFacts* tls = nullptr;  // null on a plain-HTTP binding
   bool client_is_local = false;
   revocation::Store* revocation = nullptr;  // the process's revocation cache (null: local CRLs only)
-};
-
-// A Basic password to check on the worker pool before the request can be decided.
-struct PasswordJob {
-  std::string hash;
-  std::string password;
-  std::string cache_key;
+  const runtime::Clock* clock = &runtime::system_clock();
 };
 
 // Forward to a backend (http/proxy_exchange.hpp carries it out).
@@ -48,9 +44,8 @@ struct Handled {
   Response response;                     // the answer, unless a job is set
   std::optional<StaticRequest> static_job;  // to run on the file pool
   std::optional<ProxyPlan> proxy;           // to forward, with the caller's identity
-  std::optional<PasswordJob> password_job;  // check, remember, then handle() again
-  std::vector<revocation::Need> revocation_job;  // fetch these, then handle() again
-  bool directory_job = false;  // ask c.site.directory for the leaf's account, then handle() again
+  // Not decided yet: meet the pipeline's need (Routed::state), then resume().
+  pipeline::Need need = pipeline::Need::None;
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
   std::size_t site = 0;  // the site that answered: the TLS connection's, or (plain HTTP) the Host's
   // The decoded, normalised path the policy was decided on (its trailing '/' kept), for the W3C
@@ -58,10 +53,21 @@ struct Handled {
   std::string path;
 };
 
-// `password_ok`: the answer of a password_job this request asked for earlier. On a plain-HTTP
-// binding `conn.site` is ignored: every request goes to the site its Host names.
-Handled handle(const ConnectionInfo& conn, const Request& req,
-               std::optional<bool> password_ok = std::nullopt);
+// A request routed and being decided: what routing found, and the evidence gathered so far.
+// The caller keeps it (with the request) while a need is met.
+struct Routed {
+  std::optional<pipeline::RequestState> state;
+  NormalizedTarget target;
+  std::optional<std::string> forward;  // the backend's target, when proxied
+  std::string_view authority;          // into the request
+  const std::string* backend = nullptr;
+};
+
+// On a plain-HTTP binding `conn.site` is ignored: every request goes to the site its Host names.
+Handled handle(const ConnectionInfo& conn, const Request& req, Routed& routed);
+// After handle() (or resume()) returned a need and it was met: decides and answers. `conn.site`
+// is the site handle() returned.
+Handled resume(const ConnectionInfo& conn, const Request& req, Routed& routed);
 
 // Error answer for a request that could not even be parsed (400, 408, 413, 414, 431), or that
 // must not wait (503): the connection closes after it.

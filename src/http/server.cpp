@@ -134,6 +134,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   state.writer = &writer;
   state.files = &workers;
   state.passwords = &password_workers;
+  state.clock = options.clock;
   // Destroyed explicitly below, between the loops' threads and the loops themselves.
   auto revocation_store = std::make_unique<revocation::Store>(revocation::store_settings(server_cfg));
   state.revocation = revocation_store.get();

@@ -15,6 +15,7 @@ struct ServeOptions {
   // Builds the next generation on SIGHUP; throws with a message when the config is unusable
   // (the running generation then stays in force).
   std::function<std::shared_ptr<const runtime::Snapshot>(std::uint64_t generation)> reload;
+  const runtime::Clock* clock = &runtime::system_clock();  // what requests are decided at
 };
 
 // Binds every listener, serves until SIGTERM/SIGINT, then stops accepting, lets in-flight

@@ -153,13 +153,13 @@ void build_proxy(SiteRuntime& site) {
   }
 }
 
-void build_auth(SiteRuntime& site, const std::filesystem::path& base) {
+void build_auth(SiteRuntime& site, const std::filesystem::path& base, const Clock& clock) {
   const config::Site& c = site.cfg;
   auth::SiteAuth& a = site.auth;
   const std::string where = "site \"" + c.name + "\": ";
   a.mapping_enabled = c.mapping.enabled || c.directory.enabled;
   a.directory_enabled = c.directory.enabled;
-  if (c.directory.enabled) site.directory = std::make_shared<directory::DirectoryService>(c.directory, c.name);
+  if (c.directory.enabled) site.directory = std::make_shared<directory::DirectoryService>(c.directory, c.name, clock);
   a.one_to_one_enabled = c.mapping.one_to_one_enabled;
   a.many_to_one_enabled = c.mapping.many_to_one_enabled;
   for (const auto& o : c.mapping.one_to_one) {
@@ -302,7 +302,7 @@ const ListenerRuntime::Route* ListenerRuntime::default_route() const {
   return nullptr;
 }
 
-std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t generation) {
+std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t generation, const Clock& clock) {
   auto snap = std::make_shared<Snapshot>();
   snap->generation = generation;
   snap->warnings = cfg.warnings;
@@ -311,7 +311,7 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
     site.cfg = cfg.sites[i];
     site.index = i;
     site.trust = build_trust(site.cfg);
-    build_auth(site, cfg.base);
+    build_auth(site, cfg.base, clock);
     build_proxy(site);
     for (const auto& l : site.cfg.locations) site.locations.push_back({lower(l.path), l, {}, {}});
     std::stable_sort(site.locations.begin(), site.locations.end(),
@@ -333,7 +333,7 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
       }
       SSL_CTX* ctx = nullptr;
       if (b.https) {
-        auto built = tls::make_server_context(site, b, cfg.server);
+        auto built = tls::make_server_context(site, b, cfg.server, clock);
         for (auto& w : built.warnings) snap->warnings.push_back(std::move(w));
         ctx = built.ctx.get();
         snap->contexts.push_back(std::move(built.ctx));

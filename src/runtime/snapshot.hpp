@@ -11,6 +11,7 @@
 #include "pki/validation_cache.hpp"
 #include "pki/openssl_ptr.hpp"
 #include "pki/trust_store.hpp"
+#include "runtime/clock.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -93,7 +94,9 @@ struct CompileError : std::runtime_error {
 
 // Loads every certificate, key and CRL the config names and builds the TLS contexts.
 // Throws CompileError (or pki::LoadError) naming the site, key and file that is wrong.
-std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t generation);
+// `clock`: what the generation's caches (directory answers, TLS sessions and tickets) expire by.
+std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t generation,
+                                        const Clock& clock = system_clock());
 
 // Segment-wise, case-insensitive prefix match: "/admin" matches "/admin/x", not "/administrator".
 bool path_in_location(std::string_view path, std::string_view location);

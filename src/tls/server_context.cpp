@@ -170,7 +170,7 @@ std::string sni_name(const SSL* ssl) {
 }
 
 BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b,
-                                 const config::ServerSettings& server) {
+                                 const config::ServerSettings& server, const runtime::Clock& clock) {
   BuiltContext out;
   const std::string where = "site \"" + site.cfg.name + "\" binding " + b.listen +
                             (b.host.empty() ? "" : " (" + b.host + ")") + ": ";
@@ -210,7 +210,7 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   SSL_CTX_set_num_tickets(ctx, 1);
   if (server.session_resumption == config::SessionResumption::Cache) {
     use_shared_session_cache(ctx, server.session_cache_size, server.session_cache_bytes,
-                             server.session_timeout_seconds);
+                             server.session_timeout_seconds, clock);
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);  // TLS 1.2 clients without tickets
     // OpenSSL's own cache cannot weigh its sessions: bound the count so that even sessions
@@ -220,7 +220,7 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
         ctx, static_cast<long>(std::max<std::size_t>(1, std::min(server.session_cache_size,
                                                                  server.session_cache_bytes / worst))));
     SSL_CTX_set_timeout(ctx, static_cast<long>(server.session_timeout_seconds));
-    use_rotating_ticket_keys(ctx);
+    use_rotating_ticket_keys(ctx, clock);
   }
 
   pki::KeyAndChain id;

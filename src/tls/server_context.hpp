@@ -19,7 +19,7 @@ struct BuiltContext {
 
 // Throws runtime::CompileError naming the site, binding and file.
 BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& binding,
-                                 const config::ServerSettings& server);
+                                 const config::ServerSettings& server, const runtime::Clock& clock);
 
 // Installs the ClientHello hook that picks a route by SNI on every context of the listener.
 // The listener must outlive those contexts (both belong to one Snapshot).

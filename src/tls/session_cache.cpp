@@ -30,8 +30,9 @@ std::size_t estimated_bytes(SSL* ssl, SSL_SESSION* s) {
 
 class SessionCache {
  public:
-  void set_limits(std::size_t max, std::size_t max_bytes) {
+  void set_limits(std::size_t max, std::size_t max_bytes, const runtime::Clock& clock) {
     std::lock_guard lock(mu_);
+    clock_ = &clock;
     max_ = std::max(max_, max);  // the largest any context asked for
     max_bytes_ = std::max(max_bytes_, max_bytes);
   }
@@ -56,7 +57,7 @@ class SessionCache {
     auto it = index_.find(id);
     if (it == index_.end()) return nullptr;
     SSL_SESSION* s = it->second->session;
-    const std::int64_t now = static_cast<std::int64_t>(time(nullptr));
+    const std::int64_t now = clock_->unix_seconds();
     if (now > static_cast<std::int64_t>(SSL_SESSION_get_time(s)) + SSL_SESSION_get_timeout(s)) {
       drop(it);
       return nullptr;
@@ -72,6 +73,7 @@ class SessionCache {
   }
 
  private:
+  const runtime::Clock* clock_ = &runtime::system_clock();
   struct Entry {
     std::string id;
     SSL_SESSION* session;
@@ -124,8 +126,8 @@ std::size_t largest_session_bytes(std::size_t cert_list_bytes) {
 }
 
 void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::size_t max_bytes,
-                              std::uint32_t timeout_seconds) {
-  cache().set_limits(max_sessions, max_bytes);
+                              std::uint32_t timeout_seconds, const runtime::Clock& clock) {
+  cache().set_limits(max_sessions, max_bytes, clock);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);  // TLS 1.2: session IDs; TLS 1.3: stateful tickets
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_sess_set_new_cb(ctx, new_session);

@@ -6,6 +6,8 @@
 // to decrypt and no certificate to decode again, which halves the CPU of a resumed handshake.
 // Sessions stay bound to their site by the session id context; bounded in count and in
 // (estimated) bytes, expired by age.
+#include "runtime/clock.hpp"
+
 #include <openssl/ssl.h>
 
 #include <cstddef>
@@ -17,7 +19,8 @@ namespace certgate::tls {
 // (an estimate: the session plus its decoded certificates).
 std::size_t largest_session_bytes(std::size_t cert_list_bytes);
 
+// `clock`: what sessions age by (the process has one cache, so one clock: the last given).
 void use_shared_session_cache(SSL_CTX* ctx, std::size_t max_sessions, std::size_t max_bytes,
-                              std::uint32_t timeout_seconds);
+                              std::uint32_t timeout_seconds, const runtime::Clock& clock);
 
 }  // namespace certgate::tls

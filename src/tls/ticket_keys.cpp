@@ -5,7 +5,6 @@
 #include <openssl/rand.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -31,11 +30,9 @@ struct Ring {
 std::atomic<std::shared_ptr<const Ring>> g_ring;
 std::mutex g_rotate;
 
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+std::atomic<const runtime::Clock*> g_clock{&runtime::system_clock()};
+
+std::int64_t now_seconds() { return g_clock.load(std::memory_order_relaxed)->steady_ms() / 1000; }
 
 // Fetched once: an implicit fetch per handshake is measurable in OpenSSL 3.
 const EVP_CIPHER* aes256cbc() {
@@ -93,6 +90,16 @@ int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHE
 
 }  // namespace
 
-void use_rotating_ticket_keys(SSL_CTX* ctx) { SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb); }
+void use_rotating_ticket_keys(SSL_CTX* ctx, const runtime::Clock& clock) {
+  g_clock.store(&clock, std::memory_order_relaxed);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
+}
+
+std::vector<std::string> ticket_key_names_at(std::int64_t now) {
+  std::vector<std::string> names;
+  if (auto ring = ring_at(now))
+    for (const Key& k : ring->keys) names.emplace_back(reinterpret_cast<const char*>(k.name), sizeof k.name);
+  return names;
+}
 
 }  // namespace certgate::tls

@@ -1,16 +1,7 @@
 #include "tls/tls_facts.hpp"
 
-#include "auth/decide.hpp"
 #include "pki/cert_facts.hpp"
-#include "pki/chain_verify.hpp"
-#include "revocation/online.hpp"
-#include "runtime/snapshot.hpp"
 #include "tls/server_context.hpp"
-
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
-#include <ctime>
 
 namespace certgate::tls {
 
@@ -51,57 +42,20 @@ STACK_OF(X509) * TlsFacts::presented_chain() {
   return chain.get();
 }
 
-const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, revocation::Store* store,
-                                              std::vector<revocation::Need>& needs) {
-  const std::uint64_t epoch = store ? store->epoch() : 0;
-  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-  if (report && report_epoch == epoch && now < report_until) return &*report;
-  report.reset();
-  if (!site.trust) {
-    report = auth::ChainReport{auth::ChainFault::UntrustedRoot,
-                               "site \"" + site.cfg.name + "\" trusts no certificate issuer",
-                               {}};
-    report_until = INT64_MAX;
-  } else {
-    if (chain_key.empty()) chain_key = pki::ValidationCache::key(leaf.get(), presented_chain());
-    const std::string& key = chain_key;
-    if (auto hit = site.validations->find(key, now, epoch)) {
-      report = std::move(hit->report);
-      mapped = std::move(hit->mapped);
-      report_until = hit->expires;
-    } else {
-      const bool may_fetch = fetch_rounds < revocation::kMaxFetchRounds;
-      revocation::Validation v =
-          revocation::validate(*site.trust, store, leaf.get(), presented_chain(), may_fetch);
-      if (!v.needs.empty()) {
-        ++fetch_rounds;
-        needs = std::move(v.needs);
-        return nullptr;
-      }
-      // A failure stays a failure until the configuration or the revocation store changes; a
-      // success ends with the certificates and revocation data it relied on. An unknown status
-      // is no verdict on the certificate: refused (or, with soft_fail, accepted without being
-      // cached), its connection asks again once a fetch may succeed (retry_seconds), as a new
-      // connection would, so a client holding its connection open is not refused for ever.
-      report_until = INT64_MAX;
-      if (v.report.fault == auth::ChainFault::RevocationUnknown)
-        report_until = now + site.trust->options().retry_seconds;
-      if (v.report.fault == auth::ChainFault::None) {
-        report_until = pki::ValidationCache::lifetime(*site.trust, leaf.get(), presented_chain(), now,
-                                                      v.valid_until);
-        if (v.soft_failed) {
-          spdlog::warn("site \"{}\": {}", site.cfg.name, v.report.reason);
-          report_until = std::min<std::int64_t>(report_until, now + site.trust->options().retry_seconds);
-        } else {
-          site.validations->remember(key, v.report, now, report_until, epoch);
-        }
-      }
-      report = std::move(v.report);
-    }
+TlsFacts TlsFacts::from_certificates(const std::vector<pki::X509Ptr>& certs, bool cert_requested) {
+  TlsFacts f;
+  f.tls = true;
+  f.cipher_bits = 256;
+  f.cert_requested = cert_requested;
+  if (certs.empty()) return f;
+  X509_up_ref(certs[0].get());
+  f.leaf.reset(certs[0].get());
+  f.chain.reset(sk_X509_new_null());
+  for (std::size_t i = 1; i < certs.size(); ++i) {
+    X509_up_ref(certs[i].get());
+    sk_X509_push(f.chain.get(), certs[i].get());
   }
-  report_epoch = epoch;
-  fetch_rounds = 0;
-  return &*report;
+  return f;
 }
 
 void TlsFacts::forget_decisions() {
@@ -109,16 +63,6 @@ void TlsFacts::forget_decisions() {
   mapped.reset();
   directory_mapped.reset();
   directory_until_ms = 0;
-  directory_once = false;
-  fetch_rounds = 0;
-}
-
-const auth::Outcome& TlsFacts::mapping_for(const runtime::SiteRuntime& site) {
-  if (!mapped) {
-    mapped = auth::map_certificate(site.auth, leaf_facts());
-    if (!chain_key.empty()) site.validations->remember_mapping(chain_key, *mapped);
-  }
-  return *mapped;
 }
 
 const auth::CertFacts& TlsFacts::leaf_facts() {

@@ -4,15 +4,12 @@
 #include "auth/evidence.hpp"
 #include "auth/verdict.hpp"
 #include "pki/openssl_ptr.hpp"
-#include "revocation/store.hpp"
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-namespace certgate::runtime { struct SiteRuntime; }
 
 namespace certgate::tls {
 
@@ -31,9 +28,10 @@ struct TlsFacts {
   // What the client sent after the leaf (owned references); decoded on first use.
   STACK_OF(X509) * presented_chain();
 
-  // The validation result against the connection's site. A certificate, once presented on a
+  // What the pipeline (pipeline/evidence.hpp) found for this certificate on the connection's
+  // site, kept for the connection's next requests. A certificate, once presented on a
   // connection, is not asked for again (behaviour.md §6), but every request is decided against
-  // the configuration and revocation knowledge of its own time: the result is reused while the
+  // the configuration and revocation knowledge of its own time: the report is reused while the
   // revocation store's epoch is the one it was computed under and until `report_until` (the
   // validation cache's expiry), and forget_decisions() drops it when a reload changes the
   // connection's generation (docs/validation.md).
@@ -45,8 +43,7 @@ struct TlsFacts {
   std::optional<auth::Outcome> mapped;
   // The directory's answer for this certificate and site, reused until it expires.
   std::shared_ptr<const auth::Outcome> directory_mapped;
-  std::int64_t directory_until_ms = 0;
-  bool directory_once = false;  // an uncacheable answer (outage, busy): for the next request only
+  std::int64_t directory_until_ms = 0;  // runtime::Clock::steady_ms()
 
   pki::X509StackPtr chain;     // see presented_chain()
 
@@ -56,17 +53,11 @@ struct TlsFacts {
 
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);
+  // A certificate and its chain from files (leaf first), as `explain` and `verify` present it.
+  static TlsFacts from_certificates(const std::vector<pki::X509Ptr>& certs, bool cert_requested);
 
-  // Validation result for `site`, computed on first use and again when the revocation epoch
-  // moved or the result expired (CPU only: no I/O; usually a validation-cache hit). Null, with
-  // `needs` filled, when online revocation must fetch something first: fetch, then ask again.
-  const auth::ChainReport* report_for(const runtime::SiteRuntime& site, revocation::Store* store,
-                                      std::vector<revocation::Need>& needs);
-  int fetch_rounds = 0;  // validate-then-fetch rounds of this decision (bounded by kMaxFetchRounds)
   // The leaf's mapping facts (subject/issuer attributes, hashes, SANs), computed on first use.
   const auth::CertFacts& leaf_facts();
-  // One-to-one / many-to-one result for `site`, computed once per configuration generation.
-  const auth::Outcome& mapping_for(const runtime::SiteRuntime& site);
 };
 
 }  // namespace certgate::tls

@@ -221,8 +221,10 @@ ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
 class Server:
     """certgate serve on a generated config; `sites` is TOML text for [[sites]] tables."""
 
-    def __init__(self, sites, server_extra="", threads=2):
+    def __init__(self, sites, server_extra="", threads=2, test_clock=False):
         self.dir = tempfile.mkdtemp(prefix="certgate-e2e-")
+        # test_clock: the server's clock can be moved with shift_clock() (docs/testing.md).
+        self.clock_file = os.path.join(self.dir, "clock-offset") if test_clock else None
         www = os.path.join(self.dir, "www")
         os.makedirs(os.path.join(www, "public"))
         os.makedirs(os.path.join(www, "accept"))
@@ -253,8 +255,9 @@ class Server:
 
     def start(self):
         self.stderr = open(os.path.join(self.dir, "stderr.log"), "w+")
+        env = dict(os.environ, CERTGATE_TEST_CLOCK_FILE=self.clock_file) if self.clock_file else None
         self.proc = subprocess.Popen([CERTGATE, "serve", "-c", self.config], cwd=self.dir,
-                                     stdout=subprocess.PIPE, stderr=self.stderr)
+                                     stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         with open(self.config) as f:
             ports = set(int(p) for p in re.findall(r'listen = "[^"]*:(\d+)"', f.read()))
         deadline = time.time() + 10
@@ -270,6 +273,20 @@ class Server:
                         raise RuntimeError("certgate did not listen on %d" % port)
                     time.sleep(0.05)
         return self
+
+    def shift_clock(self, seconds):
+        """Moves the server's clock `seconds` ahead of the system's (0: back to it), and waits
+        until the server says it has taken the offset."""
+        assert self.clock_file, "start the Server with test_clock=True"
+        said = f"test clock: offset now {seconds} s"
+        before = self.stderr_text().count(said)
+        with open(self.clock_file, "w") as f:
+            f.write(str(seconds))
+        deadline = time.time() + 5
+        while self.stderr_text().count(said) == before:
+            if time.time() > deadline:
+                raise AssertionError("the server did not take the clock offset: " + self.stderr_text())
+            time.sleep(0.05)
 
     def stderr_text(self):
         self.stderr.flush()

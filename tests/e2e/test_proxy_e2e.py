@@ -97,7 +97,7 @@ def setUpModule():
                                 str(BACKEND_TLS), pki("server-chain.pem"), pki("server.key")],
                                stdout=subprocess.PIPE, text=True)
     assert backend.stdout.readline().strip() == "ready"
-    server = Server(SITES, server_extra="max_body_bytes = 100000000", threads=1)
+    server = Server(SITES, server_extra="max_body_bytes = 100000000", threads=1, test_clock=True)
     with open(os.path.join(server.dir, "groups.txt"), "w") as f:
         f.write("admins: azureuser\n")
     os.makedirs(os.path.join(server.dir, "www", "static"))
@@ -232,10 +232,17 @@ class Assertion(unittest.TestCase):
     def test_assertion_expires(self):
         (token,) = header_values(echo(), "X-Certgate-Assertion")
         claims = verify_es256(token, self.jwks())
-        time.sleep(max(0, claims["exp"] - time.time()) + 1.1)
-        self.assertLess(claims["exp"], time.time())  # a verifier checking exp now refuses it
-        (fresh,) = header_values(echo(), "X-Certgate-Assertion")
-        self.assertGreater(verify_es256(fresh, self.jwks())["exp"], time.time())
+        server.shift_clock(60)  # well past the assertion's 2 s lifetime
+        try:
+            (fresh,) = header_values(echo(), "X-Certgate-Assertion")
+        finally:
+            server.shift_clock(0)
+        renewed = verify_es256(fresh, self.jwks())
+        # Signed anew at the server's time, not the one held since the connection's first request:
+        # the old one's exp is past by then, the new one's is not.
+        self.assertGreaterEqual(renewed["iat"], claims["iat"] + 60)
+        self.assertLess(claims["exp"], renewed["iat"])
+        self.assertEqual(renewed["exp"] - renewed["iat"], 2)
 
 
 def rss_peak(pid):

@@ -146,7 +146,7 @@ server = None
 def setUpModule():
     global server
     make_pki()
-    server = Server(SITES).start()
+    server = Server(SITES, test_clock=True).start()  # expiry without sleeping: shift_clock()
 
 
 def tearDownModule():
@@ -240,7 +240,7 @@ class SoftFailedResultOnAHeldConnection(unittest.TestCase):
     validation cache's other bounds), soft-failed or not."""
 
     def test_expired_certificate_is_refused_on_the_connection_that_soft_failed(self):
-        short_lived("ephemeral", 6)
+        short_lived("ephemeral", 600)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(pki("root-ca.pem"))
         ctx.load_cert_chain(d("ephemeral.pem"), d("ephemeral.key"))
@@ -249,8 +249,11 @@ class SoftFailedResultOnAHeldConnection(unittest.TestCase):
             r = c.request("/?soft-before")
             self.assertEqual(r.status, 200, r.text)
             self.assertIn("soft_fail", server.stderr_text())
-            time.sleep(8)  # the certificate expires; the connection stays open
-            r = c.request("/?soft-after")
+            server.shift_clock(1200)  # the certificate expires; the connection stays open
+            try:
+                r = c.request("/?soft-after")
+            finally:
+                server.shift_clock(0)
             self.assertEqual(r.code(), "403.17", r.text)
             self.assertIn("certificate 'CN=ephemeral' expired", html.unescape(r.text))
             e = server.log_entry("soft-after", 3)
