@@ -80,7 +80,7 @@ SCENARIOS = [
     ("ocsp-good", "Online", (OPKI, "ocean"), "/", None, (200, 0, "-")),
     ("ocsp-revoked", "Online", (OPKI, "orville"), "/", None, (403, 13, "-")),
     ("directory-hit", "Directory", (None, "alice"), "/", None, (200, 0, "CORP\\alice")),
-    ("directory-hit-group-denied", "Directory", (None, "alice"), "/public/", None, (403, 0, "CORP\\alice")),
+    ("directory-hit-group-denied", "Directory", (None, "alice"), "/public/", None, (401, 3, "CORP\\alice")),
     ("directory-miss", "Directory", (None, "mona"), "/", None, (403, 16, "-")),
     ("directory-down", "DirectoryDown", (None, "alice"), "/", None, (500, 0, "-")),
     ("many-to-one-allow", "Mapping", (None, "bob"), "/", None, (200, 0, "staff")),
