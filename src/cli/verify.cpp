@@ -44,8 +44,8 @@ void print_urls(const std::map<std::string, revocation::CertUrls>& urls_by_subje
     if (!last)
       std::cout << fmt::format("      {:<5} {}\n            not fetched (not needed for this verdict)\n", what, url);
     else
-      std::cout << fmt::format("      {:<5} {}\n            {}: {}  Time: {} ms\n", what, url,
-                               last->ok ? "Verified" : "Failed", last->result, last->elapsed_ms);
+      std::cout << fmt::format("      {:<5} {}\n            {}: {}  Time: {} ms  Route: {}\n", what, url,
+                               last->ok ? "Verified" : "Failed", last->result, last->elapsed_ms, last->route);
   };
   for (std::size_t i = 0; i < r.elements.size(); ++i) {
     const auto& el = r.elements[i];
@@ -193,7 +193,8 @@ int verify(const VerifyArgs& a) {
     pki::X509StackView presented(sk_X509_new_null());
     for (std::size_t i = 1; i < certs.size(); ++i) sk_X509_push(presented.get(), certs[i].get());
     // The server's loop, run to completion here: validate, fetch what is missing, again.
-    revocation::StoreSettings settings;
+    // The server's fetch settings (limits, proxy, directory hosts) when a configuration is given.
+    revocation::StoreSettings settings = snap ? revocation::store_settings(snap->cfg.server) : revocation::StoreSettings{};
     settings.cache_dir = cache_dir;
     revocation::Store store(settings);
     std::mutex mu;
