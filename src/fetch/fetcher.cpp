@@ -635,20 +635,22 @@ struct Fetcher::Impl {
     } else if (status != 200) {
       error = "HTTP status " + std::to_string(status);
     }
-    if (error.empty()) return finish(t, static_cast<int>(status));
+    if (error.empty()) return finish(t, static_cast<int>(status), true);
     t->failures.push_back(t->ldap_host.empty() ? error : t->ldap_host + ": " + error);
     if (!t->ldap_host.empty() && attempt(t)) return;  // the next directory host
-    finish(t, static_cast<int>(status));
+    finish(t, static_cast<int>(status), false);
   }
 
-  void finish(Transfer* t, int status = 0) {
+  // `ok`: the last attempt brought the answer (an earlier directory host may have failed).
+  void finish(Transfer* t, int status = 0, bool ok = false) {
     Result r;
     r.status = status;
-    if (t->failures.empty()) {
+    if (ok) {
       r.ok = true;
       r.body = std::move(t->body);
     } else {
       for (const auto& f : t->failures) r.error += (r.error.empty() ? "" : "; ") + f;
+      if (r.error.empty()) r.error = "timed out after " + std::to_string(t->req.timeout_ms) + " ms";
     }
     char* effective = nullptr;
     if (t->easy) curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &effective);
