@@ -417,7 +417,7 @@ class LdapOneHost(unittest.TestCase):
 
 
 class LdapFairShare(unittest.TestCase):
-    """ldap:// AIA fetches (any chain can cause them) take at most half of the LDAP threads: a
+    """ldap:// AIA fetches (any chain can cause them) take at most half of the fetch slots: a
     trusted client's directory CRL does not wait behind a flood of them."""
 
     @classmethod
@@ -441,7 +441,7 @@ class LdapFairShare(unittest.TestCase):
 
         for i in range(N_LDAP_HOGS):
             threading.Thread(target=hog, args=(i,), daemon=True).start()
-        time.sleep(0.5)  # every hog's fetch posted to the LDAP threads
+        time.sleep(0.5)  # every hog's fetch started or queued
         started = time.monotonic()
         r = F.request(P_LFAIR, "ldapgood", "ldapgood")
         took = time.monotonic() - started
