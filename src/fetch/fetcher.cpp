@@ -6,14 +6,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
@@ -245,12 +243,12 @@ struct Fetcher::Impl {
   // liblber (under libcurl's LDAP) reads each whole message into a buffer of the length the peer
   // announces before libcurl sees a byte of it, and libcurl offers no hold on that connection's
   // Sockbuf (LBER_SB_OPT_SET_MAX_INCOMING): a directory at a URL any chain names could make it
-  // allocate gigabytes. So libcurl's LDAP connections are one end of a socket pair, and this
-  // thread relays the bytes to and from the directory, cutting the connection once the directory
-  // has sent more than the cap. Nonblocking both ways; a few buffers of 64 KiB at most.
+  // allocate gigabytes. So libcurl's LDAP connections go to a relay of this thread's, which
+  // passes the bytes to and from the directory and cuts both connections once the directory has
+  // sent more than the cap. Nonblocking both ways; two buffers of 64 KiB at most per fetch.
   struct Relay {
     int outer = -1;  // to the directory
-    int inner = -1;  // our end of the pair; libcurl has the other
+    int inner = -1;  // libcurl's connection, as accepted on the relay's listener
     bool accepted = false, connected = false, outer_eof = false, inner_eof = false, outer_shut = false, inner_shut = false;
     std::string up, down;  // waiting: to the directory, to libcurl
     std::size_t received = 0;
