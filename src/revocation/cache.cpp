@@ -41,16 +41,29 @@ void Store::Impl::complete(const Need& n, const fetch::Result& r, bool transient
   }
   const std::string& error = t.error;
   const auto kind = static_cast<std::size_t>(n.kind);
+  // The CRL it would replace, read without `mu` (this thread alone changes the table), and the
+  // comparisons that walk a CRL's entries done before taking it.
+  std::shared_ptr<const CrlEntry> held;
+  if (auto it = crls.find(n.url); it != crls.end()) held = it->second;
+  std::int64_t rolled_back = 0;  // thisUpdate of the newer CRL kept instead of this one
+  // A CRL older than the one held (a replayed or stale copy, still before its nextUpdate) could
+  // only un-revoke: the newest verified CRL stays.
+  if (t.crl && held && older_crl(*t.crl, *held)) {
+    rolled_back = held->this_update;
+    t.crl.reset();
+  }
+  const bool revokes_more = t.crl && adds_revocations(held.get(), t.crl->crl.get());
+  const std::string key = n.key();
+  const std::string state_key = t.about_subject ? n.subject_key() : key;
   std::vector<std::function<void()>> waiters;
   std::shared_ptr<const CrlEntry> replaced;  // freed after the lock: a large CRL takes a while
-  std::int64_t rolled_back = 0;              // thisUpdate of the newer CRL kept instead of this one
   std::int64_t failed_refresh_of = -1;       // fetched_at of the cached CRL a failed refresh leaves
   {
     std::lock_guard lock(mu);
     if (transient) {
       ++rejected_total;
     } else {
-      UrlState& s = states[t.about_subject ? n.subject_key() : n.key()];
+      UrlState& s = states[state_key];
       s.kind = n.kind;
       s.url = n.url;
       s.last_attempt = now;
@@ -70,15 +83,8 @@ void Store::Impl::complete(const Need& n, const fetch::Result& r, bool transient
     }
     // Only what verified against a certificate chaining to an anchor gets here.
     auto old = crls.find(n.url);
-    // A CRL older than the one held (a replayed or stale copy, still before its nextUpdate)
-    // could only un-revoke: the newest verified CRL stays.
-    if (t.crl && old != crls.end() && older_crl(*t.crl, *old->second)) {
-      rolled_back = old->second->this_update;
-      t.crl.reset();
-    }
     if (t.crl) {
-      if (adds_revocations(old == crls.end() ? nullptr : old->second.get(), t.crl->crl.get()))
-        epoch.fetch_add(1, std::memory_order_release);
+      if (revokes_more) epoch.fetch_add(1, std::memory_order_release);
       crl_bytes += t.crl->bytes;
       if (old != crls.end()) {
         crl_bytes -= old->second->bytes;
@@ -92,10 +98,10 @@ void Store::Impl::complete(const Need& n, const fetch::Result& r, bool transient
     }
     if (t.ocsp) {
       if (t.ocsp->status != OcspStatus::Good) epoch.fetch_add(1, std::memory_order_release);
-      ocsps[n.key()] = t.ocsp;
+      ocsps[key] = t.ocsp;
     }
-    if (t.issuers) issuers[n.key()] = t.issuers;
-    auto it = in_flight.find(n.key());
+    if (t.issuers) issuers[key] = t.issuers;
+    auto it = in_flight.find(key);
     if (it != in_flight.end()) {
       waiters = std::move(it->second);
       in_flight.erase(it);
@@ -104,7 +110,7 @@ void Store::Impl::complete(const Need& n, const fetch::Result& r, bool transient
   if (t.crl) persist(n.url, r.body, t.crl->issuer.get(), now);
   else if (failed_refresh_of >= 0) write_meta(n.url, failed_refresh_of, now, error);
   // The outcome just written stays: the validation it wakes must see it, or it would fetch again.
-  evict(t.about_subject ? n.subject_key() : n.key());
+  evict(state_key);
   if (rolled_back)
     spdlog::warn("revocation: CRL {} is older than the one held (thisUpdate {}): kept the newer one",
                  n.url, pki::utc_text(rolled_back));

@@ -14,11 +14,15 @@ void Store::Impl::fetch(std::vector<Need> needs, std::function<void()> done) {
     if (remaining->fetch_sub(1) == 1) done();
   };
   std::vector<Need> refused;
+  std::vector<std::string> keys;  // made before the lock: they digest certificates
+  keys.reserve(needs.size());
+  for (const auto& n : needs) keys.push_back(n.key());
   {
     std::lock_guard lock(mu);
     const std::size_t max_queued = slots() * kQueuedPerConcurrent;
-    for (auto& n : needs) {
-      auto [it, fresh] = in_flight.try_emplace(n.key());
+    for (std::size_t i = 0; i < needs.size(); ++i) {
+      auto& n = needs[i];
+      auto [it, fresh] = in_flight.try_emplace(std::move(keys[i]));
       it->second.push_back(one_done);
       if (!fresh) continue;
       auto& line = n.kind == Kind::CaIssuers ? queued_aia : queued;
