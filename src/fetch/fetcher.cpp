@@ -495,7 +495,7 @@ struct Fetcher::Impl {
   void fail_now(Request& req, std::function<void(Result)>& done, std::string error) {
     Result r;
     r.final_url = req.url;
-    r.route = "direct";
+    r.route = "none (not started)";
     r.error = std::move(error);
     immediate.emplace_back(std::move(done), std::move(r));
   }

@@ -37,7 +37,7 @@ struct Result {
   std::string body;
   std::string error;       // why not ok, in words: "timed out after 500 ms", "answer larger than 1048576 bytes"
   std::string final_url;   // after redirects (the LDAP host's URL for a host-less one)
-  std::string route;       // "direct", "via proxy http://p:3128", "via ldap host ldap://dc1:389"
+  std::string route;       // "direct", "via proxy http://p:3128", "via ldap host ldap://dc1:389", "none (not started)"
   std::int64_t elapsed_ms = 0;
 };
 

@@ -24,7 +24,7 @@ void Store::Impl::record(const Need& n, bool ok, const std::string& result, cons
   }
   if (rec)
     rec(FetchEvent{n.kind, n.url, n.subject ? pki::subject_text(n.subject.get()) : "", ok, result, r.elapsed_ms,
-                   r.route.empty() ? "direct" : r.route});
+                   r.route.empty() ? "none (not started)" : r.route});
 }
 
 void Store::Impl::complete(const Need& n, const fetch::Result& r, bool transient) {

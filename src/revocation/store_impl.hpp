@@ -7,8 +7,9 @@
 //   persist.cpp   cache_dir: CRLs written, removed and loaded at start
 //   metrics.cpp   the /metrics exposition
 //
-// Locking: `mu` guards the tables below. Request loops take it only for O(1) lookups
-// (crl, ocsp, issuers, touch_crl, may_fetch, state). Every change to the tables' structure is
+// Locking: `mu` guards the tables below. Request loops take it only for one lookup each (crl,
+// ocsp, issuers, touch_crl: hash tables; may_fetch, state: a tree) or, in fetch(), one insert
+// per need; cache keys are digested before it is taken. Every change to the tables' structure is
 // made on the store's thread, so that thread may read them without `mu` — which is how scans
 // (eviction, refresh) run without holding it; it takes `mu` only to apply what it decided.
 // Disk I/O never happens under `mu`.

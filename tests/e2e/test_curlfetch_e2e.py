@@ -25,7 +25,7 @@ from slapd import READER_DN, READER_PASSWORD, SUFFIX, Slapd, entry  # noqa: E402
 shutil.rmtree(F.DIR, ignore_errors=True)  # the (empty) folder test_fetch_e2e made on import
 F.DIR = tempfile.mkdtemp(prefix="certgate-curlfetch-pki-")
 f = F.f
-PROXY, ONLY, OPEN, LDAP, DEAD = (free_port() for _ in range(5))
+PROXY, ONLY, OPEN, LDAP, DEAD, DRIP = (free_port() for _ in range(6))
 P_MAIN, P_BADPW = free_port(), free_port()
 PROXY_FROM = "127.0.0.2"
 # %2C: openssl's extension syntax splits on commas; the directory decodes it.
@@ -68,6 +68,36 @@ class CrlListener:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class Drip:
+    """Announces a 1 MB body and sends one byte every 50 ms: a server that would hold a fetch
+    for 14 hours. Records how many bytes it got out before the peer hung up."""
+
+    def __init__(self, port):
+        import socket
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sent, self.hung_up = 0, threading.Event()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+            try:
+                while self.sent < 1000000:
+                    c.sendall(b"x")
+                    self.sent += 1
+                    time.sleep(0.05)
+            except OSError:
+                self.hung_up.set()
+
+    def stop(self):
+        self.sock.close()
 
 
 class TinyProxy:
@@ -119,6 +149,7 @@ def make_pki():
     F.crl("issuing", f("issuing.crl"))
     for name, url in (("viaproxy", f"http://127.0.0.1:{ONLY}/issuing.crl"),
                       ("direct", f"http://localhost:{OPEN}/issuing.crl"),
+                      ("drip", f"http://localhost:{DRIP}/drip.crl"),
                       ("dirleaf", HOSTLESS)):
         F.issue(name, name, "issuing", F.LEAF_EXT + f"crlDistributionPoints=URI:{url}\n")
         F.chain(name, name, "issuing")
@@ -145,6 +176,7 @@ class CurlFetch(unittest.TestCase):
         cls.proxy = TinyProxy(PROXY)
         cls.only = CrlListener(ONLY, crl_der, only_from=PROXY_FROM)
         cls.open = CrlListener(OPEN, crl_der)
+        cls.drip = Drip(DRIP)
         cls.ldap = Slapd(LDAP, entry(SUFFIX, ["dcObject", "organization"], dc="corp", o="Corp") +
                          entry(READER_DN, ["simpleSecurityObject", "organizationalRole"], cn="reader",
                                userPassword=READER_PASSWORD) +
@@ -167,6 +199,7 @@ class CurlFetch(unittest.TestCase):
         cls.badpw.stop()
         cls.only.stop()
         cls.open.stop()
+        cls.drip.stop()
         cls.proxy.stop()
         cls.ldap.cleanup()
         shutil.rmtree(F.DIR, ignore_errors=True)
@@ -218,6 +251,13 @@ class CurlFetch(unittest.TestCase):
             text = log.read()
         self.assertIn(f'BIND dn="{READER_DN}"', text)
         self.assertGreaterEqual(self.ldap.searches("objectClass=cRLDistributionPoint"), 1)
+
+    def test_slow_drip_is_ended_by_the_fetch_timeout(self):
+        r = F.request(P_MAIN, "drip", "drip")  # the site's url_timeout_ms is 2000
+        self.assertEqual(r.code(), "403.13", r.text)
+        self.assertIn("timed out after 2000 ms", r.text)
+        self.assertTrue(self.drip.hung_up.wait(5), "certgate must hang up on the drip")
+        self.assertLess(self.drip.sent, 1000000)
 
     def test_wrong_bind_password_fails_the_fetch(self):
         r = F.request(P_BADPW, "dirleaf", "dirleaf")
