@@ -237,6 +237,9 @@ struct Fetcher::Impl {
     std::int64_t started_ms = 0;
     Impl* owner = nullptr;
     std::string relay_error;  // the directory's connection failed (LDAP: see Relay)
+    int relay_refused_family = 0;  // AF_INET/AF_INET6 of the address whose connection failed
+    long ip_resolve = CURL_IPRESOLVE_WHATEVER;
+    bool family_retried = false;
   };
   std::unordered_set<Transfer*> live;  // started and not finished (freed with the Fetcher)
 
@@ -255,6 +258,7 @@ struct Fetcher::Impl {
     Transfer* t = nullptr;
     std::string peer;      // address:port, for errors
     in_port_t curl_port = 0;  // libcurl's local port (network order): how its connection is recognised
+    int family = 0;           // of the directory's address
   };
   std::unordered_map<curl_socket_t, Relay> relays;  // by libcurl's end
 
@@ -348,6 +352,7 @@ struct Fetcher::Impl {
       port = ntohs(in->sin6_port);
     }
     const std::string peer = std::string(host) + ":" + std::to_string(port);
+    const int outer_family = a->family;
     const int outer = ::socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, a->protocol);
     if (outer < 0) return CURL_SOCKET_BAD;
     if (::connect(outer, &a->addr, a->addrlen) != 0 && errno != EINPROGRESS) {
@@ -375,6 +380,7 @@ struct Fetcher::Impl {
     r = Relay{};
     r.outer = outer;
     r.curl_port = local.sin_port;
+    r.family = outer_family;
     r.t = t;
     r.peer = peer;
     return mine;
@@ -415,7 +421,10 @@ struct Fetcher::Impl {
       socklen_t len = sizeof err;
       ::getsockopt(r.outer, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) {
-        if (r.t) r.t->relay_error = "cannot connect to " + r.peer + ": " + std::strerror(err);
+        if (r.t) {
+          r.t->relay_error = "cannot connect to " + r.peer + ": " + std::strerror(err);
+          r.t->relay_refused_family = r.family;
+        }
         return cut(r);
       }
       r.connected = true;
@@ -526,16 +535,34 @@ struct Fetcher::Impl {
     if (!attempt(raw)) finish(raw);
   }
 
+  // Whether `url` names one of ldap_hosts (scheme, host and port; default ports filled in).
+  bool is_ldap_host(const std::string& url) const {
+    std::string scheme, host, port;
+    if (!url_parts(url, scheme, host, &port)) return false;
+    for (const auto& h : ldap_hosts) {
+      std::string hs, hh, hp;
+      if (url_parts(h, hs, hh, &hp) && hs == scheme && lower(hh) == lower(host) && hp == port) return true;
+    }
+    return false;
+  }
+
   // Starts the next candidate URL under what is left of the deadline; false when none is left.
-  bool attempt(Transfer* t) {
+  // `other_family`: the same URL again, on the address family its relay could not reach.
+  bool attempt(Transfer* t, bool other_family = false) {
     const std::int64_t left = t->req.timeout_ms - (clock.steady_ms() - t->started_ms);
-    if (t->next >= t->candidates.size() || left <= 0) return false;
-    const std::string& url = t->candidates[t->next++];
+    if ((!other_family && t->next >= t->candidates.size()) || left <= 0) return false;
+    if (!other_family) {
+      ++t->next;
+      t->ip_resolve = CURL_IPRESOLVE_WHATEVER;
+      t->family_retried = false;
+    }
+    const std::string& url = t->candidates[t->next - 1];
     const bool hostless = t->req.url.starts_with("ldap:///");
     t->ldap_host = hostless ? ldap_hosts[t->next - 1] : "";
     t->body.clear();
     t->over = false;
     t->relay_error.clear();
+    t->relay_refused_family = 0;
     t->errbuf[0] = '\0';
     if (t->easy) curl_easy_reset(t->easy);
     else t->easy = curl_easy_init();
@@ -547,6 +574,7 @@ struct Fetcher::Impl {
     std::string scheme, host;
     url_parts(url, scheme, host);
     curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(e, CURLOPT_IPRESOLVE, t->ip_resolve);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -577,7 +605,8 @@ struct Fetcher::Impl {
     }
     // A connection is used for one fetch: none stays open to a server a certificate named.
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    if (hostless && !bind_dn.empty()) {
+    // The bind goes to the configured directory hosts only: never to one a certificate names.
+    if (!bind_dn.empty() && (hostless || is_ldap_host(url))) {
       curl_easy_setopt(e, CURLOPT_USERNAME, bind_dn.c_str());
       curl_easy_setopt(e, CURLOPT_PASSWORD, password.c_str());
     }
@@ -635,6 +664,14 @@ struct Fetcher::Impl {
     }
     if (error.empty()) return finish(t, static_cast<int>(status), true);
     t->failures.push_back(t->ldap_host.empty() ? error : t->ldap_host + ": " + error);
+    // libcurl took the relay's connection for the directory's, so it cannot fall back to the
+    // name's other addresses itself when the directory's connection fails later: once, the
+    // other address family is tried here.
+    if (t->relay_refused_family != 0 && !t->family_retried) {
+      t->family_retried = true;
+      t->ip_resolve = t->relay_refused_family == AF_INET6 ? CURL_IPRESOLVE_V4 : CURL_IPRESOLVE_V6;
+      if (attempt(t, true)) return;
+    }
     if (!t->ldap_host.empty() && attempt(t)) return;  // the next directory host
     finish(t, static_cast<int>(status), false);
   }

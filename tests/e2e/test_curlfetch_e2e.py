@@ -31,6 +31,7 @@ PROXY_FROM = "127.0.0.2"
 # %2C: openssl's extension syntax splits on commas; the directory decodes it.
 HOSTLESS = ("ldap:///cn=issuing%2Cou=crl%2C" + SUFFIX.replace(",", "%2C") +
             "?certificateRevocationList;binary?base?objectClass=cRLDistributionPoint")
+CRL_DN = "cn=issuing%2Cou=crl%2C" + SUFFIX.replace(",", "%2C")
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 
 
@@ -150,7 +151,11 @@ def make_pki():
     for name, url in (("viaproxy", f"http://127.0.0.1:{ONLY}/issuing.crl"),
                       ("direct", f"http://localhost:{OPEN}/issuing.crl"),
                       ("drip", f"http://localhost:{DRIP}/drip.crl"),
-                      ("dirleaf", HOSTLESS)):
+                      ("dirleaf", HOSTLESS),
+                      # A directory host of the configuration, named in full: bound to as well.
+                      ("dirhost", f"ldap://127.0.0.1:{LDAP}/{CRL_DN}?certificateRevocationList;binary"),
+                      # The same directory under another name: not one of ldap_hosts, anonymous.
+                      ("dirother", f"ldap://localhost:{LDAP}/{CRL_DN}?certificateRevocationList;binary")):
         F.issue(name, name, "issuing", F.LEAF_EXT + f"crlDistributionPoints=URI:{url}\n")
         F.chain(name, name, "issuing")
 
@@ -251,6 +256,15 @@ class CurlFetch(unittest.TestCase):
             text = log.read()
         self.assertIn(f'BIND dn="{READER_DN}"', text)
         self.assertGreaterEqual(self.ldap.searches("objectClass=cRLDistributionPoint"), 1)
+
+    def test_bind_credentials_go_to_the_configured_hosts_only(self):
+        # With the wrong password: a URL naming a configured host binds (and fails) ...
+        r = F.request(P_BADPW, "dirhost", "dirhost")
+        self.assertEqual(r.code(), "403.13", r.text)
+        self.assertIn(f"the bind as &#39;{READER_DN}&#39; was refused", r.text)
+        # ... one naming any other host reads anonymously: no credentials were sent to it.
+        r = F.request(P_BADPW, "dirother", "dirother")
+        self.assertEqual(r.status, 200, r.text)
 
     def test_slow_drip_is_ended_by_the_fetch_timeout(self):
         r = F.request(P_MAIN, "drip", "drip")  # the site's url_timeout_ms is 2000
