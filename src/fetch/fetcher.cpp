@@ -161,7 +161,7 @@ bool ldap_value(std::string_view ldif, LdapValue want, std::size_t max_bytes, st
   const std::vector<std::string_view> names =
       want == LdapValue::Crl
           ? std::vector<std::string_view>{"certificaterevocationlist", "authorityrevocationlist", "deltarevocationlist"}
-          : std::vector<std::string_view>{"cacertificate", "crosscertificatepair"};
+          : std::vector<std::string_view>{"cacertificate"};
   bool entry = false;
   std::size_t pos = 0;
   while (pos < ldif.size()) {
@@ -521,9 +521,11 @@ struct Fetcher::Impl {
       t->candidates.push_back(req.url);
     }
     std::string scheme, host;
-    for (const auto& c : t->candidates)
-      if (!url_parts(c, scheme, host))
-        return fail_now(req, done, "not a URL naming one host: " + c);
+    for (const auto& c : t->candidates) {
+      if (!url_parts(c, scheme, host)) return fail_now(req, done, "not a URL naming one host: " + c);
+      if (scheme != "http" && scheme != "https" && scheme != "ldap" && scheme != "ldaps")
+        return fail_now(req, done, "not an http, https, ldap or ldaps URL: " + c);
+    }
     t->ldap = scheme.starts_with("ldap");
     if (t->ldap && req.method != "GET") return fail_now(req, done, "an OCSP request goes over http(s) only");
     // LDAP answers arrive as text, binary values in base64 (4 bytes for 3) plus names and framing.

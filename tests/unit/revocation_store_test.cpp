@@ -17,6 +17,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <thread>
 
 namespace certgate {
@@ -46,14 +47,17 @@ class Loopback {
   }
   std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
   // Answers the next request with `body` (200), then closes.
-  void serve_once(std::string body) {
-    server_ = std::thread([this, body = std::move(body)] {
+  void serve_once(const std::string& body) {
+    serve_raw("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+              body);
+  }
+  // Answers the next request with `answer` as it is, then closes.
+  void serve_raw(std::string answer) {
+    server_ = std::thread([this, answer = std::move(answer)] {
       const int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) return;
       char buf[4096];
       (void)::recv(c, buf, sizeof buf, 0);
-      const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
-                                 "\r\nConnection: close\r\n\r\n" + body;
       (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
       ::close(c);
     });
@@ -137,6 +141,71 @@ TEST(RevocationClock, RetryPacingFollowsTheClock) {
   EXPECT_FALSE(store.may_fetch(n.key(), clock.unix_seconds(), 30));
   clock.advance(std::chrono::seconds(1));
   EXPECT_TRUE(store.may_fetch(n.key(), clock.unix_seconds(), 30));
+}
+
+// One fetch with the Fetcher alone, driven as the store's thread drives it.
+fetch::Result fetch_one(const std::string& url, std::size_t max_bytes) {
+  runtime::ManualClock clock;
+  fetch::Fetcher fetcher(config::FetchSettings{.proxy = std::string()}, clock);
+  fetch::Request req;
+  req.url = url;
+  req.max_bytes = max_bytes;
+  req.timeout_ms = 5000;
+  std::optional<fetch::Result> got;
+  fetcher.start(req, [&](fetch::Result r) { got = std::move(r); });
+  for (int i = 0; i < 100 && !got; ++i) fetcher.run_once(100);
+  return got.value_or(fetch::Result{});
+}
+
+TEST(FetchLimits, TheSizeCapHoldsWithAndWithoutContentLength) {
+  {
+    Loopback web(true);
+    web.serve_once(std::string(5000, 'x'));  // Content-Length: 5000 (CURLOPT_MAXFILESIZE_LARGE)
+    const auto r = fetch_one(web.url("/a.crl"), 1024);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "answer larger than 1024 bytes");
+  }
+  {
+    Loopback web(true);  // no Content-Length: the body ends when the connection does
+    web.serve_raw("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + std::string(5000, 'x'));
+    const auto r = fetch_one(web.url("/a.crl"), 1024);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "answer larger than 1024 bytes");
+  }
+  {
+    Loopback web(true);
+    web.serve_raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n" + std::string(4096, 'x') +
+                  "\r\n0\r\n\r\n");
+    const auto r = fetch_one(web.url("/a.crl"), 1024);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error, "answer larger than 1024 bytes");
+  }
+  {
+    Loopback web(true);
+    web.serve_once(std::string(1000, 'x'));
+    const auto r = fetch_one(web.url("/a.crl"), 1024);
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.body.size(), 1000u);
+    EXPECT_EQ(r.route, "direct");
+  }
+}
+
+TEST(FetchLimits, OnlyHttpHttpsAndLdapUrlsNamingOneHostStart) {
+  const std::pair<const char*, const char*> rows[] = {
+      {"file:///etc/passwd", "not a URL naming one host"},
+      {"gopher://127.0.0.1:70/_x", "not an http, https, ldap or ldaps URL"},
+      {"dict://127.0.0.1:6379/info", "not an http, https, ldap or ldaps URL"},
+      {"http://user:pw@127.0.0.1/a.crl", "not a URL naming one host"},
+      {"ldap://127.0.0.1%3a389%20ldap%3a%2f%2f127.0.0.2/cn=x", "not a URL naming one host"},
+  };
+  for (const auto& [url, error] : rows) {
+    const auto r = fetch_one(url, 1024);
+    EXPECT_FALSE(r.ok) << url;
+    EXPECT_EQ(r.error.rfind(error, 0), 0u) << url << ": " << r.error;
+    EXPECT_EQ(r.route, "none (not started)");
+  }
+  const auto r = fetch_one("ldap:///cn=x?certificateRevocationList", 1024);
+  EXPECT_EQ(r.error, "a host-less ldap:/// URL needs [server.fetch] ldap_hosts");
 }
 
 TEST(FetchRoute, NoProxyFollowsCurlsRules) {
