@@ -19,9 +19,21 @@
 namespace certgate::fetch {
 namespace {
 
+// libcurl as the fetcher needs it: initialised once, with an asynchronous resolver (one name
+// whose lookup hangs must not stall every fetch on the store's thread) and CURLOPT_QUICK_EXIT
+// (7.87: a fetch that timed out during its lookup must not wait for the lookup thread).
 void global_init() {
-  static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (!ok) throw std::runtime_error("libcurl could not be initialised");
+  static const std::string problem = []() -> std::string {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return "libcurl could not be initialised";
+    const curl_version_info_data* v = curl_version_info(CURLVERSION_NOW);
+    if (!(v->features & CURL_VERSION_ASYNCHDNS))
+      return std::string("libcurl ") + v->version + " resolves names synchronously (no AsynchDNS): one slow "
+             "DNS answer would stall every revocation fetch; install a libcurl with the threaded resolver";
+    if (v->version_num < 0x075700)
+      return std::string("libcurl ") + v->version + " is older than 7.87 (CURLOPT_QUICK_EXIT)";
+    return "";
+  }();
+  if (!problem.empty()) throw std::runtime_error(problem);
 }
 
 std::string lower(std::string_view s) {
