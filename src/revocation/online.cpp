@@ -4,7 +4,6 @@
 #include "revocation/cert_urls.hpp"
 
 #include <algorithm>
-#include <ctime>
 #include <map>
 #include <set>
 
