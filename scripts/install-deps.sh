@@ -10,7 +10,7 @@ packages=(
   libboost1.81-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libldap2-dev slapd ldap-utils libmimalloc-dev
+  libldap2-dev slapd ldap-utils libmimalloc-dev libcurl4-openssl-dev tinyproxy
   curl python3 python3-cryptography ca-certificates ccache
 )
 # `make fuzz` (scripts/install-deps.sh fuzz) also needs clang and its libFuzzer runtime: clang 16,

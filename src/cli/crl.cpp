@@ -18,7 +18,7 @@ void print(const revocation::Store& store) {
     std::cout << "no CRL in the cache\n";
     return;
   }
-  const std::int64_t now = revocation::unix_now();
+  const std::int64_t now = store.clock().unix_seconds();
   for (const auto& [url, e] : crls) {
     auto st = store.state("crl " + url);
     std::cout << url << "\n"

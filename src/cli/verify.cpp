@@ -46,8 +46,8 @@ void print_urls(const std::map<std::string, revocation::CertUrls>& urls_by_subje
     if (!last)
       std::cout << fmt::format("      {:<5} {}\n            not fetched (not needed for this verdict)\n", what, url);
     else
-      std::cout << fmt::format("      {:<5} {}\n            {}: {}  Time: {} ms\n", what, url,
-                               last->ok ? "Verified" : "Failed", last->result, last->elapsed_ms);
+      std::cout << fmt::format("      {:<5} {}\n            {}: {}  Time: {} ms  Route: {}\n", what, url,
+                               last->ok ? "Verified" : "Failed", last->result, last->elapsed_ms, last->route);
   };
   for (std::size_t i = 0; i < r.elements.size(); ++i) {
     const auto& el = r.elements[i];

@@ -37,6 +37,20 @@ struct Limits {
   std::size_t max_pending_password_checks = 64;  // queued Basic checks; more → 503
 };
 
+// [server.fetch]: how revocation fetches (CRL, OCSP, AIA) leave the host (docs/configuration.md).
+struct FetchSettings {
+  // An HTTP proxy for http(s) fetches. nullopt: the environment's (https_proxy, http_proxy,
+  // all_proxy); "" = none, whatever the environment says.
+  std::optional<std::string> proxy;
+  // Hosts reached directly (curl's syntax: names, .domain suffixes, IPs, CIDR, "*"). nullopt:
+  // the environment's no_proxy.
+  std::optional<std::vector<std::string>> no_proxy;
+  // Where host-less ldap:///DN distribution points (AD CS) are looked up, tried in order.
+  std::vector<std::string> ldap_hosts;
+  std::string ldap_bind_dn;    // "" = anonymous
+  std::string ldap_password;   // from ldap_password_file; never logged
+};
+
 struct ServerSettings {
   fs::path log_dir = "logs";
   unsigned threads = 0;  // 0 = one event loop per core
@@ -54,6 +68,7 @@ struct ServerSettings {
   // and how many fetches run at once across the process.
   std::size_t revocation_urls_per_certificate = 4;
   std::size_t revocation_concurrent_fetches = 16;
+  FetchSettings fetch;
   // "cache": sessions kept in this process (fastest resumption, survives reloads, not restarts);
   // "tickets": stateless tickets under hourly-rotated keys (no server memory per session).
   SessionResumption session_resumption = SessionResumption::Cache;

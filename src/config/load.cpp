@@ -169,6 +169,45 @@ std::string lower(std::string s) {
   return s;
 }
 
+// [server.fetch]. Proxy and LDAP host URLs are checked here, where the error can point at them.
+void read_fetch(Table& t, FetchSettings& f, const fs::path& base) {
+  f.proxy = t.str("proxy");
+  if (f.proxy && !f.proxy->empty()) {
+    const std::string& p = *f.proxy;
+    if (!(p.starts_with("http://") || p.starts_with("https://")) || p.size() <= 8 ||
+        p.find_first_of(" \t\r\n") != std::string::npos)
+      t.fail("proxy", "expected http://host:port or https://host:port (\"\" = no proxy); got \"" + p + "\"");
+  }
+  f.no_proxy = t.strings("no_proxy");
+  if (f.no_proxy)
+    for (const auto& h : *f.no_proxy)
+      if (h.empty() || h.find_first_of(" \t\r\n,") != std::string::npos)
+        t.fail("no_proxy", "expected host names, .domain suffixes, addresses or CIDR ranges, one per "
+                           "string; got \"" + h + "\"");
+  f.ldap_hosts = t.strings("ldap_hosts").value_or(std::vector<std::string>{});
+  for (auto& h : f.ldap_hosts) {
+    while (h.size() > 1 && h.back() == '/') h.pop_back();
+    const std::size_t scheme = h.starts_with("ldap://") ? 7 : h.starts_with("ldaps://") ? 8 : 0;
+    if (scheme == 0 || h.size() == scheme || h.find_first_of(" \t\r\n/?,@", scheme) != std::string::npos)
+      t.fail("ldap_hosts", "expected ldap://host[:port] or ldaps://host[:port]; got \"" + h + "\"");
+  }
+  f.ldap_bind_dn = t.str("ldap_bind_dn", "");
+  if (auto pw_file = t.str("ldap_password_file")) {
+    const fs::path file = resolve(base, *pw_file);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) t.fail("ldap_password_file", "cannot read " + file.string());
+    std::getline(in, f.ldap_password);
+    while (!f.ldap_password.empty() && (f.ldap_password.back() == '\r' || f.ldap_password.back() == '\n'))
+      f.ldap_password.pop_back();
+  }
+  if (!f.ldap_bind_dn.empty() && f.ldap_password.empty())
+    t.fail("ldap_bind_dn", "a bind DN needs ldap_password_file (an empty password would be an "
+                           "unauthenticated bind)");
+  if (f.ldap_bind_dn.empty() && !f.ldap_password.empty())
+    t.fail("ldap_password_file", "a password without ldap_bind_dn would never be used");
+  t.finish();
+}
+
 void read_server(Table& t, Config& cfg, const fs::path& base) {
   ServerSettings& s = cfg.server;
   s.log_dir = resolve(base, t.str("log_dir", "logs"));
@@ -210,6 +249,7 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
       static_cast<std::size_t>(t.integer("revocation_urls_per_certificate", 4, 1, 64));
   s.revocation_concurrent_fetches =
       static_cast<std::size_t>(t.integer("revocation_concurrent_fetches", 16, 1, 1024));
+  if (auto f = t.table("fetch")) read_fetch(*f, s.fetch, base);
   s.session_resumption = t.choice<SessionResumption>("session_resumption", SessionResumption::Cache,
                                                      {{"cache", SessionResumption::Cache},
                                                       {"tickets", SessionResumption::Tickets}});

@@ -33,7 +33,7 @@ bool fetchable(const std::string& url) {
   for (char c : url)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
   return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0 ||
-         url.rfind("ldap://", 0) == 0;
+         url.rfind("ldap://", 0) == 0 || url.rfind("ldaps://", 0) == 0;
 }
 
 CertUrls cert_urls(X509* cert, std::size_t max_per_kind) {

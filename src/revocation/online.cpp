@@ -4,7 +4,6 @@
 #include "revocation/cert_urls.hpp"
 
 #include <algorithm>
-#include <ctime>
 #include <map>
 #include <set>
 
@@ -293,7 +292,8 @@ Validation validate(const pki::TrustStore& trust, Store* store, X509* leaf, STAC
     v.report = pki::verify_chain(trust, leaf, presented, at, detail);
     return v;
   }
-  const std::int64_t now = at.value_or(static_cast<std::int64_t>(std::time(nullptr)));
+  // Revocation dates are judged by the store's clock (the one that stamped what it holds).
+  const std::int64_t now = at.value_or(store->clock().unix_seconds());
   Source src(trust, *store, allow_fetch && opt.revocation == pki::RevocationMode::Online && !at, now);
   v.report = pki::verify_chain(trust, leaf, presented, at, detail, &src);
   v.needs = std::move(src.needs);

@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "pki/chain_verify.hpp"
 #include "pki/openssl_ptr.hpp"
+#include "runtime/clock.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -30,12 +31,11 @@ struct StoreSettings {
   std::size_t max_cache_bytes = 256u << 20;  // CRL bytes, in memory and on disk
   std::size_t max_urls_per_certificate = 4;  // per kind: distribution points, OCSP, caIssuers
   std::size_t max_concurrent_fetches = 16;   // in flight at once; the rest wait their turn
+  config::FetchSettings fetch;               // proxy, directory hosts for host-less ldap:///
 };
 
 // Fetches beyond this many waiting (max_concurrent_fetches × this) fail at once.
 inline constexpr std::size_t kQueuedPerConcurrent = 64;
-// Threads for ldap:// fetches (libldap is synchronous): started when first needed, never more.
-inline constexpr std::size_t kLdapThreads = 4;
 // Certificates of one AIA answer considered as issuers (PKCS#7 bundles of real PKIs hold dozens).
 inline constexpr std::size_t kAiaCertificates = 256;
 // An AIA answer's size cap (or max_fetch_bytes when smaller).
@@ -108,11 +108,13 @@ struct FetchEvent {
   bool ok;
   std::string result;   // "Verified" detail or the failure
   std::int64_t elapsed_ms;
+  std::string route;    // "direct", "via proxy …", "via ldap host …"
 };
 
 class Store {
  public:
-  explicit Store(StoreSettings settings);
+  // Every time the store reads (fetch times, freshness, pacing, refresh) comes from `clock`.
+  explicit Store(StoreSettings settings, const runtime::Clock& clock = runtime::system_clock());
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -132,6 +134,7 @@ class Store {
   // A validation used the cached CRL of `url` (only CRLs in use are refreshed and kept).
   void touch_crl(const std::string& url, std::int64_t now);
   const StoreSettings& settings() const;
+  const runtime::Clock& clock() const;
 
   // Fetches every need (joining fetches already in flight); `done` runs on the store's thread
   // once all have finished, successfully or not.
@@ -162,8 +165,6 @@ class Store {
  private:
   std::shared_ptr<Impl> impl_;
 };
-
-std::int64_t unix_now();
 
 // A Prometheus label value: `\\`, `"` and line feed escaped as the text format has them, other
 // control characters (carriage return included) percent-encoded, as in a URL.

@@ -44,6 +44,9 @@ TEST(RevocationUrls, OnlyPlainHttpHttpsAndLdapUrlsAreFetched) {
       {"http://127.0.0.1/a.crl", true},
       {"https://ca.example/a.crl", true},
       {"ldap://dir.example/cn=x?certificateRevocationList;binary", true},
+      {"ldaps://dir.example/cn=x?cACertificate;binary", true},
+      {"ldap:///CN=Issuing%20CA,CN=CDP,DC=corp?certificateRevocationList?base", true},  // [server.fetch] ldap_hosts
+      {"ftp://127.0.0.1/a.crl", false},
       {"file:///etc/passwd", false},
       {"gopher://127.0.0.1:6379/_x", false},
       {"http://a/b\r\nX-Injected: 1", false},
