@@ -965,7 +965,9 @@ Store::Store(StoreSettings settings) : impl_(std::make_shared<Impl>()) {
       std::thread([impl = impl_.get()] { run_surviving(impl->aia_resolve_io, "the AIA resolver"); });
 }
 
-Store::~Store() {
+Store::~Store() { shutdown(); }
+
+void Store::shutdown() {
   impl_->aia_resolve_work.reset();
   impl_->aia_resolve_io.stop();
   if (impl_->aia_resolve_thread.joinable()) impl_->aia_resolve_thread.join();
@@ -974,6 +976,15 @@ Store::~Store() {
   asio::post(impl_->io, [impl = impl_.get()] { impl->refresh_timer.cancel(); });
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
+  // Nothing completes a fetch any more: its waiters would otherwise live as long as the
+  // abandoned fetch's handlers, which hold the store (and outlive the loops).
+  std::unordered_map<std::string, std::vector<std::function<void()>>> waiting;
+  {
+    std::lock_guard lock(impl_->mu);
+    waiting.swap(impl_->in_flight);
+    impl_->queued.clear();
+    impl_->queued_aia.clear();
+  }
 }
 
 std::shared_ptr<const CrlEntry> Store::crl(const std::string& url) const {

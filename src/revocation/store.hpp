@@ -113,7 +113,13 @@ struct FetchEvent {
 class Store {
  public:
   explicit Store(StoreSettings settings);
-  ~Store();
+  ~Store();  // shutdown()
+
+  // The server's stop, once its loops have stopped: ends the store's threads (fetches in
+  // progress are abandoned, not waited for) and drops every callback still waiting for a fetch
+  // (they hold connections that belong to the loops). Fetches asked for afterwards never
+  // complete. Idempotent.
+  void shutdown();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
