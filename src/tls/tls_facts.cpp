@@ -51,6 +51,11 @@ STACK_OF(X509) * TlsFacts::presented_chain() {
   return chain.get();
 }
 
+ChainChecks& chain_checks() {
+  static ChainChecks counts;
+  return counts;
+}
+
 const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, revocation::Store* store,
                                               std::vector<revocation::Need>& needs) {
   const std::uint64_t epoch = store ? store->epoch() : 0;
@@ -66,6 +71,7 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
     if (chain_key.empty()) chain_key = pki::ValidationCache::key(leaf.get(), presented_chain());
     const std::string& key = chain_key;
     if (auto hit = site.validations->find(key, now, epoch)) {
+      chain_checks().cached.fetch_add(1, std::memory_order_relaxed);
       report = std::move(hit->report);
       mapped = std::move(hit->mapped);
       report_until = hit->expires;
@@ -78,6 +84,7 @@ const auth::ChainReport* TlsFacts::report_for(const runtime::SiteRuntime& site, 
         needs = std::move(v.needs);
         return nullptr;
       }
+      chain_checks().validated.fetch_add(1, std::memory_order_relaxed);
       // A failure stays a failure until the configuration or the revocation store changes; a
       // success ends with the certificates and revocation data it relied on. An unknown status
       // is no verdict on the certificate: refused (or, with soft_fail, accepted without being
