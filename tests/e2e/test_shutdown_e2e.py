@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Connection, Server, client_context, free_port, get, mtls_site, read_response  # noqa: E402
-from listeners import ConnectionServer  # noqa: E402
+from listeners import Silent  # noqa: E402
 
 HANG_HTTP, HANG_LDAP, DEAD_OCSP, DEAD_CRL, DEAD_LDAP = (free_port() for _ in range(5))
 P_CRL, P_DIR, P_BASIC = free_port(), free_port(), free_port()
@@ -35,41 +35,6 @@ STOP_BOUND = 10
 # What a crash, an abort or a sanitizer leaves on stderr.
 CRASH_MARKS = ("terminate called", "AddressSanitizer", "LeakSanitizer", "runtime error:", "Segmentation",
                "Aborted", "double free", "corrupted")
-
-
-class Silent(ConnectionServer):
-    """Accepts, reads what comes, never answers; counts the connections that sent something."""
-
-    def __init__(self, port):
-        super().__init__(port)
-        self.asked = 0
-        self.lock = threading.Lock()
-        self.conns = []
-
-    def serve(self, conn):
-        with self.lock:
-            self.conns.append(conn)
-        try:
-            if conn.recv(65536):
-                with self.lock:
-                    self.asked += 1
-            while conn.recv(65536):
-                pass
-        except OSError:
-            pass
-
-    def count(self):
-        with self.lock:
-            return self.asked
-
-    def stop(self):
-        super().stop()
-        with self.lock:
-            for c in self.conns:
-                try:
-                    c.close()
-                except OSError:
-                    pass
 
 
 SITES = mtls_site("Crl", P_CRL, 1, f'''trusted_cas = ["{OPKI}/root.pem"]
