@@ -7,6 +7,7 @@ import http.server
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -221,7 +222,11 @@ class DirectoryBusy(unittest.TestCase):
 
         def ask(user):
             try:
-                answers[user] = get(P_DIR, f"/?busy-{user}", user=user).status
+                c = Connection(P_DIR, user=user, timeout=60)
+                answers[user] = c.request(f"/?busy-{user}").status
+                c.close()
+            except socket.timeout:
+                answers[user] = "hang"
             except (OSError, ConnectionError, ssl.SSLError):
                 answers[user] = "closed"
         threads = {}
