@@ -27,6 +27,7 @@ struct DirectoryService::Shared {
   std::deque<auth::CertFacts> queue;
   std::unordered_map<std::string, std::vector<std::function<void(Mapped)>>> waiting;  // by der_sha256
   std::unordered_map<std::string, Mapped> cache;
+  std::vector<LdapConnection*> connections;  // the workers', for interrupt() at stop
   bool down = false;  // last lookup found the directory unreachable (for one log line per change)
   std::string last_refusal;  // the last refusal logged
 
@@ -68,6 +69,19 @@ struct DirectoryService::Shared {
 
   static void work(std::shared_ptr<Shared> self) {
     LdapConnection conn(self->settings);
+    {
+      std::lock_guard lock(self->mu);
+      if (self->stopping) return;
+      self->connections.push_back(&conn);
+    }
+    struct Leave {
+      Shared& s;
+      LdapConnection* c;
+      ~Leave() {
+        std::lock_guard lock(s.mu);
+        std::erase(s.connections, c);
+      }
+    } leave{*self, &conn};
     for (;;) {
       auth::CertFacts cert;
       {
@@ -78,6 +92,11 @@ struct DirectoryService::Shared {
         self->queue.pop_front();
       }
       const auth::DirectoryAnswer answer = conn.lookup(auth::directory_plan(cert, self->policy));
+      {
+        // Interrupted by a stop: the answer is the interruption, and its waiters are gone.
+        std::lock_guard lock(self->mu);
+        if (self->stopping) return;
+      }
       self->note_health(answer);
       auto outcome = std::make_shared<const auth::Outcome>(auth::judge_directory(cert, answer, self->naming));
       Mapped m{outcome, self->steady_ms() + self->ttl_ms(*outcome)};
@@ -96,6 +115,23 @@ struct DirectoryService::Shared {
   }
 };
 
+namespace {
+
+// Returns the callbacks still waiting; the caller drops them outside the lock (dropping one
+// may close a connection, and with it the last hold on this service).
+std::unordered_map<std::string, std::vector<std::function<void(Mapped)>>> stop(DirectoryService::Shared& s) {
+  std::lock_guard lock(s.mu);
+  s.stopping = true;
+  s.queue.clear();
+  for (auto* c : s.connections) c->interrupt();
+  s.wake.notify_all();
+  auto waiting = std::move(s.waiting);
+  s.waiting.clear();
+  return waiting;
+}
+
+}  // namespace
+
 DirectoryService::DirectoryService(config::DirectoryMapping settings, std::string site_name,
                                    const runtime::Clock& clock)
     : shared_(std::make_shared<Shared>()) {
@@ -109,14 +145,27 @@ DirectoryService::DirectoryService(config::DirectoryMapping settings, std::strin
   s.policy.upn_attribute = s.settings.upn_attribute;
   s.policy.allow_weak = s.settings.allow_weak;
   s.naming.domain = s.settings.domain;
-  for (std::uint32_t i = 0; i < s.settings.pool_size; ++i)
-    std::thread(&Shared::work, shared_).detach();
+  try {
+    for (std::uint32_t i = 0; i < s.settings.pool_size; ++i) workers_.emplace_back(&Shared::work, shared_);
+  } catch (...) {
+    stop(s);  // the threads already started end on their own
+    for (auto& t : workers_) t.detach();
+    throw;
+  }
 }
 
 DirectoryService::~DirectoryService() {
-  std::lock_guard lock(shared_->mu);
-  shared_->stopping = true;
-  shared_->wake.notify_all();
+  auto waiting = stop(*shared_);
+  for (auto& t : workers_)
+    if (t.joinable()) t.detach();
+}
+
+void DirectoryService::shutdown() {
+  auto keep = shared_;
+  auto waiting = stop(*keep);
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  waiting.clear();
 }
 
 std::optional<Mapped> DirectoryService::cached(const auth::CertFacts& cert) const {
@@ -136,7 +185,7 @@ void DirectoryService::lookup(const auth::CertFacts& cert, std::function<void(Ma
     } else if (auto w = s.waiting.find(cert.der_sha256); w != s.waiting.end()) {
       w->second.push_back(std::move(done));  // this certificate is being looked up: share it
       return;
-    } else if (s.queue.size() < s.settings.max_pending) {
+    } else if (!s.stopping && s.queue.size() < s.settings.max_pending) {
       s.waiting[cert.der_sha256].push_back(std::move(done));
       s.queue.push_back(cert);
       s.wake.notify_one();

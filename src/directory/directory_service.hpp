@@ -11,6 +11,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace certgate::directory {
 
@@ -23,9 +25,15 @@ class DirectoryService {
  public:
   DirectoryService(config::DirectoryMapping settings, std::string site_name,
                    const runtime::Clock& clock = runtime::system_clock());
-  // Tells the workers to finish; they exit on their own (a worker may be inside a search
-  // bounded by timeout_ms, and no request loop should wait for that).
+  // Tells the workers to finish and interrupts their searches; they exit on their own (the
+  // last connection of an old generation may go on a request loop, which must not wait).
   ~DirectoryService();
+
+  // The server's stop, once its loops have stopped: ends the workers (a bind or search in
+  // progress is interrupted, not waited for) and waits for them, then drops the callbacks of
+  // the lookups still waiting (they hold connections that belong to the loops). Lookups asked
+  // for afterwards are answered at once as busy. Idempotent.
+  void shutdown();
 
   // A fresh cached answer for this certificate, if there is one (cheap; any thread).
   std::optional<Mapped> cached(const auth::CertFacts& cert) const;
@@ -41,6 +49,7 @@ class DirectoryService {
 
  private:
   std::shared_ptr<Shared> shared_;
+  std::vector<std::thread> workers_;  // touched only by the owner's thread
 };
 
 }  // namespace certgate::directory

@@ -1,6 +1,7 @@
 #include "directory/ldap_connection.hpp"
 
 #include <ldap.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 namespace certgate::directory {
@@ -58,8 +59,35 @@ std::string first_rdn_value(const std::string& dn) {
   return out;
 }
 
-LdapConnection::LdapConnection(const config::DirectoryMapping& settings) : s_(settings) {
+LdapConnection::LdapConnection(const config::DirectoryMapping& settings)
+    : s_(settings), callbacks_(std::make_unique<ldap_conncb>()) {
   for (const auto& u : s_.urls) servers_ += (servers_.empty() ? "" : " ") + u;
+  callbacks_->lc_arg = this;
+  // Runs on the thread doing the bind or search, right after libldap connected: from then on
+  // interrupt() can reach the socket; once interrupted, the connection is refused here (a
+  // stop that came between our check in connect() and libldap's connect).
+  callbacks_->lc_add = [](LDAP*, Sockbuf* sb, LDAPURLDesc*, sockaddr*, ldap_conncb* ctx) -> int {
+    auto* self = static_cast<LdapConnection*>(ctx->lc_arg);
+    int fd = -1;
+    ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd);
+    std::lock_guard lock(self->socket_mu_);
+    if (self->interrupted_) return -1;
+    self->socket_ = fd;
+    return 0;
+  };
+  callbacks_->lc_del = [](LDAP*, Sockbuf*, ldap_conncb* ctx) {
+    auto* self = static_cast<LdapConnection*>(ctx->lc_arg);
+    std::lock_guard lock(self->socket_mu_);
+    self->socket_ = -1;
+  };
+}
+
+void LdapConnection::interrupt() {
+  std::lock_guard lock(socket_mu_);
+  interrupted_ = true;
+  // shutdown(), not close(): the descriptor stays libldap's (no other socket can take its
+  // number), and its blocked poll wakes with the connection ended.
+  if (socket_ >= 0) ::shutdown(socket_, SHUT_RDWR);
 }
 
 LdapConnection::~LdapConnection() { drop(); }
@@ -70,6 +98,13 @@ void LdapConnection::drop() {
 }
 
 int LdapConnection::connect(std::string& error) {
+  {
+    std::lock_guard lock(socket_mu_);
+    if (interrupted_) {
+      error = "certgate is stopping";
+      return LDAP_SERVER_DOWN;
+    }
+  }
   // libldap tries a space-separated URL list in order: that is the failover.
   int rc = ldap_initialize(&ld_, servers_.c_str());
   if (rc != LDAP_SUCCESS) {
@@ -80,6 +115,7 @@ int LdapConnection::connect(std::string& error) {
   const int version = LDAP_VERSION3;
   ldap_set_option(ld_, LDAP_OPT_PROTOCOL_VERSION, &version);
   ldap_set_option(ld_, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);  // AD referrals would leave the site's servers
+  ldap_set_option(ld_, LDAP_OPT_CONNECT_CB, callbacks_.get());
   const timeval connect = to_timeval(s_.connect_timeout_ms);
   ldap_set_option(ld_, LDAP_OPT_NETWORK_TIMEOUT, &connect);
   const timeval op = to_timeval(s_.timeout_ms);

@@ -5,10 +5,13 @@
 #include "auth/directory.hpp"
 #include "config/config.hpp"
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 typedef struct ldap LDAP;
+struct ldap_conncb;
 
 namespace certgate::directory {
 
@@ -27,10 +30,19 @@ class LdapConnection {
   // The servers this connection tries, as configured ("ldap://a ldap://b").
   const std::string& servers() const { return servers_; }
 
+  // From another thread, when stopping: a bind or search in progress fails at once (its socket
+  // is shut down) and no connection is made again, so a directory that never answers cannot
+  // hold the thread for the length of the timeouts.
+  void interrupt();
+
  private:
   const config::DirectoryMapping& s_;
   std::string servers_;
   LDAP* ld_ = nullptr;
+  std::unique_ptr<ldap_conncb> callbacks_;  // tells us the socket libldap connected
+  std::mutex socket_mu_;
+  int socket_ = -1;  // while libldap holds a connected socket
+  bool interrupted_ = false;
 
   int connect(std::string& error);  // LDAP result code
   void drop();

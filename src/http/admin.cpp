@@ -1,5 +1,7 @@
 #include "http/admin.hpp"
 
+#include "tls/tls_facts.hpp"
+
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -68,6 +70,12 @@ std::string metrics_text(const ServerState& state) {
     out += "# HELP certgate_config_generation The configuration generation serving new connections.\n"
            "# TYPE certgate_config_generation gauge\n"
            "certgate_config_generation " + std::to_string(gen->snap->generation) + "\n";
+  const auto& checks = tls::chain_checks();
+  out += "# HELP certgate_chain_checks_total Client certificate chains checked for a connection: validated, or "
+         "taken from the site's validation cache (a connection's later requests reuse its own result).\n"
+         "# TYPE certgate_chain_checks_total counter\n"
+         "certgate_chain_checks_total{source=\"validated\"} " + std::to_string(checks.validated.load()) + "\n"
+         "certgate_chain_checks_total{source=\"cache\"} " + std::to_string(checks.cached.load()) + "\n";
   if (state.revocation) out += state.revocation->metrics();
   return out;
 }

@@ -14,6 +14,7 @@
 #include <csignal>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <thread>
 
 namespace certgate::http {
@@ -127,20 +128,23 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
 
   log::Writer writer;
   // Disk reads and password hashing: blocking work that must never run on a loop; apart, so
-  // that slow hashing cannot delay files.
-  asio::thread_pool workers(2);
-  asio::thread_pool password_workers(1);
+  // that slow hashing cannot delay files. Destroyed explicitly at stop, before the loops.
+  std::optional<asio::thread_pool> workers(std::in_place, 2);
+  std::optional<asio::thread_pool> password_workers(std::in_place, 1);
   ServerState state;
   state.writer = &writer;
-  state.files = &workers;
-  state.passwords = &password_workers;
+  state.files = &*workers;
+  state.passwords = &*password_workers;
   state.clock = options.clock;
-  // Destroyed explicitly below, between the loops' threads and the loops themselves.
-  auto revocation_store = std::make_unique<revocation::Store>(revocation::store_settings(server_cfg));
+  // Destroyed explicitly at stop, before the loops.
+  auto revocation_store = std::make_unique<revocation::Store>(revocation::store_settings(server_cfg), *options.clock);
   state.revocation = revocation_store.get();
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));
   state.generation.store(snap->generation, std::memory_order_release);
+  // Every generation still in use (connections keep old ones until their next request): their
+  // directory services are stopped with the server. Touched on this thread only.
+  std::vector<std::weak_ptr<const Generation>> generations{state.current.load()};
 
   std::vector<std::unique_ptr<LoopThread>> loops;
   for (unsigned t = 0; t < threads; ++t) {
@@ -211,6 +215,8 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
           if (auto diff = listener_difference(*running->snap, *next); !diff.empty())
             throw std::runtime_error(diff + "; restart certgate to change them");
           state.current.store(make_generation(next, writer));
+          std::erase_if(generations, [](const auto& g) { return g.expired(); });
+          generations.push_back(state.current.load());
           generation = next->generation;
           state.generation.store(generation, std::memory_order_release);
           for (const auto& w : next->warnings) spdlog::warn("{}", w);
@@ -262,16 +268,34 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
     if (open == 0 || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  // Stop order. Requests still waiting now wait for a worker thread (a password check, a file
+  // read, a CRL or OCSP fetch, a directory lookup) whose answer would be posted to their loop,
+  // and whose callback holds the connection, which belongs to its loop. So: (1) the loops stop
+  // (nothing new is asked of the workers); (2) each kind of worker stops — without waiting for
+  // a CRL server or a directory that does not answer — and drops the callbacks still waiting
+  // (the connections they hold close, on objects that still exist, while no loop runs); (3)
+  // only then are the loops, with the handlers still queued on them, destroyed.
   for (auto& lt : loops) lt->loop.io.stop();
   for (auto& lt : loops)
     if (lt->thread.joinable()) lt->thread.join();
-  // The store's threads post fetch completions to the loops: they end while the loops (stopped)
-  // still exist; the waiting connections it drops close on objects that are still there.
+  // A check or read in progress ends (one crypt(3) at most); the queued ones are dropped.
+  password_workers->stop();
+  workers->stop();
+  password_workers->join();
+  workers->join();
+  password_workers.reset();
+  workers.reset();
+  state.passwords = nullptr;
+  state.files = nullptr;
+  revocation_store->shutdown();
+  for (const auto& weak : generations)
+    if (auto gen = weak.lock())
+      for (const auto& site : gen->snap->sites)
+        if (site.directory) site.directory->shutdown();
+  generations.clear();
   revocation_store.reset();
   state.revocation = nullptr;
-  loops.clear();  // connections (and their generations) go before the pool and the writer
-  workers.join();
-  password_workers.join();
+  loops.clear();  // connections (and their generations) go before the writer
   writer.stop();
   if (!server_cfg.pid_file.empty()) std::filesystem::remove(server_cfg.pid_file);
   if (!options.quiet) spdlog::info("stopped; logs flushed");

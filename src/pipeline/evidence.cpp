@@ -48,15 +48,17 @@ const auth::ChainReport* RequestState::chain_report() {
     std::optional<pki::ValidationCache::Hit> hit;
     if (cache && in_.detail == pki::Detail::Brief) hit = cache->find(t.chain_key, now, epoch);
     if (hit) {
+      tls::chain_checks().cached.fetch_add(1, std::memory_order_relaxed);
       t.report = std::move(hit->report);
       t.mapped = std::move(hit->mapped);
       t.report_until = hit->expires;
     } else {
       const bool may_fetch = fetch_rounds_ < revocation::kMaxFetchRounds;
-      // A clock more than a second away from the system's (verify --at, a test's) is a time to
-      // validate at, for which the store fetches nothing: it fetches for the present only.
+      // A clock more than a second away from the store's (verify --at) is a time to validate
+      // at, for which the store fetches nothing: it fetches for its present only.
+      const runtime::Clock& present = store ? store->clock() : runtime::system_clock();
       std::optional<std::int64_t> at;
-      if (std::abs(now - runtime::system_clock().unix_seconds()) > 1) at = now;
+      if (std::abs(now - present.unix_seconds()) > 1) at = now;
       revocation::Validation v =
           revocation::validate(trust, store, t.leaf.get(), t.presented_chain(), may_fetch, at, in_.detail);
       if (!v.needs.empty()) {
@@ -64,6 +66,7 @@ const auth::ChainReport* RequestState::chain_report() {
         fetches_ = std::move(v.needs);
         return nullptr;
       }
+      tls::chain_checks().validated.fetch_add(1, std::memory_order_relaxed);
       // A failure stays a failure until the configuration or the revocation store changes; a
       // success ends with the certificates and revocation data it relied on. An unknown status
       // is no verdict on the certificate: refused (or, with soft_fail, accepted without being

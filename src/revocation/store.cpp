@@ -69,10 +69,26 @@ Store::Store(StoreSettings settings, const runtime::Clock& clock)
   impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
 }
 
-Store::~Store() {
+Store::~Store() { shutdown(); }
+
+void Store::shutdown() {
   impl_->stopping.store(true, std::memory_order_release);
   impl_->fetcher.wake();
   if (impl_->thread.joinable()) impl_->thread.join();
+  // Nothing completes a fetch any more: its waiters would otherwise live as long as the
+  // abandoned fetch's handlers, which hold the store (and outlive the loops).
+  std::unordered_map<std::string, std::vector<std::function<void()>>> waiting;
+  {
+    std::lock_guard lock(impl_->mu);
+    waiting.swap(impl_->in_flight);
+    impl_->queued.clear();
+    impl_->queued_aia.clear();
+  }
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(impl_->tasks_mu);
+    tasks.swap(impl_->tasks);
+  }
 }
 
 std::shared_ptr<const CrlEntry> Store::crl(const std::string& url) const {

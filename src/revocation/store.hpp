@@ -115,7 +115,13 @@ class Store {
  public:
   // Every time the store reads (fetch times, freshness, pacing, refresh) comes from `clock`.
   explicit Store(StoreSettings settings, const runtime::Clock& clock = runtime::system_clock());
-  ~Store();
+  ~Store();  // shutdown()
+
+  // The server's stop, once its loops have stopped: ends the store's thread (fetches in
+  // progress are abandoned, not waited for) and drops every callback still waiting for a fetch
+  // (they hold connections that belong to the loops). Fetches asked for afterwards never
+  // complete. Idempotent.
+  void shutdown();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 

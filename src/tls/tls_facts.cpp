@@ -42,6 +42,11 @@ STACK_OF(X509) * TlsFacts::presented_chain() {
   return chain.get();
 }
 
+ChainChecks& chain_checks() {
+  static ChainChecks counts;
+  return counts;
+}
+
 TlsFacts TlsFacts::from_certificates(const std::vector<pki::X509Ptr>& certs, bool cert_requested) {
   TlsFacts f;
   f.tls = true;

@@ -5,6 +5,7 @@
 #include "auth/verdict.hpp"
 #include "pki/openssl_ptr.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,6 +13,13 @@
 #include <vector>
 
 namespace certgate::tls {
+
+// Chains checked for a connection, all loops (/metrics): validated in full, or taken from the
+// site's validation cache. A connection's later requests reuse its own result and count nothing.
+struct ChainChecks {
+  std::atomic<std::uint64_t> validated{0}, cached{0};
+};
+ChainChecks& chain_checks();
 
 struct TlsFacts {
   bool tls = false;

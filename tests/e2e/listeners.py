@@ -1,6 +1,7 @@
 """The loopback peers the e2e tests play hostile with: a listening socket (TCP on 127.0.0.1, or a
 unix socket) whose accept loop hands each connection to serve() on a thread of its own, and the
-backend's side of HTTP/1.1 (read one request, write one answer)."""
+backend's side of HTTP/1.1 (read one request, write one answer); and a peer that accepts and never
+answers (a wedged CRL server or directory)."""
 import socket
 import threading
 
@@ -69,3 +70,38 @@ def read_request(f):
 def answer(body):
     """A complete 200 answer with `body`."""
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+class Silent(ConnectionServer):
+    """Accepts, reads what comes, never answers; counts the connections that sent something."""
+
+    def __init__(self, port):
+        super().__init__(port)
+        self.asked = 0
+        self.lock = threading.Lock()
+        self.conns = []
+
+    def serve(self, conn):
+        with self.lock:
+            self.conns.append(conn)
+        try:
+            if conn.recv(65536):
+                with self.lock:
+                    self.asked += 1
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def count(self):
+        with self.lock:
+            return self.asked
+
+    def stop(self):
+        super().stop()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass

@@ -56,6 +56,7 @@ leaf_section v3_slow "crlDistributionPoints = URI:$base/slow.crl"
 leaf_section v3_big "crlDistributionPoints = URI:$base/big.crl"
 leaf_section v3_wrongkey "crlDistributionPoints = URI:$base/wrongkey.crl"
 leaf_section v3_short "crlDistributionPoints = URI:$base/short.crl"
+leaf_section v3_steady "crlDistributionPoints = URI:$base/steady.crl"
 leaf_section v3_conny "crlDistributionPoints = URI:$base/conny.crl"
 leaf_section v3_petra "crlDistributionPoints = URI:$base/petra.crl
 authorityInfoAccess = OCSP;URI:http://127.0.0.1:$ocsp"
@@ -107,6 +108,7 @@ sign issuing sloane sloane v3_slow     # distribution point slower than url_time
 sign issuing bigsby bigsby v3_big      # CRL larger than max_fetch_bytes
 sign issuing wendy wendy v3_wrongkey   # CRL signed by another key under the issuer's name
 sign issuing shorty shorty v3_short    # CRL with a nextUpdate seconds away
+sign issuing steady steady v3_steady   # CRL valid a day, replaced meanwhile by one revoking it
 sign issuing conny conny v3_conny      # fetched by many requests at once
 sign issuing petra petra v3_petra      # both a distribution point and an OCSP responder
 sign issuing pete pete v3_pete         # the same, for the default order
@@ -149,7 +151,7 @@ ca_dir forged 3000
 cp forged.pem ca/forged/ca.pem; cp forged.key ca/forged/ca.key
 crl forged www/wrongkey.crl
 
-for u in olga oscar ocean orville ulrich dora sloane bigsby wendy shorty conny fiona lars petra pete remy lou; do
+for u in olga oscar ocean orville ulrich dora sloane bigsby wendy shorty steady conny fiona lars petra pete remy lou; do
   cat "$u.pem" issuing.pem > "$u-chain.pem"
 done
 cat ronald.pem revoked-ca.pem > ronald-chain.pem

@@ -1,16 +1,19 @@
 """The validation cache never accepts what has since become revoked, expired or unmapped:
 revoke after a first success, a CRL whose nextUpdate passes, and a config change."""
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import CERTGATE, Connection, Server, client_context, free_port, get, pki  # noqa: E402
 
 P = free_port()
+ADMIN = free_port()
 
 SITE = f"""
 [[sites]]
@@ -35,9 +38,17 @@ ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
 """
 
 
+def chain_checks():
+    """certgate_chain_checks_total by source ("validated", "cache")."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {k: int(v) for k, v in re.findall(r'^certgate_chain_checks_total\{source="(\w+)"\} (\d+)$', text, re.M)}
+
+
 class CachedValidation(unittest.TestCase):
     def setUp(self):
-        self.srv = Server(SITE, server_extra='pid_file = "certgate.pid"', test_clock=True)
+        self.srv = Server(SITE, server_extra=f'pid_file = "certgate.pid"\nadmin_listen = "127.0.0.1:{ADMIN}"',
+                          test_clock=True)
         # a private copy of the issuing CA, so revoking here leaves the shared fixtures alone
         self.ca = os.path.join(self.srv.dir, "ca")
         shutil.copytree(os.path.join(os.path.dirname(pki("root-ca.pem")), "ca"), self.ca)
@@ -63,8 +74,12 @@ class CachedValidation(unittest.TestCase):
 
     def test_revoked_after_a_first_success(self):
         self.srv.start()
+        before = chain_checks()
         self.assertEqual(get(P, "/", user="bob").status, 200)
-        self.assertEqual(get(P, "/", user="bob").status, 200)  # from the cache now
+        self.assertEqual(chain_checks(), {"validated": before["validated"] + 1, "cache": before["cache"]})
+        # A new connection with the same chain: the site's validation cache answers.
+        self.assertEqual(get(P, "/", user="bob").status, 200)
+        self.assertEqual(chain_checks(), {"validated": before["validated"] + 1, "cache": before["cache"] + 1})
         env = dict(os.environ, CADIR=os.path.join(self.ca, "issuing-ca"))
         subprocess.run(["openssl", "ca", "-config", os.path.join(self.srv.dir, "ca.cnf"), "-revoke", pki("bob.pem")],
                        env=env, check=True, capture_output=True)

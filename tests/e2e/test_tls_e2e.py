@@ -3,16 +3,19 @@
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Connection, Server, client_context, free_port, get, pki, read_response, run  # noqa: E402
 from raw_tls import send_garbage_certificate  # noqa: E402
 
 P = free_port()      # https: sites A (default), B (SNI partner.test), C (SNI nousage.test)
+ADMIN = free_port()  # /metrics
 H = free_port()      # plain http for site A
 X = free_port()      # https with a PKCS#12 server certificate (site D)
 
@@ -85,9 +88,16 @@ ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
 server = None
 
 
+def chain_checks():
+    """certgate_chain_checks_total, both sources together."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(int(n) for n in re.findall(r'^certgate_chain_checks_total\{source="\w+"\} (\d+)$', text, re.M))
+
+
 def setUpModule():
     global server
-    server = Server(SITES).start()
+    server = Server(SITES, server_extra=f'admin_listen = "127.0.0.1:{ADMIN}"').start()
 
 
 def tearDownModule():
@@ -209,11 +219,15 @@ class CertificateCases(unittest.TestCase):
         # connection without being asked for again (one handshake, no renegotiation). Each
         # request is still decided against the current configuration: test_files_e2e.py shows a
         # reload withdrawing trust taking effect on such a connection.
+        # Its chain is checked once, for the first request: were each request validated again
+        # (in full or from the site's validation cache), /metrics would count three checks.
+        before = chain_checks()
         c = Connection(P, user="alice")
         for i in range(3):
             self.assertEqual(c.request(f"/?holds{i}").status, 200)
             self.assertEqual(server.log_entry(f"holds{i}")["sc-status"], "200")
         c.close()
+        self.assertEqual(chain_checks() - before, 1)
 
     def test_resumed_session_keeps_the_certificate_and_its_chain(self):
         # A returning client resumes its TLS session: the certificate (and the chain it sent,
