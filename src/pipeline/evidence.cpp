@@ -54,13 +54,10 @@ const auth::ChainReport* RequestState::chain_report() {
       t.report_until = hit->expires;
     } else {
       const bool may_fetch = fetch_rounds_ < revocation::kMaxFetchRounds;
-      // A clock more than a second away from the store's (verify --at) is a time to validate
-      // at, for which the store fetches nothing: it fetches for its present only.
-      const runtime::Clock& present = store ? store->clock() : runtime::system_clock();
-      std::optional<std::int64_t> at;
-      if (std::abs(now - present.unix_seconds()) > 1) at = now;
+      // Validated at this request's time; a time other than the store's (verify --at) fetches
+      // nothing (revocation::validate).
       revocation::Validation v =
-          revocation::validate(trust, store, t.leaf.get(), t.presented_chain(), may_fetch, at, in_.detail);
+          revocation::validate(trust, store, t.leaf.get(), t.presented_chain(), may_fetch, now, in_.detail);
       if (!v.needs.empty()) {
         ++fetch_rounds_;
         fetches_ = std::move(v.needs);

@@ -4,6 +4,7 @@
 #include "revocation/cert_urls.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -293,9 +294,13 @@ Validation validate(const pki::TrustStore& trust, Store* store, X509* leaf, STAC
     return v;
   }
   // Revocation dates are judged by the store's clock (the one that stamped what it holds).
-  const std::int64_t now = at.value_or(store->clock().unix_seconds());
-  Source src(trust, *store, allow_fetch && opt.revocation == pki::RevocationMode::Online && !at, now);
-  v.report = pki::verify_chain(trust, leaf, presented, at, detail, &src);
+  const std::int64_t present = store->clock().unix_seconds();
+  const std::int64_t now = at.value_or(present);
+  // The store fetches for its present only: a validation at another time (verify --at) is
+  // judged with what the store already holds.
+  const bool at_present = std::abs(now - present) <= 1;
+  Source src(trust, *store, allow_fetch && opt.revocation == pki::RevocationMode::Online && at_present, now);
+  v.report = pki::verify_chain(trust, leaf, presented, now, detail, &src);
   v.needs = std::move(src.needs);
   v.valid_until = src.valid_until;
   if (!v.needs.empty()) return v;
