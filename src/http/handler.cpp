@@ -255,8 +255,8 @@ Handled handle_routed(const ConnectionInfo& c, const Request& req, const Normali
     return h;
   }
   StaticRequest job;
-  job.root = c.site.cfg.root;
-  job.default_documents = c.site.cfg.default_documents;
+  job.root = &c.site.cfg.root;
+  job.default_documents = &c.site.cfg.default_documents;
   job.path = target.path;
   job.query = target.query;
   job.trailing_slash = target.trailing_slash;

@@ -142,7 +142,7 @@ class Stream {
       // another client's connection, so no SSL call may follow a close.
       if (!s_.socket_.is_open()) return finish(self, boost::asio::error::bad_descriptor, 0);
       std::size_t n = 0;
-      ERR_clear_error();
+      if (ERR_peek_error() != 0) ERR_clear_error();  // checking is cheaper than clearing an empty queue
       int r = action_(s_.ssl_, n);
       if (r > 0) return finish(self, {}, n);
       switch (r == kWaitRead ? Next::WaitRead : classify(s_.ssl_, r, ec)) {
