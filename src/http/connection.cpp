@@ -212,7 +212,7 @@ class Connection final : public ConnectionBase,
     release_request();
     wait_readable([self = this->shared_from_this()](beast::error_code ec) {
       if (ec) return self->close_now();  // idle timeout or peer closed: nothing to answer
-      self->read_header();
+      self->read_header(true);
     });
   }
 
@@ -232,7 +232,10 @@ class Connection final : public ConnectionBase,
     spares().put(std::move(x_));
   }
 
-  void read_header() {
+  // `readable`: the socket just woke this connection, so the head is read at once where it is
+  // already there (TLS), and asynchronously for what is missing. A pipelined request (already
+  // buffered) always goes the asynchronous way: answering it cannot recurse into the next one.
+  void read_header(bool readable = false) {
     idle_ = false;
     started_ = Clock::now();
     if (!x_) {
@@ -248,10 +251,18 @@ class Connection final : public ConnectionBase,
     x_->parser->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     x_->parser->body_limit(limits().max_body_bytes);
     arm(limits().header_timeout_ms);
+    cs_bytes_ = 0;
+    if constexpr (Tls) {
+      if (readable) {
+        beast::error_code ec;
+        cs_bytes_ = bhttp::read_header(stream_, buf_, *x_->parser, ec);
+        if (ec != asio::error::would_block) return on_header(ec);
+      }
+    }
     bhttp::async_read_header(stream_, buf_, *x_->parser,
                              [self = this->shared_from_this()](beast::error_code ec,
                                                                std::size_t n) {
-                               self->cs_bytes_ = n;
+                               self->cs_bytes_ += n;
                                self->on_header(ec);
                              });
   }
@@ -555,17 +566,39 @@ class Connection final : public ConnectionBase,
     // and on a kept-alive connection they would be taken for the start of the next answer.
     const bool with_body = !x_->resp.head_only && x_->req.method != "HEAD" && x_->resp.status != 304 &&
                            x_->resp.status != 204;
-    arm(limits().body_timeout_ms);
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(x_->head), asio::buffer(with_body ? x_->resp.body_bytes() : std::string_view())};
+    sc_bytes_ = 0;
+    if constexpr (Tls) {
+      // One write, now, for a head and body the socket takes whole (the usual small answer);
+      // what it does not take goes asynchronously. Callers must not touch x_ after send():
+      // the connection may already be reading the next request.
+      beast::error_code ec;
+      sc_bytes_ = stream_.write_now(bufs, ec);
+      if (ec && ec != asio::error::would_block) return finish(false);
+      if (sc_bytes_ == asio::buffer_size(bufs)) {
+        if (with_body && x_->resp.file) return send_file_chunk();
+        return finish(true);
+      }
+      beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bufs);
+      rest.consume(sc_bytes_);
+      arm(limits().body_timeout_ms);
+      return asio::async_write(stream_, rest,
+                               [self = this->shared_from_this(), with_body](beast::error_code ec, std::size_t n) {
+                                 self->sent(ec, n, with_body);
+                               });
+    }
+    arm(limits().body_timeout_ms);
     asio::async_write(stream_, bufs,
                       [self = this->shared_from_this(), with_body](beast::error_code ec,
-                                                                   std::size_t n) {
-                        self->sc_bytes_ = n;
-                        if (ec) return self->finish(false);
-                        if (with_body && self->x_->resp.file) return self->send_file_chunk();
-                        self->finish(true);
-                      });
+                                                                   std::size_t n) { self->sent(ec, n, with_body); });
+  }
+
+  void sent(beast::error_code ec, std::size_t n, bool with_body) {
+    sc_bytes_ += n;
+    if (ec) return finish(false);
+    if (with_body && x_->resp.file) return send_file_chunk();
+    finish(true);
   }
 
   // Large files: read a slice on the file pool, write it from the loop, repeat.

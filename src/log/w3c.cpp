@@ -26,9 +26,11 @@ void append_value(std::string& out, std::string_view v) {
     out += '-';
     return;
   }
-  for (char c : v) {
-    unsigned char u = static_cast<unsigned char>(c);
-    out += (u <= 0x20 || u == 0x7f) ? '+' : c;
+  const std::size_t at = out.size();
+  out += v;  // then escaped in place: most values have nothing to escape
+  for (std::size_t i = at; i < out.size(); ++i) {
+    const auto u = static_cast<unsigned char>(out[i]);
+    if (u <= 0x20 || u == 0x7f) out[i] = '+';
   }
 }
 

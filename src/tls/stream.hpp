@@ -15,7 +15,9 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -71,6 +73,36 @@ class Stream {
           return kWaitRead;
         },
         std::forward<Handler>(handler));
+  }
+
+  // What can be read now, without waiting (the socket is non-blocking); asio::error::would_block
+  // when OpenSSL must wait for the socket first. With it the stream is also a SyncReadStream:
+  // a connection the socket just woke parses the head at once, without a trip through the loop
+  // (a posted completion, and the reactor poll that comes with it) before it is answered.
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, boost::system::error_code& ec) {
+    boost::asio::mutable_buffer b = first_nonempty(buffers);
+    return now([b](SSL* s, std::size_t& n) { return SSL_read_ex(s, b.data(), b.size(), &n); }, b.size() == 0, ec);
+  }
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers) {
+    boost::system::error_code ec;
+    const std::size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+  // Writes what can be written now, without waiting: the bytes taken (from the start of
+  // `buffers`), asio::error::would_block when nothing could be. The rest goes by
+  // async_write_some, so a response that fits the socket buffer needs no trip through the loop.
+  template <class ConstBuffers>
+  std::size_t write_now(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    return now(
+        [&buffers](SSL* s, std::size_t& n) {
+          const_span data = gather(buffers);
+          return SSL_write_ex(s, data.data, data.size, &n);
+        },
+        boost::asio::buffer_size(buffers) == 0, ec);
   }
 
   // Completion: void(error_code, std::size_t). The end of the stream, with or without the peer's
@@ -179,6 +211,22 @@ class Stream {
     boost::system::error_code ec_;
     std::size_t n_ = 0;
   };
+
+  template <class Action>
+  std::size_t now(Action action, bool nothing, boost::system::error_code& ec) {
+    ec = {};
+    if (nothing) return 0;
+    if (!socket_.is_open()) {  // see Op: no SSL call after a close
+      ec = boost::asio::error::bad_descriptor;
+      return 0;
+    }
+    std::size_t n = 0;
+    if (ERR_peek_error() != 0) ERR_clear_error();
+    const int r = action(ssl_, n);
+    if (r > 0) return n;
+    if (classify(ssl_, r, ec) != Next::Done) ec = boost::asio::error::would_block;
+    return 0;
+  }
 
   template <bool WithSize, class Action, class Handler>
   auto compose(Action action, Handler&& handler, bool nothing = false) {
