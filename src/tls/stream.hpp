@@ -70,7 +70,7 @@ class Stream {
         [waited = false](SSL* s, std::size_t&) mutable {
           if (waited || SSL_has_pending(s)) return 1;
           waited = true;
-          return kWaitRead;
+          return kPeek;
         },
         std::forward<Handler>(handler));
   }
@@ -135,6 +135,7 @@ class Stream {
   };
   enum class Next { Done, WaitRead, WaitWrite };
   static constexpr int kWaitRead = -1000;  // an action's "wait for the socket first", no SSL call made
+  static constexpr int kPeek = -1001;      // the same, waiting by peeking at one byte (see Op)
 
   // After an SSL call returned `r` <= 0: wait for the socket, or finish with `ec`.
   static Next classify(SSL* ssl, int r, boost::system::error_code& ec);
@@ -165,6 +166,12 @@ class Stream {
    public:
     Op(Stream& s, Action a, bool nothing) : s_(s), action_(std::move(a)), nothing_(nothing) {}
 
+    // The peek's completion: a byte is there (or the stream ended, which the read will see).
+    template <class Self>
+    void operator()(Self& self, boost::system::error_code ec, std::size_t) {
+      (*this)(self, ec == boost::asio::error::eof ? boost::system::error_code() : ec);
+    }
+
     template <class Self>
     void operator()(Self& self, boost::system::error_code ec = {}) {
       if (posted_) return deliver(self);
@@ -177,6 +184,13 @@ class Stream {
       if (ERR_peek_error() != 0) ERR_clear_error();  // checking is cheaper than clearing an empty queue
       int r = action_(s_.ssl_, n);
       if (r > 0) return finish(self, {}, n);
+      // Waiting for readability by peeking at a byte rather than with async_wait: a wait makes
+      // the reactor re-register the socket (an epoll_ctl per wait), a receive does not.
+      if (r == kPeek) {
+        waited_ = true;
+        return s_.socket_.async_receive(boost::asio::buffer(&s_.peek_, 1), socket_type::message_peek,
+                                        std::move(self));
+      }
       switch (r == kWaitRead ? Next::WaitRead : classify(s_.ssl_, r, ec)) {
         case Next::WaitRead:
           waited_ = true;
@@ -238,6 +252,7 @@ class Stream {
 
   socket_type socket_;
   SSL* ssl_;
+  unsigned char peek_ = 0;
 };
 
 }  // namespace certgate::tls
