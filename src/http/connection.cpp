@@ -421,7 +421,7 @@ class Connection final : public ConnectionBase,
     drain_body_then([self = this->shared_from_this(), shared] { self->respond(std::move(*shared)); });
   }
 
-  void respond(Handled h) {
+  void respond(Handled&& h) {
     if (!h.static_job) return send(std::move(h.response));
     if (auto hit = cached_file(*h.static_job)) return send(std::move(*hit));
     disarm();  // the file pool does not touch the socket

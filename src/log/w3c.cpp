@@ -198,8 +198,9 @@ void Writer::write(std::size_t site, std::int64_t unix_seconds, std::string_view
   bool wake = false;
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({site, unix_seconds, queue_text_.size(), line.size()});
+    queue_.push_back({site, unix_seconds, queue_text_.size(), line.size() + 2});
     queue_text_ += line;
+    queue_text_ += "\r\n";
     ++submitted_;
     wake = queue_.size() >= kBatchLines;
   }
@@ -302,8 +303,7 @@ void Writer::write_one(SiteFile& f, const Pending& p, std::string_view line) {
     if (f.file == nullptr) return;
     f.named_second = p.unix_seconds;
   }
-  std::fwrite(line.data(), 1, line.size(), f.file);
-  std::fwrite("\r\n", 1, 2, f.file);
+  fwrite_unlocked(line.data(), 1, line.size(), f.file);  // only the writer thread writes to it
 }
 
 void Writer::open_file(SiteFile& f, const std::string& name) {

@@ -77,7 +77,7 @@ class Writer {
   void stop();  // flush and end the writer thread
 
  private:
-  // A line is `length` bytes at `offset` in the queue's text: the queue's two buffers keep their
+  // A line (with its CRLF) is `length` bytes at `offset` in the queue's text: the queue's two buffers keep their
   // capacity from batch to batch, so queuing a line allocates nothing.
   struct Pending {
     std::size_t site;
