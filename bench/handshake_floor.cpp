@@ -18,6 +18,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <time.h>
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>  // under valgrind --tool=callgrind --collect-atstart=no: the server's instructions alone
+#else
+#define CALLGRIND_TOGGLE_COLLECT
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -140,9 +145,11 @@ int main(int argc, char** argv) {
     // and Finished).
     double step_us[4] = {0, 0, 0, 0};
     for (int i = 0; i < handshakes; ++i) {
+      CALLGRIND_TOGGLE_COLLECT;
       double t = thread_cpu_us();
       SSL* s = SSL_new(server);
       step_us[0] += thread_cpu_us() - t;
+      CALLGRIND_TOGGLE_COLLECT;
       SSL* c = SSL_new(client);
       BIO *sb = nullptr, *cb = nullptr;
       BIO_new_bio_pair(&sb, 0, &cb, 0);
@@ -161,9 +168,11 @@ int main(int argc, char** argv) {
           else if (SSL_get_error(c, r) != SSL_ERROR_WANT_READ) throw std::runtime_error("client handshake failed");
         }
         if (!s_done && BIO_ctrl_pending(sb) > 0) {  // something from the client to read
+          CALLGRIND_TOGGLE_COLLECT;
           t = thread_cpu_us();
           const int r = SSL_do_handshake(s);
           step_us[std::min(++server_calls, 3)] += thread_cpu_us() - t;
+          CALLGRIND_TOGGLE_COLLECT;
           if (r == 1) s_done = true;
           else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ) {
             ERR_print_errors_fp(stderr);
@@ -173,9 +182,11 @@ int main(int argc, char** argv) {
       }
       if (!s_done || !c_done) throw std::runtime_error("the handshake did not finish");
       SSL_free(c);
+      CALLGRIND_TOGGLE_COLLECT;
       t = thread_cpu_us();
       SSL_free(s);
       step_us[0] += thread_cpu_us() - t;
+      CALLGRIND_TOGGLE_COLLECT;
     }
     for (double v : step_us) server_us += v;
     std::printf("tls=%s verify=%s builtin_key_methods=%s handshakes=%d server_cpu_us_per_handshake=%.1f "
