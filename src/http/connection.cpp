@@ -750,7 +750,7 @@ class Connection final : public ConnectionBase,
       if (list.size() >= kMax) return;
       x->parser.reset();
       x->discard.reset();
-      x->resp.file.reset();  // no file held open by a spare
+      x->resp = Response{};  // no file held open, no body kept, by a spare
       if (x->spare_buffer.capacity() > kMaxBuffer) x->spare_buffer = beast::flat_buffer();
       list.push_back(std::move(x));
     }

@@ -151,16 +151,19 @@ std::string http_date(std::int64_t unix_seconds) {
 }
 
 namespace {
-// The Date header changes once a second; format it once per second per thread.
-const std::string& cached_date() {
+// The Date header changes once a second; format it once per second per thread, in place.
+std::string_view cached_date() {
   thread_local std::time_t last = 0;
-  thread_local std::string text;
+  thread_local char text[40];
+  thread_local std::size_t size = 0;
   std::time_t now = std::time(nullptr);
   if (now != last) {
     last = now;
-    text = http_date(now);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    size = std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   }
-  return text;
+  return {text, size};
 }
 }  // namespace
 
