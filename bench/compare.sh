@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # certgate and nginx side by side on the same machine, same PKI, same static file, client
-# certificate required, revocation from the same local CRLs. Each server runs pinned to CPU 0
+# certificate required, revocation from the same local CRLs. nginx is tuned as production sites
+# run it: open_file_cache (checked once a second, as certgate's file cache), an access log
+# buffered 64 KB and flushed each second, a shared session cache. Each server runs pinned to CPU 0
 # with one worker; the load tool (build/certgate-load) runs pinned to CPU 1. Modes run
 # interleaved (certgate, nginx, certgate, nginx, ...) for ROUNDS rounds; the table shows medians
 # and the ratio certgate/nginx, by rate and by the server's own CPU time per operation (from
 # /proc/PID/stat), which is what to rank by when the load tool saturates its core first.
 #
-#   bash bench/compare.sh            # ROUNDS=3 DURATION=5 CONNECTIONS=32 CLIENTS=1000
+#   bash bench/compare.sh            # ROUNDS=5 DURATION=5 CONNECTIONS=32 CLIENTS=1000
 #   MODES="full 1.3,keepalive 1.3" bash bench/compare.sh     # a subset of the modes
 #   THREADS=2 bash bench/compare.sh  # 2 loops / 2 nginx workers on both CPUs; the load tool then
 #                                    # shares CPU 1 with them, so rates say less than CPU per op
 # Mode "fresh" is "full" with every client certificate new to the server (NEW_CLIENTS distinct
-# certificates, more than one run's handshakes): nothing cached helps.
+# certificates, more than one run's handshakes): nothing cached helps. Mode "keepalive10" is
+# "keepalive" in HTTP/1.0 with Connection: keep-alive, the way `ab -k` and health checkers talk.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 CLIENTS=${CLIENTS:-1000}
@@ -47,6 +50,10 @@ events { worker_connections 8192; }
 http {
   access_log $work/nginx/logs/access.log combined buffer=64k flush=1s;
   keepalive_requests 1000000;
+  open_file_cache max=1000 inactive=20s;
+  open_file_cache_valid 1s;
+  open_file_cache_min_uses 1;
+  open_file_cache_errors on;
   server {
     listen 127.0.0.1:$NG_PORT ssl;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -85,11 +92,12 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
-  local port=$1 pid=$2 mode=$3 tls=$4 clients=$CLIENTS
+  local port=$1 pid=$2 mode=$3 tls=$4 clients=$CLIENTS http=1.1
   local before after out
   [ "$mode" = fresh ] && { mode=full; clients=$NEW_CLIENTS; }
+  [ "$mode" = keepalive10 ] && { mode=keepalive; http=1.0; }
   before=$(cpu_ticks "$pid")
-  out=$(load "$port" --clients "$clients" --mode "$mode" --tls "$tls" --connections "$CONNECTIONS" \
+  out=$(load "$port" --clients "$clients" --mode "$mode" --tls "$tls" --http "$http" --connections "$CONNECTIONS" \
         --duration "$DURATION")
   after=$(cpu_ticks "$pid")
   local requests rps p99 errors
@@ -98,14 +106,14 @@ run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
   p99=$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$out")
   errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out")
   [ "$errors" = 0 ] || echo "warning: $errors errors in $mode/$tls against port $port" >&2
-  echo "$rps $(( (after - before) * tick_us / (requests > 0 ? requests : 1) )) $p99"
+  echo "$rps $(awk -v t=$(( (after - before) * tick_us )) -v n="$requests" 'BEGIN{printf "%.1f", t / (n > 0 ? n : 1)}') $p99"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "threads=$THREADS clients=$CLIENTS connections=$CONNECTIONS rounds=$ROUNDS duration=${DURATION}s"
-printf '%-22s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
-IFS=, read -r -a specs <<<"${MODES:-full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3}"
+printf '%-26s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
+IFS=, read -r -a specs <<<"${MODES:-full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3,keepalive10 1.3}"
 [ "${MODES:-}" = none ] && specs=()
 for spec in "${specs[@]}"; do
   set -- $spec
@@ -117,7 +125,8 @@ for spec in "${specs[@]}"; do
   cg_rate=$(cut -d' ' -f1 "$work/cg" | median); ng_rate=$(cut -d' ' -f1 "$work/ng" | median)
   cg_cpu=$(cut -d' ' -f2 "$work/cg" | median); ng_cpu=$(cut -d' ' -f2 "$work/ng" | median)
   cg_p99=$(cut -d' ' -f3 "$work/cg" | median); ng_p99=$(cut -d' ' -f3 "$work/ng" | median)
-  printf '%-22s %12.0f %12.0f %8.2f %14s %14s %8.2f %10s %10s\n' "$1 TLS$2" "$cg_rate" "$ng_rate" \
+  label="$1 TLS$2"; [ "$1" = keepalive10 ] && label="keepalive HTTP/1.0 TLS$2"
+  printf '%-26s %12.0f %12.0f %8.2f %14s %14s %8.2f %10s %10s\n' "$label" "$cg_rate" "$ng_rate" \
     "$(awk -v a="$cg_rate" -v b="$ng_rate" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_cpu" "$ng_cpu" \
     "$(awk -v a="$ng_cpu" -v b="$cg_cpu" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_p99" "$ng_p99"
 done

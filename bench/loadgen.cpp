@@ -5,11 +5,15 @@
 //   certgate-load --url https://127.0.0.1:8443/ --ca root.pem
 //       --issuer-cert issuing-ca.pem --issuer-key issuing-ca.key --clients 1000
 //       --mode full|resume|keepalive --tls 1.3 --connections 32 --duration 10 --cpu 1
+//       [--http 1.0] [--requests N]
 //
 // Modes: full = a new TCP connection and full handshake per request (no session reuse);
 // resume = a new connection per request resuming the worker's TLS session; keepalive = one
 // connection per worker, many requests; idle = one request per connection, then all stay open
-// until the end (for memory per idle connection; opened 32 at a time). Prints one line of key=value results.
+// until the end (for memory per idle connection; opened 32 at a time). --http 1.0 asks in HTTP/1.0
+// with "Connection: keep-alive" where the mode keeps connections open, as `ab -k` and many health
+// checkers do. --requests N stops after N answers (for instruction counts: bench/callgrind.sh).
+// Prints one line of key=value results.
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -95,7 +99,8 @@ std::vector<Identity> make_clients(const std::string& cert_file, const std::stri
 struct Options {
   std::string url = "https://127.0.0.1:8443/";
   std::string ca, issuer_cert, issuer_key, sni = "localhost", mode = "full", tls = "1.3";
-  int clients = 1000, connections = 32, cpu = -1;
+  int clients = 1000, connections = 32, cpu = -1, http = 11;
+  std::uint64_t max_requests = 0;  // 0: until the duration is over
   double duration = 10;
   bool send_chain = true;
 };
@@ -143,7 +148,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   }
 
   void request() {
-    req_ = {http::verb::get, target_, 11};
+    req_ = {http::verb::get, target_, o_.http};
     req_.set(http::field::host, o_.sni);
     req_.keep_alive(o_.mode == "keepalive" || o_.mode == "idle");  // idle: the server must keep it open
     if (o_.mode == "keepalive") started_ = Clock::now();
@@ -154,6 +159,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
         if (ec) return self->error();
         if (self->res_.result_int() != 200) ++self->stats_.errors;
         ++self->stats_.requests;
+        if (self->o_.max_requests && self->stats_.requests >= self->o_.max_requests) self->io_.stop();
         self->stats_.latency_us.push_back(static_cast<std::uint32_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - self->started_).count()));
         if (self->o_.mode == "keepalive" && Clock::now() < self->end_) return self->request();
@@ -242,8 +248,13 @@ int main(int argc, char** argv) {
   app.add_option("--connections", o.connections, "concurrent connections (default 32)");
   app.add_option("--duration", o.duration, "seconds (default 10)");
   app.add_option("--cpu", o.cpu, "pin to this CPU");
+  std::string version = "1.1";
+  app.add_option("--http", version, "HTTP version of the requests: 1.1 | 1.0 (default 1.1)")
+      ->check(CLI::IsMember({"1.0", "1.1"}));
+  app.add_option("--requests", o.max_requests, "stop after this many answers (default: run for --duration)");
   app.add_option("--sni", o.sni, "server name and Host (default localhost)");
   CLI11_PARSE(app, argc, argv);
+  o.http = version == "1.0" ? 10 : 11;
 
   if (o.cpu >= 0) {
     cpu_set_t set;
@@ -303,9 +314,9 @@ int main(int argc, char** argv) {
   }
   io.run();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("mode=%s tls=%s connections=%d clients=%d seconds=%.2f requests=%llu rps=%.1f handshakes_per_s=%.1f "
+  std::printf("mode=%s tls=%s http=%s connections=%d clients=%d seconds=%.2f requests=%llu rps=%.1f handshakes_per_s=%.1f "
               "resumed=%llu errors=%llu p50_us=%u p90_us=%u p99_us=%u\n",
-              o.mode.c_str(), o.tls.c_str(), o.connections, o.clients, secs,
+              o.mode.c_str(), o.tls.c_str(), version.c_str(), o.connections, o.clients, secs,
               static_cast<unsigned long long>(stats.requests), static_cast<double>(stats.requests) / secs,
               static_cast<double>(stats.handshakes) / secs, static_cast<unsigned long long>(stats.resumed),
               static_cast<unsigned long long>(stats.errors), percentile(stats.latency_us, 0.5),

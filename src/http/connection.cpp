@@ -120,9 +120,7 @@ class Connection final : public ConnectionBase,
     return std::string(x_->req.header(name));
   }
   std::string response_header(std::string_view name) const override {
-    for (const auto& h : x_->resp.headers)
-      if (iequals(h.name, name)) return h.value;
-    return "";
+    return std::string(x_->resp.header(name));
   }
   std::string variable(std::string_view name) const override {
     const X509* leaf = tls_.leaf.get();
@@ -150,6 +148,10 @@ class Connection final : public ConnectionBase,
   // timer wakes at the old time and sleeps again), so the common case costs no cancellation.
   // On expiry the pending socket operation is cancelled, not the socket closed, so a 408 can
   // still be written.
+  //
+  // A wait lasts at most the shortest of the header, body and keep-alive timeouts: a request's
+  // deadlines (each at least that far off) then always fall after the wait in progress, so the
+  // keep-alive cycle never moves the timer (a move is a cancellation and a reactor update).
   void arm(std::uint32_t ms) {
     timed_out_ = false;
     deadline_ = Clock::now() + std::chrono::milliseconds(ms);
@@ -160,7 +162,11 @@ class Connection final : public ConnectionBase,
   }
   void disarm() { deadline_ = Clock::time_point::max(); }
   void wait_timer() {
-    timer_.expires_at(deadline_);
+    const auto& l = limits();
+    const auto step = std::chrono::milliseconds(
+        std::min({l.header_timeout_ms, l.body_timeout_ms, l.keepalive_timeout_ms}));
+    const auto now = Clock::now();
+    timer_.expires_at(deadline_ - now > step ? now + step : deadline_);
     start_wait();
   }
   void start_wait() {
@@ -201,13 +207,12 @@ class Connection final : public ConnectionBase,
     idle_ = true;
     if (buf_.size() > 0) return read_header();  // pipelined request already buffered
     arm(limits().keepalive_timeout_ms);
-    // Idle: hold no buffers while waiting (the last request's state and the read buffer are freed;
-    // the header read allocates what it needs once bytes arrive).
+    // Idle: hold no buffers while waiting. The last request's state and the empty read buffer
+    // go back to this loop's spares, for whichever connection speaks next.
     release_request();
-    buf_.shrink_to_fit();
     wait_readable([self = this->shared_from_this()](beast::error_code ec) {
       if (ec) return self->close_now();  // idle timeout or peer closed: nothing to answer
-      self->read_header();
+      self->read_header(true);
     });
   }
 
@@ -217,20 +222,47 @@ class Connection final : public ConnectionBase,
     else socket().async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
   }
 
-  void release_request() { x_.reset(); }
+  void release_request() {
+    if (!x_) return;
+    if (buf_.size() == 0) {
+      const std::size_t max = buf_.max_size();
+      x_->spare_buffer = std::move(buf_);
+      buf_.max_size(max);
+    }
+    spares().put(std::move(x_));
+  }
 
-  void read_header() {
+  // `readable`: the socket just woke this connection, so the head is read at once where it is
+  // already there (TLS), and asynchronously for what is missing. A pipelined request (already
+  // buffered) always goes the asynchronous way: answering it cannot recurse into the next one.
+  void read_header(bool readable = false) {
     idle_ = false;
     started_ = Clock::now();
-    x_ = std::make_unique<Exchange>();
+    if (!x_) {
+      x_ = spares().take();
+      if (buf_.capacity() == 0 && x_->spare_buffer.capacity() > 0) {
+        const std::size_t max = buf_.max_size();
+        buf_ = std::move(x_->spare_buffer);
+        buf_.max_size(max);
+      }
+    }
+    x_->reset();
     x_->parser.emplace();
     x_->parser->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     x_->parser->body_limit(limits().max_body_bytes);
     arm(limits().header_timeout_ms);
+    cs_bytes_ = 0;
+    if constexpr (Tls) {
+      if (readable) {
+        beast::error_code ec;
+        cs_bytes_ = bhttp::read_header(stream_, buf_, *x_->parser, ec);
+        if (ec != asio::error::would_block) return on_header(ec);
+      }
+    }
     bhttp::async_read_header(stream_, buf_, *x_->parser,
                              [self = this->shared_from_this()](beast::error_code ec,
                                                                std::size_t n) {
-                               self->cs_bytes_ = n;
+                               self->cs_bytes_ += n;
                                self->on_header(ec);
                              });
   }
@@ -248,19 +280,26 @@ class Connection final : public ConnectionBase,
     if (ec) return fail(auth::Verdict::Http400_BadRequest, "malformed request: " + ec.message());
 
     const auto& msg = x_->parser->get();
-    x_->req.method = std::string(msg.method_string());
-    x_->req.target = std::string(msg.target());
+    x_->req.method.assign(msg.method_string());
+    x_->req.target.assign(msg.target());
     x_->req.version = msg.version();
     std::size_t count = 0;
     BodyFraming framing;
+    // Copied into the strings the last request on this loop left (their capacity kept).
+    auto& headers = x_->req.headers;
     for (const auto& f : msg) {
-      if (++count > limits().max_headers)
+      if (++count > limits().max_headers) {
+        headers.resize(count - 1);
         return fail(auth::Verdict::Http431_HeadersTooLarge, "the request has more than max_headers (" +
                              std::to_string(limits().max_headers) + ") header fields");
-      x_->req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+      }
+      if (count > headers.size()) headers.emplace_back();
+      headers[count - 1].name.assign(f.name_string());
+      headers[count - 1].value.assign(f.value());
       if (f.name() == bhttp::field::transfer_encoding) framing.transfer_encoding(f.value());
       else if (f.name() == bhttp::field::content_length) framing.content_length(f.value());
     }
+    headers.resize(count);
     if (auto refused = framing.refusal(msg.version()); refused.answer)
       return fail(*refused.answer, std::string(refused.reason));
     if (x_->req.target.size() > limits().max_url_bytes)
@@ -383,11 +422,12 @@ class Connection final : public ConnectionBase,
       h.response.close = true;  // refused: answer now and close rather than read the body
       return send(std::move(h.response));
     }
+    if (x_->parser->is_done()) return respond(std::move(h));  // no body to read first
     auto shared = std::make_shared<Handled>(std::move(h));
     drain_body_then([self = this->shared_from_this(), shared] { self->respond(std::move(*shared)); });
   }
 
-  void respond(Handled h) {
+  void respond(Handled&& h) {
     if (!h.static_job) return send(std::move(h.response));
     if (auto hit = cached_file(*h.static_job)) return send(std::move(*hit));
     disarm();  // the file pool does not touch the socket
@@ -532,22 +572,45 @@ class Connection final : public ConnectionBase,
     x_->resp = std::move(r);
     const bool keep = keep_alive_ && !x_->resp.close && !state_.stopping.load(std::memory_order_relaxed);
     keep_alive_ = keep;
-    x_->head = serialize_head(x_->resp, x_->req.version == 10 ? 10 : 11, keep);
+    x_->head.clear();
+    serialize_head(x_->head, x_->resp, x_->req.version == 10 ? 10 : 11, keep);
     // An answer to HEAD never carries body bytes, error pages included: the client reads none,
     // and on a kept-alive connection they would be taken for the start of the next answer.
     const bool with_body = !x_->resp.head_only && x_->req.method != "HEAD" && x_->resp.status != 304 &&
                            x_->resp.status != 204;
-    arm(limits().body_timeout_ms);
     std::array<asio::const_buffer, 2> bufs{
-        asio::buffer(x_->head), asio::buffer(with_body ? std::string_view(x_->resp.body) : std::string_view())};
+        asio::buffer(x_->head), asio::buffer(with_body ? x_->resp.body_bytes() : std::string_view())};
+    sc_bytes_ = 0;
+    if constexpr (Tls) {
+      // One write, now, for a head and body the socket takes whole (the usual small answer);
+      // what it does not take goes asynchronously. Callers must not touch x_ after send():
+      // the connection may already be reading the next request.
+      beast::error_code ec;
+      sc_bytes_ = stream_.write_now(bufs, ec);
+      if (ec && ec != asio::error::would_block) return finish(false);
+      if (sc_bytes_ == asio::buffer_size(bufs)) {
+        if (with_body && x_->resp.file) return send_file_chunk();
+        return finish(true);
+      }
+      beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bufs);
+      rest.consume(sc_bytes_);
+      arm(limits().body_timeout_ms);
+      return asio::async_write(stream_, rest,
+                               [self = this->shared_from_this(), with_body](beast::error_code ec, std::size_t n) {
+                                 self->sent(ec, n, with_body);
+                               });
+    }
+    arm(limits().body_timeout_ms);
     asio::async_write(stream_, bufs,
                       [self = this->shared_from_this(), with_body](beast::error_code ec,
-                                                                   std::size_t n) {
-                        self->sc_bytes_ = n;
-                        if (ec) return self->finish(false);
-                        if (with_body && self->x_->resp.file) return self->send_file_chunk();
-                        self->finish(true);
-                      });
+                                                                   std::size_t n) { self->sent(ec, n, with_body); });
+  }
+
+  void sent(beast::error_code ec, std::size_t n, bool with_body) {
+    sc_bytes_ += n;
+    if (ec) return finish(false);
+    if (with_body && x_->resp.file) return send_file_chunk();
+    finish(true);
   }
 
   // Large files: read a slice on the file pool, write it from the loop, repeat.
@@ -606,8 +669,7 @@ class Connection final : public ConnectionBase,
     e.referer = x_->req.header("Referer");
     e.cookie = x_->req.header("Cookie");
     e.host = x_->req.header("Host");
-    std::string version = x_->req.method.empty() ? "" : (x_->req.version == 10 ? "HTTP/1.0" : "HTTP/1.1");
-    e.version = version;
+    e.version = x_->req.method.empty() ? "" : (x_->req.version == 10 ? "HTTP/1.0" : "HTTP/1.1");
     e.status = x_->resp.status;
     e.substatus = x_->resp.substatus;
     // A served answer carries its decision's win32 (soft_fail's CRYPT_E_REVOCATION_OFFLINE).
@@ -617,7 +679,9 @@ class Connection final : public ConnectionBase,
     e.sc_bytes = sc_bytes_;
     e.cs_bytes = cs_bytes_;
     e.more = this;
-    state_.writer->write(gen_->site_log[site_], e.unix_ms / 1000, gen_->formats[site_].line(e));
+    x_->log_line.clear();
+    gen_->formats[site_].append_line(x_->log_line, e);
+    state_.writer->write(gen_->site_log[site_], e.unix_ms / 1000, x_->log_line);
   }
 
   void close() {
@@ -661,6 +725,8 @@ class Connection final : public ConnectionBase,
   beast::flat_buffer buf_;
   // One request's state, allocated when its first bytes arrive and freed before the connection
   // waits idle: an idle keep-alive connection holds only what the connection itself needs.
+  // Reused: a connection going idle leaves its Exchange to the loop's spares, and the next
+  // request on the loop takes it with the capacity its strings and vectors grew to.
   struct Exchange {
     std::optional<bhttp::request_parser<bhttp::string_body>> parser;  // the head
     std::unique_ptr<Discard> discard;  // a body being read and dropped
@@ -670,7 +736,49 @@ class Connection final : public ConnectionBase,
     std::string head;
     std::string path;  // normalised, for the log
     Routed routed;     // the request being decided
+    std::string log_line;
+    beast::flat_buffer spare_buffer;  // an idle connection's empty read buffer, kept for the next
+
+    // What a request that fails before it is parsed would otherwise log or answer with, and
+    // nothing of the last request's decision.
+    void reset() {
+      req.method.clear();
+      req.target.clear();
+      req.version = 11;
+      req.headers.clear();
+      outcome = {};
+      path.clear();
+      routed.state.reset();
+      routed.forward.reset();
+      routed.authority = {};
+      routed.backend = nullptr;
+    }
   };
+  // The spares of this loop (connections run on their loop's thread only). Bounded: a thousand
+  // idle connections share these few rather than each holding its own.
+  struct Spares {
+    static constexpr std::size_t kMax = 64, kMaxBuffer = 16 * 1024;
+    std::vector<std::unique_ptr<Exchange>> list;
+    std::unique_ptr<Exchange> take() {
+      if (list.empty()) return std::make_unique<Exchange>();
+      auto x = std::move(list.back());
+      list.pop_back();
+      return x;
+    }
+    void put(std::unique_ptr<Exchange> x) {
+      if (list.size() >= kMax) return;
+      x->parser.reset();
+      x->discard.reset();
+      x->resp = Response{};  // no file held open, no body kept, by a spare
+      x->reset();            // nor anything of the request's decision
+      if (x->spare_buffer.capacity() > kMaxBuffer) x->spare_buffer = beast::flat_buffer();
+      list.push_back(std::move(x));
+    }
+  };
+  static Spares& spares() {
+    thread_local Spares s;
+    return s;
+  }
   std::unique_ptr<Exchange> x_;
   std::string assertion_, assertion_user_, assertion_method_;
   std::vector<std::string> assertion_groups_;

@@ -12,7 +12,7 @@ constexpr std::size_t kMaxBody = 64 * 1024;
 constexpr std::size_t kMaxEntries = 256;
 
 struct Entry {
-  Response response;  // a 200 with its body
+  std::shared_ptr<const PreparedAnswer> answer;  // a 200: its headers and body
   std::string etag;
   Clock::time_point checked;
 };
@@ -26,12 +26,14 @@ bool cacheable(const StaticRequest& job) {
   return job.range.empty() && job.if_range.empty() && job.if_modified_since.empty();
 }
 
-std::string key_of(const StaticRequest& job) {
-  std::string key = job.root.string();
+// Built in one string per thread, reused: a hit allocates nothing.
+const std::string& key_of(const StaticRequest& job) {
+  thread_local std::string key;
+  key.assign(job.root->native());
   key += '\0';
   key += job.path;
-  key += job.trailing_slash ? "/" : "";
-  for (const auto& d : job.default_documents) {  // default documents change what "/" means
+  if (job.trailing_slash) key += '/';
+  for (const auto& d : *job.default_documents) {  // default documents change what "/" means
     key += '\0';
     key += d;
   }
@@ -49,26 +51,28 @@ std::optional<Response> cached_file(const StaticRequest& job) {
     c.erase(it);
     return std::nullopt;
   }
-  Response r = it->second.response;
-  if (!job.if_none_match.empty() && etag_matches(job.if_none_match, it->second.etag)) {
-    r.status = 304;
-    r.body.clear();
-  }
+  Response r;
+  r.prepared = it->second.answer;
+  if (!job.if_none_match.empty() && etag_matches(job.if_none_match, it->second.etag)) r.status = 304;
   r.head_only = job.head;
   return r;
 }
 
 void remember_file(const StaticRequest& job, const Response& r) {
-  if (!cacheable(job) || r.status != 200 || r.file || r.body.size() > kMaxBody || !job.if_none_match.empty())
+  if (!cacheable(job) || r.status != 200 || r.file || r.prepared || r.body.size() > kMaxBody ||
+      !job.if_none_match.empty())
     return;
   auto& c = cache();
   if (c.size() >= kMaxEntries) c.clear();  // bounded; refilled from the pool on demand
-  std::string etag;
-  for (const auto& h : r.headers)
-    if (iequals(h.name, "ETag")) etag = h.value;
-  Response stored = r;
-  stored.head_only = false;
-  c[key_of(job)] = Entry{std::move(stored), std::move(etag), Clock::now()};
+  auto answer = std::make_shared<PreparedAnswer>();
+  for (const auto& h : r.headers) {
+    answer->headers += h.name;
+    answer->headers += ": ";
+    answer->headers += h.value;
+    answer->headers += "\r\n";
+  }
+  answer->body = r.body;
+  c[key_of(job)] = Entry{std::move(answer), std::string(r.header("ETag")), Clock::now()};
 }
 
 }  // namespace certgate::http

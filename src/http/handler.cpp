@@ -64,6 +64,10 @@ Handled done(Handled h, Routed& r) {
 }  // namespace
 
 Handled handle(const ConnectionInfo& c, const Request& req, Routed& r) {
+  // Nothing of an earlier request's decision survives into this one (the exchange is reused).
+  r.state.reset();
+  r.forward.reset();
+  r.backend = nullptr;
   Handled h;
   h.site = c.site.index;
   const std::string_view accept = req.header("Accept");
@@ -212,8 +216,8 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
     return done(std::move(h), r);
   }
   StaticRequest job;
-  job.root = c.site.cfg.root;
-  job.default_documents = c.site.cfg.default_documents;
+  job.root = &c.site.cfg.root;
+  job.default_documents = &c.site.cfg.default_documents;
   job.path = target.path;
   job.query = target.query;
   job.trailing_slash = target.trailing_slash;

@@ -2,16 +2,24 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <ctime>
 
 namespace certgate::http {
 
+namespace {
+// ASCII only, as header names are (RFC 9110 §5.1); no locale lookup per character.
+constexpr unsigned char ascii_lower(unsigned char c) {
+  return static_cast<unsigned char>(c + (static_cast<unsigned char>(c - 'A') < 26 ? 32 : 0));
+}
+}  // namespace
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x != y && ascii_lower(x) != ascii_lower(y)) return false;
+  }
   return true;
 }
 
@@ -84,6 +92,22 @@ void Response::set(std::string name, std::string value) {
   headers.push_back({std::move(name), std::move(value)});
 }
 
+std::string_view Response::header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (iequals(h.name, name)) return h.value;
+  if (!prepared) return {};
+  std::string_view rest = prepared->headers;
+  while (!rest.empty()) {
+    const auto end = rest.find("\r\n");
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos && iequals(line.substr(0, colon), name))
+      return line.substr(std::min(colon + 2, line.size()));
+  }
+  return {};
+}
+
 std::string_view reason_phrase(int status) {
   switch (status) {
     case 100: return "Continue";
@@ -127,27 +151,44 @@ std::string http_date(std::int64_t unix_seconds) {
 }
 
 namespace {
-// The Date header changes once a second; format it once per second per thread.
-const std::string& cached_date() {
+// The Date header changes once a second; format it once per second per thread, in place.
+std::string_view cached_date() {
   thread_local std::time_t last = 0;
-  thread_local std::string text;
+  thread_local char text[40];
+  thread_local std::size_t size = 0;
   std::time_t now = std::time(nullptr);
   if (now != last) {
     last = now;
-    text = http_date(now);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    size = std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   }
-  return text;
+  return {text, size};
 }
 }  // namespace
 
 std::string serialize_head(const Response& r, int version, bool keep_alive) {
   std::string out;
   out.reserve(256 + r.headers.size() * 48);
-  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(r.status);
-  out += ' ';
-  out += reason_phrase(r.status);
-  out += "\r\nServer: certgate\r\nDate: ";
+  serialize_head(out, r, version, keep_alive);
+  return out;
+}
+
+void serialize_head(std::string& out, const Response& r, int version, bool keep_alive) {
+  char digits[24];
+  auto number = [&](std::uint64_t v) {
+    return std::string_view(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, v).ptr - digits));
+  };
+  if (r.status == 200) {
+    out += version == 10 ? std::string_view("HTTP/1.0 200 OK\r\nServer: certgate\r\nDate: ")
+                         : std::string_view("HTTP/1.1 200 OK\r\nServer: certgate\r\nDate: ");
+  } else {
+    out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    out += number(static_cast<std::uint64_t>(r.status));
+    out += ' ';
+    out += reason_phrase(r.status);
+    out += "\r\nServer: certgate\r\nDate: ";
+  }
   out += cached_date();
   out += "\r\n";
   for (const auto& h : r.headers) {
@@ -156,15 +197,15 @@ std::string serialize_head(const Response& r, int version, bool keep_alive) {
     out += h.value;
     out += "\r\n";
   }
+  if (r.prepared) out += r.prepared->headers;
   if (r.status != 304 && r.status != 204 && r.status >= 200) {
     out += "Content-Length: ";
-    out += std::to_string(r.content_length());
+    out += number(r.content_length());
     out += "\r\n";
   }
   if (!keep_alive) out += "Connection: close\r\n";
   else if (version == 10) out += "Connection: keep-alive\r\n";
   out += "\r\n";
-  return out;
 }
 
 }  // namespace certgate::http

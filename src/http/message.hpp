@@ -62,6 +62,13 @@ struct FileSlice {
   std::uint64_t length = 0;
 };
 
+// An answer kept by the file cache: its headers serialised ("Name: value\r\n" each) and its
+// body, shared by every response sent from it.
+struct PreparedAnswer {
+  std::string headers;
+  std::string body;
+};
+
 struct Response {
   int status = 200;
   int substatus = 0;
@@ -69,15 +76,22 @@ struct Response {
   std::vector<Header> headers;
   std::string body;
   std::optional<FileSlice> file;  // sent after the head instead of `body`
+  // Sent after `headers` and instead of `body`: answering from the cache copies nothing.
+  std::shared_ptr<const PreparedAnswer> prepared;
   bool head_only = false;         // HEAD: Content-Length of the body, no body bytes
   bool close = false;             // close the connection after this response
 
   void set(std::string name, std::string value);
-  std::uint64_t content_length() const { return file ? file->length : body.size(); }
+  std::uint64_t content_length() const { return file ? file->length : body_bytes().size(); }
+  std::string_view body_bytes() const { return prepared ? std::string_view(prepared->body) : std::string_view(body); }
+  // A header's value, from `headers` or the prepared ones; empty when absent.
+  std::string_view header(std::string_view name) const;
 };
 
 // Status line and headers, with Content-Length, Date, Server and Connection added.
 std::string serialize_head(const Response& r, int version, bool keep_alive);
+// The same, appended to `out` (a connection reuses one string for every answer).
+void serialize_head(std::string& out, const Response& r, int version, bool keep_alive);
 std::string_view reason_phrase(int status);
 std::string http_date(std::int64_t unix_seconds);
 

@@ -123,7 +123,7 @@ std::optional<ByteRange> parse_range(std::string_view h, std::uint64_t size, boo
 
 Response serve_static(const StaticRequest& req) {
   std::error_code ec;
-  const fs::path root = fs::canonical(req.root, ec);
+  const fs::path root = fs::canonical(*req.root, ec);
   if (ec) return plain(auth::Verdict::Http404_NotFound);
   fs::path target = root;
   if (req.path != "/") target /= fs::path(req.path.substr(1));
@@ -140,7 +140,7 @@ Response serve_static(const StaticRequest& req) {
       return r;
     }
     bool found = false;
-    for (const auto& doc : req.default_documents) {
+    for (const auto& doc : *req.default_documents) {
       fs::path candidate = fs::canonical(file / doc, ec);
       struct stat dst {};
       if (!ec && under_root(root, candidate) && ::stat(candidate.c_str(), &dst) == 0 &&

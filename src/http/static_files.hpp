@@ -9,9 +9,12 @@
 
 namespace certgate::http {
 
+// `root` and `default_documents` point into the site's configuration, which the connection's
+// generation keeps alive until the answer is sent (a copy of each would cost allocations on
+// every request).
 struct StaticRequest {
-  std::filesystem::path root;
-  std::vector<std::string> default_documents;
+  const std::filesystem::path* root = nullptr;
+  const std::vector<std::string>* default_documents = nullptr;
   std::string path;   // normalized (http/path.hpp)
   std::string query;
   bool trailing_slash = false;

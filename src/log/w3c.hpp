@@ -41,6 +41,7 @@ class Format {
  public:
   explicit Format(std::vector<std::string> fields);
   std::string line(const Entry& e) const;  // without the newline
+  void append_line(std::string& out, const Entry& e) const;  // the same, appended to `out`
   std::string fields_header() const;       // "#Fields: date time ..."
   const std::vector<std::string>& fields() const { return names_; }
 
@@ -69,34 +70,39 @@ class Writer {
   // Registers a site's log; returns the handle to write with. The same directory, period and
   // fields give the same handle, so a reload keeps writing the files it had open.
   std::size_t add_site(const config::SiteLog& log, std::string software);
-  // Queues one line (thread-safe; takes a mutex for a vector push, never waits on disk).
-  void write(std::size_t site, std::int64_t unix_seconds, std::string line);
+  // Queues one line (thread-safe; takes a mutex to copy it into the queue, never waits on disk).
+  void write(std::size_t site, std::int64_t unix_seconds, std::string_view line);
   // Writes everything queued so far and fflushes; returns when done.
   void flush();
   void stop();  // flush and end the writer thread
 
  private:
+  // A line (with its CRLF) is `length` bytes at `offset` in the queue's text: the queue's two buffers keep their
+  // capacity from batch to batch, so queuing a line allocates nothing.
   struct Pending {
     std::size_t site;
     std::int64_t unix_seconds;
-    std::string line;
+    std::size_t offset, length;
   };
   struct SiteFile {
     config::SiteLog cfg;
     Format format;
     std::string software;
     std::string current_name;
+    std::int64_t named_second = -1;  // current_name is the file for this second
     std::FILE* file = nullptr;
     bool reported_error = false;
   };
   void run();
-  void write_batch(std::vector<Pending>& batch);
-  void write_one(SiteFile& f, const Pending& p);
+  void write_batch(std::vector<Pending>& batch, const std::string& text);
+  void write_one(SiteFile& f, const Pending& p, std::string_view line);
+  void open_file(SiteFile& f, const std::string& name);  // f.file null when it cannot
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;
   std::vector<Pending> queue_;
+  std::string queue_text_;
   std::vector<std::unique_ptr<SiteFile>> sites_;  // stable addresses: the writer thread holds them
   std::uint64_t submitted_ = 0, written_ = 0;
   bool stop_ = false;

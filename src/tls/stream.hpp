@@ -15,7 +15,9 @@
 #include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -68,9 +70,39 @@ class Stream {
         [waited = false](SSL* s, std::size_t&) mutable {
           if (waited || SSL_has_pending(s)) return 1;
           waited = true;
-          return kWaitRead;
+          return kPeek;
         },
         std::forward<Handler>(handler));
+  }
+
+  // What can be read now, without waiting (the socket is non-blocking); asio::error::would_block
+  // when OpenSSL must wait for the socket first. With it the stream is also a SyncReadStream:
+  // a connection the socket just woke parses the head at once, without a trip through the loop
+  // (a posted completion, and the reactor poll that comes with it) before it is answered.
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, boost::system::error_code& ec) {
+    boost::asio::mutable_buffer b = first_nonempty(buffers);
+    return now([b](SSL* s, std::size_t& n) { return SSL_read_ex(s, b.data(), b.size(), &n); }, b.size() == 0, ec);
+  }
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers) {
+    boost::system::error_code ec;
+    const std::size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+  // Writes what can be written now, without waiting: the bytes taken (from the start of
+  // `buffers`), asio::error::would_block when nothing could be. The rest goes by
+  // async_write_some, so a response that fits the socket buffer needs no trip through the loop.
+  template <class ConstBuffers>
+  std::size_t write_now(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    return now(
+        [&buffers](SSL* s, std::size_t& n) {
+          const_span data = gather(buffers);
+          return SSL_write_ex(s, data.data, data.size, &n);
+        },
+        boost::asio::buffer_size(buffers) == 0, ec);
   }
 
   // Completion: void(error_code, std::size_t). The end of the stream, with or without the peer's
@@ -103,6 +135,7 @@ class Stream {
   };
   enum class Next { Done, WaitRead, WaitWrite };
   static constexpr int kWaitRead = -1000;  // an action's "wait for the socket first", no SSL call made
+  static constexpr int kPeek = -1001;      // the same, waiting by peeking at one byte (see Op)
 
   // After an SSL call returned `r` <= 0: wait for the socket, or finish with `ec`.
   static Next classify(SSL* ssl, int r, boost::system::error_code& ec);
@@ -133,6 +166,12 @@ class Stream {
    public:
     Op(Stream& s, Action a, bool nothing) : s_(s), action_(std::move(a)), nothing_(nothing) {}
 
+    // The peek's completion: a byte is there (or the stream ended, which the read will see).
+    template <class Self>
+    void operator()(Self& self, boost::system::error_code ec, std::size_t) {
+      (*this)(self, ec == boost::asio::error::eof ? boost::system::error_code() : ec);
+    }
+
     template <class Self>
     void operator()(Self& self, boost::system::error_code ec = {}) {
       if (posted_) return deliver(self);
@@ -142,9 +181,16 @@ class Stream {
       // another client's connection, so no SSL call may follow a close.
       if (!s_.socket_.is_open()) return finish(self, boost::asio::error::bad_descriptor, 0);
       std::size_t n = 0;
-      ERR_clear_error();
+      if (ERR_peek_error() != 0) ERR_clear_error();  // checking is cheaper than clearing an empty queue
       int r = action_(s_.ssl_, n);
       if (r > 0) return finish(self, {}, n);
+      // Waiting for readability by peeking at a byte rather than with async_wait: a wait makes
+      // the reactor re-register the socket (an epoll_ctl per wait), a receive does not.
+      if (r == kPeek) {
+        waited_ = true;
+        return s_.socket_.async_receive(boost::asio::buffer(&s_.peek_, 1), socket_type::message_peek,
+                                        std::move(self));
+      }
       switch (r == kWaitRead ? Next::WaitRead : classify(s_.ssl_, r, ec)) {
         case Next::WaitRead:
           waited_ = true;
@@ -180,6 +226,22 @@ class Stream {
     std::size_t n_ = 0;
   };
 
+  template <class Action>
+  std::size_t now(Action action, bool nothing, boost::system::error_code& ec) {
+    ec = {};
+    if (nothing) return 0;
+    if (!socket_.is_open()) {  // see Op: no SSL call after a close
+      ec = boost::asio::error::bad_descriptor;
+      return 0;
+    }
+    std::size_t n = 0;
+    if (ERR_peek_error() != 0) ERR_clear_error();
+    const int r = action(ssl_, n);
+    if (r > 0) return n;
+    if (classify(ssl_, r, ec) != Next::Done) ec = boost::asio::error::would_block;
+    return 0;
+  }
+
   template <bool WithSize, class Action, class Handler>
   auto compose(Action action, Handler&& handler, bool nothing = false) {
     using Signature = std::conditional_t<WithSize, void(boost::system::error_code, std::size_t),
@@ -190,6 +252,7 @@ class Stream {
 
   socket_type socket_;
   SSL* ssl_;
+  unsigned char peek_ = 0;
 };
 
 }  // namespace certgate::tls

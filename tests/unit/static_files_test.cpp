@@ -13,6 +13,7 @@ using test::TempDir;
 struct Fixture : ::testing::Test {
   TempDir dir;
   std::filesystem::path root;
+  std::vector<std::string> default_documents{"index.html"};
   void SetUp() override {
     root = dir.path() / "www";
     dir.write("www/index.html", "<h1>home</h1>");
@@ -23,8 +24,8 @@ struct Fixture : ::testing::Test {
   }
   StaticRequest req(std::string path, bool slash = false) {
     StaticRequest r;
-    r.root = root;
-    r.default_documents = {"index.html"};
+    r.root = &root;
+    r.default_documents = &default_documents;
     r.path = std::move(path);
     r.trailing_slash = slash;
     return r;
