@@ -165,17 +165,21 @@ bool simple_name(std::string_view s) {
 
 std::string bound_search_problem(std::string_view url, LdapValue want) {
   // ldap://host/dn?attributes?scope?filter?extensions (RFC 4516)
-  const std::size_t path = url.find('/', url.find("://") == std::string_view::npos ? 0 : url.find("://") + 3);
+  const std::string why =
+      " (read with the directory bind, an ldap URL must be what AD CS writes: a base search of the "
+      "value's attribute, filtered on objectClass at most)";
+  const std::size_t authority = url.find("://");
+  // The DN's '/' right after the host: "ldap://dc1?attrs?sub/…" would be read one way here
+  // and another by libldap (no DN, then the attributes).
+  const std::size_t path = authority == std::string_view::npos ? authority : url.find_first_of("/?#", authority + 3);
+  if (path == std::string_view::npos || url[path] != '/') return "an ldap URL without a DN after its host" + why;
   std::vector<std::string_view> parts;
-  for (std::string_view rest = path == std::string_view::npos ? "" : url.substr(path);;) {
+  for (std::string_view rest = url.substr(path);;) {
     const std::size_t q = rest.find('?');
     parts.push_back(rest.substr(0, q));
     if (q == std::string_view::npos) break;
     rest.remove_prefix(q + 1);
   }
-  const std::string why =
-      " (read with the directory bind, an ldap URL must be what AD CS writes: a base search of the "
-      "value's attribute, filtered on objectClass at most)";
   // libcurl would take what follows a '#' for a fragment, where libldap reads on: the two must not
   // see different searches.
   if (url.find('#') != std::string_view::npos) return "an ldap URL with '#'" + why;

@@ -21,10 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const std::string_view url = ldif.substr(0, ldif.find('\n'));
   const std::string why = fetch::bound_search_problem(url, want);
-  // What passes is a base search: no other scope, no extensions, no fragment.
+  // What passes is a base search: its DN right after the host, no other scope, no fragment.
   if (why.empty()) {
     FUZZ_CHECK(url.find('#') == std::string_view::npos);
-    FUZZ_CHECK(url.find("?sub") == std::string_view::npos && url.find("?one") == std::string_view::npos);
+    const std::size_t path = url.find_first_of("/?", url.find("://") + 3);
+    FUZZ_CHECK(url.find("://") != std::string_view::npos && path != std::string_view::npos && url[path] == '/');
+    const std::string_view query = url.substr(path);
+    FUZZ_CHECK(query.find("?sub") == std::string_view::npos && query.find("?one") == std::string_view::npos);
   }
   return 0;
 }

@@ -102,6 +102,9 @@ TEST(RedcurlDirectory, OnlyWhatAdCsWritesIsAskedOfTheDirectoryHosts) {
       {"ldap:///cn=x#?certificateRevocationList?base", fetch::LdapValue::Crl, "an ldap URL with '#'"},
       // A directory host named in full gets the bind too: the same rules.
       {host + "/DC=corp?cn?sub", fetch::LdapValue::Crl, "an ldap URL asking for attribute 'cn'"},
+      // No DN: libldap reads the attributes, scope and filter right after the host.
+      {host + "?userPassword?sub?(objectClass=*)?/cn=x?certificateRevocationList?base", fetch::LdapValue::Crl,
+       "an ldap URL without a DN after its host"},
   };
   for (const auto& row : rows) {
     const auto r = fetch_with(s, row.url, row.want);
