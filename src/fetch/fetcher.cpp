@@ -802,6 +802,11 @@ struct Fetcher::Impl {
       error = "HTTP status " + std::to_string(status);
     }
     if (error.empty()) return finish(t, static_cast<int>(status), true);
+    // libcurl's words may quote the server (an LDAP result's diagnosticMessage, an attribute's
+    // name): any chain's AIA server could write CR, LF or escape sequences into the log line and
+    // the terminal of whoever reads the error.
+    for (char& c : error)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     t->failures.push_back(t->ldap_host.empty() ? error : t->ldap_host + ": " + error);
     // libcurl took the relay's connection for the directory's, so it cannot fall back to the
     // name's other addresses itself when the directory's connection fails later: once, the

@@ -6,6 +6,8 @@ pass"), against the real binary:
   host-less ldap:/// caIssuers URL asked: a subtree search of userPassword, say. Only what AD CS
   writes (a base search of the value's attribute, an objectClass filter at most) is asked now;
 - the proxy's user and password were printed in every route (`verify --urlfetch`, the fetch log);
+- a directory's diagnosticMessage (any chain's AIA server) reached the log and the terminal with
+  its CR, LF and escape sequences;
 - a redirect to ldap://, gopher://, dict:// or file:// is never followed (libcurl's redirect
   protocols), and nothing connects to where it points.
 
@@ -28,7 +30,8 @@ from harness import Server, free_port, run  # noqa: E402
 shutil.rmtree(F.DIR, ignore_errors=True)  # the (empty) folder test_fetch_e2e made on import
 F.DIR = tempfile.mkdtemp(prefix="certgate-redcurl-pki-")
 f = F.f
-DIRECTORY, REDIRECT, TRAP, PROXY, P_MAIN = (free_port() for _ in range(5))
+DIRECTORY, REDIRECT, TRAP, PROXY, P_MAIN, CHATTY = (free_port() for _ in range(6))
+FORGED = b"x\r\n[2026-12-01 00:00:00.000] [info] forged line\x1b[2J\x1b]0;title\x07"
 BIND_DN = "cn=reader,dc=corp"
 # openssl's extension syntax splits on commas: %2C, which the directory decodes.
 HOSTILE_AIA = "ldap:///DC=corp?userPassword?sub?(objectClass=*)"
@@ -41,17 +44,21 @@ def tlv(tag, content):
     return bytes([tag]) + length + content
 
 
-def ldap_result(message_id, tag):
-    """An LDAPMessage holding a success result of `tag` (bindResponse, searchResDone)."""
-    body = tlv(0x0A, b"\x00") + tlv(0x04, b"") + tlv(0x04, b"")
+def ldap_result(message_id, tag, diagnostic=None):
+    """An LDAPMessage holding a result of `tag` (bindResponse, searchResDone): success, or
+    noSuchObject with `diagnostic` as its diagnosticMessage."""
+    code = b"\x00" if diagnostic is None else b"\x20"
+    body = tlv(0x0A, code) + tlv(0x04, b"") + tlv(0x04, diagnostic or b"")
     return tlv(0x30, tlv(0x02, bytes([message_id])) + tlv(tag, body))
 
 
 class Directory:
-    """Answers binds with success and searches with no entries; records each bind's DN and each
-    search's base and scope (0 base, 1 one level, 2 subtree)."""
+    """Answers binds with success and searches with no entries (or, with `diagnostic`, with
+    noSuchObject and that diagnosticMessage); records each bind's DN and each search's base and
+    scope (0 base, 1 one level, 2 subtree)."""
 
-    def __init__(self, port):
+    def __init__(self, port, diagnostic=None):
+        self.diagnostic = diagnostic
         self.binds, self.searches, self.lock = [], [], threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", port))
         threading.Thread(target=self.accept, daemon=True).start()
@@ -101,7 +108,7 @@ class Directory:
                         scope = op_body[2 + base_len + 2]
                         with self.lock:
                             self.searches.append((base, scope))
-                        c.sendall(ldap_result(message_id, 0x65))
+                        c.sendall(ldap_result(message_id, 0x65, self.diagnostic))
                     elif op[0] == 0x42:  # unbindRequest
                         return
         except (EOFError, OSError, IndexError):
@@ -178,7 +185,8 @@ def make_pki():
     # An attacker's CA, trusted by nobody; its leaves are presented alone.
     F.root("evil-root", "Evil Root")
     F.issue("evil-ca", "Evil CA", "evil-root", F.CA_EXT)
-    for name, url in (("hostile", HOSTILE_AIA), ("adcs", ADCS_AIA)):
+    for name, url in (("hostile", HOSTILE_AIA), ("adcs", ADCS_AIA),
+                      ("chatty", f"ldap://127.0.0.1:{CHATTY}/cn=x?cACertificate")):
         F.issue(name, name, "evil-ca", F.LEAF_EXT + f"authorityInfoAccess=caIssuers;URI:{url}\n")
         F.chain(name, name)
 
@@ -188,6 +196,7 @@ class RedCurl(unittest.TestCase):
     def setUpClass(cls):
         make_pki()
         cls.directory = Directory(DIRECTORY)
+        cls.chatty = Directory(CHATTY, diagnostic=FORGED)
         cls.redirects = Redirects(REDIRECT)
         cls.trap = Trap(TRAP)
         with open(f("reader.pw"), "w") as out:
@@ -202,6 +211,7 @@ class RedCurl(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.stop()
         cls.directory.stop()
+        cls.chatty.stop()
         cls.redirects.stop()
         cls.trap.stop()
         shutil.rmtree(F.DIR, ignore_errors=True)
@@ -220,6 +230,20 @@ class RedCurl(unittest.TestCase):
         _, searches = self.directory.seen()
         self.assertNotIn(("DC=corp", 2), searches)
         self.assertEqual([s for s in searches if s[0] == "DC=corp"], [])
+
+    def test_a_directorys_words_cannot_forge_log_lines(self):
+        # Any chain's AIA directory answers with CR, LF and terminal escapes in its message.
+        r = F.request(P_MAIN, "chatty", "chatty")
+        self.assertEqual(r.code(), "403.16", r.text)
+        self.assertEqual(len(self.chatty.seen()[1]), 1)
+        deadline = time.time() + 5
+        while "forged line" not in self.server.stderr_text() and time.time() < deadline:
+            time.sleep(0.05)
+        log = self.server.stderr_text()
+        line = next((l for l in log.splitlines() if "forged line" in l), "")
+        self.assertIn(f"127.0.0.1:{CHATTY}", line)  # on the line of the failed fetch, not one of its own
+        self.assertNotIn("\x1b", log)
+        self.assertNotIn("\x07", log)
 
     def test_the_proxys_credentials_are_not_printed(self):
         out = run(["verify", "-c", self.server.config, "--site", "Fetch", "--urlfetch", f("proxied-chain.pem")])
