@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
@@ -113,6 +114,99 @@ bool url_parts(const std::string& url, std::string& scheme, std::string& host, s
   return true;
 }
 
+// `proxy` as it may be shown (routes, `verify --urlfetch`, the fetch log): its user and password
+// left out. Unparsable, it is shown as "(unparsable proxy URL)" rather than risk the secret.
+std::string shown_proxy(const std::string& proxy) {
+  CURLU* u = curl_url();
+  std::string out = "(unparsable proxy URL)";
+  if (u && curl_url_set(u, CURLUPART_URL, proxy.c_str(), CURLU_GUESS_SCHEME) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_USER, nullptr, 0) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_PASSWORD, nullptr, 0) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_OPTIONS, nullptr, 0) == CURLUE_OK) {
+    char* text = nullptr;
+    if (curl_url_get(u, CURLUPART_URL, &text, 0) == CURLUE_OK) out = text;
+    curl_free(text);
+  }
+  curl_url_cleanup(u);
+  // curl_url_get adds a "/" path to a bare host:port; the proxy is reported as configured.
+  if (out.ends_with("/") && !proxy.ends_with("/")) out.pop_back();
+  return out;
+}
+
+std::string percent_decoded(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const auto hex = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    };
+    if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+// Attribute names as directories spell them (without ";binary"), for what is wanted.
+const std::vector<std::string_view>& attribute_names(LdapValue want) {
+  static const std::vector<std::string_view> crl{"certificaterevocationlist", "authorityrevocationlist",
+                                                 "deltarevocationlist"};
+  static const std::vector<std::string_view> cert{"cacertificate"};
+  return want == LdapValue::Crl ? crl : cert;
+}
+
+bool simple_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c == '-'; });
+}
+
+}  // namespace
+
+std::string bound_search_problem(std::string_view url, LdapValue want) {
+  // ldap://host/dn?attributes?scope?filter?extensions (RFC 4516)
+  const std::string why =
+      " (read with the directory bind, an ldap URL must be what AD CS writes: a base search of the "
+      "value's attribute, filtered on objectClass at most)";
+  const std::size_t authority = url.find("://");
+  // The DN's '/' right after the host: "ldap://dc1?attrs?sub/…" would be read one way here
+  // and another by libldap (no DN, then the attributes).
+  const std::size_t path = authority == std::string_view::npos ? authority : url.find_first_of("/?#", authority + 3);
+  if (path == std::string_view::npos || url[path] != '/') return "an ldap URL without a DN after its host" + why;
+  std::vector<std::string_view> parts;
+  for (std::string_view rest = url.substr(path);;) {
+    const std::size_t q = rest.find('?');
+    parts.push_back(rest.substr(0, q));
+    if (q == std::string_view::npos) break;
+    rest.remove_prefix(q + 1);
+  }
+  // libcurl would take what follows a '#' for a fragment, where libldap reads on: the two must not
+  // see different searches.
+  if (url.find('#') != std::string_view::npos) return "an ldap URL with '#'" + why;
+  if (parts.size() > 4) return "an ldap URL with extensions" + why;
+  const std::string attrs = parts.size() > 1 ? percent_decoded(parts[1]) : "";
+  if (attrs.empty()) return "an ldap URL naming no attribute" + why;
+  for (std::size_t from = 0; from <= attrs.size();) {
+    std::size_t comma = attrs.find(',', from);
+    if (comma == std::string::npos) comma = attrs.size();
+    std::string name = lower(attrs.substr(from, comma - from));
+    if (name.ends_with(";binary")) name.resize(name.size() - 7);
+    const auto& wanted = attribute_names(want);
+    if (std::find(wanted.begin(), wanted.end(), name) == wanted.end())
+      return "an ldap URL asking for attribute '" + attrs.substr(from, comma - from) + "'" + why;
+    from = comma + 1;
+  }
+  const std::string scope = lower(parts.size() > 2 ? percent_decoded(parts[2]) : "");
+  if (!scope.empty() && scope != "base") return "an ldap URL with scope '" + scope + "'" + why;
+  std::string filter = parts.size() > 3 ? percent_decoded(parts[3]) : "";
+  if (filter.size() >= 2 && filter.front() == '(' && filter.back() == ')') filter = filter.substr(1, filter.size() - 2);
+  if (!filter.empty() && !(lower(filter).starts_with("objectclass=") && simple_name(filter.substr(12))))
+    return "an ldap URL with filter '" + filter + "'" + why;
+  return "";
+}
+
+namespace {
+
 std::string base64_decode(std::string_view in, bool& ok) {
   std::string clean;
   clean.reserve(in.size());
@@ -169,11 +263,7 @@ bool no_proxy_matches(const std::vector<std::string>& no_proxy, std::string_view
 }
 
 bool ldap_value(std::string_view ldif, LdapValue want, std::size_t max_bytes, std::string& out, std::string& error) {
-  // Attribute names as directories spell them, with or without ";binary".
-  const std::vector<std::string_view> names =
-      want == LdapValue::Crl
-          ? std::vector<std::string_view>{"certificaterevocationlist", "authorityrevocationlist", "deltarevocationlist"}
-          : std::vector<std::string_view>{"cacertificate"};
+  const auto& names = attribute_names(want);
   bool entry = false;
   std::size_t pos = 0;
   while (pos < ldif.size()) {
@@ -314,7 +404,12 @@ struct Fetcher::Impl {
       t->over = true;
       return 0;
     }
-    t->body.append(data, len);
+    // No exception may cross libcurl's C frames: out of memory ends this transfer only.
+    try {
+      t->body.append(data, len);
+    } catch (const std::exception&) {
+      return 0;
+    }
     return len;
   }
 
@@ -348,7 +443,16 @@ struct Fetcher::Impl {
     return true;
   }
 
-  static curl_socket_t open_socket(void* data, curlsocktype purpose, curl_sockaddr* a) {
+  // No exception may cross libcurl's C frames: out of memory fails this connection only.
+  static curl_socket_t open_socket(void* data, curlsocktype purpose, curl_sockaddr* a) noexcept {
+    try {
+      return open_relayed(data, purpose, a);
+    } catch (const std::exception&) {
+      return CURL_SOCKET_BAD;
+    }
+  }
+
+  static curl_socket_t open_relayed(void* data, curlsocktype purpose, curl_sockaddr* a) {
     auto* t = static_cast<Transfer*>(data);
     Impl* self = t->owner;
     if (purpose != CURLSOCKTYPE_IPCXN || !self->ensure_listener()) return CURL_SOCKET_BAD;
@@ -414,10 +518,15 @@ struct Fetcher::Impl {
       const int c = ::accept4(listener, reinterpret_cast<sockaddr*>(&from), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c < 0) return;
       Relay* match = nullptr;
-      for (auto& [fd, r] : relays)
-        if (r.inner < 0 && !r.accepted && r.curl_port == from.sin_port) match = &r;
-      // Not one of ours (libcurl's sockets are bound to the ports matched here), or its
-      // directory connection already failed: closed, so libcurl sees the end at once.
+      // libcurl's socket holds 127.0.0.1:curl_port (bound without SO_REUSEADDR), so no other
+      // socket can connect from that address and port; the port alone would also match a local
+      // process connecting from 127.0.0.2 (any 127/8 address is the host's) and taking
+      // libcurl's place.
+      if (from.sin_addr.s_addr == htonl(INADDR_LOOPBACK))
+        for (auto& [fd, r] : relays)
+          if (r.inner < 0 && !r.accepted && r.curl_port == from.sin_port) match = &r;
+      // Not one of ours, or its directory connection already failed: closed, so libcurl sees
+      // the end at once.
       if (match) match->accepted = true;
       if (match && match->outer >= 0) match->inner = c;
       else ::close(c);
@@ -510,7 +619,7 @@ struct Fetcher::Impl {
     if (!url_parts(url, scheme, host)) return "direct";
     if (scheme.starts_with("ldap")) return "direct";
     const std::string& p = proxy_for(scheme);
-    return p.empty() || no_proxy_matches(no_proxy, host) ? "direct" : "via proxy " + p;
+    return p.empty() || no_proxy_matches(no_proxy, host) ? "direct" : "via proxy " + shown_proxy(p);
   }
 
   void fail_now(Request& req, std::function<void(Result)>& done, std::string error) {
@@ -540,6 +649,13 @@ struct Fetcher::Impl {
     }
     t->ldap = scheme.starts_with("ldap");
     if (t->ldap && req.method != "GET") return fail_now(req, done, "an OCSP request goes over http(s) only");
+    // The configured directories are searched as the bind account: what a certificate's URL
+    // may ask of them is what AD CS writes, not a subtree search of every user's attributes.
+    const bool hostless = req.url.starts_with("ldap:///");
+    for (const auto& c : t->candidates)
+      if (hostless || is_ldap_host(c))
+        if (std::string why = bound_search_problem(c, req.ldap_value); !why.empty())
+          return fail_now(req, done, std::move(why));
     // LDAP answers arrive as text, binary values in base64 (4 bytes for 3) plus names and framing.
     t->cap = t->ldap ? req.max_bytes / 3 * 4 + 65536 : req.max_bytes;
     t->req = std::move(req);
@@ -656,7 +772,16 @@ struct Fetcher::Impl {
     if (rc == CURLE_LOGIN_DENIED || rc == CURLE_LDAP_CANNOT_BIND)
       return "the bind as '" + bind_dn + "' was refused (" + detail + ")";
     if (rc == CURLE_COULDNT_RESOLVE_HOST) return "cannot resolve " + host + " (" + detail + ")";
-    if (rc == CURLE_COULDNT_CONNECT) return "cannot connect to " + host + ":" + port + ": " + why;
+    if (rc == CURLE_COULDNT_CONNECT) {
+      // Through a proxy, the connection that failed was the proxy's (its refusals to reach the
+      // server come back as an HTTP status).
+      std::string started_scheme, started_host;  // CURLOPT_PROXY was chosen by the URL started
+      url_parts(t->candidates[t->next - 1], started_scheme, started_host);
+      const std::string proxy = t->ldap ? "" : proxy_for(started_scheme);
+      if (!proxy.empty() && !no_proxy_matches(no_proxy, host))
+        return "cannot connect to the proxy " + shown_proxy(proxy) + ": " + why;
+      return "cannot connect to " + host + ":" + port + ": " + why;
+    }
     if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION)
       return "TLS handshake with " + host + " failed: " + detail;
     return os_errno && detail.find(why) == std::string::npos ? detail + " (" + why + ")" : detail;
@@ -677,6 +802,11 @@ struct Fetcher::Impl {
       error = "HTTP status " + std::to_string(status);
     }
     if (error.empty()) return finish(t, static_cast<int>(status), true);
+    // libcurl's words may quote the server (an LDAP result's diagnosticMessage, an attribute's
+    // name): any chain's AIA server could write CR, LF or escape sequences into the log line and
+    // the terminal of whoever reads the error.
+    for (char& c : error)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     t->failures.push_back(t->ldap_host.empty() ? error : t->ldap_host + ": " + error);
     // libcurl took the relay's connection for the directory's, so it cannot fall back to the
     // name's other addresses itself when the directory's connection fails later: once, the
@@ -725,11 +855,21 @@ struct Fetcher::Impl {
       curl_easy_getinfo(easy, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
       done(t, rc);
     }
+    // A callback that throws (out of memory) must not lose the others' results: each holds a
+    // fetch slot of the store until it runs. The first exception is passed on afterwards.
+    std::exception_ptr failed;
     while (!immediate.empty()) {
       auto now = std::move(immediate);
       immediate.clear();
-      for (auto& [cb, r] : now) cb(std::move(r));
+      for (auto& [cb, r] : now) {
+        try {
+          cb(std::move(r));
+        } catch (...) {
+          if (!failed) failed = std::current_exception();
+        }
+      }
     }
+    if (failed) std::rethrow_exception(failed);
   }
 };
 

@@ -50,6 +50,12 @@ bool no_proxy_matches(const std::vector<std::string>& no_proxy, std::string_view
 // it decodes to more than `max_bytes`.
 bool ldap_value(std::string_view ldif, LdapValue want, std::size_t max_bytes, std::string& out, std::string& error);
 
+// Why an ldap URL sent to one of the configured directory hosts (host-less, or naming one) is
+// refused, "" when it is not: those are searched with the bind, so the URL must be what AD CS
+// writes — the wanted value's attributes, a base search, at most an objectClass filter, no
+// extensions.
+std::string bound_search_problem(std::string_view url, LdapValue want);
+
 class Fetcher {
  public:
   // `settings` chooses proxy and directory hosts; the environment's proxy variables are read

@@ -3,6 +3,8 @@
 // and the background refresh of CRLs still in use before their nextUpdate.
 #include "revocation/store_impl.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 namespace certgate::revocation {
@@ -71,7 +73,24 @@ void Store::Impl::finish(const Need& n, const fetch::Result& r, bool transient) 
     --active;
     if (n.kind == Kind::CaIssuers) --active_aia;
   }
-  complete(n, r, transient);
+  try {
+    complete(n, r, transient);
+  } catch (const std::exception& e) {
+    // Out of memory while publishing: the waiters are resumed all the same (they decide with
+    // what the store holds), or they and every later validation needing the key would wait on
+    // an in-flight entry that nothing completes.
+    spdlog::error("revocation: {} {}: the fetch's outcome could not be kept: {}", to_string(n.kind), n.url, e.what());
+    std::vector<std::function<void()>> waiters;
+    const std::string key = n.key();  // digested before the lock, as everywhere
+    {
+      std::lock_guard lock(mu);
+      if (auto it = in_flight.find(key); it != in_flight.end()) {
+        waiters = std::move(it->second);
+        in_flight.erase(it);
+      }
+    }
+    for (auto& w : waiters) w();
+  }
   pump();
 }
 

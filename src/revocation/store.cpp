@@ -47,9 +47,16 @@ void Store::Impl::run() {
       std::lock_guard lock(tasks_mu);
       now.swap(tasks);
     }
-    // A task or fetch that throws (memory) costs that fetch, not the process: the loop goes on.
+    // A task or fetch that throws (memory) costs that fetch, not the process: the loop goes on,
+    // and the other tasks taken with it still run (one may be a waiter's resumption).
+    for (auto& task : now) {
+      try {
+        task();
+      } catch (const std::exception& e) {
+        spdlog::error("revocation: a task failed inside the fetch loop: {}", e.what());
+      }
+    }
     try {
-      for (auto& task : now) task();
       if (clock.steady_ms() >= next_refresh_ms) {
         next_refresh_ms = clock.steady_ms() + kRefreshEveryMs;
         refresh_due();
