@@ -176,7 +176,16 @@ void read_fetch(Table& t, FetchSettings& f, const fs::path& base) {
     const std::string& p = *f.proxy;
     if (!(p.starts_with("http://") || p.starts_with("https://")) || p.size() <= 8 ||
         p.find_first_of(" \t\r\n") != std::string::npos)
-      t.fail("proxy", "expected http://host:port or https://host:port (\"\" = no proxy); got \"" + p + "\"");
+    {
+      // The value may carry the proxy's password: the error shows the rest of it.
+      std::string shown = p;
+      if (auto at = shown.rfind('@'); at != std::string::npos) {
+        const auto scheme = shown.find("://");
+        const std::size_t from = scheme == std::string::npos ? 0 : scheme + 3;
+        if (at >= from) shown.replace(from, at - from, "…");
+      }
+      t.fail("proxy", "expected http://host:port or https://host:port (\"\" = no proxy); got \"" + shown + "\"");
+    }
   }
   f.no_proxy = t.strings("no_proxy");
   if (f.no_proxy)

@@ -256,6 +256,10 @@ TEST(FetchConfig, KeysAreCheckedWithTheirPosition) {
   EXPECT_EQ(fetch_error("proxy = \"\""), "");
   std::string e = fetch_error("proxy = \"socks5://proxy.example:1080\"");
   EXPECT_NE(e.find("c.toml:2:9: server.fetch.proxy: expected http://host:port"), std::string::npos) << e;
+  // A refused proxy URL is quoted without the password it may carry.
+  e = fetch_error("proxy = \"socks5://alice:s3cret@proxy.example:1080\"");
+  EXPECT_NE(e.find("got \"socks5://…@proxy.example:1080\""), std::string::npos) << e;
+  EXPECT_EQ(e.find("s3cret"), std::string::npos) << e;
   e = fetch_error("no_proxy = [\"a.example,b.example\"]");
   EXPECT_NE(e.find("server.fetch.no_proxy: expected host names"), std::string::npos) << e;
   e = fetch_error("ldap_hosts = [\"dc1.example:389\"]");
