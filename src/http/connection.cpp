@@ -429,13 +429,14 @@ class Connection final : public ConnectionBase,
 
   void respond(Handled&& h) {
     if (!h.static_job) return send(std::move(h.response));
-    if (auto hit = cached_file(*h.static_job)) return send(std::move(*hit));
+    if (auto hit = cached_file(*h.static_job, state_.clock->steady_ms())) return send(std::move(*hit));
     disarm();  // the file pool does not touch the socket
     asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(*h.static_job)]() mutable {
       Response r = serve_static(job);
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), job = std::move(job), r = std::move(r)]() mutable {
-        remember_file(job, r);  // on the loop thread: the cache is this loop's own
+        // On the loop thread: the cache is this loop's own.
+        remember_file(job, r, self->state_.clock->steady_ms());
         self->send(finish_static(self->info(), std::move(r), self->x_->req.header("Accept")));
       });
     });

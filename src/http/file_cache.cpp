@@ -1,20 +1,18 @@
 #include "http/file_cache.hpp"
 
-#include <chrono>
 #include <unordered_map>
 
 namespace certgate::http {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr auto kValid = std::chrono::seconds(1);
+constexpr std::int64_t kValidMs = 1000;
 constexpr std::size_t kMaxBody = 64 * 1024;
 constexpr std::size_t kMaxEntries = 256;
 
 struct Entry {
   std::shared_ptr<const PreparedAnswer> answer;  // a 200: its headers and body
   std::string etag;
-  Clock::time_point checked;
+  std::int64_t checked_ms;  // runtime::Clock::steady_ms()
 };
 
 std::unordered_map<std::string, Entry>& cache() {
@@ -42,12 +40,12 @@ const std::string& key_of(const StaticRequest& job) {
 
 }  // namespace
 
-std::optional<Response> cached_file(const StaticRequest& job) {
+std::optional<Response> cached_file(const StaticRequest& job, std::int64_t now_ms) {
   if (!cacheable(job)) return std::nullopt;
   auto& c = cache();
   auto it = c.find(key_of(job));
   if (it == c.end()) return std::nullopt;
-  if (Clock::now() - it->second.checked > kValid) {
+  if (now_ms - it->second.checked_ms > kValidMs || now_ms < it->second.checked_ms) {
     c.erase(it);
     return std::nullopt;
   }
@@ -58,7 +56,7 @@ std::optional<Response> cached_file(const StaticRequest& job) {
   return r;
 }
 
-void remember_file(const StaticRequest& job, const Response& r) {
+void remember_file(const StaticRequest& job, const Response& r, std::int64_t now_ms) {
   if (!cacheable(job) || r.status != 200 || r.file || r.prepared || r.body.size() > kMaxBody ||
       !job.if_none_match.empty())
     return;
@@ -72,7 +70,7 @@ void remember_file(const StaticRequest& job, const Response& r) {
     answer->headers += "\r\n";
   }
   answer->body = r.body;
-  c[key_of(job)] = Entry{std::move(answer), std::string(r.header("ETag")), Clock::now()};
+  c[key_of(job)] = Entry{std::move(answer), std::string(r.header("ETag")), now_ms};
 }
 
 }  // namespace certgate::http

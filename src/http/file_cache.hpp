@@ -7,15 +7,17 @@
 #include "http/message.hpp"
 #include "http/static_files.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
 namespace certgate::http {
 
-// A cached answer for `job`, if one is fresh; conditional (If-None-Match) and HEAD handled.
-// Requests with Range, If-Range or If-Modified-Since always go to the file pool.
-std::optional<Response> cached_file(const StaticRequest& job);
-// Remembers `r`, the pool's answer to `job`, when it is a small, whole 200.
-void remember_file(const StaticRequest& job, const Response& r);
+// A cached answer for `job`, if one is fresh at `now_ms` (runtime::Clock::steady_ms()); conditional
+// (If-None-Match) and HEAD handled. Requests with Range, If-Range or If-Modified-Since always go
+// to the file pool.
+std::optional<Response> cached_file(const StaticRequest& job, std::int64_t now_ms);
+// Remembers `r`, the pool's answer to `job` at `now_ms`, when it is a small, whole 200.
+void remember_file(const StaticRequest& job, const Response& r, std::int64_t now_ms);
 
 }  // namespace certgate::http

@@ -534,8 +534,8 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
   return report;
 }
 
-AnchorCheck::AnchorCheck(const TrustStore& trust, STACK_OF(X509) * untrusted)
-    : untrusted_(untrusted ? X509_chain_up_ref(untrusted) : sk_X509_new_null()), options_(trust.options()) {
+AnchorCheck::AnchorCheck(const TrustStore& trust, STACK_OF(X509) * untrusted, std::int64_t at)
+    : untrusted_(untrusted ? X509_chain_up_ref(untrusted) : sk_X509_new_null()), options_(trust.options()), at_(at) {
   X509_STORE_up_ref(trust.store());
   store_.reset(trust.store());
   options_.revocation = RevocationMode::Off;  // the gate runs before any revocation material exists
@@ -548,7 +548,7 @@ std::vector<X509Ptr> AnchorCheck::path(X509* cert) const {
     ERR_clear_error();
     return out;
   }
-  configure(ctx.get(), options_, std::nullopt);
+  configure(ctx.get(), options_, at_);
   // No callback: any problem at all (untrusted root, bad signature, constraint, expiry) fails.
   if (X509_verify_cert(ctx.get()) != 1) {
     ERR_clear_error();

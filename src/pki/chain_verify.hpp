@@ -52,8 +52,9 @@ auth::ChainReport verify_chain(const TrustStore& trust, X509* leaf, STACK_OF(X50
 // store may use it on its own thread after the configuration generation that made it is gone.
 class AnchorCheck {
  public:
-  // `untrusted`: the certificates a path may go through (presented, configured, fetched).
-  AnchorCheck(const TrustStore& trust, STACK_OF(X509) * untrusted);
+  // `untrusted`: the certificates a path may go through (presented, configured, fetched); `at`:
+  // the time the path must be valid at (the validation's, never the system's own).
+  AnchorCheck(const TrustStore& trust, STACK_OF(X509) * untrusted, std::int64_t at);
   // The verified path from `cert` to an anchor, `cert` first; empty when there is none.
   std::vector<X509Ptr> path(X509* cert) const;
   // `candidate` may issue `subject` (name, AKI, key usage) and chains to an anchor.
@@ -66,6 +67,7 @@ class AnchorCheck {
   X509StorePtr store_;
   X509StackPtr untrusted_;
   TrustOptions options_;
+  std::int64_t at_;
 };
 
 }  // namespace certgate::pki

@@ -257,6 +257,8 @@ Taken take_ocsp(const Need& n, const std::string& body, std::int64_t now) {
   pki::X509StorePtr store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), n.issuer.get());
   X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
+  // A delegated responder's certificate is judged at the store's time, not the system's.
+  X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(store.get()), static_cast<time_t>(now));
   pki::X509StackView certs(sk_X509_new_null());
   sk_X509_push(certs.get(), n.issuer.get());
   if (OCSP_basic_verify(basic.get(), certs.get(), store.get(), 0) != 1) {

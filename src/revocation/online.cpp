@@ -218,7 +218,7 @@ class Source final : public pki::RevocationSource {
       pki::X509StackView all(sk_X509_new_null());
       for (STACK_OF(X509)* s : {pool_, extra_})
         for (int i = 0; s && i < sk_X509_num(s); ++i) sk_X509_push(all.get(), sk_X509_value(s, i));
-      anchors_ = std::make_shared<const pki::AnchorCheck>(trust_, all.get());
+      anchors_ = std::make_shared<const pki::AnchorCheck>(trust_, all.get(), now_);
     }
     return anchors_;
   }

@@ -45,7 +45,9 @@ class SessionCache {
     if (auto it = index_.find(id); it != index_.end()) drop(it);
     if (bytes > max_bytes_) return;  // would evict everything else: not resumable instead
     SSL_SESSION_up_ref(s);
-    order_.push_front({id, s, bytes});
+    // Aged on our clock from when we took it: SSL_SESSION_get_time is OpenSSL's real time, not
+    // the clock the server decides by (which a test may move).
+    order_.push_front({id, s, bytes, clock_->unix_seconds() + SSL_SESSION_get_timeout(s)});
     index_[id] = order_.begin();
     bytes_ += bytes;
     while (index_.size() > max_ || bytes_ > max_bytes_) drop(index_.find(order_.back().id));
@@ -57,8 +59,7 @@ class SessionCache {
     auto it = index_.find(id);
     if (it == index_.end()) return nullptr;
     SSL_SESSION* s = it->second->session;
-    const std::int64_t now = clock_->unix_seconds();
-    if (now > static_cast<std::int64_t>(SSL_SESSION_get_time(s)) + SSL_SESSION_get_timeout(s)) {
+    if (clock_->unix_seconds() > it->second->expires) {
       drop(it);
       return nullptr;
     }
@@ -78,6 +79,7 @@ class SessionCache {
     std::string id;
     SSL_SESSION* session;
     std::size_t bytes;
+    std::int64_t expires;  // unix seconds on clock_
   };
   std::mutex mu_;
   std::list<Entry> order_;  // newest first

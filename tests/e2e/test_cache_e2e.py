@@ -127,6 +127,23 @@ class CachedValidation(unittest.TestCase):
         self.assertEqual(c.request("/").code(), "403.13")
         c.close()
 
+    def test_session_resumes_until_its_timeout_on_the_servers_clock(self):
+        # Sessions age on the clock the server decides by, from when it cached them (not from
+        # OpenSSL's real-time stamp): made at +3000 s, still resumable at +6500 s, not at +6700 s
+        # (session_timeout_seconds = 3600).
+        self.srv.start()
+        self.srv.shift_clock(3000)
+        ctx = client_context("bob", "1.2")
+        c = Connection(P, context=ctx)
+        self.assertEqual(c.request("/").status, 200)
+        session = c.sock.session
+        c.close()
+        for offset, resumed in ((6500, True), (6700, False)):
+            self.srv.shift_clock(offset)
+            c = Connection(P, context=ctx, session=session)
+            self.assertEqual(c.sock.session_reused, resumed, offset)
+            c.close()
+
     def test_crl_next_update_bounds_the_cached_result(self):
         soon = time.gmtime(time.time() + 600)
         self.issuing_crl("-crl_nextupdate", time.strftime("%Y%m%d%H%M%SZ", soon))

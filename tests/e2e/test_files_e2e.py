@@ -372,7 +372,8 @@ class FetchedCrlOnOpenConnections(unittest.TestCase):
         long_port, fresh_port = free_port(), free_port()
         trust = f'trusted_cas = ["{opki}/root.pem"]\n  url_timeout_ms = 2000\n  retry_seconds = 1'
         server = Server(mtls_site("Long", long_port, 1, trust) +
-                        mtls_site("Fresh", fresh_port, 2, trust + "\n  freshness_seconds = 1"), threads=1).start()
+                        mtls_site("Fresh", fresh_port, 2, trust + "\n  freshness_seconds = 10"), threads=1,
+                        test_clock=True).start()
         try:
             ctx = client_context("olga", cert_dir=opki)
             held = Connection(long_port, context=ctx)
@@ -380,18 +381,19 @@ class FetchedCrlOnOpenConnections(unittest.TestCase):
             self.assertEqual(Connection(long_port, context=ctx).request("/?olga-cached").status, 200)
             with open(os.path.join(opki, "www/issuing.crl"), "rb") as f:
                 before_revocation = f.read()
-            time.sleep(1.1)  # the new CRL's thisUpdate is a later second than the first one's
             # The CA revokes olga and publishes a new CRL at the same URL.
             ca = {**os.environ, "CADIR": os.path.join(opki, "ca/issuing")}
             cnf = os.path.join(opki, "ca.cnf")
             subprocess.run(["openssl", "ca", "-config", cnf, "-revoke", os.path.join(opki, "olga.pem")],
                            env=ca, check=True, capture_output=True)
-            subprocess.run(["openssl", "ca", "-config", cnf, "-gencrl", "-crlexts", "crl_ext",
-                            "-out", os.path.join(opki, "new.pem")], env=ca, check=True, capture_output=True)
+            # Its thisUpdate a later second than the first one's, without waiting for that second.
+            later = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() + 2))
+            subprocess.run(["openssl", "ca", "-config", cnf, "-gencrl", "-crlexts", "crl_ext", "-crl_lastupdate",
+                            later, "-out", os.path.join(opki, "new.pem")], env=ca, check=True, capture_output=True)
             subprocess.run(["openssl", "crl", "-in", os.path.join(opki, "new.pem"), "-outform", "DER", "-out",
                             os.path.join(opki, "www/issuing.crl")], check=True)
-            time.sleep(1.2)
-            # The Fresh site wants CRLs no older than a second: its request fetches the new one.
+            server.shift_clock(11)
+            # The Fresh site wants CRLs no older than 10 seconds: its request fetches the new one.
             self.assertEqual(Connection(fresh_port, context=ctx).request("/?olga-fresh").code(), "403.13")
             r = held.request("/?olga-held")
             self.assertEqual(r.code(), "403.13", r.text[:300])
@@ -403,7 +405,7 @@ class FetchedCrlOnOpenConnections(unittest.TestCase):
             # un-revoke her: the store keeps the newest CRL it has verified.
             with open(os.path.join(opki, "www/issuing.crl"), "wb") as f:
                 f.write(before_revocation)
-            time.sleep(1.2)
+            server.shift_clock(22)
             r = Connection(fresh_port, context=ctx).request("/?olga-rollback")
             self.assertEqual(r.code(), "403.13", r.text[:300])
             self.assertIn("older than the one held", server.stderr_text())

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -75,8 +74,8 @@ def setUpModule():
         s = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
         threading.Thread(target=s.serve_forever, daemon=True).start()
         servers.append(s)
-    trust = f'trusted_cas = ["{OPKI}/root.pem"]\n  url_timeout_ms = 2000\n  retry_seconds = 1'
-    server = Server(mtls_site("Ocsp", SITE, 1, trust), threads=1).start()
+    trust = f'trusted_cas = ["{OPKI}/root.pem"]\n  url_timeout_ms = 2000\n  retry_seconds = 30'
+    server = Server(mtls_site("Ocsp", SITE, 1, trust), threads=1, test_clock=True).start()
 
 
 def tearDownModule():
@@ -95,7 +94,7 @@ class OcspWithoutNextUpdate(unittest.TestCase):
         e = server.log_entry("ocsp-stale")
         self.assertEqual((e["sc-status"], e["sc-substatus"], e["sc-win32-status"]), ("403", "13", "2148081683"))
         AGE["seconds"] = 60
-        time.sleep(1.2)  # retry_seconds = 1
+        server.shift_clock(31)  # retry_seconds = 30 have passed for the server; the answer is 91 s old
         r = Connection(SITE, context=ctx).request("/?ocsp-recent")
         self.assertEqual(r.status, 200, r.text[:300])
 

@@ -137,7 +137,7 @@ SITES = "".join([
     mtls_site("Soft", SOFT, 3, f'trusted_cas = ["{DIR}/root.pem"]\n  revocation = "online"\n'
                                '  soft_fail = true\n  url_timeout_ms = 2000'),
     mtls_site("Hard", HARD, 4, f'trusted_cas = ["{DIR}/root.pem"]\n  revocation = "online"\n'
-                               '  url_timeout_ms = 2000\n  retry_seconds = 1'),
+                               '  url_timeout_ms = 2000\n  retry_seconds = 30'),
 ])
 SITE_IDS = {SECURE: 1, LEGACY: 2, SOFT: 3, HARD: 4}
 server = None
@@ -306,8 +306,11 @@ class UnknownStatusOnAHeldConnection(unittest.TestCase):
 
             httpd = http.server.ThreadingHTTPServer(("127.0.0.1", LATE), Quiet)
             threading.Thread(target=httpd.serve_forever, daemon=True).start()
-            time.sleep(1.5)  # retry_seconds = 1
-            r = c.request("/?late-after")
+            server.shift_clock(31)  # retry_seconds = 30 have passed for the server
+            try:
+                r = c.request("/?late-after")
+            finally:
+                server.shift_clock(0)
             self.assertEqual(r.status, 200, r.text[:300])
             self.assertEqual(server.log_entry("late-after", 4)["sc-status"], "200")
         finally:

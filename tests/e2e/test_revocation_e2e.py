@@ -119,9 +119,10 @@ class OnlineRevocation(unittest.TestCase):
              "-nmin", "5"], stdout=open(cls.ocsp_log, "w"), stderr=subprocess.STDOUT)
         cls.cache_dir = tempfile.mkdtemp(prefix="certgate-revocation-cache-")
         cls.server = Server(site("Online", P_ONLINE, 1) + site("Soft", P_SOFT, 2, "soft_fail = true") +
-                            site("Fresh", P_FRESH, 3, "freshness_seconds = 2") +
+                            site("Fresh", P_FRESH, 3, "freshness_seconds = 10") +
                             site("OcspFirst", P_OCSP_FIRST, 4, "prefer_ocsp = true"),
-                            server_extra=server_settings(cls.cache_dir)).start()
+                            server_extra=server_settings(cls.cache_dir), test_clock=True).start()
+        cls.offset = 0
         # openssl ocsp serves one connection at a time and waits on an empty one, so readiness
         # is read from its log rather than probed with a connection.
         deadline = time.time() + 10
@@ -139,6 +140,12 @@ class OnlineRevocation(unittest.TestCase):
         cls.ldap.cleanup()
         shutil.rmtree(OPKI, ignore_errors=True)
         shutil.rmtree(cls.cache_dir, ignore_errors=True)
+
+    def advance(self, seconds):
+        """Moves the server's clock forward (never back: the store's retry pacing and fetch times
+        are stamped by it). Dates openssl writes are real time: the server is `offset` ahead."""
+        type(self).offset += seconds
+        self.server.shift_clock(self.offset)
 
     def call(self, name, port=P_ONLINE):
         q = f"{name}-{port}-{time.monotonic_ns()}"
@@ -240,14 +247,15 @@ class OnlineRevocation(unittest.TestCase):
 
     # cache behaviour ---------------------------------------------------------------------------
     def test_freshness_seconds_refetches_a_crl_before_its_next_update(self):
-        # issuing.crl is valid for 30 days; the Fresh site wants it no older than 2 seconds.
-        time.sleep(2.1)  # whatever another test fetched is now too old: the next call fetches
+        # issuing.crl is valid for 30 days; the Fresh site wants it no older than 10 seconds.
+        self.advance(11)  # whatever another test fetched is now too old: the next call fetches
         r, log = self.call("olga", P_FRESH)
         self.assertStatus(r, log, "200", 0)
         hits = self.crl.count("/issuing.crl")
-        r, log = self.call("olga", P_FRESH)  # within 2 s: the cached CRL (and validation) serve
+        r, log = self.call("olga", P_FRESH)  # within 10 s: the cached CRL (and validation) serve
         self.assertStatus(r, log, "200", 0)
-        time.sleep(2.5)
+        self.assertEqual(self.crl.count("/issuing.crl"), hits)
+        self.advance(11)
         r, log = self.call("olga", P_FRESH)
         self.assertStatus(r, log, "200", 0)
         self.assertEqual(self.crl.count("/issuing.crl"), hits + 1)
@@ -289,16 +297,15 @@ class OnlineRevocation(unittest.TestCase):
         self.assertEqual(self.crl.count("/steady.crl"), 1)
 
     def test_crl_refetched_after_next_update_and_revocation_seen(self):
-        # Valid until the second after next: the wait for its end stays under two seconds.
-        next_update = int(time.time()) + 2
+        # Valid for ten seconds of the server's time; then its clock moves past that instead of waiting.
+        next_update = int(time.time()) + self.offset + 10
         self.publish_crl("short", "-crl_nextupdate", time.strftime("%Y%m%d%H%M%SZ", time.gmtime(next_update)))
         r, log = self.call("shorty")
         self.assertStatus(r, log, "200", 0)
         first = self.crl.count("/short.crl")
         self.revoke("shorty")
         self.publish_crl("short", "-crldays", "1")
-        while time.time() < next_update + 0.2:
-            time.sleep(0.1)
+        self.advance(11)
         r, log = self.call("shorty")
         self.assertStatus(r, log, "403.13", 2148081680)
         self.assertGreater(self.crl.count("/short.crl"), first)

@@ -120,11 +120,12 @@ TEST(RevocationGate, OnlyPathsThatVerifyUpToAnAnchorPass) {
   auto chain = pki::load_certificates(pki("alice-chain.pem"));
   pki::X509StackView rest(sk_X509_new_null());
   for (std::size_t i = 1; i < chain.size(); ++i) sk_X509_push(rest.get(), chain[i].get());
-  pki::AnchorCheck ours(*trusting("root-ca.pem"), rest.get());
+  const std::int64_t now = runtime::system_clock().unix_seconds();
+  pki::AnchorCheck ours(*trusting("root-ca.pem"), rest.get(), now);
   EXPECT_EQ(ours.path(chain[0].get()).size(), 3u);  // alice, issuing CA, root
   EXPECT_TRUE(ours.vouches_issuer(chain[1].get(), chain[0].get()));
   EXPECT_FALSE(ours.vouches_issuer(chain[0].get(), chain[1].get()));
-  pki::AnchorCheck theirs(*trusting("partner-root-ca.pem"), rest.get());
+  pki::AnchorCheck theirs(*trusting("partner-root-ca.pem"), rest.get(), now);
   EXPECT_TRUE(theirs.path(chain[0].get()).empty());
   EXPECT_FALSE(theirs.vouches_issuer(chain[1].get(), chain[0].get()));
 

@@ -6,8 +6,11 @@
 #include "fetch/fetcher.hpp"
 #include "pki/load.hpp"
 #include "pki/x509_text.hpp"
+#include "revocation/online.hpp"
 #include "revocation/store.hpp"
 #include "test_util.hpp"
+
+#include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -53,6 +56,7 @@ class Loopback {
   }
   // Answers the next request with `answer` as it is, then closes.
   void serve_raw(std::string answer) {
+    if (server_.joinable()) server_.join();
     server_ = std::thread([this, answer = std::move(answer)] {
       const int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) return;
@@ -141,6 +145,158 @@ TEST(RevocationClock, RetryPacingFollowsTheClock) {
   EXPECT_FALSE(store.may_fetch(n.key(), clock.unix_seconds(), 30));
   clock.advance(std::chrono::seconds(1));
   EXPECT_TRUE(store.may_fetch(n.key(), clock.unix_seconds(), 30));
+}
+
+// A root and a leaf naming `cdp` as its CRL distribution point, both valid around `now`, and
+// CRLs from the root with chosen dates: what revocation::validate() fetches and judges.
+struct OnlinePki {
+  pki::EvpPkeyPtr root_key{EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")};
+  pki::EvpPkeyPtr leaf_key{EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")};
+  pki::X509Ptr root{X509_new()};
+  pki::X509Ptr leaf{X509_new()};
+
+  OnlinePki(std::int64_t now, const std::string& cdp) {
+    make(root.get(), "Clock Root", root_key.get(), 1, now, "critical,CA:TRUE", "");
+    make(leaf.get(), "Clock Leaf", leaf_key.get(), 2, now, "CA:FALSE", "URI:" + cdp);
+  }
+  // DER of a CRL with these dates, listing the leaf when `revoked`.
+  std::string crl(std::int64_t this_update, std::int64_t next_update, bool revoked) const {
+    pki::X509CrlPtr owned(X509_CRL_new());
+    X509_CRL* c = owned.get();
+    X509_CRL_set_version(c, 1);
+    X509_CRL_set_issuer_name(c, X509_get_subject_name(root.get()));
+    std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> t(ASN1_TIME_set(nullptr, this_update), ASN1_TIME_free);
+    std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> n(ASN1_TIME_set(nullptr, next_update), ASN1_TIME_free);
+    X509_CRL_set1_lastUpdate(c, t.get());
+    X509_CRL_set1_nextUpdate(c, n.get());
+    if (revoked) {
+      X509_REVOKED* r = X509_REVOKED_new();
+      X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(leaf.get()));
+      X509_REVOKED_set_revocationDate(r, t.get());
+      X509_CRL_add0_revoked(c, r);
+    }
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, root.get(), nullptr, nullptr, c, 0);
+    X509_EXTENSION* aki = X509V3_EXT_conf_nid(nullptr, &v3, NID_authority_key_identifier, "keyid:always");
+    X509_CRL_add_ext(c, aki, -1);
+    X509_EXTENSION_free(aki);
+    X509_CRL_sort(c);
+    X509_CRL_sign(c, root_key.get(), EVP_sha256());
+    unsigned char* der = nullptr;
+    const int len = i2d_X509_CRL(c, &der);
+    std::string out(reinterpret_cast<char*>(der), static_cast<std::size_t>(len));
+    OPENSSL_free(der);
+    return out;
+  }
+  pki::TrustStore trust(std::int64_t freshness_seconds) const {
+    pki::TrustOptions o;
+    o.revocation = pki::RevocationMode::Online;
+    o.freshness_seconds = freshness_seconds;
+    X509_up_ref(root.get());
+    std::vector<pki::X509Ptr> anchors;
+    anchors.emplace_back(root.get());
+    return pki::TrustStore(std::move(anchors), {}, {}, o);
+  }
+
+ private:
+  // Issued (and signed) by the root; the root by itself.
+  void make(X509* c, const char* cn, EVP_PKEY* key, long serial, std::int64_t now, const char* basic,
+            const std::string& cdp) {
+    X509* issuer = root.get();
+    X509_set_version(c, X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(c), serial);
+    ASN1_TIME_set(X509_getm_notBefore(c), now - 86400);
+    ASN1_TIME_set(X509_getm_notAfter(c), now + 30 * 86400);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+    X509_set_issuer_name(c, X509_get_subject_name(issuer));
+    X509_set_pubkey(c, key);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, issuer, c, nullptr, nullptr, 0);
+    auto add = [&](int nid, const std::string& value) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str());
+      ASSERT_NE(ext, nullptr) << value;
+      X509_add_ext(c, ext, -1);
+      X509_EXTENSION_free(ext);
+    };
+    add(NID_basic_constraints, basic);
+    add(NID_key_usage, cdp.empty() ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+    add(NID_subject_key_identifier, "hash");
+    add(NID_authority_key_identifier, "keyid");
+    if (!cdp.empty()) add(NID_crl_distribution_points, cdp);
+    X509_sign(c, root_key.get(), EVP_sha256());
+  }
+};
+
+// Validates as a request does: validate, fetch what is missing (`web` answers with `crl`),
+// validate again.
+revocation::Validation validate_fetching(const pki::TrustStore& trust, revocation::Store& store, X509* leaf,
+                                         Loopback& web, const std::string& crl, std::size_t* fetches) {
+  auto v = revocation::validate(trust, &store, leaf, nullptr, true);
+  for (int round = 0; !v.needs.empty() && round < revocation::kMaxFetchRounds; ++round) {
+    *fetches += v.needs.size();
+    web.serve_once(crl);
+    store.fetch_and_wait(v.needs);
+    v = revocation::validate(trust, &store, leaf, nullptr, true);
+  }
+  return v;
+}
+
+// The e2e tests move the server's clock past a CRL's nextUpdate; this is that path alone: a
+// cached CRL answers until its nextUpdate on the store's clock, then it is fetched again and the
+// new one's revocation is seen.
+TEST(RevocationClock, ValidationRefetchesACrlAfterItsNextUpdate) {
+  runtime::ManualClock clock;
+  const std::int64_t t0 = clock.unix_seconds();
+  Loopback web(true);
+  OnlinePki p(t0, web.url("/root.crl"));
+  revocation::Store store(memory_only(), clock);
+  const pki::TrustStore trust = p.trust(0);
+  std::size_t fetches = 0;
+
+  auto v = validate_fetching(trust, store, p.leaf.get(), web, p.crl(t0 - 60, t0 + 100, false), &fetches);
+  EXPECT_EQ(v.report.fault, auth::ChainFault::None) << v.report.reason;
+  EXPECT_EQ(v.valid_until, t0 + 100);
+  EXPECT_EQ(fetches, 1u);
+
+  // The CA revokes the leaf; the cached CRL still answers until its nextUpdate.
+  const std::string revoking = p.crl(t0 + 99, t0 + 1000, true);
+  clock.advance(std::chrono::seconds(99));
+  v = revocation::validate(trust, &store, p.leaf.get(), nullptr, true);
+  EXPECT_TRUE(v.needs.empty());
+  EXPECT_EQ(v.report.fault, auth::ChainFault::None) << v.report.reason;
+
+  clock.advance(std::chrono::seconds(2));  // past nextUpdate
+  v = validate_fetching(trust, store, p.leaf.get(), web, revoking, &fetches);
+  EXPECT_EQ(fetches, 2u);
+  EXPECT_EQ(v.report.fault, auth::ChainFault::Revoked) << v.report.reason;
+}
+
+// freshness_seconds: a CRL fetched longer ago than that is fetched again, its nextUpdate notwithstanding.
+TEST(RevocationClock, FreshnessSecondsRefetchesBeforeTheNextUpdate) {
+  runtime::ManualClock clock;
+  const std::int64_t t0 = clock.unix_seconds();
+  Loopback web(true);
+  OnlinePki p(t0, web.url("/root.crl"));
+  revocation::Store store(memory_only(), clock);
+  const pki::TrustStore trust = p.trust(10);
+  std::size_t fetches = 0;
+
+  auto v = validate_fetching(trust, store, p.leaf.get(), web, p.crl(t0 - 60, t0 + 86400, false), &fetches);
+  EXPECT_EQ(v.report.fault, auth::ChainFault::None) << v.report.reason;
+  EXPECT_EQ(v.valid_until, t0 + 10);
+  EXPECT_EQ(fetches, 1u);
+
+  const std::string revoking = p.crl(t0 + 5, t0 + 86400, true);
+  clock.advance(std::chrono::seconds(9));
+  v = revocation::validate(trust, &store, p.leaf.get(), nullptr, true);
+  EXPECT_TRUE(v.needs.empty());
+  EXPECT_EQ(v.report.fault, auth::ChainFault::None) << v.report.reason;
+
+  clock.advance(std::chrono::seconds(1));  // fetched 10 s ago: too old
+  v = validate_fetching(trust, store, p.leaf.get(), web, revoking, &fetches);
+  EXPECT_EQ(fetches, 2u);
+  EXPECT_EQ(v.report.fault, auth::ChainFault::Revoked) << v.report.reason;
 }
 
 // One fetch with the Fetcher alone, driven as the store's thread drives it.
