@@ -7,6 +7,7 @@ check is pending); a password is never accepted with bytes after a NUL (crypt(3)
 `verify -c` says when the location does not ask for a certificate.
 Real certgate, real TLS clients, loopback only."""
 import base64
+import json
 import os
 import signal
 import socket
@@ -217,6 +218,46 @@ class ReloadWhilePending(unittest.TestCase):
             while server.stderr_text().count("configuration generation") == before and time.time() < deadline:
                 time.sleep(0.05)
         self.assertEqual(logged("after-reload"), ("401", "1", "1326", "-"))
+
+
+class ErrorPagesOffHost(unittest.TestCase):
+    def test_a_page_without_details_carries_no_win32_in_json_either(self):
+        """detailed_errors = "never" is what an off-host client gets under "local": the title
+        only. The JSON page carried the win32 code, which the HTML page hides (it tells a revoked
+        certificate from an unreachable CRL server, both 403.13)."""
+        port = free_port()
+        srv = Server(mtls_site("Quiet", port, 1, 'trusted_cas = ["@PKI@/root-ca.pem"]\n  crl_files = ["@PKI@/crl"]') + """
+  [sites.mapping]
+  [[sites.mapping.one_to_one]]
+  user = "azureuser"
+  certificate = "@PKI@/alice.pem"
+  [sites.basic]
+  enabled = true
+  users_file = "users.txt"
+  [[sites.locations]]
+  path = "/admin"
+  require_password = true
+""")
+        srv.edit_config('detailed_errors = "always"', 'detailed_errors = "never"')
+        r = run(["users", "add", "-f", os.path.join(srv.dir, "users.txt"), "azureuser", "--password-stdin"],
+                input="azure-pw\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        srv.start()
+        try:
+            c = Connection(port, user="alice")
+            try:
+                r = c.request("/admin/?quiet-json", headers={"Accept": "application/json"})
+                h = c.request("/admin/?quiet-html")
+            finally:
+                c.close()
+        finally:
+            self.assertEqual(srv.stop(), 0)
+        body = json.loads(r.body)
+        self.assertEqual((r.status, body["status"], body["substatus"]), (401, 401, 2))
+        self.assertNotIn("win32", body)
+        self.assertNotIn("reason", body)
+        self.assertEqual(h.code(), "401.2")
+        self.assertNotIn("Error code", h.text)
 
 
 class AdminTools(unittest.TestCase):
