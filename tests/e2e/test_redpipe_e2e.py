@@ -220,6 +220,71 @@ class ReloadWhilePending(unittest.TestCase):
         self.assertEqual(logged("after-reload"), ("401", "1", "1326", "-"))
 
 
+class UnknownUsers(unittest.TestCase):
+    def test_an_unknown_user_costs_a_password_check_like_a_known_one(self):
+        """A user name the users file does not hold was refused at once, a known one only after a
+        crypt(3) check (a quarter second with bcrypt): the answer's delay listed the users. Seen
+        without timing anything: with max_pending_password_checks = 1 and the one slot taken by
+        a slow check (SHA-crypt, six million rounds), a second check is refused with 503; an
+        unknown user must meet the same refusal, not a quick 401.1."""
+        port = free_port()
+        srv = Server("""
+[[sites]]
+name = "Users"
+id = 1
+root = "www"
+ssl_flags = []
+  [[sites.bindings]]
+  listen = "127.0.0.1:%d"
+  protocol = "http"
+  [sites.basic]
+  enabled = true
+  users_file = "users.txt"
+  [[sites.locations]]
+  path = "/admin"
+  anonymous = false
+""" % port, server_extra="max_pending_password_checks = 1")
+        with open(os.path.join(srv.dir, "users.txt"), "w") as f:
+            f.write("slow:$6$rounds=6000000$redpipesalt$" + "A" * 86 + "\n")
+            f.write("quick:$6$rounds=1000$redpipesalt$" + "A" * 86 + "\n")
+        srv.start()
+        slow = Connection(port, tls=False)
+        try:
+            slow.sock.sendall(f"GET /admin/?slow HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
+                              f"{basic('slow', 'x')}\r\n\r\n".encode())
+            # A known user's (quick) check is refused while the slot is taken: that says it is.
+            deadline = time.time() + 5
+            while True:
+                c = Connection(port, tls=False)
+                try:
+                    known = c.request("/admin/?known", headers={"Authorization": basic("quick", "y")})
+                finally:
+                    c.close()
+                if known.status == 503 or time.time() > deadline:
+                    break
+            self.assertEqual(known.status, 503)
+            c = Connection(port, tls=False)
+            try:
+                unknown = c.request("/admin/?unknown", headers={"Authorization": basic("nosuchuser", "y")})
+            finally:
+                c.close()
+            self.assertEqual((unknown.status, unknown.headers.get("retry-after")), (503, "1"))
+            self.assertEqual(read_response(slow.file).code(), "401.1")
+            # Once the slot is free, the unknown user is refused as a wrong password is.
+            c = Connection(port, tls=False)
+            try:
+                self.assertEqual(c.request("/admin/?unknown-after", headers={"Authorization": basic("nosuchuser", "y")}).code(),
+                                 "401.1")
+            finally:
+                c.close()
+        finally:
+            slow.close()
+            self.assertEqual(srv.stop(), 0)
+        e = srv.log_entry("unknown-after")
+        self.assertEqual((e["sc-status"], e["sc-substatus"], e["sc-win32-status"], e["cs-username"]),
+                         ("401", "1", "1326", "-"))
+
+
 class ErrorPagesOffHost(unittest.TestCase):
     def test_a_page_without_details_carries_no_win32_in_json_either(self):
         """detailed_errors = "never" is what an off-host client gets under "local": the title
