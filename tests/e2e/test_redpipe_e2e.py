@@ -280,6 +280,9 @@ ssl_flags = []
         finally:
             slow.close()
             self.assertEqual(srv.stop(), 0)
+        e = srv.log_entry("unknown")
+        self.assertEqual((e["sc-status"], e["sc-substatus"], e["sc-win32-status"], e["cs-username"]),
+                         ("503", "0", "0", "-"))
         e = srv.log_entry("unknown-after")
         self.assertEqual((e["sc-status"], e["sc-substatus"], e["sc-win32-status"], e["cs-username"]),
                          ("401", "1", "1326", "-"))
