@@ -45,6 +45,7 @@ struct ExplainArgs {
   std::string compare_with;  // OLD.toml: then `cert` is a folder of certificates
   std::string cert;
   std::optional<std::string> password;  // two-factor: the mapped user's password (unset: assumed right)
+  std::string password_file;            // the same, read from a file's first line ("-": stdin)
 };
 int explain(const ExplainArgs& args);
 

@@ -16,9 +16,11 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 namespace certgate::cli {
@@ -293,8 +295,33 @@ int compare(const ExplainArgs& a) {
   return changed ? kRejected : kOk;
 }
 
+// The password's first line, from a file or standard input: a command line is readable by every
+// local user (ps, /proc/PID/cmdline) and kept in shell histories.
+std::optional<std::string> read_password_file(const std::string& file) {
+  std::string line;
+  if (file == "-") {
+    if (!std::getline(std::cin, line)) return std::nullopt;
+  } else {
+    std::ifstream in(file, std::ios::binary);
+    if (!in || !std::getline(in, line)) return std::nullopt;
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
 }  // namespace
 
-int explain(const ExplainArgs& a) { return a.compare_with.empty() ? explain_one(a) : compare(a); }
+int explain(const ExplainArgs& a) {
+  if (a.password_file.empty()) return a.compare_with.empty() ? explain_one(a) : compare(a);
+  ExplainArgs with = a;
+  with.password = read_password_file(a.password_file);
+  if (!with.password) {
+    std::cerr << "certgate explain: cannot read a password from --password-file " << a.password_file << "\n";
+    return kUsage;
+  }
+  const int rc = with.compare_with.empty() ? explain_one(with) : compare(with);
+  OPENSSL_cleanse(with.password->data(), with.password->size());
+  return rc;
+}
 
 }  // namespace certgate::cli

@@ -73,8 +73,13 @@ int main(int argc, char** argv) {
   explain->add_option("-c,--config", x.config_file, "configuration file")->required();
   explain->add_option("--site", x.site, "site name")->required();
   explain->add_option("--path", x.path, "request path (default /)");
-  explain->add_option("--password", x.password,
-                      "two-factor locations: check this password of the mapped user (default: assume the right one)");
+  auto* explain_password = explain->add_option(
+      "--password", x.password,
+      "two-factor locations: check this password of the mapped user (default: assume the right one); "
+      "visible to other local users in the process list: prefer --password-file");
+  explain->add_option("--password-file", x.password_file,
+                      "as --password, read from the first line of FILE (\"-\": standard input)")
+      ->excludes(explain_password);
   explain->add_option("--compare", x.compare_with,
                       "OLD.toml: list the certificates in the folder CERT whose user or verdict "
                       "changes between OLD.toml and -c (exit 1 when any does)");

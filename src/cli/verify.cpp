@@ -100,7 +100,8 @@ std::shared_ptr<const pki::TrustStore> trust_from_args(const VerifyArgs& a) {
 }
 
 // `with_user`: a site's decision (-c), which names the user the server would log.
-void print_text(const auth::Outcome& o, const auth::ChainReport& r, bool with_user) {
+// `note`: what the verdict does not say by itself (empty: nothing).
+void print_text(const auth::Outcome& o, const auth::ChainReport& r, bool with_user, const std::string& note = {}) {
   const auto& row = o.row();
   if (o.allowed()) std::cout << "200.0 OK\n";
   else std::cout << row.status << "." << row.substatus << " " << o.reason << "\n";
@@ -108,6 +109,7 @@ void print_text(const auth::Outcome& o, const auth::ChainReport& r, bool with_us
   if (with_user)
     std::cout << fmt::format("  user: {}{}\n", o.user.empty() ? "-" : o.user,
                              o.auth_method.empty() ? "" : " (" + o.auth_method + (o.rule.empty() ? "" : ", by " + o.rule) + ")");
+  if (!note.empty()) std::cout << "  note: " << note << "\n";
   for (std::size_t i = 0; i < r.elements.size(); ++i) {
     const auto& e = r.elements[i];
     std::cout << fmt::format("  [{}] subject:    {}\n", i, e.subject)
@@ -120,12 +122,13 @@ void print_text(const auth::Outcome& o, const auth::ChainReport& r, bool with_us
   }
 }
 
-void print_json(const auth::Outcome& o, const auth::ChainReport& r, bool with_user) {
+void print_json(const auth::Outcome& o, const auth::ChainReport& r, bool with_user, const std::string& note = {}) {
   const auto& row = o.row();
   std::cout << fmt::format(R"({{"status":{},"substatus":{},"win32":{},"token":{},"accepted":{},"reason":{},)",
                            row.status, row.substatus, row.win32, json_str(row.token),
                            o.allowed() ? "true" : "false", json_str(o.reason));
   if (with_user) std::cout << fmt::format(R"("user":{},)", json_str(o.user));
+  if (!note.empty()) std::cout << fmt::format(R"("note":{},)", json_str(note));
   std::cout << R"("chain":[)";
   for (std::size_t i = 0; i < r.elements.size(); ++i) {
     const auto& e = r.elements[i];
@@ -151,6 +154,7 @@ int verify(const VerifyArgs& a) {
   command_line.cfg.name = "(command line)";
   auth::LocationPolicy policy{auth::SslFlags{auth::kSslNegotiateCert}, true};
   const auth::LocationPolicy* location = &policy;
+  std::string note;
   try {
     if (!a.config_file.empty()) {
       snap = runtime::compile(config::load(a.config_file), 1);
@@ -175,6 +179,11 @@ int verify(const VerifyArgs& a) {
       // does not ask for a certificate is decided as if it did, since validating is the point.
       location = &site->policy_for(path->path);
       if (!location->ssl_flags.negotiates()) {
+        // Said, or an administrator takes "200, user X" for what the server does there.
+        note = "the location " + a.path + " does not ask for a client certificate (ssl_flags " +
+               auth::to_string(location->ssl_flags) + "): the server decides its requests without one (" +
+               (location->anonymous ? "anonymous" : "no anonymous access") +
+               "); this is the verdict the certificate would get if the location asked for it";
         policy = *location;
         policy.ssl_flags.bits |= auth::kSslNegotiateCert;
         location = &policy;
@@ -265,8 +274,8 @@ int verify(const VerifyArgs& a) {
     fetch_events = events;
   }
   const bool with_user = site != &command_line;
-  if (a.json) print_json(outcome, report, with_user);
-  else print_text(outcome, report, with_user);
+  if (a.json) print_json(outcome, report, with_user, note);
+  else print_text(outcome, report, with_user, note);
   if (a.urlfetch && !a.json) print_urls(urls_by_subject, fetch_events, report);
   return outcome.allowed() ? kOk : kRejected;
 }

@@ -5,7 +5,9 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <unordered_map>
 
 namespace certgate::http {
@@ -54,17 +56,24 @@ std::optional<BasicCredentials> parse_basic(std::string_view h) {
 }
 
 bool check_password(const std::string& hash, const std::string& password) {
+  // crypt(3) reads a C string: "right\0anything" would pass as "right". No password holds a NUL.
+  if (password.find('\0') != std::string::npos) return false;
   auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on the stack
   const char* out = crypt_r(password.c_str(), hash.c_str(), data.get());
-  if (out == nullptr || out[0] == '*') return false;  // "*0"/"*1": unsupported or bad setting
-  std::string computed(out);
-  return computed.size() == hash.size() &&
-         CRYPTO_memcmp(computed.data(), hash.data(), hash.size()) == 0;
+  const bool ok = out != nullptr && out[0] != '*' &&  // "*0"/"*1": unsupported or bad setting
+                  std::strlen(out) == hash.size() && CRYPTO_memcmp(out, hash.data(), hash.size()) == 0;
+  OPENSSL_cleanse(data.get(), sizeof(crypt_data));  // holds the password's key schedule
+  return ok;
 }
 
 std::string password_cache_key(const std::string& user, const std::string& password,
                                const std::string& hash) {
-  std::string material = user + '\0' + password + '\0' + hash;
+  // Length-prefixed, so no (user, password) pair can spell another's material whatever bytes
+  // they hold. Built in place: no temporary copy of the password is left uncleansed.
+  std::string material;
+  material.reserve(user.size() + password.size() + hash.size() + 42);
+  material.append(std::to_string(user.size())).append(1, ':').append(user);
+  material.append(std::to_string(password.size())).append(1, ':').append(password).append(hash);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(material.data(), material.size(), md, &n, EVP_sha256(), nullptr);

@@ -65,8 +65,11 @@ Response error_response(const ErrorInfo& e, bool detailed, bool json) {
   const std::string phrase(reason_phrase(e.status));
   if (json) {
     r.set("Content-Type", "application/json");
-    r.body = fmt::format(R"({{"status":{},"substatus":{},"win32":{},"title":"{}")", e.status,
-                         e.substatus, e.win32, json_escape(e.title));
+    r.body = fmt::format(R"({{"status":{},"substatus":{},"title":"{}")", e.status, e.substatus,
+                         json_escape(e.title));
+    // As on the HTML page: the win32 code tells more than the title (revoked or CRL server
+    // unreachable, both 403.13), so only a detailed answer carries it.
+    if (detailed) r.body += fmt::format(R"(,"win32":{})", e.win32);
     if (detailed && !e.reason.empty()) r.body += fmt::format(R"(,"reason":"{}")", json_escape(e.reason));
     r.body += "}\n";
   } else {

@@ -154,11 +154,15 @@ Need RequestState::advance() {
       if (creds) {
         ev_.basic_user = creds->user;
         auto it = site.basic_users.find(auth::fold(creds->user));
+        // A user name the file does not hold costs the same check, against another user's
+        // hash and never right: how long the answer takes must not tell which names exist.
+        password_user_known_ = it != site.basic_users.end();
+        if (!password_user_known_) it = site.basic_users.begin();
         if (it != site.basic_users.end()) {
           password_.cache_key = http::password_cache_key(creds->user, creds->password, it->second);
           password_.hash = it->second;
           password_.password = std::move(creds->password);
-          password_asked_ = true;
+          password_asked_ = password_user_known_;
           return waiting_ = Need::Password;
         }
         OPENSSL_cleanse(creds->password.data(), creds->password.size());
@@ -181,7 +185,7 @@ void RequestState::directory_answered(directory::Mapped answer) {
 }
 
 void RequestState::password_checked(bool ok) {
-  ev_.basic = ok ? auth::PasswordCheck::Valid : auth::PasswordCheck::Invalid;
+  ev_.basic = ok && password_user_known_ ? auth::PasswordCheck::Valid : auth::PasswordCheck::Invalid;
   if (waiting_ == Need::Password) waiting_ = Need::None;
 }
 

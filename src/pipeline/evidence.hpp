@@ -88,6 +88,7 @@ class RequestState {
   int fetch_rounds_ = 0;
   bool directory_met_ = false;  // this request's own directory answer: used even if expired
   bool password_asked_ = false;
+  bool password_user_known_ = false;  // false: the check runs for its time only (never right)
   auth::RequestEvidence ev_;
   std::vector<revocation::Need> fetches_;
   PasswordCheck password_;

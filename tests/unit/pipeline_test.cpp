@@ -88,6 +88,28 @@ TEST(Pipeline, PasswordNeedResumesWithoutValidatingAgain) {
   }
 }
 
+// A user the users file does not hold is checked too (for the time it takes, against another
+// user's hash) and never passes, even if that hash took the password: the answer's delay must not
+// list the users.
+TEST(Pipeline, UnknownUserCostsACheckAndNeverPasses) {
+  test::TempDir dir;
+  auto snap = compile(dir, "  [[sites.locations]]\n  path = \"/basic\"\n  ssl_flags = [\"Ssl\"]\n"
+                           "  anonymous = false\n");
+  for (std::string_view who : {kAzurePw, std::string_view("Basic bm9ib2R5OnB3")}) {  // azureuser:pw, nobody:pw
+    auto t = presented("alice-chain.pem");
+    RequestState st(inputs(snap->sites[0], "/basic/", t, runtime::system_clock(), who));
+    ASSERT_EQ(st.advance(), Need::Password);
+    PasswordCheck job = st.take_password();
+    EXPECT_EQ(job.hash, "$6$salt$notarealhashbutwellformed");
+    st.password_checked(true);
+    EXPECT_EQ(st.advance(), Need::None);
+    const bool known = who == kAzurePw;
+    EXPECT_EQ(st.outcome().allowed(), known);
+    EXPECT_EQ(st.password_asked(), known);
+    if (!known) EXPECT_EQ(st.outcome().row().substatus, 1);
+  }
+}
+
 TEST(Pipeline, AdvancingBeforeTheNeedIsMetIsAnError) {
   test::TempDir dir;
   auto snap = compile(dir);
