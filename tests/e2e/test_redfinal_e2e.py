@@ -28,6 +28,10 @@ class ClosingBackend(ConnectionServer):
     def __init__(self, path):
         super().__init__(path=path, backlog=16)
         self.requests = []  # (request line, headers, body, bytes that followed)
+        # Set once a /first connection stopped reading: only then does certgate's next write on
+        # it fail. Waited for, not slept for: on a loaded machine this thread may run late, and a
+        # request written before the shutdown is read by nobody (a 502, not the retry tested).
+        self.shut = threading.Event()
 
     def serve(self, c):
         f = c.makefile("rb")
@@ -49,6 +53,7 @@ class ClosingBackend(ConnectionServer):
                 # Stop reading: certgate's next write on this pooled connection fails (EPIPE),
                 # as when a backend closes an idle connection just as a request is sent.
                 c.shutdown(socket.SHUT_RD)
+                self.shut.set()
                 time.sleep(2)
         except OSError:
             pass
@@ -100,9 +105,11 @@ class RetriedForward(unittest.TestCase):
         c = socket.create_connection(("127.0.0.1", P_HTTP), timeout=10)
         f = c.makefile("rb")
         try:
+            backend.shut.clear()
             c.sendall(b"GET /app/first HTTP/1.1\r\nHost: localhost\r\n\r\n")
             r = read_response(f)
             self.assertEqual(r.status, 200)
+            self.assertTrue(backend.shut.wait(10), "the backend never stopped reading")
             time.sleep(0.2)  # the backend connection is back in the pool
             body = b"hello"
             c.sendall(b"POST /app/second HTTP/1.1\r\nHost: localhost\r\n"
@@ -124,8 +131,10 @@ class RetriedForward(unittest.TestCase):
         c = socket.create_connection(("127.0.0.1", P_HTTP), timeout=10)
         f = c.makefile("rb")
         try:
+            backend.shut.clear()
             c.sendall(b"GET /app/first HTTP/1.1\r\nHost: localhost\r\n\r\n")
             self.assertEqual(read_response(f).status, 200)
+            self.assertTrue(backend.shut.wait(10), "the backend never stopped reading")
             time.sleep(0.2)
             c.sendall(b"POST /app/chunked HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
                       b"Transfer-Encoding: chunked\r\n\r\n")
