@@ -631,6 +631,9 @@ class Connection final : public ConnectionBase,
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), chunk, n]() mutable {
         if (n <= 0) return self->finish(false);  // file shrank: the length was promised
+        // The deadline passed while no write was waiting (this slice was being read): the
+        // timer cancelled nothing and will not fire again, so the answer stops here.
+        if (self->timed_out_) return self->finish(false);
         chunk->resize(static_cast<std::size_t>(n));
         self->x_->resp.file->offset += static_cast<std::uint64_t>(n);
         self->x_->resp.file->length -= static_cast<std::uint64_t>(n);
