@@ -590,7 +590,13 @@ class Connection final : public ConnectionBase,
       sc_bytes_ = stream_.write_now(bufs, ec);
       if (ec && ec != asio::error::would_block) return finish(false);
       if (sc_bytes_ == asio::buffer_size(bufs)) {
-        if (with_body && x_->resp.file) return send_file_chunk();
+        if (with_body && x_->resp.file) {
+          // The slices go out asynchronously: under body_timeout_ms like any other write (a
+          // file read from the pool left the connection disarmed; a client that stops reading
+          // would otherwise hold it, its file and a slice forever).
+          arm(limits().body_timeout_ms);
+          return send_file_chunk();
+        }
         return finish(true);
       }
       beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bufs);
@@ -626,6 +632,9 @@ class Connection final : public ConnectionBase,
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), chunk, n]() mutable {
         if (n <= 0) return self->finish(false);  // file shrank: the length was promised
+        // The deadline passed while no write was waiting (this slice was being read): the
+        // timer cancelled nothing and will not fire again, so the answer stops here.
+        if (self->timed_out_) return self->finish(false);
         chunk->resize(static_cast<std::size_t>(n));
         self->x_->resp.file->offset += static_cast<std::uint64_t>(n);
         self->x_->resp.file->length -= static_cast<std::uint64_t>(n);
