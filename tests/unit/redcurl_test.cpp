@@ -5,6 +5,7 @@
 #include "config/config.hpp"
 #include "fetch/fetcher.hpp"
 #include "runtime/clock.hpp"
+#include "loopback.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -16,26 +17,6 @@
 
 namespace certgate {
 namespace {
-
-// A loopback port bound and not listening: connections to it are refused while it lives.
-class Refused {
- public:
-  Refused() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), len), 0);
-    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    port_ = std::to_string(ntohs(a.sin_port));
-  }
-  ~Refused() { ::close(fd_); }
-  const std::string& port() const { return port_; }
-
- private:
-  int fd_;
-  std::string port_;
-};
 
 fetch::Result fetch_with(const config::FetchSettings& settings, const std::string& url,
                          fetch::LdapValue want = fetch::LdapValue::Crl) {
@@ -52,7 +33,7 @@ fetch::Result fetch_with(const config::FetchSettings& settings, const std::strin
 }
 
 TEST(RedcurlProxy, TheProxysCredentialsAreNeverShown) {
-  Refused proxy, origin;
+  test::Loopback proxy(false), origin(false);
   config::FetchSettings s;
   s.proxy = "http://alice:s3cret@127.0.0.1:" + proxy.port();
   const auto r = fetch_with(s, "http://127.0.0.1:" + origin.port() + "/a.crl");
@@ -65,7 +46,7 @@ TEST(RedcurlProxy, TheProxysCredentialsAreNeverShown) {
 }
 
 TEST(RedcurlDirectory, OnlyWhatAdCsWritesIsAskedOfTheDirectoryHosts) {
-  Refused dc;
+  test::Loopback dc(false);
   const std::string host = "ldap://127.0.0.1:" + dc.port();
   config::FetchSettings s;
   s.proxy = "";
@@ -118,7 +99,7 @@ TEST(RedcurlDirectory, OnlyWhatAdCsWritesIsAskedOfTheDirectoryHosts) {
     }
   }
   // Another directory a certificate names is asked anonymously, and whatever it likes.
-  Refused other;
+  test::Loopback other(false);
   const auto r = fetch_with(s, "ldap://127.0.0.1:" + other.port() + "/DC=corp?cn?sub");
   EXPECT_NE(r.error.find("cannot connect to 127.0.0.1:" + other.port()), std::string::npos) << r.error;
 }

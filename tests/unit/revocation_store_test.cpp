@@ -8,6 +8,7 @@
 #include "pki/x509_text.hpp"
 #include "revocation/online.hpp"
 #include "revocation/store.hpp"
+#include "loopback.hpp"
 #include "test_util.hpp"
 
 #include <openssl/x509v3.h>
@@ -26,52 +27,10 @@
 namespace certgate {
 namespace {
 
+using test::Loopback;
 using test::pki;
 
 std::shared_ptr<X509> shared(pki::X509Ptr c) { return std::shared_ptr<X509>(c.release(), X509_free); }
-
-// A loopback socket bound to a free port: listening, it serves one answer; not listening, every
-// connection to it is refused (and the port stays ours while the object lives).
-class Loopback {
- public:
-  explicit Loopback(bool listen) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), len), 0);
-    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    port_ = ntohs(a.sin_port);
-    if (listen) EXPECT_EQ(::listen(fd_, 4), 0);
-  }
-  ~Loopback() {
-    if (server_.joinable()) server_.join();
-    ::close(fd_);
-  }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-  // Answers the next request with `body` (200), then closes.
-  void serve_once(const std::string& body) {
-    serve_raw("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-              body);
-  }
-  // Answers the next request with `answer` as it is, then closes.
-  void serve_raw(std::string answer) {
-    if (server_.joinable()) server_.join();
-    server_ = std::thread([this, answer = std::move(answer)] {
-      const int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      char buf[4096];
-      (void)::recv(c, buf, sizeof buf, 0);
-      (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
-      ::close(c);
-    });
-  }
-
- private:
-  int fd_;
-  int port_ = 0;
-  std::thread server_;
-};
 
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
