@@ -9,6 +9,7 @@
 //
 //   certgate-handshake-floor --cert server-chain.pem --key server.key --ca root-ca.pem
 //       --issuer-cert issuing-ca.pem --issuer-key issuing-ca.key --tls 1.3 --handshakes 2000
+#include "client_cert.hpp"
 #include "pki/key_decoding.hpp"
 
 #include <CLI/CLI.hpp>
@@ -16,7 +17,6 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <time.h>
 #if __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h>  // under valgrind --tool=callgrind --collect-atstart=no: the server's instructions alone
@@ -57,32 +57,6 @@ EVP_PKEY* read_key(const std::string& path) {
   return check(k, "no private key in the file");
 }
 
-// A client certificate like certgate-load's: EC P-256, clientAuth, OU=Staff.
-X509* make_client(X509* issuer, EVP_PKEY* issuer_key, EVP_PKEY* key) {
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Staff"), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("floor-client"), -1, -1, 0);
-  X509_set_issuer_name(x, X509_get_subject_name(issuer));
-  X509_set_pubkey(x, key);
-  X509V3_CTX v3;
-  X509V3_set_ctx(&v3, issuer, x, nullptr, nullptr, 0);
-  for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
-                            std::pair{NID_key_usage, "critical,digitalSignature"},
-                            std::pair{NID_ext_key_usage, "clientAuth"},
-                            std::pair{NID_authority_key_identifier, "keyid:always"}}) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-  X509_sign(x, issuer_key, EVP_sha256());
-  return x;
-}
-
 // As certgate does: OpenSSL verifies no chain in the handshake (certgate validates it after,
 // once per chain and configuration, and remembers the result).
 int accept_any_chain(X509_STORE_CTX*, void*) { return 1; }
@@ -112,7 +86,7 @@ int main(int argc, char** argv) {
     X509* issuer = read_cert(issuer_cert);
     EVP_PKEY* ikey = read_key(issuer_key);
     EVP_PKEY* client_key = check(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), "keygen");
-    X509* client_cert = make_client(issuer, ikey, client_key);
+    X509* client_cert = certgate::bench::make_client_cert(issuer, ikey, client_key, 4242, "floor-client", 1);
     if (builtin && !certgate::pki::use_builtin_key_methods())
       std::fprintf(stderr, "certgate-handshake-floor: built-in key methods unavailable\n");
     const int version = tls == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION;

@@ -14,13 +14,14 @@
 // with "Connection: keep-alive" where the mode keeps connections open, as `ab -k` and many health
 // checkers do. --requests N stops after N answers (for instruction counts: bench/callgrind.sh).
 // Prints one line of key=value results.
+#include "client_cert.hpp"
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <CLI/CLI.hpp>
 #include <openssl/pem.h>
-#include <openssl/x509v3.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -68,29 +69,8 @@ std::vector<Identity> make_clients(const std::string& cert_file, const std::stri
   std::vector<Identity> out;
   for (int i = 0; i < n; ++i) {
     EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-    X509* x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1000000 + i);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 7 * 86400);
-    X509_NAME* name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Certgate Demo"), -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Staff"), -1, -1, 0);
-    std::string cn = "load-client-" + std::to_string(i);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(issuer));
-    X509_set_pubkey(x, key);
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, issuer, x, nullptr, nullptr, 0);
-    for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
-                              std::pair{NID_key_usage, "critical,digitalSignature"},
-                              std::pair{NID_ext_key_usage, "clientAuth"},
-                              std::pair{NID_authority_key_identifier, "keyid:always"}}) {
-      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
-      X509_add_ext(x, ext, -1);
-      X509_EXTENSION_free(ext);
-    }
-    X509_sign(x, issuer_key, EVP_sha256());
+    X509* x = certgate::bench::make_client_cert(issuer, issuer_key, key, 1000000 + i, "load-client-" + std::to_string(i), 7,
+                                      "Certgate Demo");
     out.push_back({key, x});
   }
   return out;
