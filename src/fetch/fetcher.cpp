@@ -551,46 +551,43 @@ struct Fetcher::Impl {
       r.connected = true;
     }
     if (r.inner < 0) return;  // libcurl's connection not accepted yet
+    if (!flow(r, r.inner, r.outer, r.up, r.inner_eof, r.outer_shut, false) ||
+        !flow(r, r.outer, r.inner, r.down, r.outer_eof, r.inner_shut, true))
+      return cut(r);
+  }
+
+  // One direction of a relay: what `from` has (at most 64 KiB waiting) goes on to `to`, and `to`
+  // is half-closed once `from` ended and all of it went. `counted`: the directory's side, whose
+  // bytes count against the transfer's cap (a message's framing beyond its value). False: cut.
+  static bool flow(Relay& r, int from, int to, std::string& waiting, bool& from_eof, bool& to_shut, bool counted) {
     char buf[16384];
-    while (!r.inner_eof && r.up.size() < 65536) {
-      const ssize_t n = ::recv(r.inner, buf, sizeof buf, 0);
-      if (n > 0) r.up.append(buf, static_cast<std::size_t>(n));
-      else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) r.inner_eof = true;
-      else break;
-    }
-    if (!r.up.empty()) {
-      const ssize_t n = ::send(r.outer, r.up.data(), r.up.size(), MSG_NOSIGNAL);
-      if (n > 0) r.up.erase(0, static_cast<std::size_t>(n));
-      else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return cut(r);
-    }
-    if (r.inner_eof && r.up.empty() && !r.outer_shut) {
-      ::shutdown(r.outer, SHUT_WR);
-      r.outer_shut = true;
-    }
-    while (!r.outer_eof && r.down.size() < 65536) {
-      const ssize_t n = ::recv(r.outer, buf, sizeof buf, 0);
+    while (!from_eof && waiting.size() < 65536) {
+      const ssize_t n = ::recv(from, buf, sizeof buf, 0);
       if (n > 0) {
-        r.received += static_cast<std::size_t>(n);
-        if (r.t && r.received > r.t->req.max_bytes + 65536) {  // a message's framing beyond its value
-          r.t->over = true;
-          return cut(r);
+        if (counted) {
+          r.received += static_cast<std::size_t>(n);
+          if (r.t && r.received > r.t->req.max_bytes + 65536) {
+            r.t->over = true;
+            return false;
+          }
         }
-        r.down.append(buf, static_cast<std::size_t>(n));
+        waiting.append(buf, static_cast<std::size_t>(n));
       } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-        r.outer_eof = true;
+        from_eof = true;
       } else {
         break;
       }
     }
-    if (!r.down.empty()) {
-      const ssize_t n = ::send(r.inner, r.down.data(), r.down.size(), MSG_NOSIGNAL);
-      if (n > 0) r.down.erase(0, static_cast<std::size_t>(n));
-      else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return cut(r);
+    if (!waiting.empty()) {
+      const ssize_t n = ::send(to, waiting.data(), waiting.size(), MSG_NOSIGNAL);
+      if (n > 0) waiting.erase(0, static_cast<std::size_t>(n));
+      else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
     }
-    if (r.outer_eof && r.down.empty() && !r.inner_shut) {
-      ::shutdown(r.inner, SHUT_WR);
-      r.inner_shut = true;
+    if (from_eof && waiting.empty() && !to_shut) {
+      ::shutdown(to, SHUT_WR);
+      to_shut = true;
     }
+    return true;
   }
 
   void pump_relays() {
