@@ -105,6 +105,9 @@ int file_keys_index() {
 
 struct TicketKeyFiles {
   std::vector<Key> keys;  // file order: the first encrypts
+  ~TicketKeyFiles() {
+    if (!keys.empty()) OPENSSL_cleanse(keys.data(), keys.size() * sizeof(Key));
+  }
 };
 
 namespace {
