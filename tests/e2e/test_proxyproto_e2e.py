@@ -267,6 +267,37 @@ class ProxyProtocolTests(unittest.TestCase):
         s.close()
 
 
+class LocalClientTests(unittest.TestCase):
+    def test_detailed_errors_local_judges_the_header_address(self):
+        """Under detailed_errors = "local", a client the balancer says is remote gets the page
+        without details, although the TCP peer (the balancer) is on loopback."""
+        port = free_port()
+        srv = Server(f"""
+[[sites]]
+name = "Local"
+id = 1
+root = "www"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{port}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  proxy_protocol = true
+  proxy_protocol_from = ["127.0.0.1"]
+""", threads=1)
+        srv.edit_config('detailed_errors = "always"', 'detailed_errors = "local"')
+        srv.start()
+        try:
+            remote = tls_after(v2_inet("192.0.2.7"), port=port, user=None, path="/missing.txt?remote")
+            local = tls_after(v2_inet("127.0.0.1"), port=port, user=None, path="/missing.txt?local")
+        finally:
+            srv.stop()
+        self.assertIn("404", remote.split("\r\n")[0])
+        self.assertIn("404", local.split("\r\n")[0])
+        self.assertNotIn("Error code: 0x", remote)
+        self.assertIn("Error code: 0x", local)
+        self.assertEqual(srv.log_entry("remote")["c-ip"], "192.0.2.7")
+
+
 CA_SITE = """
 [[sites]]
 name = "CacheOnly"
