@@ -51,6 +51,22 @@ struct FetchSettings {
   std::string ldap_password;   // from ldap_password_file; never logged
 };
 
+// [server.state]: the single-use store (src/state/store.hpp) for token-login nonces and step-up
+// tickets. "memory": this process only; "redis": shared by every instance pointing at it.
+enum class StateBackend : std::uint8_t { Memory, Redis };
+struct StateSettings {
+  StateBackend backend = StateBackend::Memory;
+  std::string url;  // as written: "redis://127.0.0.1:6379/0"
+  std::string host;
+  int port = 6379;
+  int database = 0;
+  std::string password;         // from password_file; never logged
+  unsigned workers = 2;         // Redis connections, one per worker thread
+  std::size_t max_pending = 1024;  // requests waiting for a worker; beyond: unavailable (503)
+  std::uint32_t timeout_ms = 1000;  // connect and per-command
+  std::size_t max_entries = 100000;  // memory backend
+};
+
 struct ServerSettings {
   fs::path log_dir = "logs";
   unsigned threads = 0;  // 0 = one event loop per core
@@ -89,6 +105,7 @@ struct ServerSettings {
   std::string admin_listen;
   std::string admin_address;
   std::uint16_t admin_port = 0;
+  StateSettings state;
 };
 
 // IIS's default <hiddenSegments> (applicationHost.config as installed).

@@ -218,6 +218,58 @@ void read_fetch(Table& t, FetchSettings& f, const fs::path& base) {
   t.finish();
 }
 
+// [server.state]. The Redis password stays out of the URL (and so out of error messages).
+void read_state(Table& t, StateSettings& st, const fs::path& base) {
+  st.backend = t.choice<StateBackend>("backend", StateBackend::Memory,
+                                      {{"memory", StateBackend::Memory}, {"redis", StateBackend::Redis}});
+  st.workers = static_cast<unsigned>(t.integer("workers", st.workers, 1, 64));
+  st.max_pending = static_cast<std::size_t>(t.integer("max_pending", 1024, 1, 1000000));
+  st.timeout_ms = static_cast<std::uint32_t>(t.integer("timeout_ms", st.timeout_ms, 10, 60000));
+  st.max_entries = static_cast<std::size_t>(t.integer("max_entries", 100000, 16, 100000000));
+  st.url = t.str("url", "");
+  if (st.backend == StateBackend::Redis) {
+    if (st.url.empty()) t.fail_at(t.source(), "url", "backend = \"redis\" needs url = \"redis://host:port/db\"");
+    if (st.url.starts_with("rediss://"))
+      t.fail("url", "rediss:// (TLS) is not available: this build's hiredis (Debian's 0.14) has no TLS; "
+                    "reach Redis over loopback or a local TLS tunnel (stunnel) with redis://");
+    if (!st.url.starts_with("redis://")) t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    std::string rest = st.url.substr(8);
+    if (rest.empty() || rest[0] == ':' || rest[0] == '/')
+      t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    if (rest.find('@') != std::string::npos)
+      t.fail("url", "put the password in password_file, not in the URL");
+    if (auto slash = rest.find('/'); slash != std::string::npos) {
+      const std::string db = rest.substr(slash + 1);
+      rest.resize(slash);
+      if (!db.empty()) {
+        if (db.size() > 5 || db.find_first_not_of("0123456789") != std::string::npos)
+          t.fail("url", "the database after '/' must be a number; got \"" + db + "\"");
+        st.database = std::stoi(db);
+      }
+    }
+    std::uint16_t port = 6379;
+    std::string host = rest;
+    if (rest.find(':') != std::string::npos && !split_listen(rest, host, port))
+      t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    if (host.empty() || host.find_first_of(" \t\r\n?#") != std::string::npos)
+      t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    st.host = host;
+    st.port = port;
+  } else if (!st.url.empty()) {
+    t.fail("url", "only the redis backend has a URL");
+  }
+  if (auto pw_file = t.str("password_file")) {
+    if (st.backend != StateBackend::Redis) t.fail("password_file", "only the redis backend has a password");
+    const fs::path file = resolve(base, *pw_file);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) t.fail("password_file", "cannot read " + file.string());
+    std::getline(in, st.password);
+    while (!st.password.empty() && (st.password.back() == '\r' || st.password.back() == '\n')) st.password.pop_back();
+    if (st.password.empty()) t.fail("password_file", file.string() + " is empty");
+  }
+  t.finish();
+}
+
 void read_server(Table& t, Config& cfg, const fs::path& base) {
   ServerSettings& s = cfg.server;
   s.log_dir = resolve(base, t.str("log_dir", "logs"));
@@ -260,6 +312,7 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.revocation_concurrent_fetches =
       static_cast<std::size_t>(t.integer("revocation_concurrent_fetches", 16, 1, 1024));
   if (auto f = t.table("fetch")) read_fetch(*f, s.fetch, base);
+  if (auto st = t.table("state")) read_state(*st, s.state, base);
   s.session_resumption = t.choice<SessionResumption>("session_resumption", SessionResumption::Cache,
                                                      {{"cache", SessionResumption::Cache},
                                                       {"tickets", SessionResumption::Tickets}});

@@ -18,6 +18,8 @@
 #include <unordered_set>
 #include <vector>
 
+namespace certgate::state { class Store; }
+
 namespace certgate::http {
 
 class ConnectionBase {
@@ -48,6 +50,7 @@ struct ServerState {
   boost::asio::thread_pool* passwords = nullptr;  // crypt(3): slow on purpose, kept apart
   revocation::Store* revocation = nullptr;        // CRL / OCSP / AIA cache, shared, kept across reloads
   const runtime::Clock* clock = &runtime::system_clock();  // what requests are decided at
+  state::Store* single_use = nullptr;             // nonces / tickets ([server.state]), kept across reloads
   std::atomic<std::size_t> connections{0};        // open, all loops
   std::atomic<std::size_t> pending_passwords{0};
   std::string computer_name;

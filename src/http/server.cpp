@@ -1,5 +1,7 @@
 #include "http/server.hpp"
 
+#include "state/store.hpp"
+
 #include "http/admin.hpp"
 #include "http/connection.hpp"
 #include "pki/key_decoding.hpp"
@@ -139,6 +141,9 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   // Destroyed explicitly at stop, before the loops.
   auto revocation_store = std::make_unique<revocation::Store>(revocation::store_settings(server_cfg), *options.clock);
   state.revocation = revocation_store.get();
+  // Not reloadable: a reload that moved the store would forget every nonce and ticket in flight.
+  std::unique_ptr<certgate::state::Store> single_use = certgate::state::make_store(server_cfg.state, *options.clock);
+  state.single_use = single_use.get();
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));
   state.generation.store(snap->generation, std::memory_order_release);
@@ -297,6 +302,8 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   generations.clear();
   revocation_store.reset();
   state.revocation = nullptr;
+  state.single_use = nullptr;
+  single_use.reset();
   loops.clear();  // connections (and their generations) go before the writer
   writer.stop();
   if (!server_cfg.pid_file.empty()) std::filesystem::remove(server_cfg.pid_file);
