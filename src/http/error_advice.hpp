@@ -1,0 +1,25 @@
+#pragma once
+// What an error page tells the person in front of the browser: one sentence saying what
+// happened, the most likely causes and the things they can try. Written for that person, not
+// for the administrator (who has the details table and the log). The title stays in the
+// catalogue (auth/verdict_table.cpp); this is the text around it.
+#include "auth/verdict.hpp"
+
+#include <span>
+#include <string_view>
+
+namespace certgate::http {
+
+struct Advice {
+  std::string_view sentence;
+  std::span<const std::string_view> causes;
+  std::span<const std::string_view> things_to_try;
+};
+
+// Never fails: answers without their own text get their status's, or a general one.
+const Advice& advice_for(auth::Verdict answer);
+
+// "ERROR_LOGON_FAILURE" for 1326, "CERT_E_UNTRUSTEDROOT" for 0x800B0109; "" when unknown.
+std::string_view win32_name(std::uint32_t code);
+
+}  // namespace certgate::http
