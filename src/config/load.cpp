@@ -603,7 +603,7 @@ std::optional<std::string> cache_control(Table& t) {
 
 // [sites.error_pages]: "403.16" = "errors/not-mapped.html", "404" = "errors/404.html".
 constexpr std::uintmax_t kMaxErrorPageBytes = 256 * 1024;
-std::vector<ErrorPageFile> read_error_pages(Table& t, const fs::path& base, const toml::table& raw) {
+std::vector<ErrorPageFile> read_error_pages(Table& t, const fs::path& base, const toml::table& raw, Config& cfg) {
   std::vector<ErrorPageFile> out;
   for (const auto& [k, v] : raw) {
     const std::string key(k.str());
@@ -620,17 +620,26 @@ std::vector<ErrorPageFile> read_error_pages(Table& t, const fs::path& base, cons
     page.status = status;
     page.substatus = n == 3 ? sub : -1;
     page.file = resolve(base, *file);
-    std::error_code ec;
-    const auto size = fs::file_size(page.file, ec);
-    if (ec) t.fail(key, "cannot read " + page.file.string() + ": " + ec.message());
-    if (size > kMaxErrorPageBytes)
-      t.fail(key, page.file.string() + " is larger than 256 KiB");
-    std::ifstream in(page.file, std::ios::binary);
-    page.body.assign(std::istreambuf_iterator<char>(in), {});
-    if (!in && !in.eof()) t.fail(key, "cannot read " + page.file.string());
     for (const auto& other : out)
       if (other.status == page.status && other.substatus == page.substatus)
         t.fail(key, "appears twice");
+    // As IIS, a missing page does not stop the site: certgate's own page answers instead, and
+    // check-config says so.
+    std::error_code ec;
+    const auto size = fs::file_size(page.file, ec);
+    if (ec) {
+      cfg.warnings.push_back(t.qualified(key) + ": cannot read " + page.file.string() + " (" + ec.message() +
+                             "); certgate's own page answers instead");
+      continue;
+    }
+    if (size > kMaxErrorPageBytes) t.fail(key, page.file.string() + " is larger than 256 KiB");
+    std::ifstream in(page.file, std::ios::binary);
+    page.body.assign(std::istreambuf_iterator<char>(in), {});
+    if (in.bad() || page.body.size() != size) {
+      cfg.warnings.push_back(t.qualified(key) + ": cannot read " + page.file.string() +
+                             "; certgate's own page answers instead");
+      continue;
+    }
     out.push_back(std::move(page));
   }
   t.finish();
@@ -708,7 +717,7 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   if (auto log = t.table("log")) read_log(*log, s.log, base);
   if (auto c = cache_control(t)) s.authenticated_cache_control = *c;
   if (auto pages = t.table("error_pages"))
-    s.error_pages = read_error_pages(*pages, base, *t.node("error_pages")->as_table());
+    s.error_pages = read_error_pages(*pages, base, *t.node("error_pages")->as_table(), cfg);
   if (s.log.directory.empty())
     s.log.directory = cfg.server.log_dir / ("W3SVC" + std::to_string(s.id));
   if (s.log.fields.empty()) s.log.fields = default_log_fields();
