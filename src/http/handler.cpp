@@ -254,6 +254,7 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
     plan.websocket = iequals(req.header("Upgrade"), "websocket");
     if (plan.websocket) plan.websocket_accept = websocket_accept(req.header("Sec-WebSocket-Key"));
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
+    plan.cache_control = h.cache_control;
     if (h.outcome.certificate) {
       plan.leaf = c.tls->leaf.get();
       plan.chain = c.tls->presented_chain();

@@ -36,6 +36,8 @@ struct ProxyPlan {
   // performed the WebSocket handshake, rather than echoing a status it was given.
   std::string websocket_accept;
   bool strip_authorization = false;  // certgate used the Basic credentials itself
+  // Added when the backend's answer has no Cache-Control (an authenticated request's policy).
+  std::string_view cache_control;
   // The client certificate, only when the decision validated and mapped it (null otherwise).
   X509* leaf = nullptr;
   STACK_OF(X509)* chain = nullptr;

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import CERTGATE, Connection, Server, free_port, get, pki, run  # noqa: E402
 from listeners import ConnectionServer, read_request  # noqa: E402
 
-P, P_OTHER, DEAD, SILENT, P_CA, P_CA_OFF = (free_port() for _ in range(6))
+P, P_OTHER, DEAD, SILENT, P_CA, P_CA_OFF, APP = (free_port() for _ in range(7))
 TMP = tempfile.mkdtemp(prefix="certgate-pages-")
 with open(os.path.join(TMP, "not-mapped.html"), "w") as f:
     f.write("<!DOCTYPE html><p>Our own page: ask the help desk to map your certificate.</p>\n")
@@ -73,6 +73,10 @@ ssl_flags = ["Ssl"]
   [[sites.locations]]
   path = "/silent"
   backend = "http://127.0.0.1:{SILENT}"
+  [[sites.locations]]
+  path = "/app"
+  backend = "http://127.0.0.1:{APP}"
+  ssl_flags = ["Ssl", "SslNegotiateCert"]
   [sites.error_pages]
   "403.16" = "{TMP}/not-mapped.html"
   "404" = "{TMP}/any-404.html"
@@ -132,13 +136,29 @@ class Silent(ConnectionServer):
             self.done.wait(30)
 
 
-server = remote = silent = None
+class App(ConnectionServer):
+    """A backend answering 200, with its own Cache-Control when the path asks for one."""
+
+    def serve(self, conn):
+        with conn:
+            f = conn.makefile("rb")
+            while True:
+                line, _, _ = read_request(f)
+                if line is None:
+                    return
+                own = b"Cache-Control: max-age=5\r\n" if "own-cc" in line else b""
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n" + own + b"\r\napp")
+
+
+server = remote = silent = app = None
 
 
 def setUpModule():
-    global server, remote, silent
+    global server, remote, silent, app
     silent = Silent(SILENT)
     silent.start()
+    app = App(APP)
+    app.start()
     limits = "max_body_bytes = 1000"
     server = Server(SITES, server_extra=limits).start()
     # The same sites for a remote user: detailed errors off.
@@ -151,6 +171,7 @@ def setUpModule():
 def tearDownModule():
     silent.done.set()
     silent.stop()
+    app.stop()
     assert server.stop() == 0
     assert remote.stop() == 0
     shutil.rmtree(TMP, ignore_errors=True)
@@ -388,6 +409,14 @@ class CacheControl(unittest.TestCase):
         self.assertNotIn("cache-control", r.headers)
         # Optional certificate, none sent: anonymous, so no Cache-Control.
         self.assertNotIn("cache-control", get(P, "/accept/?ccanon").headers)
+
+
+    def test_proxied_answers_get_it_unless_the_backend_says_otherwise(self):
+        r = get(P, "/app/x?proxcc", user="alice")
+        self.assertEqual((r.status, r.body), (200, b"app"))
+        self.assertEqual(r.headers["cache-control"], "private, no-cache")
+        self.assertEqual(get(P, "/app/own-cc?proxown", user="alice").headers["cache-control"], "max-age=5")
+        self.assertNotIn("cache-control", get(P, "/app/x?proxanon").headers)
 
 
 class CaList(unittest.TestCase):
