@@ -615,6 +615,8 @@ std::vector<ErrorPageFile> read_error_pages(Table& t, const fs::path& base, cons
                     (n == 3 && dot == '.' && key.find_first_not_of("0123456789.") == std::string::npos);
     if (!ok || status < 400 || status > 599 || (n == 3 && (sub < 0 || sub > 99)))
       t.fail(key, "expected a status such as \"404\" or a status.substatus such as \"403.16\" (400-599)");
+    if (v.is_table())  // 403.16 = "…" unquoted is TOML for a table 403 holding a key 16
+      t.fail(key, "quote a status.substatus key: \"" + key + ".N\" = \"page.html\"");
     auto file = t.str(key);
     if (!file || file->empty()) t.fail(key, "expected the path of an HTML file");
     page.status = status;
