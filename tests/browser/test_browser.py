@@ -174,6 +174,8 @@ class BrowserPages(unittest.TestCase):
         cls.homes = []
         cls.policy = os.path.join(POLICY_DIR, f"certgate-browser-test-{os.getpid()}.json")
         install_policy(cls.policy)
+        # Removed however the class ends, setUpClass failing included: the policy is system-wide.
+        cls.addClassCleanup(lambda: os.path.exists(cls.policy) and os.remove(cls.policy))
         cls.srv = Server(SITES, server_extra='pid_file = "certgate.pid"')
         cls.srv.edit_config("@DIR@", cls.srv.dir)
         # A private copy of the issuing CA: the cache test revokes otto without touching the
@@ -203,8 +205,6 @@ class BrowserPages(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.browser.close()
-        if os.path.exists(cls.policy):
-            os.remove(cls.policy)
         assert cls.srv.stop() == 0
         for home in cls.homes:
             shutil.rmtree(home, ignore_errors=True)
