@@ -1,6 +1,6 @@
 #include "http/error_page.hpp"
 
-#include "http/error_advice.hpp"
+#include "auth/verdict_advice.hpp"
 
 #include <fmt/format.h>
 
@@ -49,7 +49,7 @@ std::string code_text(const ErrorInfo& e) {
 std::string error_code_text(std::uint32_t win32) {
   const std::uint32_t hresult = win32 < 0x10000 ? (0x80070000u | win32) : win32;
   std::string out = fmt::format("0x{:08x}", hresult);
-  if (auto name = win32_name(win32); !name.empty()) out += fmt::format(" ({})", name);
+  if (auto name = auth::win32_name(win32); !name.empty()) out += fmt::format(" ({})", name);
   return out;
 }
 
@@ -99,7 +99,7 @@ constexpr std::string_view kStyle =
     ".rid{font-family:ui-monospace,Consolas,'DejaVu Sans Mono',monospace}"
     "footer{color:#57606a;font-size:.85em}";
 
-std::string html_page(const ErrorInfo& e, bool detailed, const Advice& a) {
+std::string html_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) {
   const std::string code = code_text(e);
   const std::string phrase(reason_phrase(e.status));
   std::string out;
@@ -138,7 +138,7 @@ std::string html_page(const ErrorInfo& e, bool detailed, const Advice& a) {
   return out;
 }
 
-std::string text_page(const ErrorInfo& e, bool detailed, const Advice& a) {
+std::string text_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) {
   std::string out = fmt::format("HTTP Error {} - {}\n{}\n\n{}\n", code_text(e),
                                 reason_phrase(e.status), e.title, a.sentence);
   if (detailed && !e.reason.empty()) out += "\nReason: " + e.reason + "\n";
@@ -155,7 +155,7 @@ std::string text_page(const ErrorInfo& e, bool detailed, const Advice& a) {
   return out;
 }
 
-std::string json_page(const ErrorInfo& e, bool detailed, const Advice& a) {
+std::string json_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) {
   std::string out = fmt::format(R"({{"status":{},"substatus":{},"title":{},"message":{})",
                                 e.status, e.substatus, json_string(e.title),
                                 json_string(a.sentence));
@@ -165,19 +165,26 @@ std::string json_page(const ErrorInfo& e, bool detailed, const Advice& a) {
   if (detailed && !e.reason.empty()) out += R"(,"reason":)" + json_string(e.reason);
   if (!e.issuers.empty()) {
     out += R"(,"issuers":[)";
-    for (std::size_t i = 0; i < e.issuers.size(); ++i)
-      out += (i ? "," : "") + json_string(e.issuers[i]);
+    for (std::size_t i = 0; i < e.issuers.size(); ++i) {
+      if (i) out += ',';
+      out += json_string(e.issuers[i]);
+    }
     out += "]";
   }
   out += R"(,"things_to_try":[)";
-  for (std::size_t i = 0; i < a.things_to_try.size(); ++i)
-    out += (i ? "," : "") + json_string(a.things_to_try[i]);
+  for (std::size_t i = 0; i < a.things_to_try.size(); ++i) {
+    if (i) out += ',';
+    out += json_string(a.things_to_try[i]);
+  }
   out += "]";
   if (detailed) {
     out += R"(,"details":{)";
     bool first = true;
     for (const auto& [label, value] : detail_rows(e)) {
-      out += (first ? "" : ",") + json_string(label) + ":" + json_string(value);
+      if (!first) out += ',';
+      out += json_string(label);
+      out += ':';
+      out += json_string(value);
       first = false;
     }
     out += "}";
@@ -232,7 +239,7 @@ Response error_response(const ErrorInfo& e, bool detailed, PageFormat format,
   r.substatus = e.substatus;
   r.win32 = e.win32;
   r.reason = e.reason;
-  const Advice& a = advice_for(e.answer);
+  const auth::Advice& a = auth::advice_for(e.answer);
   // As IIS's errorMode="DetailedLocalOnly": the administrator's page for those who get no
   // detail; the detailed page for the others.
   const CustomPage* own = !detailed && format == PageFormat::Html ? custom_for(custom, e.status, e.substatus) : nullptr;

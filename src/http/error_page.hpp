@@ -1,6 +1,6 @@
 #pragma once
 // The body of every error answer (spec: behaviour.md §1, last paragraph): the IIS-style title
-// band (from the catalogue), one sentence and the things to try (http/error_advice.hpp) and the
+// band (from the catalogue), one sentence and the things to try (auth/verdict_advice.hpp) and the
 // request id for everyone; the precise reason and a details table only when detail is allowed
 // for this client. HTML, plain text or JSON by the request's Accept; an administrator's own
 // page (IIS <httpErrors>) in place of the HTML for clients that get no detail.

@@ -41,7 +41,7 @@ Response page(const ConnectionInfo& c, ErrorInfo e, std::string_view accept, con
   const bool detailed = detailed_for(c);
   e.request_id = c.request_id;
   const auto& cc = c.site.cfg.client_certificates;
-  if (e.answer == auth::Verdict::Deny403_7_NoCertificate && cc.send_ca_list && c.site.trust) {
+  if (e.status == 403 && e.substatus == 7 && cc.send_ca_list && c.site.trust) {
     for (const auto& a : c.site.trust->anchors()) e.issuers.push_back(pki::subject_text(a.get()));
     if (cc.ca_list_intermediates)
       if (STACK_OF(X509)* more = c.site.trust->intermediates())

@@ -1,6 +1,7 @@
 // The answer catalogue must match behaviour.md §5 exactly, and the choices of
 // docs/status-codes.md where it is silent: these are the log columns.
 #include "auth/verdict.hpp"
+#include "auth/verdict_advice.hpp"
 
 #include <gtest/gtest.h>
 
@@ -94,6 +95,19 @@ TEST(VerdictTable, OneStatusSubstatusWin32HasOneTitle) {
   for (const auto& [code, set] : per_code)
     EXPECT_EQ(set.size(), (code == std::pair{403, 16} ? 2u : 1u)) << code.first << "." << code.second;
   EXPECT_EQ(info(Verdict::Deny403_16_NoMapping).title, "Client certificate is not mapped to an account");
+}
+
+// Every refusal's page says what happened and what to try; every win32 code it shows has a name.
+TEST(VerdictTable, EveryRefusalHasWordsForThePerson) {
+  for (int i = 0; i < static_cast<int>(Verdict::Count_); ++i) {
+    const auto& row = info(static_cast<Verdict>(i));
+    if (row.status < 400) continue;
+    const Advice& a = advice_for(row.verdict);
+    EXPECT_FALSE(a.sentence.empty()) << row.token;
+    EXPECT_FALSE(a.things_to_try.empty()) << row.token;
+    if (row.win32 != 0) EXPECT_FALSE(win32_name(row.win32).empty()) << row.token;
+  }
+  EXPECT_NE(advice_for(Verdict::Deny403_7_NoCertificate).sentence, advice_for(Verdict::Deny403_16_NoMapping).sentence);
 }
 
 TEST(VerdictTable, OnlyAllowedOutcomesAreServed) {

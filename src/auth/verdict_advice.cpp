@@ -1,11 +1,11 @@
-#include "http/error_advice.hpp"
+#include "auth/verdict_advice.hpp"
 
 #include <array>
 
-namespace certgate::http {
+namespace certgate::auth {
 namespace {
 
-using V = auth::Verdict;
+using V = Verdict;
 using sv = std::string_view;
 
 constexpr sv kAskAdmin =
@@ -146,7 +146,7 @@ const Advice kGeneral{"The server could not serve this request.", kNone, kGenera
 
 }  // namespace
 
-const Advice& advice_for(auth::Verdict answer) {
+const Advice& advice_for(Verdict answer) {
   if (answer == V::Http502_3_BackendInvalidAnswer) return kInvalidAnswer;
   for (const auto& r : kRows)
     if (r.answer == answer) return r.advice;
@@ -174,4 +174,4 @@ std::string_view win32_name(std::uint32_t code) {
   return "";
 }
 
-}  // namespace certgate::http
+}  // namespace certgate::auth
