@@ -53,24 +53,30 @@ std::string error_code_text(std::uint32_t win32) {
   return out;
 }
 
-// Label and value of every detail row that has a value, in the order the page shows them.
-std::vector<std::pair<std::string_view, std::string>> detail_rows(const ErrorInfo& e) {
+// One row of the details table: its label on the page, its key in JSON, its value.
+struct DetailRow {
+  std::string_view label, key;
+  std::string value;
+};
+
+// Every detail row that has a value, in the order the page shows them.
+std::vector<DetailRow> detail_rows(const ErrorInfo& e) {
   const ErrorDetails& d = e.details;
-  std::vector<std::pair<std::string_view, std::string>> rows;
-  auto add = [&rows](std::string_view label, const std::string& value) {
-    if (!value.empty()) rows.emplace_back(label, value);
+  std::vector<DetailRow> rows;
+  auto add = [&rows](std::string_view label, std::string_view key, const std::string& value) {
+    if (!value.empty()) rows.push_back({label, key, value});
   };
-  add("Requested URL", d.url);
-  add("Site", d.site);
-  add("Location", d.location);
-  add("ssl_flags", d.ssl_flags);
-  add("Logon method", d.logon_method);
-  add("Logon user", d.user);
-  add("Certificate subject", d.cert_subject);
-  add("Certificate issuer", d.cert_issuer);
-  add("Certificate serial", d.cert_serial);
-  add("Certificate validity", d.cert_validity);
-  if (e.win32 != 0) rows.emplace_back("Error code", error_code_text(e.win32));
+  add("Requested URL", "url", d.url);
+  add("Site", "site", d.site);
+  add("Location", "location", d.location);
+  add("ssl_flags", "ssl_flags", d.ssl_flags);
+  add("Logon method", "logon_method", d.logon_method);
+  add("Logon user", "logon_user", d.user);
+  add("Certificate subject", "certificate_subject", d.cert_subject);
+  add("Certificate issuer", "certificate_issuer", d.cert_issuer);
+  add("Certificate serial", "certificate_serial", d.cert_serial);
+  add("Certificate validity", "certificate_validity", d.cert_validity);
+  if (e.win32 != 0) rows.push_back({"Error code", "error_code", error_code_text(e.win32)});
   return rows;
 }
 
@@ -130,8 +136,8 @@ std::string html_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) 
   out += "</ul></div>\n";
   out += "<div class=\"box\"><h3>Details</h3><table>";
   if (detailed)
-    for (const auto& [label, value] : detail_rows(e))
-      out += fmt::format("<tr><th>{}</th><td>{}</td></tr>", label, html(value));
+    for (const auto& row : detail_rows(e))
+      out += fmt::format("<tr><th>{}</th><td>{}</td></tr>", row.label, html(row.value));
   out += fmt::format("<tr><th>Request id</th><td class=\"rid\" id=\"request-id\">{}</td></tr>",
                      html(e.request_id));
   out += "</table></div>\n<footer>certgate</footer>\n</main>\n</body></html>\n";
@@ -150,7 +156,7 @@ std::string text_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) 
   for (auto t : a.things_to_try) out += fmt::format("  - {}\n", t);
   out += "\n";
   if (detailed)
-    for (const auto& [label, value] : detail_rows(e)) out += fmt::format("{}: {}\n", label, value);
+    for (const auto& row : detail_rows(e)) out += fmt::format("{}: {}\n", row.label, row.value);
   out += fmt::format("Request id: {}\n", e.request_id);
   return out;
 }
@@ -180,11 +186,11 @@ std::string json_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) 
   if (detailed) {
     out += R"(,"details":{)";
     bool first = true;
-    for (const auto& [label, value] : detail_rows(e)) {
+    for (const auto& row : detail_rows(e)) {
       if (!first) out += ',';
-      out += json_string(label);
+      out += json_string(row.key);
       out += ':';
-      out += json_string(value);
+      out += json_string(row.value);
       first = false;
     }
     out += "}";

@@ -128,6 +128,11 @@ class Reader {
     if (!errors.child("error") && !errors.child("remove") && !errors.child("clear"))
       ignore(where, errors, "no <error> entries (certgate writes its own pages; detailed_errors decides their detail)");
     const std::string default_mode = errors.attribute("defaultResponseMode") ? errors.attribute("defaultResponseMode").value() : "File";
+    // certgate shows its own detailed page where IIS's DetailedLocalOnly would (detailed_errors).
+    if (auto mode = std::string(errors.attribute("errorMode").value()); mode == "Custom" || mode == "Detailed")
+      report_.differences.push_back(where + ": <httpErrors errorMode=\"" + mode + "\">: certgate shows custom pages to the "
+                                    "clients detailed_errors gives no detail (IIS's DetailedLocalOnly); set [server] "
+                                    "detailed_errors = \"" + (mode == "Custom" ? "never" : "always") + "\" for the same");
     for (auto e : errors.children()) {
       if (e.type() != pugi::node_element) continue;
       const std::string tag = e.name();

@@ -327,7 +327,9 @@ class Formats(unittest.TestCase):
         self.assertEqual((body["status"], body["substatus"], body["win32"]), (403, 13, 0x80092010))
         self.assertIn("was revoked", body["reason"])
         self.assertTrue(body["things_to_try"])
-        self.assertEqual(body["details"]["Site"], "Main")
+        self.assertEqual(body["details"]["site"], "Main")
+        self.assertEqual(body["details"]["certificate_subject"], "CN=carol, OU=Staff, O=Certgate Demo, C=US")
+        self.assertEqual(body["details"]["error_code"], "0x80092010 (CRYPT_E_REVOKED)")
         self.assertEqual(server.log_entry("json")["x-request-id"], body["request_id"])
 
     def test_html_when_html_comes_first(self):
@@ -507,6 +509,17 @@ class ImportIis(unittest.TestCase):
         self.assertIn("custom error page for 403.7 (..\\..\\secret.txt): a path leaving the site's folder", r.stderr)
         self.assertIn("custom error page for 500 (ExecuteURL /oops.aspx): certgate serves error pages from files only",
                       r.stderr)
+        self.assertNotIn("errorMode", r.stderr)  # DetailedLocalOnly is what certgate does
+        with open(ah) as f:
+            text = f.read()
+        with open(ah, "w") as f:
+            f.write(text.replace('errorMode="DetailedLocalOnly"', 'errorMode="Custom"'))
+        r = run(["import-iis", "--applicationhost", ah, "--path-map", "C:\\sites=/srv/sites", "-o", "-"])
+        self.assertIn('<httpErrors errorMode="Custom">: certgate shows custom pages', r.stderr)
+        self.assertIn('detailed_errors = "never" for the same', r.stderr)
+        # No map for C:\errors: the 404 page is left commented out, and reported.
+        self.assertIn('  # "404" = "C:\\\\errors\\\\en-US\\\\404.htm"  (no --path-map for this path)', r.stdout)
+        self.assertIn("custom error page for 404 (C:\\errors\\en-US\\404.htm) has no --path-map", r.stderr)
         shutil.rmtree(d, ignore_errors=True)
 
 
