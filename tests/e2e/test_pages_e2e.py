@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import CERTGATE, Connection, Server, free_port, get, pki, run  # noqa: E402
 from listeners import ConnectionServer, read_request  # noqa: E402
 
-P, P_OTHER, DEAD, SILENT, P_CA, P_CA_OFF, APP = (free_port() for _ in range(7))
+P, P_OTHER, DEAD, SILENT, P_CA, P_CA_OFF, APP, P_HTTP = (free_port() for _ in range(8))
 TMP = tempfile.mkdtemp(prefix="certgate-pages-")
 with open(os.path.join(TMP, "not-mapped.html"), "w") as f:
     f.write("<!DOCTYPE html><p>Our own page: ask the help desk to map your certificate.</p>\n")
@@ -41,10 +41,20 @@ ssl_flags = ["Ssl"]
   listen = "127.0.0.1:{P}"
   certificate = "@PKI@/server-chain.pem"
   key = "@PKI@/server.key"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P_HTTP}"
+  protocol = "http"
   [sites.client_certificates]
   trusted_cas = ["@PKI@/root-ca.pem"]
   crl_files = ["@PKI@/crl"]
   [sites.mapping]
+  [[sites.mapping.many_to_one]]
+  name = "Deny otto"
+  permission = "deny"
+    [[sites.mapping.many_to_one.rules]]
+    field = "Subject"
+    subfield = "CN"
+    match = "otto"
   [[sites.mapping.one_to_one]]
   user = "alice"
   certificate = "@PKI@/alice.pem"
@@ -163,6 +173,7 @@ def setUpModule():
     server = Server(SITES, server_extra=limits).start()
     # The same sites for a remote user: detailed errors off.
     remote = Server(SITES.replace(str(P), str(free_port())).replace(str(P_CA), str(free_port()))
+                    .replace(str(P_HTTP), str(free_port()))
                     .replace(str(P_CA_OFF), str(free_port())), server_extra=limits)
     remote.edit_config('detailed_errors = "always"', 'detailed_errors = "never"')
     remote.start()
@@ -226,6 +237,17 @@ class Pages(unittest.TestCase):
             self.assertEqual(entry["cs-uri-query"], query)
         self.assertNotEqual(entry["x-reason"], "-")
         return entry
+
+    def test_403_4_ssl_required(self):
+        r = get(P_HTTP, "/?p4034", tls=False, host="localhost")
+        self.check(r, "p4034", "403.4", "SSL required", "only be viewed over a secure (https) connection",
+                   "starting with https://")
+        self.assertIn("<th>Requested URL</th><td>http://localhost/?p4034</td>", r.text)
+
+    def test_403_12_mapper_denied(self):
+        r = get(P, "/admin/?p40312", user="otto")
+        self.check(r, "p40312", "403.12", "Mapper denied access", "does not let your certificate in",
+                   "restart the browser and choose it")
 
     def test_403_7_lists_what_to_check_and_the_accepted_issuers(self):
         r = get(P, "/admin/?p4037")
