@@ -14,7 +14,10 @@ packages=(
   libhiredis-dev redis-server
   curl python3 python3-cryptography ca-certificates ccache
   haproxy
+  chromium libnss3-tools nodejs fonts-dejavu-core
 )
+# Debian's nodejs comes without npm; NodeSource's carries its own (and conflicts with Debian's).
+command -v npm >/dev/null || packages+=(npm)
 # `make fuzz` (scripts/install-deps.sh fuzz) also needs clang and its libFuzzer runtime: clang 16,
 # since clang 14 cannot compile std::source_location with Debian 12's libstdc++.
 if [ "${1:-}" = "fuzz" ]; then
@@ -28,7 +31,18 @@ for p in "${packages[@]}"; do
   fi
 done
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+# The browser test's driver (tests/browser): playwright-core, pinned by its package-lock.json.
+browser_modules() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  [ -d "$dir/node_modules/playwright-core" ] && return 0
+  (cd "$dir" && npm ci --no-audit --no-fund --silent)
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  browser_modules
+  exit 0
+fi
 
 echo "certgate: installing missing packages: ${missing[*]}"
 sudo=""
@@ -39,3 +53,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+browser_modules

@@ -5,11 +5,14 @@
 namespace certgate::auth {
 namespace {
 
-// spec: behaviour.md §5 (status table). As on IIS, the title belongs to status.substatus (the
-// error page's heading); the win32 column tells rows of one status.substatus apart in the log.
+// spec: behaviour.md §5 (status table). The title is the error page's heading: as on IIS it
+// belongs to status.substatus, save where one status.substatus covers answers a user must tell
+// apart (403.16: an untrusted certificate, or a valid one mapped to no account), where the
+// title follows status.substatus.win32; the win32 column tells rows of one status.substatus apart in the log.
 // Where behaviour.md is silent, win32 is what IIS logs for the same answer, or 0 where IIS has
 // no such answer (docs/status-codes.md says which).
 constexpr std::string_view kUntrusted = "Client certificate is untrusted or invalid";
+constexpr std::string_view kNotMapped = "Client certificate is not mapped to an account";
 constexpr std::string_view kBadGateway = "Bad Gateway: forwarder connection error";
 
 constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTable{{
@@ -29,7 +32,8 @@ constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTa
     // CERT_E_WRONG_USAGE: the leaf's EKU, or that of a CA in its path, leaves out clientAuth.
     {Verdict::Deny403_16_WrongUsage, 403, 16, 0x800B0110u, "403_16_wrong_usage", kUntrusted},
     {Verdict::Deny403_16_Invalid, 403, 16, 0x80096004u, "403_16_invalid", kUntrusted},
-    {Verdict::Deny403_16_NoMapping, 403, 16, 1326, "403_16_no_mapping", kUntrusted},
+    // Still 403.16 as on IIS, but titled as what it is: the certificate is fine, no account.
+    {Verdict::Deny403_16_NoMapping, 403, 16, 1326, "403_16_no_mapping", kNotMapped},
     {Verdict::Deny403_17_Expired, 403, 17, 0x800B0101u, "403_17_expired",
      "Client certificate has expired or is not yet valid"},
     {Verdict::Deny401_1_BadCredentials, 401, 1, 1326, "401_1_bad_credentials", "Logon failed"},
@@ -42,7 +46,7 @@ constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTa
     // claim the certificate → 403.16 logon failure; directory unreachable → 500 with
     // ERROR_DS_SERVER_DOWN, directory error → ERROR_DS_OPERATIONS_ERROR; too many waiting → 503.
     {Verdict::Deny403_16_DirectoryAmbiguous, 403, 16, 1326, "403_16_directory_ambiguous",
-     kUntrusted},
+     kNotMapped},
     {Verdict::Deny500_DirectoryUnavailable, 500, 0, 8250, "500_0_directory_unavailable",
      "Internal Server Error"},
     {Verdict::Deny500_DirectoryFailed, 500, 0, 8224, "500_0_directory_failed",

@@ -131,6 +131,9 @@ struct ClientCertificates {
   std::vector<fs::path> intermediates;
   std::vector<fs::path> crl_files;
   bool send_ca_list = true;
+  // Name the configured intermediates in the CertificateRequest too, so that a browser holding
+  // only a leaf (its issuing CA not installed) offers it. Default: on when intermediates are set.
+  bool ca_list_intermediates = false;
   bool usage_check = true;
   Revocation revocation = Revocation::Online;  // spec: behaviour.md §2 "online (default)"
   bool prefer_ocsp = false;
@@ -157,6 +160,15 @@ struct Location {
   // location out takes hidden_segments = [] and allow_dot_segments = true.
   std::optional<std::vector<std::string>> hidden_segments;
   std::optional<bool> allow_dot_segments;
+  std::optional<std::string> authenticated_cache_control;  // "" = send none here
+};
+
+// One IIS <httpErrors> <error> entry: the administrator's page for a status(.substatus).
+struct ErrorPageFile {
+  int status = 0;
+  int substatus = -1;  // -1: any substatus
+  fs::path file;
+  std::string body;    // read when the configuration is loaded
 };
 
 struct Proxy {
@@ -285,6 +297,9 @@ struct Site {
   Forward forward;
   std::vector<Location> locations;
   SiteLog log;
+  // Cache-Control on answers to authenticated requests (docs/error-pages.md); "" = none.
+  std::string authenticated_cache_control = "private, no-cache";
+  std::vector<ErrorPageFile> error_pages;  // [sites.error_pages]
 };
 
 struct Config {

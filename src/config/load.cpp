@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -378,6 +379,7 @@ void read_client_certs(Table& t, ClientCertificates& cc, const fs::path& base, C
   cc.intermediates = paths(t, "intermediates", base);
   cc.crl_files = paths(t, "crl_files", base);
   cc.send_ca_list = t.boolean("send_ca_list", true);
+  cc.ca_list_intermediates = t.boolean("ca_list_intermediates", !cc.intermediates.empty());
   cc.usage_check = t.boolean("usage_check", true);
   cc.revocation = t.choice<Revocation>("revocation", Revocation::Online,
                                        {{"online", Revocation::Online},
@@ -411,7 +413,7 @@ const std::set<std::string>& known_log_fields() {
       "date", "time", "s-ip", "cs-method", "cs-uri-stem", "cs-uri-query", "s-port",
       "cs-username", "c-ip", "cs(User-Agent)", "cs(Referer)", "sc-status", "sc-substatus",
       "sc-win32-status", "time-taken", "s-sitename", "s-computername", "cs-version", "cs-host",
-      "cs(Cookie)", "sc-bytes", "cs-bytes"};
+      "cs(Cookie)", "sc-bytes", "cs-bytes", "x-request-id", "x-reason"};
   return f;
 }
 
@@ -658,6 +660,64 @@ std::optional<std::vector<std::string>> hidden_segments(Table& t) {
   return names;
 }
 
+// A header value: visible ASCII and spaces only (no line breaks to inject further headers).
+std::optional<std::string> cache_control(Table& t) {
+  auto v = t.str("authenticated_cache_control");
+  if (!v) return v;
+  for (unsigned char c : *v)
+    if (c < 0x20 || c > 0x7e)
+      t.fail("authenticated_cache_control",
+             "must be printable ASCII (a Cache-Control value such as \"private, no-cache\")");
+  return v;
+}
+
+// [sites.error_pages]: "403.16" = "errors/not-mapped.html", "404" = "errors/404.html".
+constexpr std::uintmax_t kMaxErrorPageBytes = 256 * 1024;
+std::vector<ErrorPageFile> read_error_pages(Table& t, const fs::path& base, const toml::table& raw, Config& cfg) {
+  std::vector<ErrorPageFile> out;
+  for (const auto& [k, v] : raw) {
+    const std::string key(k.str());
+    ErrorPageFile page;
+    int status = 0, sub = -1;
+    char dot = 0, extra = 0;
+    const int n = std::sscanf(key.c_str(), "%3d%c%2d%c", &status, &dot, &sub, &extra);
+    const bool ok = (n == 1 && key.size() == 3) ||
+                    (n == 3 && dot == '.' && key.find_first_not_of("0123456789.") == std::string::npos);
+    if (!ok || status < 400 || status > 599 || (n == 3 && (sub < 0 || sub > 99)))
+      t.fail(key, "expected a status such as \"404\" or a status.substatus such as \"403.16\" (400-599)");
+    if (v.is_table())  // 403.16 = "…" unquoted is TOML for a table 403 holding a key 16
+      t.fail(key, "quote a status.substatus key: \"" + key + ".N\" = \"page.html\"");
+    auto file = t.str(key);
+    if (!file || file->empty()) t.fail(key, "expected the path of an HTML file");
+    page.status = status;
+    page.substatus = n == 3 ? sub : -1;
+    page.file = resolve(base, *file);
+    for (const auto& other : out)
+      if (other.status == page.status && other.substatus == page.substatus)
+        t.fail(key, "appears twice");
+    // As IIS, a missing page does not stop the site: certgate's own page answers instead, and
+    // check-config says so.
+    std::error_code ec;
+    const auto size = fs::file_size(page.file, ec);
+    if (ec) {
+      cfg.warnings.push_back(t.qualified(key) + ": cannot read " + page.file.string() + " (" + ec.message() +
+                             "); certgate's own page answers instead");
+      continue;
+    }
+    if (size > kMaxErrorPageBytes) t.fail(key, page.file.string() + " is larger than 256 KiB");
+    std::ifstream in(page.file, std::ios::binary);
+    page.body.assign(std::istreambuf_iterator<char>(in), {});
+    if (in.bad() || page.body.size() != size) {
+      cfg.warnings.push_back(t.qualified(key) + ": cannot read " + page.file.string() +
+                             "; certgate's own page answers instead");
+      continue;
+    }
+    out.push_back(std::move(page));
+  }
+  t.finish();
+  return out;
+}
+
 Location read_location(Table& t, Config& cfg) {
   Location loc;
   auto path = t.str("path");
@@ -676,6 +736,7 @@ Location read_location(Table& t, Config& cfg) {
   if (loc.backend) check_backend(t, "backend", *loc.backend);
   loc.hidden_segments = hidden_segments(t);
   loc.allow_dot_segments = t.boolean("allow_dot_segments");
+  loc.authenticated_cache_control = cache_control(t);
   t.finish();
   return loc;
 }
@@ -726,6 +787,9 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
     if (!seen.insert(lower(l.path)).second)
       t.fail("locations", "location path \"" + l.path + "\" appears twice");
   if (auto log = t.table("log")) read_log(*log, s.log, base);
+  if (auto c = cache_control(t)) s.authenticated_cache_control = *c;
+  if (auto pages = t.table("error_pages"))
+    s.error_pages = read_error_pages(*pages, base, *t.node("error_pages")->as_table(), cfg);
   if (s.log.directory.empty())
     s.log.directory = cfg.server.log_dir / ("W3SVC" + std::to_string(s.id));
   if (s.log.fields.empty()) s.log.fields = default_log_fields();

@@ -20,11 +20,16 @@
 #include <boost/asio/ssl/error.hpp>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
+#include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <charconv>
 #include <functional>
 #include <chrono>
 #include <optional>
@@ -55,6 +60,40 @@ void report_cert_list_too_long(const std::string& client, std::size_t limit) {
   spdlog::warn("TLS handshake from {} refused: its client certificate list is larger than "
                "max_client_cert_list_bytes ({} bytes)", client, limit);
 }
+
+// Request ids: a prefix drawn once per process, this loop thread's number, and a count of the
+// requests this thread has started ("9f3c2a7e-1-4711"). Unique within a process's life and,
+// with the random prefix, across restarts and instances; made without allocating or sharing a
+// counter between loops.
+class RequestIds {
+ public:
+  static RequestIds& mine() {
+    thread_local RequestIds ids;
+    return ids;
+  }
+  // Writes the next id into `out` and returns its length.
+  std::size_t next(std::array<char, 40>& out) {
+    char* p = std::copy(prefix_.begin(), prefix_.begin() + static_cast<std::ptrdiff_t>(prefix_len_), out.data());
+    p = std::to_chars(p, out.data() + out.size(), ++count_).ptr;
+    return static_cast<std::size_t>(p - out.data());
+  }
+
+ private:
+  RequestIds() {
+    static const std::uint32_t process = [] {
+      std::uint32_t v = 0;
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) v = static_cast<std::uint32_t>(::getpid());
+      return v;
+    }();
+    static std::atomic<unsigned> threads{0};
+    const auto text = fmt::format("{:08x}-{}-", process, threads.fetch_add(1, std::memory_order_relaxed));
+    prefix_len_ = std::min(text.size(), prefix_.size());
+    std::copy_n(text.begin(), prefix_len_, prefix_.begin());
+  }
+  std::array<char, 20> prefix_{};
+  std::size_t prefix_len_ = 0;
+  std::uint64_t count_ = 0;
+};
 
 template <bool Tls>
 class Connection final : public ConnectionBase,
@@ -250,6 +289,7 @@ class Connection final : public ConnectionBase,
       }
     }
     x_->reset();
+    x_->request_id_len = RequestIds::mine().next(x_->request_id);
     x_->parser.emplace();
     x_->parser->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     x_->parser->body_limit(limits().max_body_bytes);
@@ -404,7 +444,7 @@ class Connection final : public ConnectionBase,
 
   ConnectionInfo info() {
     return ConnectionInfo{*snap_, *listener_, site(), Tls ? &tls_ : nullptr, local_client_, state_.revocation,
-                          state_.clock};
+                          state_.clock, x_->request_id_text()};
   }
 
   void dispatch() { on_handled(handle(info(), x_->req, x_->routed)); }
@@ -420,6 +460,7 @@ class Connection final : public ConnectionBase,
     }
     x_->path = std::move(h.path);
     x_->outcome = std::move(h.outcome);
+    x_->cache_control = h.cache_control;
     if (h.proxy) return start_proxy(std::move(*h.proxy));
     if (!h.static_job && h.response.status >= 400 && !x_->parser->is_done()) {
       h.response.close = true;  // refused: answer now and close rather than read the body
@@ -574,6 +615,7 @@ class Connection final : public ConnectionBase,
 
   void send(Response r) {
     x_->resp = std::move(r);
+    if (x_->resp.cache_control.empty()) x_->resp.cache_control = x_->cache_control;
     const bool keep = keep_alive_ && !x_->resp.close && !state_.stopping.load(std::memory_order_relaxed);
     keep_alive_ = keep;
     x_->head.clear();
@@ -691,6 +733,8 @@ class Connection final : public ConnectionBase,
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
     e.sc_bytes = sc_bytes_;
     e.cs_bytes = cs_bytes_;
+    e.request_id = x_->request_id_text();
+    e.reason = x_->resp.reason.empty() ? std::string_view(x_->outcome.reason) : std::string_view(x_->resp.reason);
     e.more = this;
     x_->log_line.clear();
     gen_->formats[site_].append_line(x_->log_line, e);
@@ -751,6 +795,10 @@ class Connection final : public ConnectionBase,
     Routed routed;     // the request being decided
     std::string log_line;
     beast::flat_buffer spare_buffer;  // an idle connection's empty read buffer, kept for the next
+    std::array<char, 40> request_id{};
+    std::size_t request_id_len = 0;
+    std::string_view cache_control;  // the authenticated answer's, from the configuration
+    std::string_view request_id_text() const { return {request_id.data(), request_id_len}; }
 
     // What a request that fails before it is parsed would otherwise log or answer with, and
     // nothing of the last request's decision.
@@ -760,6 +808,7 @@ class Connection final : public ConnectionBase,
       req.version = 11;
       req.headers.clear();
       outcome = {};
+      cache_control = {};
       path.clear();
       routed.state.reset();
       routed.forward.reset();

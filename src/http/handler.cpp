@@ -3,6 +3,7 @@
 #include "http/error_page.hpp"
 #include "http/path.hpp"
 #include "http/request_filter.hpp"
+#include "pki/x509_text.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -32,9 +33,56 @@ std::string websocket_accept(std::string_view key) {
   return std::string(out, static_cast<std::size_t>(n));
 }
 
+// What the page may say about this request: the details table for a detailed page, the
+// accepted issuers on a 403.7 page (the CertificateRequest names them anyway, unless the site
+// keeps its CA list to itself).
+Response page(const ConnectionInfo& c, ErrorInfo e, std::string_view accept, const Request* req = nullptr,
+              std::string_view path = {}, const auth::Outcome* o = nullptr) {
+  const bool detailed = detailed_for(c);
+  e.request_id = c.request_id;
+  const auto& cc = c.site.cfg.client_certificates;
+  if (e.status == 403 && e.substatus == 7 && cc.send_ca_list && c.site.trust) {
+    for (const auto& a : c.site.trust->anchors()) e.issuers.push_back(pki::subject_text(a.get()));
+    if (cc.ca_list_intermediates)
+      if (STACK_OF(X509)* more = c.site.trust->intermediates())
+        for (int i = 0; i < sk_X509_num(more); ++i) e.issuers.push_back(pki::subject_text(sk_X509_value(more, i)));
+  }
+  if (detailed) {
+    ErrorDetails& d = e.details;
+    if (req) {
+      const std::string_view host = req->header("Host");
+      d.url = std::string(c.tls ? "https://" : "http://") + std::string(host) +
+              (req->target.empty() || req->target[0] == '/' ? req->target : std::string());
+    }
+    d.site = c.site.cfg.name;
+    if (!path.empty()) {
+      d.location = "/";
+      for (auto it = c.site.locations.rbegin(); it != c.site.locations.rend(); ++it)
+        if (runtime::path_in_location(path, it->path)) {
+          d.location = it->cfg.path;
+          break;
+        }
+      d.ssl_flags = auth::to_string(c.site.policy_for(path).ssl_flags);
+    }
+    if (o) {
+      d.logon_method = o->auth_method;
+      d.user = o->user;
+    }
+    if (c.tls && c.tls->leaf) {
+      const X509* leaf = c.tls->leaf.get();
+      d.cert_subject = pki::subject_text(leaf);
+      d.cert_issuer = pki::issuer_text(leaf);
+      d.cert_serial = pki::serial_hex(leaf);
+      d.cert_validity = pki::utc_text(pki::to_unix(X509_get0_notBefore(leaf))) + " to " +
+                        pki::utc_text(pki::to_unix(X509_get0_notAfter(leaf)));
+    }
+  }
+  return error_response(e, detailed, page_format(accept), &c.site.error_pages);
+}
+
 Response error(const ConnectionInfo& c, auth::Verdict answer, std::string reason,
-               std::string_view accept) {
-  return error_response(from_answer(answer, std::move(reason)), detailed_for(c), prefers_json(accept));
+               std::string_view accept, const Request* req = nullptr, std::string_view path = {}) {
+  return page(c, from_answer(answer, std::move(reason)), accept, req, path);
 }
 
 // Moved out of the target (no copy on the request path).
@@ -108,7 +156,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, Routed& r) {
       return h;
     }
     ConnectionInfo routed{c.snap, c.listener, c.snap.sites[route->site], c.tls, c.client_is_local,
-                          c.revocation, c.clock};
+                          c.revocation, c.clock, c.request_id};
     Handled out = start(routed, req, r);
     out.site = route->site;
     return out;
@@ -167,7 +215,7 @@ Handled start(const ConnectionInfo& c, const Request& req, Routed& r) {
     h.response = error(c, auth::Verdict::Http404_8_HiddenSegment,
                        "the path contains the hidden segment '" + std::string(seg) +
                            "' (request filtering: hidden_segments / allow_dot_segments)",
-                       accept);
+                       accept, &req, target.path);
     return done(std::move(h), r);
   }
   pipeline::Inputs in;
@@ -189,11 +237,14 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
   const auth::LocationPolicy& policy = *r.state->inputs().policy;
   h.outcome = r.state->take_outcome();
   if (!h.outcome.allowed()) {
-    h.response = error_response(from_outcome(h.outcome), detailed_for(c), prefers_json(accept));
+    h.response = page(c, from_outcome(h.outcome), accept, &req, target.path, &h.outcome);
     if (h.outcome.challenge)
       h.response.set("WWW-Authenticate", "Basic realm=\"" + c.site.auth.realm + "\", charset=\"UTF-8\"");
     return done(std::move(h), r);
   }
+  // An authenticated answer is this user's: no shared cache keeps it, and the browser asks
+  // again before showing it (a cheap 304), so a revoked certificate stops seeing it.
+  if (!h.outcome.user.empty() || h.outcome.certificate) h.cache_control = c.site.cache_control_for(target.path);
   if (!r.backend->empty()) {
     ProxyPlan plan;
     plan.backend = &c.site.backends.at(*r.backend);
@@ -203,6 +254,7 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
     plan.websocket = iequals(req.header("Upgrade"), "websocket");
     if (plan.websocket) plan.websocket_accept = websocket_accept(req.header("Sec-WebSocket-Key"));
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
+    plan.cache_control = h.cache_control;
     if (h.outcome.certificate) {
       plan.leaf = c.tls->leaf.get();
       plan.chain = c.tls->presented_chain();
@@ -211,7 +263,8 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
     return done(std::move(h), r);
   }
   if (req.method != "GET" && req.method != "HEAD") {
-    h.response = error(c, auth::Verdict::Http405_MethodNotAllowed, "this site serves static files: only GET and HEAD", accept);
+    h.response = error(c, auth::Verdict::Http405_MethodNotAllowed, "this site serves static files: only GET and HEAD", accept,
+                       &req, target.path);
     h.response.set("Allow", "GET, HEAD");
     return done(std::move(h), r);
   }
@@ -260,10 +313,10 @@ Response finish_static(const ConnectionInfo& c, Response r, std::string_view acc
   } else {
     return r;
   }
-  Response page = error(c, answer, std::move(reason), accept);
-  for (auto& hd : r.headers) page.set(hd.name, hd.value);
-  page.set("Content-Type", prefers_json(accept) ? "application/json" : "text/html; charset=utf-8");
-  return page;
+  Response out = error(c, answer, std::move(reason), accept);
+  for (auto& hd : r.headers) out.set(hd.name, hd.value);
+  out.set("Content-Type", std::string(content_type(page_format(accept))));
+  return out;
 }
 
 }  // namespace certgate::http

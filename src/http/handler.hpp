@@ -22,6 +22,7 @@ struct ConnectionInfo {
   bool client_is_local = false;
   revocation::Store* revocation = nullptr;  // the process's revocation cache (null: local CRLs only)
   const runtime::Clock* clock = &runtime::system_clock();
+  std::string_view request_id;  // shown on error pages (the W3C log's x-request-id)
 };
 
 // Forward to a backend (http/proxy_exchange.hpp carries it out).
@@ -35,6 +36,8 @@ struct ProxyPlan {
   // performed the WebSocket handshake, rather than echoing a status it was given.
   std::string websocket_accept;
   bool strip_authorization = false;  // certgate used the Basic credentials itself
+  // Added when the backend's answer has no Cache-Control (an authenticated request's policy).
+  std::string_view cache_control;
   // The client certificate, only when the decision validated and mapped it (null otherwise).
   X509* leaf = nullptr;
   STACK_OF(X509)* chain = nullptr;
@@ -51,6 +54,8 @@ struct Handled {
   // The decoded, normalised path the policy was decided on (its trailing '/' kept), for the W3C
   // log as IIS logs cs-uri-stem; empty when the target was refused before normalising.
   std::string path;
+  // An authenticated answer's Cache-Control (into the configuration; empty = none).
+  std::string_view cache_control;
 };
 
 // A request routed and being decided: what routing found, and the evidence gathered so far.

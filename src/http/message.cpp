@@ -198,6 +198,11 @@ void serialize_head(std::string& out, const Response& r, int version, bool keep_
     out += "\r\n";
   }
   if (r.prepared) out += r.prepared->headers;
+  if (!r.cache_control.empty() && r.header("Cache-Control").empty()) {
+    out += "Cache-Control: ";
+    out += r.cache_control;
+    out += "\r\n";
+  }
   if (r.status != 304 && r.status != 204 && r.status >= 200) {
     out += "Content-Length: ";
     out += number(r.content_length());

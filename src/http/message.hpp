@@ -80,6 +80,10 @@ struct Response {
   std::shared_ptr<const PreparedAnswer> prepared;
   bool head_only = false;         // HEAD: Content-Length of the body, no body bytes
   bool close = false;             // close the connection after this response
+  // Sent as Cache-Control unless the headers carry one: an authenticated answer's policy
+  // (into the configuration, so setting it costs no allocation per request).
+  std::string_view cache_control;
+  std::string reason;  // an error answer's precise reason, for the W3C log's x-reason
 
   void set(std::string name, std::string value);
   std::uint64_t content_length() const { return file ? file->length : body_bytes().size(); }

@@ -301,6 +301,10 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
     } else if (head_request_) {
       if (auto len = res_->content_length()) head += "Content-Length: " + std::to_string(*len) + "\r\n";
     }
+    // The backend knows its content; where it says nothing, an authenticated answer is still
+    // this user's alone and must be revalidated (the site's authenticated_cache_control).
+    if (!upgrade && !plan_.cache_control.empty() && msg[boost::beast::http::field::cache_control].empty())
+      head += "Cache-Control: " + std::string(plan_.cache_control) + "\r\n";
     if (!upgrade) head += keep_client_ ? "" : "Connection: close\r\n";
     head += "\r\n";
     out_head_ = std::move(head);

@@ -51,6 +51,9 @@ struct Scope {
   // <requestFiltering><hiddenSegments> as written: ('c', "") clear, ('+', s) add, ('-', s) remove;
   // applied in order, parent scopes first, to IIS's default list.
   std::vector<std::pair<char, std::string>> hidden_ops;
+  // <httpErrors> <error responseMode="File">: "403.16" or "404" → the file as IIS names it
+  // (prefixLanguageFilePath\en-US\path, or path); a later scope's entry replaces an earlier one.
+  std::vector<std::pair<std::string, std::string>> error_pages;
 };
 
 std::string lower(std::string s) {
@@ -106,11 +109,7 @@ class Reader {
                                         "TLS handshake, so no request body is read ahead");
         else ignore(where, child, "no setting certgate uses");
       } else if (name == "httpErrors") {
-        for (auto e : child.children("error"))
-          report_.ignored.push_back(where + ": custom error page for " + e.attribute("statusCode").value() +
-                                    (e.attribute("subStatusCode") ? std::string(".") + e.attribute("subStatusCode").value() : "") +
-                                    " (" + e.attribute("path").value() + "): certgate writes its own error pages (detailed_errors)");
-        if (!child.child("error")) ignore(where, child, "certgate writes its own error pages");
+        read_http_errors(child, where, s);
       } else {
         ignore(where, child, "not a certgate feature");
       }
@@ -120,6 +119,57 @@ class Reader {
  private:
   void ignore(const std::string& where, const pugi::xml_node& n, const std::string& why) {
     report_.ignored.push_back(where + ": <" + std::string(n.name()) + ">: " + why);
+  }
+
+  // IIS <httpErrors>: File entries become [sites.error_pages]; ExecuteURL and Redirect run or
+  // send elsewhere, which certgate does not do. The defaults' own responseMode applies to
+  // entries that name none.
+  void read_http_errors(const pugi::xml_node& errors, const std::string& where, Scope& s) {
+    if (!errors.child("error") && !errors.child("remove") && !errors.child("clear"))
+      ignore(where, errors, "no <error> entries (certgate writes its own pages; detailed_errors decides their detail)");
+    const std::string default_mode = errors.attribute("defaultResponseMode") ? errors.attribute("defaultResponseMode").value() : "File";
+    // certgate shows its own detailed page where IIS's DetailedLocalOnly would (detailed_errors).
+    if (auto mode = std::string(errors.attribute("errorMode").value()); mode == "Custom" || mode == "Detailed")
+      report_.differences.push_back(where + ": <httpErrors errorMode=\"" + mode + "\">: certgate shows custom pages to the "
+                                    "clients detailed_errors gives no detail (IIS's DetailedLocalOnly); set [server] "
+                                    "detailed_errors = \"" + (mode == "Custom" ? "never" : "always") + "\" for the same");
+    for (auto e : errors.children()) {
+      if (e.type() != pugi::node_element) continue;
+      const std::string tag = e.name();
+      if (tag == "clear") {
+        s.error_pages.clear();
+        continue;
+      }
+      const std::string status = e.attribute("statusCode").value();
+      const std::string sub = e.attribute("subStatusCode").value();
+      const std::string key = sub.empty() || sub == "-1" ? status : status + "." + sub;
+      const auto valid = [](const std::string& v) {
+        return !v.empty() && v.size() <= 3 && std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); });
+      };
+      if (!valid(status) || !(sub.empty() || sub == "-1" || valid(sub)) || std::stoi(status) < 400 || std::stoi(status) > 599 ||
+          (!sub.empty() && sub != "-1" && std::stoi(sub) > 99)) {
+        report_.ignored.push_back(where + ": <httpErrors> <" + tag + " statusCode=\"" + status + "\" subStatusCode=\"" + sub +
+                                  "\">: not a status certgate answers with");
+        continue;
+      }
+      std::erase_if(s.error_pages, [&](const auto& p) { return p.first == key; });
+      if (tag == "remove") continue;
+      if (tag != "error") {
+        ignore(where, e, "not part of <httpErrors>");
+        continue;
+      }
+      const std::string mode = e.attribute("responseMode") ? e.attribute("responseMode").value() : default_mode;
+      std::string path = e.attribute("path").value();
+      if (mode != "File" || path.empty()) {
+        report_.ignored.push_back(where + ": custom error page for " + key + " (" + mode + " " + path +
+                                  "): certgate serves error pages from files only (responseMode=\"File\")");
+        continue;
+      }
+      const std::string prefix = e.attribute("prefixLanguageFilePath").value();
+      if (!prefix.empty()) path = prefix + "\\en-US\\" + path;
+      s.error_pages.emplace_back(key, path);
+      report_.imported.push_back(where + ": custom error page for " + key + " (" + path + ")");
+    }
   }
 
   void read_security(const pugi::xml_node& sec, const std::string& where, Scope& s) {
@@ -302,6 +352,10 @@ Scope merge(const Scope& parent, const Scope& child) {
   take(out.ad_mapping, child.ad_mapping);
   take(out.default_documents, child.default_documents);
   out.hidden_ops.insert(out.hidden_ops.end(), child.hidden_ops.begin(), child.hidden_ops.end());
+  for (const auto& page : child.error_pages) {
+    std::erase_if(out.error_pages, [&](const auto& p) { return p.first == page.first; });
+    out.error_pages.push_back(page);
+  }
   if (child.mappings_cleared) out.one_to_one.clear();
   out.one_to_one.insert(out.one_to_one.end(), child.one_to_one.begin(), child.one_to_one.end());
   out.many_to_one.insert(out.many_to_one.end(), child.many_to_one.begin(), child.many_to_one.end());
@@ -576,6 +630,9 @@ ImportResult import_iis(const ImportOptions& o) {
         mapping_only.mappings_cleared = s.mappings_cleared;
         eff = merge(eff, mapping_only);
       }
+      if (!s.error_pages.empty())
+        report.differences.push_back("location '" + scope_names[key] + "': custom error pages apply to the whole site in "
+                                     "certgate; those of this location were not imported");
       if (s.basic.value_or(false) && !eff.basic.value_or(false)) {
         eff.basic = true;
         report.differences.push_back("location '" + scope_names[key] + "': Basic authentication is enabled per site in certgate");
@@ -773,6 +830,39 @@ ImportResult import_iis(const ImportOptions& o) {
       if (s.has_authz) authz_lists(running.authz, body, "  ", true);
       if (body.str().empty()) continue;
       t << "\n  [[sites.locations]]\n  path = " << q(path) << "\n" << body.str();
+    }
+
+    // A page named by an absolute Windows path goes through --path-map; any other path is
+    // the site's own (below its root folder), as IIS reads it.
+    if (!eff.error_pages.empty()) {
+      t << "\n  [sites.error_pages]\n";
+      for (const auto& [key, file] : eff.error_pages) {
+        const bool absolute = file.size() > 2 && (file[1] == ':' || file[0] == '%' || file.rfind("\\\\", 0) == 0);
+        bool page_mapped = true;
+        std::string local;
+        if (absolute) {
+          local = map_path(file, o, page_mapped);
+        } else {
+          local = file;
+          std::replace(local.begin(), local.end(), '\\', '/');
+          while (!local.empty() && local.front() == '/') local.erase(0, 1);
+          // Below the site's folder only: a page is served to anyone, so no "..".
+          if (("/" + local + "/").find("/../") != std::string::npos) {
+            report.ignored.push_back(where + ": custom error page for " + key + " (" + file +
+                                     "): a path leaving the site's folder");
+            continue;
+          }
+          local = root_dir + "/" + local;
+          page_mapped = physical.empty() || mapped;  // the site's folder itself was mapped
+        }
+        if (page_mapped) {
+          t << "  " << q(key) << " = " << q(local) << "\n";
+        } else {
+          t << "  # " << q(key) << " = " << q(comment_text(file)) << "  (no --path-map for this path)\n";
+          report.differences.push_back(where + ": custom error page for " + key + " (" + file +
+                                       ") has no --path-map; left commented out");
+        }
+      }
     }
 
     auto log = site.child("logFile");

@@ -18,7 +18,7 @@ namespace certgate::log {
 enum class Format::Kind : std::uint8_t {
   Date, Time, SIp, Method, UriStem, UriQuery, SPort, Username, CIp, UserAgent, Referer, Status,
   Substatus, Win32, TimeTaken, SiteName, ComputerName, Version, Host, Cookie, ScBytes, CsBytes,
-  RequestHeader, ResponseHeader, Variable
+  RequestId, Reason, RequestHeader, ResponseHeader, Variable
 };
 
 void append_value(std::string& out, std::string_view v) {
@@ -45,7 +45,8 @@ Format::Format(std::vector<std::string> fields) : names_(std::move(fields)) {
       {"sc-win32-status", Kind::Win32}, {"time-taken", Kind::TimeTaken},
       {"s-sitename", Kind::SiteName}, {"s-computername", Kind::ComputerName},
       {"cs-version", Kind::Version}, {"cs-host", Kind::Host}, {"cs(Cookie)", Kind::Cookie},
-      {"sc-bytes", Kind::ScBytes}, {"cs-bytes", Kind::CsBytes}};
+      {"sc-bytes", Kind::ScBytes}, {"cs-bytes", Kind::CsBytes},
+      {"x-request-id", Kind::RequestId}, {"x-reason", Kind::Reason}};
   for (const auto& name : names_) {
     bool fixed = false;
     for (const auto& [n, k] : kFixed)
@@ -148,6 +149,8 @@ void Format::append_line(std::string& out, const Entry& e) const {
       case Kind::Cookie: append_value(out, e.cookie); break;
       case Kind::ScBytes: append_number(out, e.sc_bytes); break;
       case Kind::CsBytes: append_number(out, e.cs_bytes); break;
+      case Kind::RequestId: append_value(out, e.request_id); break;
+      case Kind::Reason: append_value(out, e.reason); break;
       case Kind::RequestHeader: append_value(out, e.more ? e.more->request_header(f.arg) : ""); break;
       case Kind::ResponseHeader: append_value(out, e.more ? e.more->response_header(f.arg) : ""); break;
       case Kind::Variable: append_value(out, e.more ? e.more->variable(f.arg) : ""); break;

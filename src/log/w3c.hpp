@@ -29,6 +29,8 @@ struct Entry {
   std::int64_t unix_ms = 0;  // when the last byte was sent
   std::string_view site_name, computer_name, s_ip, c_ip, method, uri_stem, uri_query, username,
       user_agent, referer, cookie, host, version;
+  // certgate's own fields: the id shown on the error page and why the request was refused.
+  std::string_view request_id, reason;
   std::uint16_t s_port = 0;
   int status = 0, substatus = 0;
   std::uint32_t win32 = 0;

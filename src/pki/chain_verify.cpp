@@ -271,6 +271,29 @@ std::string weakness_text(const TrustOptions& o, const Problem& p, const std::st
          " (P-224 or larger)";
 }
 
+std::string key_id_text(const ASN1_OCTET_STRING* id) {
+  if (id == nullptr || ASN1_STRING_length(id) == 0) return "none";
+  std::string out;
+  const unsigned char* b = ASN1_STRING_get0_data(id);
+  for (int i = 0; i < ASN1_STRING_length(id); ++i) {
+    if (i) out += ':';
+    out += hex(b + i, 1, true);
+  }
+  return out;
+}
+
+// A trusted CA (or configured intermediate) named `name` whose key is not the one that signed:
+// an impostor CA copies a trusted CA's name, and "not in the trusted list" would send the
+// administrator looking for a CA that is plainly there.
+X509* same_name_ca(const TrustStore& trust, const X509_NAME* name) {
+  for (const auto& a : trust.anchors())
+    if (X509_NAME_cmp(X509_get_subject_name(a.get()), name) == 0) return a.get();
+  if (STACK_OF(X509)* more = trust.intermediates())
+    for (int i = 0; i < sk_X509_num(more); ++i)
+      if (X509_NAME_cmp(X509_get_subject_name(sk_X509_value(more, i)), name) == 0) return sk_X509_value(more, i);
+  return nullptr;
+}
+
 std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault,
                      RevocationSource* source) {
   X509* c = p.cert.get();
@@ -278,6 +301,20 @@ std::string describe(const TrustStore& trust, const Problem& p, ChainFault fault
   const std::string issuer = c ? quoted(issuer_text(c)) : "'?'";
   switch (fault) {
     case ChainFault::UntrustedRoot:
+      if (c && (p.code == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT || p.code == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN))
+        if (X509* trusted = same_name_ca(trust, X509_get_subject_name(c)))
+          return std::string(p.code == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ? "certificate " : "root ") +
+                 subject + " is not the trusted CA of that name: a CA named " + subject +
+                 " is trusted, but with another key (this one's key identifier " +
+                 key_id_text(X509_get0_subject_key_id(c)) + ", the trusted CA's " +
+                 key_id_text(X509_get0_subject_key_id(trusted)) + ")";
+      if (c && p.code != X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT && p.code != X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN)
+        if (X509* trusted = same_name_ca(trust, X509_get_issuer_name(c)))
+          return "issuer " + issuer + " of " + subject +
+                 ": a CA with this name is trusted, but its key did not sign the certificate "
+                 "(the certificate's authority key identifier " +
+                 key_id_text(X509_get0_authority_key_id(c)) + ", the trusted CA's subject key identifier " +
+                 key_id_text(X509_get0_subject_key_id(trusted)) + ")";
       if (p.code == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT)
         return "certificate " + subject + " is self-signed and not in this site's trusted list";
       if (p.code == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN)

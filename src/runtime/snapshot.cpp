@@ -247,9 +247,12 @@ void SiteRuntime::finalize_policies() {
   };
   site_hidden = http::HiddenSegments{lowered(cfg.hidden_segments), cfg.allow_dot_segments};
   hidden_varies = false;
+  error_pages.clear();
+  for (const auto& page : cfg.error_pages) error_pages.push_back({page.status, page.substatus, page.body});
   for (auto& target : locations) {
     auth::LocationPolicy p = site_policy;
     http::HiddenSegments hidden = site_hidden;
+    std::string cache_control = cfg.authenticated_cache_control;
     for (const auto& loc : locations) {  // shortest first: the nearest location applies last
       if (!path_in_location(target.path, loc.path)) continue;
       const config::Location& l = loc.cfg;
@@ -262,7 +265,9 @@ void SiteRuntime::finalize_policies() {
       if (l.deny_groups) p.access.deny_groups = *l.deny_groups;
       if (l.hidden_segments) hidden.names = lowered(*l.hidden_segments);
       if (l.allow_dot_segments) hidden.allow_dot_segments = *l.allow_dot_segments;
+      if (l.authenticated_cache_control) cache_control = *l.authenticated_cache_control;
     }
+    target.cache_control = std::move(cache_control);
     target.policy = std::move(p);
     hidden_varies |= target.cfg.hidden_segments || target.cfg.allow_dot_segments;
     target.hidden = std::move(hidden);
@@ -274,6 +279,12 @@ const http::HiddenSegments& SiteRuntime::hidden_for(std::string_view path) const
   for (auto it = locations.rbegin(); it != locations.rend(); ++it)
     if (path_in_location(path, it->path)) return it->hidden;
   return site_hidden;
+}
+
+const std::string& SiteRuntime::cache_control_for(std::string_view path) const {
+  for (auto it = locations.rbegin(); it != locations.rend(); ++it)
+    if (path_in_location(path, it->path)) return it->cache_control;
+  return cfg.authenticated_cache_control;
 }
 
 const std::string& SiteRuntime::backend_for(std::string_view path) const {

@@ -6,6 +6,7 @@
 #include "config/backend.hpp"
 #include "config/config.hpp"
 #include "directory/directory_service.hpp"
+#include "http/error_page.hpp"
 #include "http/request_filter.hpp"
 #include "pki/jwt.hpp"
 #include "pki/validation_cache.hpp"
@@ -28,6 +29,7 @@ struct CompiledLocation {
   config::Location cfg;
   auth::LocationPolicy policy;  // effective: site, then every enclosing location, this last
   http::HiddenSegments hidden;  // effective request filtering, inherited the same way
+  std::string cache_control;    // effective authenticated_cache_control
 };
 
 struct SiteRuntime {
@@ -61,6 +63,10 @@ struct SiteRuntime {
   bool hidden_varies = false;  // some location overrides request filtering
   // The request filtering in force at `path` (one comparison when no location overrides it).
   const http::HiddenSegments& hidden_for(std::string_view path) const;
+
+  // Cache-Control for an authenticated answer at `path` ("" = none), inherited as the policy is.
+  const std::string& cache_control_for(std::string_view path) const;
+  http::CustomPages error_pages;  // [sites.error_pages], bodies read at load
 };
 
 // One listening endpoint and the sites reachable through it.

@@ -256,11 +256,17 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
     if (site.cfg.client_certificates.send_ca_list && site.trust) {
       STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
       std::size_t encoded = 0;
-      for (const auto& a : site.trust->anchors()) {
-        X509_NAME* n = X509_NAME_dup(X509_get_subject_name(a.get()));
+      auto name = [&](X509* ca) {
+        X509_NAME* n = X509_NAME_dup(X509_get_subject_name(ca));
         encoded += static_cast<std::size_t>(i2d_X509_NAME(n, nullptr)) + 2;
         sk_X509_NAME_push(names, n);
-      }
+      };
+      for (const auto& a : site.trust->anchors()) name(a.get());
+      // A browser offers only certificates whose chain it can link to a name in this list; a
+      // leaf whose issuing CA is not installed links to nothing above it, so that CA is named too.
+      if (site.cfg.client_certificates.ca_list_intermediates)
+        if (STACK_OF(X509)* more = site.trust->intermediates())
+          for (int i = 0; i < sk_X509_num(more); ++i) name(sk_X509_value(more, i));
       SSL_CTX_set_client_CA_list(ctx, names);
       // spec: behaviour.md §2 (Schannel event 36885): warn, never truncate.
       if (encoded > 16384)

@@ -102,6 +102,9 @@ class RoundTrip(unittest.TestCase):
             os.makedirs(os.path.join(www, sub), exist_ok=True)
             with open(os.path.join(www, sub, "index.html"), "w") as f:
                 f.write("imported\n")
+        os.makedirs(os.path.join(www, "errors"), exist_ok=True)
+        with open(os.path.join(www, "errors", "403-16.htm"), "w") as f:
+            f.write("<p>our own 403.16 page</p>\n")
         out = os.path.join(folder, "certgate.toml")
         r = import_iis("--applicationhost", ah,
                        "--web-config", "Default Web Site/secure/admin=" + os.path.join(FIX, "admin.web.config"),
@@ -109,8 +112,11 @@ class RoundTrip(unittest.TestCase):
                        "--certificate", "*=" + pki("server-chain.pem") + ":" + pki("server.key"),
                        "--trusted-cas", pki("root-ca.pem"), "--crl-files", pki("crl"), "-o", out)
         self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:  # <httpErrors> File entry → [sites.error_pages], below the mapped root
+            self.assertIn('[sites.error_pages]\n  "403.16" = "%s/errors/403-16.htm"' % www, f.read())
         r = subprocess.run([CERTGATE, "check-config", "-c", out], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("error_pages", r.stdout + r.stderr)  # the file was found and read
 
         for user, expected in (("alice", "azureuser"), ("bob", "staff")):
             r = subprocess.run([CERTGATE, "explain", "-c", out, "--site", "Default Web Site", pki(user + "-chain.pem")],

@@ -152,8 +152,9 @@ class CertificateCases(unittest.TestCase):
         self.expect("stale-crl", "judy", 403, 13, 2148081683)
 
     def test_untrusted_issuer_is_403_16(self):
+        # mallory's issuer copies the trusted root's name (an impostor): the reason says so.
         r = self.expect("untrusted", "mallory", 403, 16, 2148204809)
-        self.assertIn("not in this site", r.text)
+        self.assertIn("a CA with this name is trusted, but its key did not sign", r.text)
 
     def test_ca_trusted_by_site_b_only(self):
         self.expect("partner-on-a", "paul", 403, 16, 2148204809)
@@ -292,7 +293,7 @@ class CertificateCases(unittest.TestCase):
         r = get(P, "/?json", user="mallory", headers={"Accept": "application/json"})
         body = json.loads(r.text)
         self.assertEqual((body["status"], body["substatus"], body["win32"]), (403, 16, 2148204809))
-        self.assertIn("trusted list", body["reason"])
+        self.assertIn("its key did not sign", body["reason"])
 
 
 

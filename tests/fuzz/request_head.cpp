@@ -54,7 +54,7 @@ void check_request(const http::Request& req) {
     }
   }
   (void)http::host_key(req.header("Host"));
-  (void)http::prefers_json(req.header("Accept"));
+  (void)http::page_format(req.header("Accept"));
   if (auto cred = http::parse_basic(req.header("Authorization"))) {
     FUZZ_CHECK(http::is_basic(req.header("Authorization")));
   }

@@ -59,7 +59,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Row{"hank", ChainFault::Revoked, "Revoked Issuing CA"},
                       Row{"ivan", ChainFault::RevocationUnknown, "no CRL from"},
                       Row{"judy", ChainFault::RevocationUnknown, "passed its nextUpdate"},
-                      Row{"mallory", ChainFault::UntrustedRoot, "not in this site's trusted list"},
+                      Row{"mallory", ChainFault::UntrustedRoot, "a CA with this name is trusted, but its key did not sign"},
                       Row{"paul", ChainFault::UntrustedRoot, "not in this site's trusted list"},
                       Row{"corrupt-sig", ChainFault::BadSignature, "does not verify"}),
     [](const auto& info) {

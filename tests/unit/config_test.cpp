@@ -55,6 +55,22 @@ TEST(Config, MinimalConfigLoadsWithDefaults) {
   EXPECT_FALSE(s.client_certificates.soft_fail);
 }
 
+TEST(Config, PagesKeysHaveDefaultsAndRefuseBadValues) {
+  TempDir dir;
+  Config c = load(dir.write("c.toml", kMinimal));
+  EXPECT_EQ(c.sites[0].authenticated_cache_control, "private, no-cache");
+  EXPECT_FALSE(c.sites[0].client_certificates.ca_list_intermediates);  // no intermediates
+  // A line break would let the value inject response headers.
+  std::string e = error_of(site_with("authenticated_cache_control = \"private\\r\\nSet-Cookie: x=1\"\n"));
+  EXPECT_NE(e.find("c.toml:4:31: sites[0].authenticated_cache_control: must be printable ASCII"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.error_pages]\n\"403.1x\" = \"p.html\"\n"));
+  EXPECT_NE(e.find("sites[0].error_pages.403.1x: expected a status"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.error_pages]\n\"403\" = 7\n"));
+  EXPECT_NE(e.find("sites[0].error_pages.403: expected a string"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.client_certificates]\nca_list_intermediates = \"yes\"\n"));
+  EXPECT_NE(e.find("sites[0].client_certificates.ca_list_intermediates: expected true or false"), std::string::npos) << e;
+}
+
 TEST(Config, SyntaxErrorNamesLineAndColumn) {
   EXPECT_EQ(error_of("[server]\nthreads = = 2\n").substr(0, 11), "c.toml:2:11");
 }

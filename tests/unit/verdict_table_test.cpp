@@ -1,11 +1,13 @@
 // The answer catalogue must match behaviour.md §5 exactly, and the choices of
 // docs/status-codes.md where it is silent: these are the log columns.
 #include "auth/verdict.hpp"
+#include "auth/verdict_advice.hpp"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace certgate::auth {
 namespace {
@@ -76,17 +78,36 @@ TEST(VerdictTable, EveryKeyIsListed) {
     EXPECT_TRUE(listed.count(static_cast<Verdict>(i))) << info(static_cast<Verdict>(i)).token;
 }
 
-// The title belongs to status.substatus, as IIS's error pages do: one status.substatus never
-// means two things. Rows of one status.substatus differ in win32 unless they mean the same
-// (one key per place that decides, e.g. "no mapping" and "several directory accounts").
-TEST(VerdictTable, OneStatusSubstatusHasOneTitle) {
-  std::map<std::pair<int, int>, std::string_view> titles;
+// The title belongs to status.substatus.win32: as on IIS's pages, one status.substatus has one
+// title, save 403.16, whose valid-but-unmapped rows (1326) are titled as what they are (issue
+// 20). Rows of one status.substatus differ in win32 unless they mean the same (one key per place
+// that decides, e.g. "no mapping" and "several directory accounts").
+TEST(VerdictTable, OneStatusSubstatusWin32HasOneTitle) {
+  std::map<std::tuple<int, int, std::uint32_t>, std::string_view> titles;
+  std::map<std::pair<int, int>, std::set<std::string_view>> per_code;
   for (int i = 0; i < static_cast<int>(Verdict::Count_); ++i) {
     const auto& row = info(static_cast<Verdict>(i));
-    auto [it, fresh] = titles.emplace(std::pair{row.status, row.substatus}, row.title);
+    if (row.status >= 400) per_code[{row.status, row.substatus}].insert(row.title);
+    auto [it, fresh] = titles.emplace(std::tuple{row.status, row.substatus, row.win32}, row.title);
     EXPECT_TRUE(fresh || it->second == row.title)
         << row.token << ": '" << row.title << "' vs '" << it->second << "'";
   }
+  for (const auto& [code, set] : per_code)
+    EXPECT_EQ(set.size(), (code == std::pair{403, 16} ? 2u : 1u)) << code.first << "." << code.second;
+  EXPECT_EQ(info(Verdict::Deny403_16_NoMapping).title, "Client certificate is not mapped to an account");
+}
+
+// Every refusal's page says what happened and what to try; every win32 code it shows has a name.
+TEST(VerdictTable, EveryRefusalHasWordsForThePerson) {
+  for (int i = 0; i < static_cast<int>(Verdict::Count_); ++i) {
+    const auto& row = info(static_cast<Verdict>(i));
+    if (row.status < 400) continue;
+    const Advice& a = advice_for(row.verdict);
+    EXPECT_FALSE(a.sentence.empty()) << row.token;
+    EXPECT_FALSE(a.things_to_try.empty()) << row.token;
+    if (row.win32 != 0) EXPECT_FALSE(win32_name(row.win32).empty()) << row.token;
+  }
+  EXPECT_NE(advice_for(Verdict::Deny403_7_NoCertificate).sentence, advice_for(Verdict::Deny403_16_NoMapping).sentence);
 }
 
 TEST(VerdictTable, OnlyAllowedOutcomesAreServed) {
