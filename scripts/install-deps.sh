@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libldap2-dev slapd ldap-utils libmimalloc-dev libcurl4-openssl-dev tinyproxy
   curl python3 python3-cryptography ca-certificates ccache
+  libsystemd-dev systemd dpkg-dev adduser ssl-cert
+  tomcat10
 )
 # `make fuzz` (scripts/install-deps.sh fuzz) also needs clang and its libFuzzer runtime: clang 16,
 # since clang 14 cannot compile std::source_location with Debian 12's libstdc++.

@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/address_block.hpp"
 
 #include <toml++/toml.h>
 
@@ -273,6 +274,16 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.admin_listen = t.str("admin_listen", "");
   if (!s.admin_listen.empty() && !split_listen(s.admin_listen, s.admin_address, s.admin_port))
     t.fail("admin_listen", "expected address:port, e.g. \"127.0.0.1:9180\"");
+  if (auto allow = t.strings("admin_allow")) {
+    for (const auto& block : *allow)
+      if (!parse_address_block(block))
+        t.fail("admin_allow", "not an address block: \"" + block + "\" (e.g. \"10.0.0.0/8\", \"::1/128\")");
+    s.admin_allow = *allow;
+  }
+  s.user = t.str("user", "");
+  for (unsigned char c : s.user)
+    if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.'))
+      t.fail("user", "not an account name: \"" + s.user + "\"");
   t.finish();
 }
 
@@ -555,7 +566,10 @@ void read_forward(Table& t, Forward& f, const fs::path& base) {
   f.auth_type_header = header_name("auth_type_header", f.auth_type_header);
   f.client_cert = t.choice<std::string>("client_cert", "x-arr-clientcert",
                                         {{"x-arr-clientcert", "x-arr-clientcert"}, {"rfc9440", "rfc9440"},
-                                         {"xfcc", "xfcc"}, {"none", "none"}});
+                                         {"xfcc", "xfcc"}, {"pem", "pem"}, {"none", "none"}});
+  f.client_cert_header = header_name("client_cert_header", f.client_cert_header);
+  if (f.client_cert_header.empty()) t.fail("client_cert_header", "must not be empty");
+  f.client_cert_chain_header = header_name("client_cert_chain_header", f.client_cert_chain_header);
   f.cert_fields = t.boolean("cert_fields", false);
   f.underscores_in_headers = t.boolean("underscores_in_headers", false);
   if (auto a = t.table("assertion")) {

@@ -3,6 +3,7 @@
 #include "http/admin.hpp"
 #include "http/connection.hpp"
 #include "pki/key_decoding.hpp"
+#include "runtime/service.hpp"
 #include "version.hpp"
 
 #include <boost/asio/signal_set.hpp>
@@ -191,6 +192,17 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
     if (!options.quiet) spdlog::info("metrics on http://{}/metrics", server_cfg.admin_listen);
   }
   if (!server_cfg.pid_file.empty()) std::ofstream(server_cfg.pid_file) << ::getpid() << "\n";
+  // Every listening socket is open and every certificate and key has been read: what root was
+  // needed for is done. (A reload reads its files as this account.)
+  if (!server_cfg.user.empty()) {
+    try {
+      runtime::drop_privileges(server_cfg.user);
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return 1;
+    }
+    if (!options.quiet) spdlog::info("running as user \"{}\"", server_cfg.user);
+  }
   if (!options.quiet) log_startup(*snap, threads);
 
   for (auto& lt : loops) {
@@ -206,6 +218,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
+      runtime::notify_reloading();
       if (!options.reload) {
         spdlog::warn("SIGHUP: reload is not available here");
       } else {
@@ -226,17 +239,34 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
           spdlog::error("reload refused, the running configuration stays in force: {}", e.what());
         }
       }
+      runtime::notify_ready();
       wait_reload();
     });
   };
   wait_reload();
 
+  // logrotate's postrotate (packaging/certgate.logrotate): the W3C files are opened again by name.
+  asio::signal_set reopen_signal(main_io, SIGUSR1);
+  std::function<void()> wait_reopen = [&] {
+    reopen_signal.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      writer.reopen();
+      if (!options.quiet) spdlog::info("SIGUSR1: W3C log files reopened");
+      wait_reopen();
+    });
+  };
+  wait_reopen();
+
   asio::signal_set stop_signals(main_io, SIGINT, SIGTERM);
+  // The signal handlers are installed: systemd may now send SIGHUP for a reload.
+  runtime::notify_ready();
   stop_signals.async_wait([&](boost::system::error_code, int sig) {
     if (!options.quiet)
       spdlog::info("signal {}: stopping; in-flight requests may finish within {} ms", sig,
                    server_cfg.shutdown_grace_ms);
+    runtime::notify_stopping();
     reload_signal.cancel();
+    reopen_signal.cancel();
     state.stopping = true;
     for (auto& lt : loops) {
       asio::post(lt->loop.io, [&lt = *lt] {
