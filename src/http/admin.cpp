@@ -1,10 +1,13 @@
 #include "http/admin.hpp"
 
+#include "http/admin_access.hpp"
+#include "http/status_page.hpp"
 #include "tls/tls_facts.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <ctime>
 #include <memory>
 
 namespace certgate::http {
@@ -38,6 +41,24 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
   bhttp::request_parser<bhttp::empty_body> parser_;
   bhttp::response<bhttp::string_body> res_;
 
+  // The status page (http/status_page.hpp): "/" and "/status.json".
+  bool status_answer(bhttp::verb method, std::string_view target, bhttp::response<bhttp::string_body>& res) {
+    if (method != bhttp::verb::get || (target != "/" && target != "/status.json")) return false;
+    const std::int64_t now = std::time(nullptr);
+    res.result(bhttp::status::ok);
+    res.set(bhttp::field::cache_control, "no-store");
+    if (target == "/") {
+      res.set(bhttp::field::content_type, "text/html; charset=utf-8");
+      // Nothing but this document: no scripts, no requests elsewhere.
+      res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+      res.body() = status_html(state_, now);
+    } else {
+      res.set(bhttp::field::content_type, "application/json");
+      res.body() = status_json(state_, now);
+    }
+    return true;
+  }
+
   void answer() {
     const auto& req = parser_.get();
     res_.version(11);
@@ -46,10 +67,10 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       res_.result(bhttp::status::ok);
       res_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
       res_.body() = metrics_text(state_);
-    } else {
+    } else if (!status_answer(req.method(), req.target(), res_)) {
       res_.result(bhttp::status::not_found);
       res_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
-      res_.body() = "certgate admin: only GET /metrics is served here\n";
+      res_.body() = "certgate admin: GET / (status), /status.json and /metrics are served here\n";
     }
     res_.prepare_payload();
     bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
@@ -77,13 +98,21 @@ std::string metrics_text(const ServerState& state) {
          "certgate_chain_checks_total{source=\"validated\"} " + std::to_string(checks.validated.load()) + "\n"
          "certgate_chain_checks_total{source=\"cache\"} " + std::to_string(checks.cached.load()) + "\n";
   if (state.revocation) out += state.revocation->metrics();
+  out += expiry_metrics(state, std::time(nullptr));
   return out;
 }
 
 void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor) {
   acceptor.async_accept([&state, &acceptor](beast::error_code ec, asio::ip::tcp::socket s) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) std::make_shared<AdminSession>(state, std::move(s))->start();
+    if (!ec) {
+      // admin_allow of the running configuration (loopback unless it says more).
+      boost::system::error_code peer_ec;
+      const auto peer = s.remote_endpoint(peer_ec);
+      auto gen = state.current.load();
+      if (!peer_ec && gen && AdminAccess(gen->snap->cfg.server).allows(peer.address()))
+        std::make_shared<AdminSession>(state, std::move(s))->start();
+    }
     accept_admin(state, acceptor);
   });
 }

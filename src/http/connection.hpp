@@ -1,6 +1,7 @@
 #pragma once
 // Per-connection HTTP/1.1 state machine over TLS or plain TCP (the only code that knows
 // Beast's message types).
+#include "http/answer_stats.hpp"
 #include "log/w3c.hpp"
 #include "revocation/store.hpp"
 #include "runtime/clock.hpp"
@@ -51,6 +52,7 @@ struct ServerState {
   std::atomic<std::size_t> pending_passwords{0};
   std::string computer_name;
   std::atomic<bool> stopping{false};
+  AnswerStats answers;  // the admin status page's last hour
 };
 
 // One event loop: only its own thread touches `connections`.
