@@ -88,6 +88,11 @@ struct ServerSettings {
   std::uint16_t admin_port = 0;
   // Peers allowed on the admin listener (CIDR blocks); others are closed at accept.
   std::vector<std::string> admin_allow = {"127.0.0.0/8", "::1/128"};
+  // Set: the admin listener speaks TLS with this certificate and answers only clients whose
+  // certificate chains to admin_client_cas. Read at start.
+  std::vector<fs::path> admin_client_cas;
+  fs::path admin_certificate;
+  fs::path admin_key;  // "" = in admin_certificate
   // Started as root: the account to switch to once listeners are open and keys read. "" = stay.
   std::string user;
 };

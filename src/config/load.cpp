@@ -280,6 +280,14 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
         t.fail("admin_allow", "not an address block: \"" + block + "\" (e.g. \"10.0.0.0/8\", \"::1/128\")");
     s.admin_allow = *allow;
   }
+  s.admin_client_cas = paths(t, "admin_client_cas", base);
+  if (auto c = t.str("admin_certificate")) s.admin_certificate = resolve(base, *c);
+  if (auto k = t.str("admin_key")) s.admin_key = resolve(base, *k);
+  if (!s.admin_client_cas.empty() && s.admin_certificate.empty())
+    t.fail("admin_client_cas", "needs admin_certificate (the admin listener's own TLS certificate)");
+  if (s.admin_client_cas.empty() && (!s.admin_certificate.empty() || !s.admin_key.empty()))
+    t.fail(s.admin_certificate.empty() ? "admin_key" : "admin_certificate",
+           "set admin_client_cas too: TLS on the admin listener is there to require a client certificate");
   s.user = t.str("user", "");
   for (unsigned char c : s.user)
     if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.'))

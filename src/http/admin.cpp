@@ -6,6 +6,7 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <ctime>
 #include <memory>
@@ -17,26 +18,41 @@ namespace bhttp = beast::http;
 
 namespace {
 
-class AdminSession : public std::enable_shared_from_this<AdminSession> {
+// Stream: beast::tcp_stream (plain) or beast::ssl_stream<beast::tcp_stream> (admin_client_cas).
+template <class Stream>
+class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
  public:
   AdminSession(ServerState& state, asio::ip::tcp::socket s) : state_(state), stream_(std::move(s)) {}
+  AdminSession(ServerState& state, asio::ip::tcp::socket s, asio::ssl::context& tls)
+      : state_(state), stream_(std::move(s), tls) {}
 
   void start() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      read();
+    } else {
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (!ec) self->read();
+                              });
+    }
+  }
+
+ private:
+  void read() {
     parser_.header_limit(8192);
     // A trailer section is parsed into header fields once it is whole in this buffer: bounded,
     // it can neither grow without end nor hold a field Beast cannot store (it throws, and the
     // process aborted on a 70 KB trailer field).
     buf_.max_size(16384);
-    stream_.expires_after(std::chrono::seconds(10));
-    bhttp::async_read(stream_, buf_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    bhttp::async_read(stream_, buf_, parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return;
       self->answer();
     });
   }
 
- private:
   ServerState& state_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buf_;
   bhttp::request_parser<bhttp::empty_body> parser_;
   bhttp::response<bhttp::string_body> res_;
@@ -73,9 +89,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       res_.body() = "certgate admin: GET / (status), /status.json and /metrics are served here\n";
     }
     res_.prepare_payload();
-    bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
+    bhttp::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
-      self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(self->stream_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     });
   }
 };
@@ -102,18 +118,22 @@ std::string metrics_text(const ServerState& state) {
   return out;
 }
 
-void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor) {
-  acceptor.async_accept([&state, &acceptor](beast::error_code ec, asio::ip::tcp::socket s) {
+void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor, asio::ssl::context* tls) {
+  acceptor.async_accept([&state, &acceptor, tls](beast::error_code ec, asio::ip::tcp::socket s) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
       // admin_allow of the running configuration (loopback unless it says more).
       boost::system::error_code peer_ec;
       const auto peer = s.remote_endpoint(peer_ec);
       auto gen = state.current.load();
-      if (!peer_ec && gen && AdminAccess(gen->snap->cfg.server).allows(peer.address()))
-        std::make_shared<AdminSession>(state, std::move(s))->start();
+      if (!peer_ec && gen && AdminAccess(gen->snap->cfg.server).allows(peer.address())) {
+        if (tls)
+          std::make_shared<AdminSession<beast::ssl_stream<beast::tcp_stream>>>(state, std::move(s), *tls)->start();
+        else
+          std::make_shared<AdminSession<beast::tcp_stream>>(state, std::move(s))->start();
+      }
     }
-    accept_admin(state, acceptor);
+    accept_admin(state, acceptor, tls);
   });
 }
 

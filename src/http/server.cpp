@@ -1,6 +1,7 @@
 #include "http/server.hpp"
 
 #include "http/admin.hpp"
+#include "http/admin_access.hpp"
 #include "http/connection.hpp"
 #include "pki/key_decoding.hpp"
 #include "runtime/service.hpp"
@@ -147,6 +148,14 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   // directory services are stopped with the server. Touched on this thread only.
   std::vector<std::weak_ptr<const Generation>> generations{state.current.load()};
 
+  // Before the loops: admin sessions on them use it until they are destroyed.
+  std::unique_ptr<asio::ssl::context> admin_tls;
+  try {
+    admin_tls = admin_tls_context(server_cfg);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
   std::vector<std::unique_ptr<LoopThread>> loops;
   for (unsigned t = 0; t < threads; ++t) {
     auto lt = std::make_unique<LoopThread>();
@@ -187,9 +196,10 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
       spdlog::error("cannot listen on admin_listen {}: {}", server_cfg.admin_listen, ec.message());
       return 1;
     }
-    accept_admin(state, *acc);
+    accept_admin(state, *acc, admin_tls.get());
     loops.front()->acceptors.push_back(std::move(acc));  // closed with the others at stop
-    if (!options.quiet) spdlog::info("metrics on http://{}/metrics", server_cfg.admin_listen);
+    if (!options.quiet)
+      spdlog::info("status page and metrics on {}://{}/", admin_tls ? "https" : "http", server_cfg.admin_listen);
   }
   if (!server_cfg.pid_file.empty()) std::ofstream(server_cfg.pid_file) << ::getpid() << "\n";
   // Every listening socket is open and every certificate and key has been read: what root was

@@ -176,7 +176,10 @@ std::string cert_json(const Cert& c, std::int64_t now) {
 template <class T, class F>
 std::string json_list(const std::vector<T>& items, F&& each) {
   std::string out = "[";
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + each(items[i]);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += each(items[i]);
+  }
   return out + "]";
 }
 
@@ -262,7 +265,10 @@ std::string status_html(const ServerState& state, std::int64_t now) {
   }
   for (const auto& s : st.sites) {
     out += fmt::format("<h2>Site &ldquo;{}&rdquo; (id {})</h2>\n<p>Bindings: ", html_escape(s.name), s.id);
-    for (std::size_t i = 0; i < s.bindings.size(); ++i) out += (i ? ", " : "") + html_escape(s.bindings[i]);
+    for (std::size_t i = 0; i < s.bindings.size(); ++i) {
+      if (i) out += ", ";
+      out += html_escape(s.bindings[i]);
+    }
     out += "</p>\n<table><tr><th>Trusted issuer</th><th>Expires</th><th>Left</th></tr>\n";
     for (const auto& c : s.issuers)
       out += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{}</td></tr>\n",

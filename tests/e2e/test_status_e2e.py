@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -194,6 +195,42 @@ root = "www"
                 c.close()
         finally:
             srv.stop()
+
+    def test_client_certificate_required_with_admin_client_cas(self):
+        port = free_port()
+        site = f"""
+[[sites]]
+name = "A"
+root = "www"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{free_port()}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+"""
+        extra = (f'admin_listen = "127.0.0.1:{port}"\nadmin_client_cas = ["{pki("root-ca.pem")}"]\n'
+                 f'admin_certificate = "{pki("server-chain.pem")}"\nadmin_key = "{pki("server.key")}"')
+        srv = Server(site, server_extra=extra).start()
+        try:
+            # alice's certificate (issued under root-ca): the status page, over TLS
+            r = Connection(port, user="alice").request("/status.json")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(json.loads(r.body)["sites"][0]["name"], "A")
+            # no certificate: the handshake (or the first read, in TLS 1.3) fails; no answer
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                c = Connection(port)
+                c.request("/status.json")
+            # plain HTTP is not served either
+            with self.assertRaises((urllib.error.URLError, ConnectionError, OSError)):
+                admin("/status.json", port)
+        finally:
+            srv.stop()
+
+    def test_admin_tls_keys_go_together(self):
+        srv = Server("", server_extra='admin_certificate = "x.pem"')
+        r = subprocess.run([os.environ.get("CERTGATE", "build/certgate"), "check-config", "-c", srv.config],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("server.admin_certificate: set admin_client_cas too", r.stderr)
 
     def test_bad_admin_allow_is_a_config_error(self):
         srv = Server("", server_extra='admin_allow = ["10.0.0.0/33"]')
