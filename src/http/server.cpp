@@ -337,7 +337,11 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   state.revocation = nullptr;
   loops.clear();  // connections (and their generations) go before the writer
   writer.stop();
-  if (!server_cfg.pid_file.empty()) std::filesystem::remove(server_cfg.pid_file);
+  if (!server_cfg.pid_file.empty()) {
+    // After `user =`, a pid file in a folder only root may change stays (and must not throw).
+    std::error_code ignored;
+    std::filesystem::remove(server_cfg.pid_file, ignored);
+  }
   if (!options.quiet) spdlog::info("stopped; logs flushed");
   return 0;
 }

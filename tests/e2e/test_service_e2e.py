@@ -162,7 +162,8 @@ class UserDropTest(unittest.TestCase):
         port = free_privileged_port()
         logs = tempfile.mkdtemp(prefix="certgate-droplogs-")
         os.chown(logs, nobody.pw_uid, nobody.pw_gid)
-        srv = Server(SITE.format(port=port), server_extra='user = "nobody"\ncache_dir = ""')
+        # pid_file in a folder only root may change: written before the switch, left at exit
+        srv = Server(SITE.format(port=port), server_extra='user = "nobody"\ncache_dir = ""\npid_file = "certgate.pid"')
         srv.edit_config('log_dir = "logs"', f'log_dir = "{logs}"')
         os.chmod(srv.dir, 0o711)  # the site's files stay readable after the switch
         srv.start()
@@ -193,6 +194,7 @@ class UserDropTest(unittest.TestCase):
             self.assertEqual(get(port, "/?after-reload").status, 200)
         finally:
             self.assertEqual(srv.stop(), 0)
+        self.assertTrue(os.path.exists(os.path.join(srv.dir, "certgate.pid")))
 
     def test_unknown_user_is_a_clear_error(self):
         srv = Server(SITE.format(port=free_port()), server_extra='user = "no-such-account-cg"')
