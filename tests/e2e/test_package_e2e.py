@@ -99,6 +99,18 @@ class PackageTest(unittest.TestCase):
                      "ExecStart=/usr/bin/certgate serve -c /etc/certgate/certgate.toml"):
             self.assertIn("\n" + line + "\n", unit)
 
+    def test_make_install_layout(self):
+        # `make install` is cmake --install: the same files under the prefix (here /usr), into DESTDIR
+        dest = tempfile.mkdtemp(prefix="certgate-destdir-")
+        r = sh(["cmake", "--install", PACKAGE_DIR], env=dict(os.environ, DESTDIR=dest))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for path in ("usr/bin/certgate", "etc/certgate/certgate.toml", "lib/systemd/system/certgate.service",
+                     "etc/logrotate.d/certgate", "usr/share/certgate/www/index.html",
+                     "usr/share/doc/certgate/deployment.md", "usr/share/doc/certgate/README.md"):
+            self.assertTrue(os.path.isfile(os.path.join(dest, path)), path)
+        self.assertTrue(os.access(os.path.join(dest, "usr/bin/certgate"), os.X_OK))
+        shutil.rmtree(dest)
+
     def test_account_and_folders(self):
         self.assertEqual(sh(["getent", "passwd", "certgate"]).returncode, 0)
         import pwd
