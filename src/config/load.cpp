@@ -575,9 +575,19 @@ void read_forward(Table& t, Forward& f, const fs::path& base) {
   f.client_cert = t.choice<std::string>("client_cert", "x-arr-clientcert",
                                         {{"x-arr-clientcert", "x-arr-clientcert"}, {"rfc9440", "rfc9440"},
                                          {"xfcc", "xfcc"}, {"pem", "pem"}, {"none", "none"}});
-  f.client_cert_header = header_name("client_cert_header", f.client_cert_header);
+  // A name that frames or routes the request would let a certificate rewrite it.
+  auto certificate_header = [&](const char* key, const std::string& def) {
+    std::string v = header_name(key, def);
+    std::string folded;
+    for (char c : v) folded += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* reserved : {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+                                 "upgrade", "te", "trailer", "expect", "authorization", "cookie"})
+      if (folded == reserved) t.fail(key, "\"" + v + "\" cannot carry a certificate");
+    return v;
+  };
+  f.client_cert_header = certificate_header("client_cert_header", f.client_cert_header);
   if (f.client_cert_header.empty()) t.fail("client_cert_header", "must not be empty");
-  f.client_cert_chain_header = header_name("client_cert_chain_header", f.client_cert_chain_header);
+  f.client_cert_chain_header = certificate_header("client_cert_chain_header", f.client_cert_chain_header);
   f.cert_fields = t.boolean("cert_fields", false);
   f.underscores_in_headers = t.boolean("underscores_in_headers", false);
   if (auto a = t.table("assertion")) {

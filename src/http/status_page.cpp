@@ -14,6 +14,9 @@
 namespace certgate::http {
 namespace {
 
+static_assert(static_cast<int>(auth::Verdict::Count_) < AnswerStats::kNoVerdict,
+              "the answer counters keep a verdict in 8 bits, 255 meaning none");
+
 // Rows shown per table: the page stays small whatever the cache holds.
 constexpr std::size_t kMaxRows = 200;
 constexpr std::size_t kTopRefusals = 10;

@@ -153,6 +153,15 @@ TEST(ConfigPem, HeaderKeysHaveDefaultsAndRefuseBadNames) {
     EXPECT_NE(std::string(e.what()).find("sites[0].forward.client_cert_header: not a header name"),
               std::string::npos) << e.what();
   }
+  for (const char* framing : {"Content-Length", "transfer_encoding", "HOST"}) {
+    try {
+      load(dir.write("d.toml", site + "client_cert_chain_header = \"" + framing + "\"\n"));
+      FAIL() << framing << " loaded as a certificate header";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("client_cert_chain_header: \"" + std::string(framing) + "\" cannot carry a certificate"),
+                std::string::npos) << e.what();
+    }
+  }
   try {
     load(dir.write("c.toml", site + "client_cert_header = \"\"\n"));
     FAIL() << "an empty client_cert_header loaded";
