@@ -15,6 +15,8 @@ packages=(
   curl python3 python3-cryptography ca-certificates ccache
   haproxy
   chromium libnss3-tools nodejs fonts-dejavu-core
+  libsystemd-dev systemd dpkg-dev adduser ssl-cert
+  tomcat10
 )
 # Debian's nodejs comes without npm; NodeSource's carries its own (and conflicts with Debian's).
 command -v npm >/dev/null || packages+=(npm)

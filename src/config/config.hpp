@@ -106,6 +106,15 @@ struct ServerSettings {
   std::string admin_address;
   std::uint16_t admin_port = 0;
   StateSettings state;
+  // Peers allowed on the admin listener (CIDR blocks); others are closed at accept.
+  std::vector<std::string> admin_allow = {"127.0.0.0/8", "::1/128"};
+  // Set: the admin listener speaks TLS with this certificate and answers only clients whose
+  // certificate chains to admin_client_cas. Read at start.
+  std::vector<fs::path> admin_client_cas;
+  fs::path admin_certificate;
+  fs::path admin_key;  // "" = in admin_certificate
+  // Started as root: the account to switch to once listeners are open and keys read. "" = stay.
+  std::string user;
 };
 
 // IIS's default <hiddenSegments> (applicationHost.config as installed).
@@ -191,7 +200,10 @@ struct Assertion {
 struct Forward {
   std::string user_header = "X-Remote-User";        // "" = do not send
   std::string auth_type_header = "X-Remote-Auth-Type";
-  std::string client_cert = "x-arr-clientcert";     // x-arr-clientcert | rfc9440 | xfcc | none
+  std::string client_cert = "x-arr-clientcert";     // x-arr-clientcert | rfc9440 | xfcc | pem | none
+  // client_cert = "pem": the headers Tomcat's SSLValve (and Apache mod_headers setups) read.
+  std::string client_cert_header = "ssl_client_cert";
+  std::string client_cert_chain_header = "ssl_client_cert_chain";  // "" = do not send
   bool cert_fields = false;  // X-Client-Cert-Subject/-Issuer/-Serial/-Not-After/-Fingerprint
   // Forward request headers whose names contain '_' (nginx's underscores_in_headers). Off: CGI-
   // style backends would read X_Remote_User as X-Remote-User.

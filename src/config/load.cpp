@@ -335,6 +335,24 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.admin_listen = t.str("admin_listen", "");
   if (!s.admin_listen.empty() && !split_listen(s.admin_listen, s.admin_address, s.admin_port))
     t.fail("admin_listen", "expected address:port, e.g. \"127.0.0.1:9180\"");
+  if (auto allow = t.strings("admin_allow")) {
+    for (const auto& block : *allow)
+      if (!net::Cidr::parse(block))
+        t.fail("admin_allow", "not an address block: \"" + block + "\" (e.g. \"10.0.0.0/8\", \"::1/128\")");
+    s.admin_allow = *allow;
+  }
+  s.admin_client_cas = paths(t, "admin_client_cas", base);
+  if (auto c = t.str("admin_certificate")) s.admin_certificate = resolve(base, *c);
+  if (auto k = t.str("admin_key")) s.admin_key = resolve(base, *k);
+  if (!s.admin_client_cas.empty() && s.admin_certificate.empty())
+    t.fail("admin_client_cas", "needs admin_certificate (the admin listener's own TLS certificate)");
+  if (s.admin_client_cas.empty() && (!s.admin_certificate.empty() || !s.admin_key.empty()))
+    t.fail(s.admin_certificate.empty() ? "admin_key" : "admin_certificate",
+           "set admin_client_cas too: TLS on the admin listener is there to require a client certificate");
+  s.user = t.str("user", "");
+  for (unsigned char c : s.user)
+    if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.'))
+      t.fail("user", "not an account name: \"" + s.user + "\"");
   t.finish();
 }
 
@@ -627,7 +645,20 @@ void read_forward(Table& t, Forward& f, const fs::path& base) {
   f.auth_type_header = header_name("auth_type_header", f.auth_type_header);
   f.client_cert = t.choice<std::string>("client_cert", "x-arr-clientcert",
                                         {{"x-arr-clientcert", "x-arr-clientcert"}, {"rfc9440", "rfc9440"},
-                                         {"xfcc", "xfcc"}, {"none", "none"}});
+                                         {"xfcc", "xfcc"}, {"pem", "pem"}, {"none", "none"}});
+  // A name that frames or routes the request would let a certificate rewrite it.
+  auto certificate_header = [&](const char* key, const std::string& def) {
+    std::string v = header_name(key, def);
+    std::string folded;
+    for (char c : v) folded += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* reserved : {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+                                 "upgrade", "te", "trailer", "expect", "authorization", "cookie"})
+      if (folded == reserved) t.fail(key, "\"" + v + "\" cannot carry a certificate");
+    return v;
+  };
+  f.client_cert_header = certificate_header("client_cert_header", f.client_cert_header);
+  if (f.client_cert_header.empty()) t.fail("client_cert_header", "must not be empty");
+  f.client_cert_chain_header = certificate_header("client_cert_chain_header", f.client_cert_chain_header);
   f.cert_fields = t.boolean("cert_fields", false);
   f.underscores_in_headers = t.boolean("underscores_in_headers", false);
   if (auto a = t.table("assertion")) {

@@ -1,11 +1,15 @@
 #include "http/admin.hpp"
 
+#include "http/admin_access.hpp"
 #include "http/health.hpp"
+#include "http/status_page.hpp"
 #include "tls/tls_facts.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
+#include <ctime>
 #include <memory>
 
 namespace certgate::http {
@@ -15,29 +19,62 @@ namespace bhttp = beast::http;
 
 namespace {
 
-class AdminSession : public std::enable_shared_from_this<AdminSession> {
+// Stream: beast::tcp_stream (plain) or beast::ssl_stream<beast::tcp_stream> (admin_client_cas).
+template <class Stream>
+class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
  public:
   AdminSession(ServerState& state, asio::ip::tcp::socket s) : state_(state), stream_(std::move(s)) {}
+  AdminSession(ServerState& state, asio::ip::tcp::socket s, asio::ssl::context& tls)
+      : state_(state), stream_(std::move(s), tls) {}
 
   void start() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      read();
+    } else {
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (!ec) self->read();
+                              });
+    }
+  }
+
+ private:
+  void read() {
     parser_.header_limit(8192);
     // A trailer section is parsed into header fields once it is whole in this buffer: bounded,
     // it can neither grow without end nor hold a field Beast cannot store (it throws, and the
     // process aborted on a 70 KB trailer field).
     buf_.max_size(16384);
-    stream_.expires_after(std::chrono::seconds(10));
-    bhttp::async_read(stream_, buf_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    bhttp::async_read(stream_, buf_, parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return;
       self->answer();
     });
   }
 
- private:
   ServerState& state_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buf_;
   bhttp::request_parser<bhttp::empty_body> parser_;
   bhttp::response<bhttp::string_body> res_;
+
+  // The status page (http/status_page.hpp): "/" and "/status.json".
+  bool status_answer(bhttp::verb method, std::string_view target, bhttp::response<bhttp::string_body>& res) {
+    if (method != bhttp::verb::get || (target != "/" && target != "/status.json")) return false;
+    const std::int64_t now = state_.clock->unix_seconds();
+    res.result(bhttp::status::ok);
+    res.set(bhttp::field::cache_control, "no-store");
+    if (target == "/") {
+      res.set(bhttp::field::content_type, "text/html; charset=utf-8");
+      // Nothing but this document: no scripts, no requests elsewhere.
+      res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+      res.body() = status_html(state_, now);
+    } else {
+      res.set(bhttp::field::content_type, "application/json");
+      res.body() = status_json(state_, now);
+    }
+    return true;
+  }
 
   void answer() {
     const auto& req = parser_.get();
@@ -53,21 +90,26 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       res_.body() = metrics_text(state_);
     } else if (get && req.target() == "/healthz") {
       res_.result(bhttp::status::ok);
-      res_.body() = "ok\n";
+      res_.body() = "ok
+";
     } else if (get && req.target() == "/readyz") {
       const auto reasons = not_ready_reasons(state_);
       res_.result(reasons.empty() ? bhttp::status::ok : bhttp::status::service_unavailable);
-      res_.body() = reasons.empty() ? "ready\n" : "not ready\n";
-      for (const auto& r : reasons) res_.body() += "- " + r + "\n";
-    } else {
+      res_.body() = reasons.empty() ? "ready
+" : "not ready
+";
+      for (const auto& r : reasons) res_.body() += "- " + r + "
+";
+    } else if (!status_answer(req.method(), req.target(), res_)) {
       res_.result(bhttp::status::not_found);
-      res_.body() = "certgate admin: GET /metrics, /healthz and /readyz are served here\n";
+      res_.body() = "certgate admin: GET / (status), /status.json, /metrics, /healthz and /readyz are served here
+";
     }
     res_.prepare_payload();
     if (req.method() == bhttp::verb::head) res_.body().clear();
-    bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
+    bhttp::async_write(stream_, res_, [self = this->shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
-      self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(self->stream_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     });
   }
 };
@@ -90,14 +132,26 @@ std::string metrics_text(const ServerState& state) {
          "certgate_chain_checks_total{source=\"validated\"} " + std::to_string(checks.validated.load()) + "\n"
          "certgate_chain_checks_total{source=\"cache\"} " + std::to_string(checks.cached.load()) + "\n";
   if (state.revocation) out += state.revocation->metrics();
+  out += expiry_metrics(state, state.clock->unix_seconds());
   return out;
 }
 
-void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor) {
-  acceptor.async_accept([&state, &acceptor](beast::error_code ec, asio::ip::tcp::socket s) {
+void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor, asio::ssl::context* tls) {
+  acceptor.async_accept([&state, &acceptor, tls](beast::error_code ec, asio::ip::tcp::socket s) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) std::make_shared<AdminSession>(state, std::move(s))->start();
-    accept_admin(state, acceptor);
+    if (!ec) {
+      // admin_allow of the running configuration (loopback unless it says more).
+      boost::system::error_code peer_ec;
+      const auto peer = s.remote_endpoint(peer_ec);
+      auto gen = state.current.load();
+      if (!peer_ec && gen && AdminAccess(gen->snap->cfg.server).allows(peer.address())) {
+        if (tls)
+          std::make_shared<AdminSession<beast::ssl_stream<beast::tcp_stream>>>(state, std::move(s), *tls)->start();
+        else
+          std::make_shared<AdminSession<beast::tcp_stream>>(state, std::move(s))->start();
+      }
+    }
+    accept_admin(state, acceptor, tls);
   });
 }
 

@@ -5,10 +5,13 @@
 #include "http/connection.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 namespace certgate::http {
 
-void accept_admin(ServerState& state, boost::asio::ip::tcp::acceptor& acceptor);
+// `tls`: the admin_client_cas context (http/admin_access.hpp), or null for plain HTTP.
+void accept_admin(ServerState& state, boost::asio::ip::tcp::acceptor& acceptor,
+                  boost::asio::ssl::context* tls = nullptr);
 
 // The text /metrics answers with.
 std::string metrics_text(const ServerState& state);

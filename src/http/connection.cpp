@@ -700,11 +700,16 @@ class Connection final : public ConnectionBase,
   }
 
   void write_log() {
+    const std::int64_t finished_ms = now_ms();
+    state_.answers.record(x_->resp.status, x_->resp.substatus,
+                          x_->outcome.verdict == auth::Verdict::Allow ? AnswerStats::kNoVerdict
+                                                                       : static_cast<int>(x_->outcome.verdict),
+                          finished_ms / 1000);
     if (state_.writer == nullptr) return;
     const auto& cfg = site().cfg;
     if (!cfg.log.enabled) return;
     log::Entry e;
-    e.unix_ms = now_ms();
+    e.unix_ms = finished_ms;
     e.site_name = cfg.name;
     e.computer_name = state_.computer_name;
     e.s_ip = s_ip_;

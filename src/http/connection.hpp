@@ -1,6 +1,7 @@
 #pragma once
 // Per-connection HTTP/1.1 state machine over TLS or plain TCP (the only code that knows
 // Beast's message types).
+#include "http/answer_stats.hpp"
 #include "log/w3c.hpp"
 #include "revocation/store.hpp"
 #include "runtime/clock.hpp"
@@ -56,6 +57,7 @@ struct ServerState {
   std::string computer_name;
   std::atomic<bool> stopping{false};
   std::atomic<bool> listening{false};  // every listener open (admin /readyz)
+  AnswerStats answers;  // the admin status page's last hour
 };
 
 // One event loop: only its own thread touches `connections`.

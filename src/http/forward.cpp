@@ -59,6 +59,17 @@ std::string url_encode(std::string_view s) {
   return out;
 }
 
+// The PEM on one line, newlines as spaces, no trailing space: what Tomcat's SSLValve reads
+// (it turns the spaces back into newlines between the BEGIN and END lines), and what Apache
+// sends with `RequestHeader set SSL_CLIENT_CERT "%{SSL_CLIENT_CERT}s"`.
+std::string pem_one_line(X509* c) {
+  std::string out = pem(c);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  for (char& ch : out)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  return out;
+}
+
 // Header values must stay on one line and be printable.
 std::string clean(std::string_view v) {
   std::string out;
@@ -131,8 +142,12 @@ bool is_identity_header(std::string_view n, const config::Forward& cfg) {
                                   "X-Remote-Auth-Type"};
   for (const char* h : kAlways)
     if (same_name(n, h)) return true;
+  // The PEM header names are stripped whatever client_cert says: a backend configured for them
+  // (Tomcat's SSLValve) must never read one the client wrote.
   return (!cfg.user_header.empty() && same_name(n, cfg.user_header)) ||
-         (!cfg.auth_type_header.empty() && same_name(n, cfg.auth_type_header));
+         (!cfg.auth_type_header.empty() && same_name(n, cfg.auth_type_header)) ||
+         same_name(n, cfg.client_cert_header) ||
+         (!cfg.client_cert_chain_header.empty() && same_name(n, cfg.client_cert_chain_header));
 }
 
 bool is_hop_by_hop(std::string_view n, std::string_view connection_header) {
@@ -171,6 +186,13 @@ std::vector<Header> identity_headers(const ForwardInput& in) {
       for (const auto& u : sans(leaf, GEN_URI)) v += ";URI=" + xfcc_value(clean(u));
       for (const auto& d : sans(leaf, GEN_DNS)) v += ";DNS=" + xfcc_value(clean(d));
       out.push_back({"X-Forwarded-Client-Cert", v});
+    } else if (f.client_cert == "pem") {
+      out.push_back({f.client_cert_header, pem_one_line(leaf)});
+      std::string chain;
+      for (int i = 0; in.chain && i < sk_X509_num(in.chain); ++i)
+        chain += (chain.empty() ? "" : ", ") + pem_one_line(sk_X509_value(in.chain, i));
+      if (!f.client_cert_chain_header.empty() && !chain.empty())
+        out.push_back({f.client_cert_chain_header, chain});
     }
     if (f.cert_fields) {
       out.push_back({"X-Client-Cert-Subject", clean(pki::subject_text(leaf))});

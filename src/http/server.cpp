@@ -3,8 +3,10 @@
 #include "state/store.hpp"
 
 #include "http/admin.hpp"
+#include "http/admin_access.hpp"
 #include "http/connection.hpp"
 #include "pki/key_decoding.hpp"
+#include "runtime/service.hpp"
 #include "version.hpp"
 
 #include <boost/asio/signal_set.hpp>
@@ -151,6 +153,14 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   // directory services are stopped with the server. Touched on this thread only.
   std::vector<std::weak_ptr<const Generation>> generations{state.current.load()};
 
+  // Before the loops: admin sessions on them use it until they are destroyed.
+  std::unique_ptr<asio::ssl::context> admin_tls;
+  try {
+    admin_tls = admin_tls_context(server_cfg);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
   std::vector<std::unique_ptr<LoopThread>> loops;
   for (unsigned t = 0; t < threads; ++t) {
     auto lt = std::make_unique<LoopThread>();
@@ -191,12 +201,24 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
       spdlog::error("cannot listen on admin_listen {}: {}", server_cfg.admin_listen, ec.message());
       return 1;
     }
-    accept_admin(state, *acc);
+    accept_admin(state, *acc, admin_tls.get());
     loops.front()->acceptors.push_back(std::move(acc));  // closed with the others at stop
-    if (!options.quiet) spdlog::info("metrics on http://{}/metrics", server_cfg.admin_listen);
+    if (!options.quiet)
+      spdlog::info("status page and metrics on {}://{}/", admin_tls ? "https" : "http", server_cfg.admin_listen);
   }
   state.listening = true;
   if (!server_cfg.pid_file.empty()) std::ofstream(server_cfg.pid_file) << ::getpid() << "\n";
+  // Every listening socket is open and every certificate and key has been read: what root was
+  // needed for is done. (A reload reads its files as this account.)
+  if (!server_cfg.user.empty()) {
+    try {
+      runtime::drop_privileges(server_cfg.user);
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return 1;
+    }
+    if (!options.quiet) spdlog::info("running as user \"{}\"", server_cfg.user);
+  }
   if (!options.quiet) log_startup(*snap, threads);
 
   for (auto& lt : loops) {
@@ -212,6 +234,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
+      runtime::notify_reloading();
       if (!options.reload) {
         spdlog::warn("SIGHUP: reload is not available here");
       } else {
@@ -232,17 +255,34 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
           spdlog::error("reload refused, the running configuration stays in force: {}", e.what());
         }
       }
+      runtime::notify_ready();
       wait_reload();
     });
   };
   wait_reload();
 
+  // logrotate's postrotate (packaging/certgate.logrotate): the W3C files are opened again by name.
+  asio::signal_set reopen_signal(main_io, SIGUSR1);
+  std::function<void()> wait_reopen = [&] {
+    reopen_signal.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      writer.reopen();
+      if (!options.quiet) spdlog::info("SIGUSR1: W3C log files reopened");
+      wait_reopen();
+    });
+  };
+  wait_reopen();
+
   asio::signal_set stop_signals(main_io, SIGINT, SIGTERM);
+  // The signal handlers are installed: systemd may now send SIGHUP for a reload.
+  runtime::notify_ready();
   stop_signals.async_wait([&](boost::system::error_code, int sig) {
     if (!options.quiet)
       spdlog::info("signal {}: stopping; in-flight requests may finish within {} ms", sig,
                    server_cfg.shutdown_grace_ms);
+    runtime::notify_stopping();
     reload_signal.cancel();
+    reopen_signal.cancel();
     state.stopping = true;
     state.listening = false;
     for (auto& lt : loops) {
@@ -306,7 +346,11 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   single_use.reset();
   loops.clear();  // connections (and their generations) go before the writer
   writer.stop();
-  if (!server_cfg.pid_file.empty()) std::filesystem::remove(server_cfg.pid_file);
+  if (!server_cfg.pid_file.empty()) {
+    // After `user =`, a pid file in a folder only root may change stays (and must not throw).
+    std::error_code ignored;
+    std::filesystem::remove(server_cfg.pid_file, ignored);
+  }
   if (!options.quiet) spdlog::info("stopped; logs flushed");
   return 0;
 }

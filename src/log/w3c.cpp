@@ -217,6 +217,17 @@ void Writer::flush() {
   done_cv_.wait(lock, [&] { return written_ >= target || !thread_.joinable(); });
 }
 
+void Writer::reopen() {
+  {
+    std::lock_guard lock(mu_);
+    // A marker in the queue: lines queued before it go to the file open now, later ones to
+    // the file opened again by name.
+    queue_.push_back({kReopenMarker, 0, 0, 0});
+    ++submitted_;
+  }
+  cv_.notify_one();
+}
+
 void Writer::stop() {
   {
     std::lock_guard lock(mu_);
@@ -225,10 +236,19 @@ void Writer::stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  for (auto& s : sites_)
-    if (s->file) {
-      std::fclose(s->file);
-      s->file = nullptr;
+  close_files();
+}
+
+void Writer::close_files() {
+  std::vector<SiteFile*> files;
+  {
+    std::lock_guard lock(mu_);  // add_site may grow the list meanwhile
+    for (auto& s : sites_) files.push_back(s.get());
+  }
+  for (auto* f : files)
+    if (f->file) {
+      std::fclose(f->file);
+      f->file = nullptr;
     }
 }
 
@@ -263,6 +283,10 @@ void Writer::write_batch(std::vector<Pending>& batch, const std::string& text) {
   }
   std::vector<bool> touched(files.size(), false);
   for (const auto& p : batch) {
+    if (p.site == kReopenMarker) {
+      close_files();
+      continue;
+    }
     if (p.site >= files.size()) continue;
     write_one(*files[p.site], p, std::string_view(text).substr(p.offset, p.length));
     touched[p.site] = true;

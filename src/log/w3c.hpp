@@ -76,11 +76,16 @@ class Writer {
   void write(std::size_t site, std::int64_t unix_seconds, std::string_view line);
   // Writes everything queued so far and fflushes; returns when done.
   void flush();
+  // Closes every file after the lines queued so far are written, so the next line opens its
+  // file by name again: a file logrotate (or an administrator) moved or deleted is recreated at
+  // its path (SIGUSR1). Returns at once; the writer thread does the closing.
+  void reopen();
   void stop();  // flush and end the writer thread
 
  private:
   // A line (with its CRLF) is `length` bytes at `offset` in the queue's text: the queue's two buffers keep their
   // capacity from batch to batch, so queuing a line allocates nothing.
+  static constexpr std::size_t kReopenMarker = static_cast<std::size_t>(-1);
   struct Pending {
     std::size_t site;
     std::int64_t unix_seconds;
@@ -99,6 +104,7 @@ class Writer {
   void write_batch(std::vector<Pending>& batch, const std::string& text);
   void write_one(SiteFile& f, const Pending& p, std::string_view line);
   void open_file(SiteFile& f, const std::string& name);  // f.file null when it cannot
+  void close_files();  // writer thread only (or after it ended)
 
   std::mutex mu_;
   std::condition_variable cv_;

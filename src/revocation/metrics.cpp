@@ -107,4 +107,12 @@ std::string Store::metrics() const {
   return out.str();
 }
 
+std::vector<std::shared_ptr<const OcspEntry>> Store::ocsp_answers() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::shared_ptr<const OcspEntry>> out;
+  out.reserve(impl_->ocsps.size());
+  for (const auto& [key, e] : impl_->ocsps) out.push_back(e);
+  return out;
+}
+
 }  // namespace certgate::revocation

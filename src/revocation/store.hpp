@@ -153,6 +153,8 @@ class Store {
 
   // Prometheus text exposition of the fetch counters and cache ages.
   std::string metrics() const;
+  // The cached OCSP answers (the admin status page groups them by responder).
+  std::vector<std::shared_ptr<const OcspEntry>> ocsp_answers() const;
   std::vector<UrlState> states() const;
   std::vector<std::pair<std::string, std::shared_ptr<const CrlEntry>>> crls() const;
 

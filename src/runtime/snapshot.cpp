@@ -1,5 +1,7 @@
 #include "runtime/snapshot.hpp"
 
+#include "pki/x509_text.hpp"
+
 #include "pki/cert_facts.hpp"
 #include "pki/load.hpp"
 #include "tls/server_context.hpp"
@@ -167,6 +169,8 @@ void build_auth(SiteRuntime& site, const std::filesystem::path& base, const Cloc
     try {
       if (!o.certificate.empty()) {
         auto cert = one_to_one_certificate(o.certificate, base);
+        site.mapped_certificates.push_back(
+            {o.user, o.origin, pki::subject_text(cert.get()), pki::to_unix(X509_get0_notAfter(cert.get()))});
         auto values = auth::one_to_one_values(e.key, pki::cert_facts(cert.get()));
         if (values.empty() || values.front().empty())
           throw CompileError("the certificate has no " + o.match + " to match on");

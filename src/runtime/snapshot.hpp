@@ -32,8 +32,15 @@ struct CompiledLocation {
   std::string cache_control;    // effective authenticated_cache_control
 };
 
+// A one-to-one mapping's certificate, kept for the admin status page (expiry warnings).
+struct MappedCertificate {
+  std::string user, origin, subject;
+  std::int64_t not_after = 0;  // unix seconds
+};
+
 struct SiteRuntime {
   config::Site cfg;
+  std::vector<MappedCertificate> mapped_certificates;
   std::size_t index = 0;
   std::shared_ptr<const pki::TrustStore> trust;  // null when the site trusts no issuer
   // Successful validations of this generation (thread-safe; see pki/validation_cache.hpp).

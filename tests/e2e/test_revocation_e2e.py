@@ -320,8 +320,8 @@ class OnlineRevocation(unittest.TestCase):
         self.assertIn('certgate_crl_cache_age_seconds{url="http://127.0.0.1:%d/issuing.crl"}' % HTTP_PORT, text)
         self.assertIn("certgate_crl_cache_age_seconds", text)
         with self.assertRaises(urllib.error.HTTPError) as other:
-            urllib.request.urlopen(f"http://127.0.0.1:{P_ADMIN}/", timeout=5)
-        self.assertEqual(other.exception.code, 404)  # nothing but /metrics is served there
+            urllib.request.urlopen(f"http://127.0.0.1:{P_ADMIN}/nothing", timeout=5)
+        self.assertEqual(other.exception.code, 404)  # only /metrics and the status page (/, /status.json)
         self.assertRegex(text, r'certgate_revocation_fetches_total\{kind="crl",result="error"\} [1-9]')
 
         out = run(["crl", "status", "-c", self.server.config])
