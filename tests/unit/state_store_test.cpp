@@ -291,3 +291,41 @@ TEST(StateConfig, RedisUrlIsParsed) {
 
 }  // namespace
 }  // namespace certgate::test
+
+namespace certgate::test {
+namespace {
+
+std::string token_site(const std::string& token_keys, const std::string& after = "") {
+  return "\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\ncertificate = \"server.pem\"\n"
+         "[sites.client_certificates]\ntrusted_cas = [\"ca.pem\"]\n[sites.token_login]\n" + token_keys + after;
+}
+
+TEST(TokenLoginConfig, BadValuesAreErrorsWithTheirPosition) {
+  EXPECT_EQ(config_error(token_site("")),
+            "c.toml:9:1: sites[0].token_login.cookie_key_file: missing: a file of at least 32 random bytes, the same on "
+            "every instance (e.g. head -c 32 /dev/urandom > token.key)");
+  EXPECT_NE(config_error(token_site("cookie_key_file = \"/nonexistent/key\"\n")).find("cannot read"), std::string::npos);
+  EXPECT_EQ(config_error(token_site("enabled = false\nnonce_lifetime_seconds = 1\n")),
+            "c.toml:11:26: sites[0].token_login.nonce_lifetime_seconds: must be between 5 and 3600");
+  EXPECT_EQ(config_error(token_site("enabled = false\ncookie_name = \"a;b\"\n")),
+            "c.toml:11:15: sites[0].token_login.cookie_name: expected 1-64 letters, digits, '_', '-' or '.'");
+  EXPECT_NE(config_error("\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\n"
+                         "certificate = \"server.pem\"\n[[sites.locations]]\npath = \"/app\"\ntoken_login = true\n")
+                .find("token_login = true, which needs [sites.token_login]"),
+            std::string::npos);
+}
+
+TEST(TokenLoginConfig, ShortKeyFileIsRefused) {
+  TempDir dir;
+  dir.write("short.key", "0123456789");
+  auto file = dir.write("c.toml", token_site("cookie_key_file = \"short.key\"\n"));
+  try {
+    config::load(file);
+    FAIL() << "a 10-byte cookie key was accepted";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("must hold 32 to 4096 bytes (it holds 10)"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace certgate::test

@@ -1,0 +1,41 @@
+#include "token/session.hpp"
+
+#include "token/cookie.hpp"
+
+#include <ctime>
+
+namespace certgate::token {
+
+tls::TlsFacts* CookieSession::facts(const runtime::SiteRuntime& site, std::uint64_t generation,
+                                    std::string_view cookie_header, std::int64_t now) {
+  const auto& tl = site.cfg.token_login;
+  const std::string_view value = cookie_value(cookie_header, tl.cookie_name);
+  if (value.empty()) return nullptr;
+  if (facts_ && value == value_ && site.index == site_ && generation == generation_ && now < expires_) return &*facts_;
+  facts_.reset();
+  value_.clear();
+  auto chain = open_cookie(tl.cookie_key, site.cfg.name, now, value);
+  if (!chain) return nullptr;
+  facts_ = tls::TlsFacts::from_certificates(chain->certs, true);
+  value_.assign(value);
+  site_ = site.index;
+  generation_ = generation;
+  expires_ = chain->expires;
+  return &*facts_;
+}
+
+std::string set_cookie(std::string_view name, std::string_view value, std::int64_t max_age) {
+  std::string c(name);
+  c += '=';
+  c += value;
+  c += "; Path=/; Max-Age=" + std::to_string(max_age) + "; HttpOnly; Secure; SameSite=Strict";
+  return c;
+}
+
+std::int64_t not_after(X509* cert) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return INT64_MAX;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+}  // namespace certgate::token
