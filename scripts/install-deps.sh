@@ -14,6 +14,7 @@ packages=(
   libhiredis-dev redis-server
   softhsm2 opensc libengine-pkcs11-openssl
   curl python3 python3-cryptography ca-certificates ccache
+  haproxy
 )
 # `make fuzz` (scripts/install-deps.sh fuzz) also needs clang and its libFuzzer runtime: clang 16,
 # since clang 14 cannot compile std::source_location with Debian 12's libstdc++.

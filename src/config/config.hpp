@@ -92,6 +92,9 @@ struct ServerSettings {
   // The cache keeps each session's decoded client chain: bounded in (estimated) bytes too.
   std::size_t session_cache_bytes = 128u << 20;
   std::uint32_t session_timeout_seconds = 3600;
+  // Session ticket key files shared by instances (48 or 80 bytes each, nginx's layout): the
+  // first encrypts, all decrypt. Empty: keys made in memory and rotated hourly.
+  std::vector<fs::path> ticket_key_files;
   // Largest TLS Certificate message accepted from a client (SSL_CTX_set_max_cert_list); a
   // larger one fails the handshake.
   std::size_t max_client_cert_list_bytes = 32 << 10;
@@ -117,6 +120,10 @@ struct Binding {
   fs::path certificate;
   fs::path key;         // empty: the key is in `certificate` (PEM) or it is a PKCS#12 file
   std::string pfx_password;
+  // A PROXY protocol header (v1 or v2) comes first on every connection, sent by an L4 load
+  // balancer among proxy_protocol_from (CIDRs); the client address it names is the client's.
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_protocol_from;
 };
 
 struct ClientCertificates {

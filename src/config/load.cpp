@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "net/cidr.hpp"
 
 #include <toml++/toml.h>
 
@@ -346,6 +347,13 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.session_cache_bytes = static_cast<std::size_t>(
       t.integer("session_cache_bytes", 128 << 20, 1 << 20, std::int64_t{1} << 40));
   s.session_timeout_seconds = static_cast<std::uint32_t>(t.integer("session_timeout_seconds", 3600, 1, 7 * 86400));
+  s.ticket_key_files = paths(t, "ticket_key_files", base);
+  if (!s.ticket_key_files.empty()) {
+    // Instances share tickets, not a session cache: the files only make sense with tickets.
+    if (t.str("session_resumption").value_or("tickets") != "tickets")
+      t.fail("ticket_key_files", "needs session_resumption = \"tickets\" (the session cache is per instance)");
+    s.session_resumption = SessionResumption::Tickets;
+  }
   s.max_client_cert_list_bytes = static_cast<std::size_t>(
       t.integer("max_client_cert_list_bytes", 32 << 10, 4096, 16 << 20));
   s.ciphers = t.str("ciphers", s.ciphers);
@@ -376,6 +384,15 @@ Binding read_binding(Table& t, const fs::path& base) {
   if (auto c = t.str("certificate")) b.certificate = resolve(base, *c);
   if (auto k = t.str("key")) b.key = resolve(base, *k);
   b.pfx_password = t.str("pfx_password", "");
+  b.proxy_protocol = t.boolean("proxy_protocol", false);
+  b.proxy_protocol_from = t.strings("proxy_protocol_from").value_or(std::vector<std::string>{});
+  for (const auto& c : b.proxy_protocol_from)
+    if (!net::Cidr::parse(c))
+      t.fail("proxy_protocol_from", "\"" + c + "\" is not an address or CIDR range (e.g. \"10.0.0.0/8\", \"::1\")");
+  if (b.proxy_protocol && b.proxy_protocol_from.empty())
+    t.fail("proxy_protocol", "needs proxy_protocol_from: the load balancers' addresses allowed to send the header");
+  if (!b.proxy_protocol && !b.proxy_protocol_from.empty())
+    t.fail("proxy_protocol_from", "has no effect without proxy_protocol = true");
   if (b.https && b.certificate.empty())
     t.fail_at(t.source(), "certificate",
               "missing: an https binding needs a server certificate (PEM chain or .pfx/.p12)");
@@ -769,6 +786,8 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
 
 void check_bindings(const Config& cfg, const fs::path& file) {
   std::map<std::pair<std::string, std::uint16_t>, bool> scheme;  // endpoint → https
+  // endpoint → its PROXY protocol settings: the header comes before the SNI that picks a site
+  std::map<std::pair<std::string, std::uint16_t>, const Binding*> proxied;
   std::map<std::tuple<std::string, std::uint16_t, std::string>, std::string> owner;
   std::set<int> ids;
   std::set<std::string> names;
@@ -784,6 +803,12 @@ void check_bindings(const Config& cfg, const fs::path& file) {
       if (!fresh && it->second != b.https)
         throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +
                           " is used for both http and https");
+      auto [p, first] = proxied.emplace(ep, &b);
+      if (!first && (p->second->proxy_protocol != b.proxy_protocol ||
+                     p->second->proxy_protocol_from != b.proxy_protocol_from))
+        throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +
+                          ": every binding on one address:port must have the same proxy_protocol "
+                          "and proxy_protocol_from");
       auto [o, ok] = owner.emplace(std::make_tuple(b.address, b.port, b.host), s.name);
       if (!ok)
         throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +

@@ -5,8 +5,10 @@
 #include "http/forward.hpp"
 #include "http/handler.hpp"
 #include "http/path.hpp"
+#include "http/proxy_accept.hpp"
 #include "http/proxy_exchange.hpp"
 #include "pki/x509_text.hpp"
+#include "session/token.hpp"
 #include "state/store.hpp"
 #include "token/cookie.hpp"
 #include "token/signed_response.hpp"
@@ -67,7 +69,8 @@ class Connection final : public ConnectionBase,
 
  public:
   Connection(ServerState& state, Loop& loop, std::shared_ptr<const Generation> gen,
-             std::size_t listener_index, SSL_CTX* tls, tcp::socket socket)
+             std::size_t listener_index, SSL_CTX* tls, tcp::socket socket,
+             const std::optional<asio::ip::address>& client)
       : state_(state),
         loop_(loop),
         gen_(std::move(gen)),
@@ -79,11 +82,12 @@ class Connection final : public ConnectionBase,
         timer_(loop.io) {
     boost::system::error_code ec;
     auto local = this->socket().local_endpoint(ec);
-    auto remote = this->socket().remote_endpoint(ec);
+    // Behind a PROXY protocol balancer the client is the one its header names.
+    const auto remote = client ? *client : this->socket().remote_endpoint(ec).address();
     s_ip_ = local.address().to_string();
     s_port_ = local.port();
-    c_ip_ = remote.address().to_string();
-    local_client_ = remote.address().is_loopback();
+    c_ip_ = remote.to_string();
+    local_client_ = remote.is_loopback();
     // The read buffer holds a request head, or the part of a body (a chunk-size line with its
     // extensions, a trailer) the parser cannot consume yet; beyond that a client is only
     // trying to make us keep its bytes (reading fails with buffer_overflow → 400). A trailer
@@ -550,7 +554,7 @@ class Connection final : public ConnectionBase,
       return token_refuse(V::Token401_1_NonceRefused, "expired nonce: it expired " + std::to_string(now - expires) +
                                                           " s ago (nonce_lifetime_seconds = " +
                                                           std::to_string(site().cfg.token_login.nonce_lifetime_seconds) + ")");
-    login_->facts = tls::TlsFacts::from_certificates(login_->response.certs, true);
+    login_->facts = token::facts_for(login_->response.certs, Tls ? &tls_ : nullptr);
     // The location's own policy, with a certificate required: the login is the certificate.
     login_->policy = site().policy_for(x_->path);
     login_->policy.ssl_flags.bits |= auth::kSslRequireCert;
@@ -583,7 +587,7 @@ class Connection final : public ConnectionBase,
     const std::int64_t now = state_.clock->unix_seconds();
     const std::int64_t expires =
         std::min(now + static_cast<std::int64_t>(tl.session_seconds), token::not_after(login_->response.certs[0].get()));
-    std::string value = token::make_cookie(tl.cookie_key, site().cfg.name, expires, login_->response.certs);
+    std::string value = token::make_cookie(tl.cookie_key, site().cfg.name, x_->outcome.user, expires, login_->response.certs);
     if (value.empty())
       return token_refuse(auth::Verdict::Http400_BadRequest,
                           "the certificate chain is too large for a cookie: send the leaf and the fewest intermediates "
@@ -593,7 +597,7 @@ class Connection final : public ConnectionBase,
     Response resp;
     resp.set("Content-Type", "application/json");
     resp.set("Cache-Control", "no-store");
-    resp.set("Set-Cookie", token::set_cookie(tl.cookie_name, value, expires - now));
+    resp.set("Set-Cookie", session::set_cookie(tl.cookie_name, value, expires - now, session::SameSite::Strict));
     resp.body = "{\"user\":" + token::json_string(x_->outcome.user) + ",\"expires\":" + std::to_string(expires) + "}";
     send(std::move(resp));
   }
@@ -1008,15 +1012,23 @@ void start_connection(ServerState& state, Loop& loop, std::size_t listener_index
     return;
   }
   socket.set_option(tcp::no_delay(true), ec);
+  if (gen->snap->listeners[listener_index].proxy_protocol)
+    return accept_proxy_header(state, loop, listener_index, std::move(socket));
+  open_connection(state, loop, listener_index, std::move(socket), std::nullopt);
+}
+
+void open_connection(ServerState& state, Loop& loop, std::size_t listener_index, tcp::socket socket,
+                     const std::optional<asio::ip::address>& client) {
+  std::shared_ptr<const Generation> gen = state.current.load();
   const runtime::ListenerRuntime& listener = gen->snap->listeners[listener_index];
   if (!listener.https) {
-    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket))->start();
+    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket), client)->start();
     return;
   }
   // The connection starts on this generation's default route; the ClientHello hook then moves it
   // to the context of the site its SNI names.
   const auto* route = listener.default_route() ? listener.default_route() : &listener.routes.front();
-  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket))->start();
+  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket), client)->start();
 }
 
 }  // namespace certgate::http

@@ -195,7 +195,7 @@ Handled start(const ConnectionInfo& c, const Request& req, Routed& r) {
   in.tls = c.tls;
   // A certificate from the TLS handshake always wins over a cookie.
   if (in.policy->token_login && c.cookie && c.site.cfg.token_login.enabled && (!c.tls || !c.tls->leaf))
-    if (tls::TlsFacts* facts = c.cookie->facts(c.site, c.generation, req.header("Cookie"), c.clock->unix_seconds()))
+    if (tls::TlsFacts* facts = c.cookie->facts(c.site, c.generation, req.header("Cookie"), c.clock->unix_seconds(), c.tls))
       in.tls = facts;
   in.store = c.revocation;
   in.clock = c.clock;

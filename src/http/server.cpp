@@ -195,6 +195,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
     loops.front()->acceptors.push_back(std::move(acc));  // closed with the others at stop
     if (!options.quiet) spdlog::info("metrics on http://{}/metrics", server_cfg.admin_listen);
   }
+  state.listening = true;
   if (!server_cfg.pid_file.empty()) std::ofstream(server_cfg.pid_file) << ::getpid() << "\n";
   if (!options.quiet) log_startup(*snap, threads);
 
@@ -243,6 +244,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
                    server_cfg.shutdown_grace_ms);
     reload_signal.cancel();
     state.stopping = true;
+    state.listening = false;
     for (auto& lt : loops) {
       asio::post(lt->loop.io, [&lt = *lt] {
         for (auto& acc : lt.acceptors) {

@@ -1,35 +1,17 @@
 #include "token/cookie.hpp"
 
+#include "session/cert_cache.hpp"
+#include "session/token.hpp"
 #include "token/signed_response.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-#include <charconv>
 
 namespace certgate::token {
-namespace {
 
-constexpr std::string_view kContext = "certgate-token-v1|";
-
-bool mac(std::string_view key, std::string_view payload, unsigned char out[32]) {
-  std::string data(kContext);
-  data += payload;
-  unsigned int len = 0;
-  return HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-              data.size(), out, &len) != nullptr &&
-         len == 32;
-}
-
-}  // namespace
-
-std::string make_cookie(std::string_view key, std::string_view site, std::int64_t expires,
+std::string make_cookie(std::string_view key, std::string_view site, std::string_view user, std::int64_t expires,
                         const std::vector<pki::X509Ptr>& certs) {
-  std::string payload(site);
-  payload += '\0';
-  payload += std::to_string(expires);
-  payload += '\0';
+  if (certs.empty() || site.size() > 1024 || user.size() > 1024) return {};
+  std::string chain;
   for (const auto& c : certs) {
     unsigned char* der = nullptr;
     const int n = i2d_X509(c.get(), &der);
@@ -37,16 +19,17 @@ std::string make_cookie(std::string_view key, std::string_view site, std::int64_
       OPENSSL_free(der);
       return {};
     }
-    payload += static_cast<char>(n >> 8);
-    payload += static_cast<char>(n & 0xff);
-    payload.append(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
+    chain += static_cast<char>(n >> 8);
+    chain += static_cast<char>(n & 0xff);
+    chain.append(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
     OPENSSL_free(der);
   }
-  unsigned char tag[32];
-  if (!mac(key, payload, tag)) return {};
-  std::string value = base64url(reinterpret_cast<const unsigned char*>(payload.data()), payload.size());
-  value += '.';
-  value += base64url(tag, sizeof tag);
+  session::Claims claims{std::string(site), std::string(user), session::leaf_sha256(certs[0].get()), expires, {}, {}};
+  // No configuration generation: every request re-validates the chain under the configuration
+  // of its own time, and instances sharing the key need not share a configuration digest.
+  std::string value = session::seal(session::Key{std::string(key)}, session::Kind::TokenSession, claims);
+  value += '~';
+  value += base64url(reinterpret_cast<const unsigned char*>(chain.data()), chain.size());
   if (value.size() > kMaxCookieValue) return {};
   return value;
 }
@@ -54,27 +37,20 @@ std::string make_cookie(std::string_view key, std::string_view site, std::int64_
 std::optional<CookieChain> open_cookie(std::string_view key, std::string_view site, std::int64_t now,
                                        std::string_view value) {
   if (value.size() > kMaxCookieValue) return std::nullopt;
-  const auto dot = value.find('.');
-  if (dot == std::string_view::npos) return std::nullopt;
-  std::string payload, tag;
-  if (!decode_base64(value.substr(0, dot), payload) || !decode_base64(value.substr(dot + 1), tag) || tag.size() != 32)
+  const auto tilde = value.find('~');
+  if (tilde == std::string_view::npos) return std::nullopt;
+  session::Claims claims;
+  if (session::open(session::Key{std::string(key)}, session::Kind::TokenSession, value.substr(0, tilde), site, now, {},
+                    claims) != session::Check::Ok)
     return std::nullopt;
-  unsigned char expected[32];
-  if (!mac(key, payload, expected) || CRYPTO_memcmp(expected, tag.data(), 32) != 0) return std::nullopt;
-  // Authentic from here on: the fields are ours, but still checked as if they were not.
-  std::string_view p = payload;
-  const auto s1 = p.find('\0');
-  if (s1 == std::string_view::npos || p.substr(0, s1) != site) return std::nullopt;
-  p.remove_prefix(s1 + 1);
-  const auto s2 = p.find('\0');
-  if (s2 == std::string_view::npos) return std::nullopt;
+  std::string chain;
+  if (!decode_base64(value.substr(tilde + 1), chain)) return std::nullopt;
   CookieChain out;
-  auto [end, ec] = std::from_chars(p.data(), p.data() + s2, out.expires);
-  if (ec != std::errc{} || end != p.data() + s2 || now >= out.expires) return std::nullopt;
-  p.remove_prefix(s2 + 1);
+  out.expires = claims.expires;
+  std::string_view p = chain;
   while (!p.empty()) {
     if (p.size() < 2 || out.certs.size() >= kMaxChain) return std::nullopt;
-    const std::size_t n = (static_cast<unsigned char>(p[0]) << 8) | static_cast<unsigned char>(p[1]);
+    const std::size_t n = (static_cast<std::size_t>(static_cast<unsigned char>(p[0])) << 8) | static_cast<unsigned char>(p[1]);
     p.remove_prefix(2);
     if (n > p.size()) return std::nullopt;
     const unsigned char* der = reinterpret_cast<const unsigned char*>(p.data());
@@ -83,21 +59,12 @@ std::optional<CookieChain> open_cookie(std::string_view key, std::string_view si
     out.certs.push_back(std::move(cert));
     p.remove_prefix(n);
   }
+  // The leaf must be the one the MAC names; the rest is the client's, as in a TLS handshake.
   if (out.certs.empty()) return std::nullopt;
+  const std::string sha = session::leaf_sha256(out.certs[0].get());
+  if (sha.size() != claims.cert_sha256.size() || CRYPTO_memcmp(sha.data(), claims.cert_sha256.data(), sha.size()) != 0)
+    return std::nullopt;
   return out;
-}
-
-std::string_view cookie_value(std::string_view header, std::string_view name) {
-  while (!header.empty()) {
-    const auto semi = header.find(';');
-    std::string_view pair = header.substr(0, semi);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=')
-      return pair.substr(name.size() + 1);
-    if (semi == std::string_view::npos) break;
-    header.remove_prefix(semi + 1);
-  }
-  return {};
 }
 
 }  // namespace certgate::token

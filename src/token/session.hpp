@@ -10,15 +10,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace certgate::token {
 
 class CookieSession {
  public:
   // The facts for `cookie_header`'s token cookie at `site`; null when there is none or it does
-  // not hold (bad MAC, another site's, expired).
+  // not hold (bad MAC, another site's, expired). `connection`: the connection's TLS state (null
+  // on plain HTTP), whose protocol and cipher strength the facts take.
   tls::TlsFacts* facts(const runtime::SiteRuntime& site, std::uint64_t generation, std::string_view cookie_header,
-                       std::int64_t now);
+                       std::int64_t now, const tls::TlsFacts* connection);
 
  private:
   std::string value_;
@@ -28,11 +30,11 @@ class CookieSession {
   std::optional<tls::TlsFacts> facts_;
 };
 
-// The Set-Cookie value for a login: HttpOnly, Secure, SameSite=Strict, Path=/, Max-Age.
-std::string set_cookie(std::string_view name, std::string_view value, std::int64_t max_age);
-
 // The certificate's notAfter in unix seconds (INT64_MAX when it cannot be read: the session's
 // own lifetime bounds the cookie then).
 std::int64_t not_after(X509* cert);
+
+// Facts for a certificate that came outside the handshake, on this connection's TLS (or none).
+tls::TlsFacts facts_for(const std::vector<pki::X509Ptr>& certs, const tls::TlsFacts* connection);
 
 }  // namespace certgate::token

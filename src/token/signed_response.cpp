@@ -164,13 +164,15 @@ Parsed parse_json(std::string_view body) {
 Parsed parse_cms(std::string_view body, std::string_view nonce) {
   if (!well_formed_nonce(nonce)) return refuse("the CMS form needs the challenge's nonce in the query (?nonce=...)");
   std::string der;
-  std::string_view t = trim(body);
+  // DER is binary: never trimmed (its last byte may well be a newline or a space).
+  const bool binary = !body.empty() && static_cast<unsigned char>(body[0]) == 0x30;
+  std::string_view t = binary ? body : trim(body);
   CmsPtr cms;
-  if (t.starts_with("-----BEGIN")) {
+  if (!binary && t.starts_with("-----BEGIN")) {
     pki::BioPtr bio(BIO_new_mem_buf(t.data(), static_cast<int>(t.size())));
     if (bio) cms.reset(PEM_read_bio_CMS(bio.get(), nullptr, nullptr, nullptr));
   } else {
-    if (!t.empty() && static_cast<unsigned char>(t[0]) != 0x30) {
+    if (!binary) {
       std::string text;
       for (char c : t)
         if (c != '\r' && c != '\n') text += c;

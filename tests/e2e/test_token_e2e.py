@@ -156,6 +156,44 @@ def software_cms(user, nonce, chain=True):
     return subprocess.run(argv, check=True, capture_output=True).stdout
 
 
+def make_software_cert(name, keyalg):
+    """A software key and its client certificate from the test issuing CA (RSA, P-384...)."""
+    key, cert = os.path.join(TMP, name + ".key"), os.path.join(TMP, name + ".pem")
+    sh("openssl", "req", "-new", "-newkey", keyalg, "-nodes", "-keyout", key,
+       "-subj", f"/C=US/O=Certgate Demo/OU=Staff/CN={name}", "-out", key + ".csr",
+       *(["-pkeyopt", "ec_paramgen_curve:P-384"] if keyalg == "ec" else []))
+    sh("openssl", "x509", "-req", "-in", key + ".csr", "-CA", pki("issuing-ca.pem"), "-CAkey", pki("issuing-ca.key"),
+       "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "30", "-extfile", os.path.join(TMP, "ext.cnf"),
+       "-extensions", "v3", "-out", cert)
+    return key, cert
+
+
+def json_login(port, key_file, cert_file, algorithm, raw_ecdsa=False):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+    nonce = challenge(port)
+    with open(key_file, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    digest = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[algorithm[2:]]
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        sig = key.sign(nonce.encode(), ec.ECDSA(digest))
+        if raw_ecdsa:  # WebCrypto's form: r||s, each the curve's size
+            r, s_ = utils.decode_dss_signature(sig)
+            n = (key.curve.key_size + 7) // 8
+            sig = r.to_bytes(n, "big") + s_.to_bytes(n, "big")
+    elif algorithm.startswith("PS"):
+        sig = key.sign(nonce.encode(), padding.PSS(padding.MGF1(digest), padding.PSS.DIGEST_LENGTH), digest)
+    else:
+        sig = key.sign(nonce.encode(), padding.PKCS1v15(), digest)
+    chain = []
+    for f in (cert_file, pki("issuing-ca.pem")):
+        with open(f) as fh:
+            chain.append(fh.read())
+    body = json.dumps({"nonce": nonce, "algorithm": algorithm, "signature": base64.urlsafe_b64encode(sig).decode(),
+                       "certificate_chain": chain}).encode()
+    return post(port, "/.certgate/token/response", "application/json", body)
+
+
 def backend_user(reply_body):
     headers = json.loads(reply_body)["headers"]
     return [v for k, v in headers if k.lower() == "x-remote-user"]
@@ -235,6 +273,19 @@ class MemoryStore(unittest.TestCase):
         reply = request(A, "/app/echo?json", headers={"Cookie": r.stdout.strip()})
         self.assertEqual(backend_user(reply.body), ["staff"])
 
+    def test_json_algorithms(self):
+        rsa_key, rsa_cert = make_software_cert("rsauser", "rsa:2048")
+        p384_key, p384_cert = make_software_cert("p384user", "ec")
+        for key, cert, alg, raw in [(rsa_key, rsa_cert, "RS256", False), (rsa_key, rsa_cert, "PS256", False),
+                                    (rsa_key, rsa_cert, "RS512", False), (p384_key, p384_cert, "ES384", False),
+                                    (p384_key, p384_cert, "ES384", True), (pki("bob.key"), pki("bob.pem"), "ES256", True)]:
+            r = json_login(A, key, cert, alg, raw)
+            self.assertEqual(r.status, 200, (alg, raw, r.text))
+            self.assertIn("set-cookie", r.headers)
+        # The key's own type and curve only: a P-384 key is not checked as ES256, RSA not as ES256.
+        self.assertEqual(json_login(A, p384_key, p384_cert, "ES256").status, 400)
+        self.assertIn("does not fit the certificate&#39;s key", json_login(A, rsa_key, rsa_cert, "ES256").text)
+
     def test_replayed_response_is_refused(self):
         path, ctype, body = signed_response(A)
         self.assertEqual(post(A, path, ctype, body).status, 200)
@@ -300,15 +351,27 @@ class MemoryStore(unittest.TestCase):
         self.assertEqual(r.code(), "403.17")  # expired certificate
         nonce = challenge(A)
         r = post(A, f"/.certgate/token/response?nonce={nonce}", "application/pkcs7-signature", software_cms("frank", nonce))
-        self.assertEqual(r.code(), "403.16")  # serverAuth only
+        self.assertEqual(r.code(), "403.16", r.text)  # serverAuth only
 
     def test_cookie_of_another_site_or_tampered_is_ignored(self):
         r = token_sign(A)
         cookie = r.stdout.strip()
         self.assertEqual(request(B, "/app/echo", headers={"Cookie": cookie}).code(), "403.7")
         name, value = cookie.split("=", 1)
-        tampered = name + "=" + value[:-2] + ("AA" if value[-2:] != "AA" else "BB")
+        sealed, chain = value.split("~")
+        tampered = name + "=" + sealed[:-2] + ("AA" if sealed[-2:] != "AA" else "BB") + "~" + chain
         self.assertEqual(request(A, "/app/echo", headers={"Cookie": tampered}).code(), "403.7")
+        # The chain after the MAC'd claims is validated like any presented chain: a changed
+        # intermediate (its signature bytes here) does not pass.
+        tampered = name + "=" + sealed + "~" + chain[:-4] + ("AAAA" if chain[-4:] != "AAAA" else "BBBB")
+        self.assertNotEqual(request(A, "/app/echo", headers={"Cookie": tampered}).status, 200)
+        # Another leaf than the one the MAC names is refused outright.
+        other = token_sign(A).stdout.strip()
+        self.assertEqual(other.split("~")[0], cookie.split("~")[0].replace(sealed, sealed))  # same token: same leaf
+        rsa_key, rsa_cert = make_software_cert("swapuser", "rsa:2048")
+        r = json_login(A, rsa_key, rsa_cert, "RS256")
+        swapped = name + "=" + sealed + "~" + r.headers["set-cookie"].split(";")[0].split("~")[1]
+        self.assertEqual(request(A, "/app/echo", headers={"Cookie": swapped}).code(), "403.7")
 
     def test_malformed_bodies_are_clean_400s(self):
         nonce = challenge(A)
