@@ -23,7 +23,7 @@ PIN = os.path.join(TMP, "pin")
 COOKIE_KEY = os.path.join(TMP, "cookie.key")
 OTHER_KEY = os.path.join(TMP, "other.key")
 LABEL = "certgate-test"
-A, B, A2, BACKEND = free_port(), free_port(), free_port(), free_port()
+A, B, A2, BACKEND, PLAIN = free_port(), free_port(), free_port(), free_port(), free_port()
 REDIS = free_port()
 
 
@@ -440,6 +440,60 @@ class MemoryStore(unittest.TestCase):
             codes = list(pool.map(lambda _: post(A, path, ctype, body).status, range(8)))
         self.assertEqual(codes.count(200), 1, codes)
         self.assertEqual(codes.count(401), 7, codes)
+
+
+class BehindATlsTerminator(unittest.TestCase):
+    """A plain-HTTP binding, as behind a TLS-terminating balancer: the login works, the cookie
+    stands for the certificate, but a location that requires TLS (Ssl) still gets 403.4."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = start(f"""
+[[sites]]
+name = "LB"
+id = 3
+root = "www"
+backend = "http://127.0.0.1:{BACKEND}"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{PLAIN}"
+  protocol = "http"
+  [sites.client_certificates]
+  trusted_cas = ["@PKI@/root-ca.pem"]
+  crl_files = ["@PKI@/crl"]
+  revocation = "cache-only"
+  [sites.mapping]
+  [[sites.mapping.many_to_one]]
+  name = "Staff"
+  user = "staff"
+    [[sites.mapping.many_to_one.rules]]
+    field = "Subject"
+    subfield = "OU"
+    match = "Staff"
+  [sites.token_login]
+  cookie_key_file = "{COOKIE_KEY}"
+  [[sites.locations]]
+  path = "/app"
+  ssl_flags = ["SslRequireCert"]
+  token_login = true
+  [[sites.locations]]
+  path = "/tlsonly"
+  ssl_flags = ["Ssl", "SslRequireCert"]
+  token_login = true
+""")
+
+    def test_plain_http_login_and_ssl_still_required(self):
+        c = Connection(PLAIN, tls=False, sni="localhost")
+        try:
+            nonce = json.loads(c.request("/.certgate/token/challenge").body)["nonce"]
+            r = c.request(f"/.certgate/token/response?nonce={nonce}", "POST",
+                          headers={"Content-Type": "application/pkcs7-signature"}, body=software_cms("bob", nonce))
+            self.assertEqual(r.status, 200, r.text)
+            cookie = r.headers["set-cookie"].split(";")[0]
+            reply = c.request("/app/echo", headers={"Cookie": cookie})
+            self.assertEqual(backend_user(reply.body), ["staff"])
+            self.assertEqual(c.request("/tlsonly/echo", headers={"Cookie": cookie}).code(), "403.4")
+        finally:
+            c.close()
 
 
 class RedisStore(unittest.TestCase):
