@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include <cctype>
 #include <cstdio>
 #include <memory>
 
@@ -312,8 +313,9 @@ bool well_formed_nonce(std::string_view nonce) {
 }
 
 Parsed parse_and_verify(std::string_view body, std::string_view content_type, std::string_view query_nonce) {
-  const std::string_view type = content_type.substr(0, content_type.find(';'));
-  if (trim(type) == "application/json") return parse_json(body);
+  std::string type(trim(content_type.substr(0, content_type.find(';'))));
+  for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (type == "application/json") return parse_json(body);
   return parse_cms(body, query_nonce);
 }
 

@@ -496,6 +496,27 @@ backend = "http://127.0.0.1:{BACKEND}"
             c.close()
 
 
+class ChallengeFlood(unittest.TestCase):
+    """Anyone may ask for challenges: a flood fills the memory store, but logins go on (the
+    nonces nearest their expiry are dropped, never replayable)."""
+
+    def test_flood_of_challenges_does_not_refuse_logins(self):
+        port = free_port()
+        server = start(site("Flood", 4, port), server_extra="[server.state]\nmax_entries = 16\n")
+        first = challenge(port)
+        for _ in range(40):
+            challenge(port)
+        r = post(port, f"/.certgate/token/response?nonce={first}", "application/pkcs7-signature",
+                 software_cms("bob", first))
+        self.assertEqual(r.code(), "401.1")
+        self.assertIn("unknown nonce", r.text)
+        nonce = challenge(port)
+        r = post(port, f"/.certgate/token/response?nonce={nonce}", "application/pkcs7-signature", software_cms("bob", nonce))
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(post(port, f"/.certgate/token/response?nonce={nonce}", "application/pkcs7-signature",
+                              software_cms("bob", nonce)).code(), "401.1")
+
+
 class RedisStore(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
