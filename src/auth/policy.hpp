@@ -63,6 +63,7 @@ struct LocationPolicy {
   bool require_password = false;  // two-factor: mapped certificate AND that user's password
   AccessRules access;
   const SiteAuth* site = nullptr;  // null: no mapping, no Basic
+  bool token_login = false;  // a token-login cookie may stand for the certificate (docs/token-login.md)
 };
 
 }  // namespace certgate::auth

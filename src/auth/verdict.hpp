@@ -53,6 +53,11 @@ enum class Verdict : std::uint8_t {
   Http502_3_BackendInvalidAnswer,
   Http503_PasswordChecksBusy,
   Http504_BackendTimeout,
+  // Token login (docs/token-login.md): a challenge answer whose nonce or signature is refused,
+  // and the single-use store ([server.state]) unable to answer.
+  Token401_1_NonceRefused,
+  Token401_1_BadSignature,
+  Http503_StateUnavailable,
   Count_
 };
 

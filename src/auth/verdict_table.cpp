@@ -91,6 +91,11 @@ constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTa
      "Service Unavailable"},
     {Verdict::Http504_BackendTimeout, 504, 0, 12002, "504_0_backend_timeout",
      "The backend did not answer in time"},
+    // A failed logon, as 401.1 is for a wrong password (ERROR_LOGON_FAILURE); the reason says
+    // whether the nonce was replayed, expired, unknown or another site's.
+    {Verdict::Token401_1_NonceRefused, 401, 1, 1326, "401_1_token_nonce_refused", "Logon failed"},
+    {Verdict::Token401_1_BadSignature, 401, 1, 1326, "401_1_token_bad_signature", "Logon failed"},
+    {Verdict::Http503_StateUnavailable, 503, 0, 0, "503_0_state_unavailable", "Service Unavailable"},
 }};
 
 constexpr bool table_is_in_enum_order() {

@@ -87,4 +87,19 @@ struct UsersArgs {
 };
 int users(const UsersArgs& args);
 
+struct TokenSignArgs {
+  std::string challenge_url;  // https://host/.certgate/token/challenge; the response goes beside it
+  std::string pkcs11_module;  // e.g. /usr/lib/softhsm/libsofthsm2.so
+  std::string token_label;
+  std::string key_label;      // the key (and its certificate) on the token; "" = the token's only one
+  std::string pin_file;       // first line: the user PIN
+  std::string cacert;         // trust for the server's certificate ("" = the system's)
+  std::vector<std::string> chain;  // intermediate certificates to send after the token's own
+  std::string form = "cms";   // cms | json
+  bool print_response = false;  // print the signed response instead of sending it
+};
+// Signs a challenge with a key that never leaves the PKCS#11 token and logs in: prints the
+// session cookie ("name=value") on success.
+int token_sign(const TokenSignArgs& args);
+
 }  // namespace certgate::cli

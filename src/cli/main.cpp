@@ -137,6 +137,22 @@ int main(int argc, char** argv) {
   }
   users_add->add_flag("--password-stdin", u.password_stdin, "read the password from standard input");
 
+  cli::TokenSignArgs ts;
+  auto* token_cmd = app.add_subcommand("token", "token login (docs/token-login.md): sign a server's challenge");
+  token_cmd->require_subcommand(1);
+  auto* token_sign = token_cmd->add_subcommand("sign", "sign a challenge with a PKCS#11 token's key and log in; "
+                                                        "prints the session cookie");
+  token_sign->add_option("--challenge-url", ts.challenge_url, "https://HOST/.certgate/token/challenge")->required();
+  token_sign->add_option("--pkcs11-module", ts.pkcs11_module, "the token's PKCS#11 module")->required();
+  token_sign->add_option("--token-label", ts.token_label, "the token's label")->required();
+  token_sign->add_option("--key-label", ts.key_label, "the key's label on the token (default: its only key)");
+  token_sign->add_option("--pin-file", ts.pin_file, "file whose first line is the user PIN")->required();
+  token_sign->add_option("--cacert", ts.cacert, "CA certificate(s) that the server's certificate chains to");
+  token_sign->add_option("--chain", ts.chain, "intermediate certificate(s) to send after the token's certificate");
+  token_sign->add_option("--form", ts.form, "cms (detached CMS SignedData, default) or json")
+      ->check(CLI::IsMember({"cms", "json"}));
+  token_sign->add_flag("--print-response", ts.print_response, "print the signed response instead of sending it");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -160,6 +176,7 @@ int main(int argc, char** argv) {
     crl.action = crl_fetch->parsed() ? "fetch" : "status";
     return cli::crl(crl);
   }
+  if (*token_cmd) return cli::token_sign(ts);
   if (*users) {
     u.remove = users_remove->parsed();
     return cli::users(u);

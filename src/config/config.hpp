@@ -170,6 +170,7 @@ struct Location {
   std::optional<std::vector<std::string>> hidden_segments;
   std::optional<bool> allow_dot_segments;
   std::optional<std::string> authenticated_cache_control;  // "" = send none here
+  std::optional<bool> token_login;  // the token-login cookie stands for a certificate here
 };
 
 // One IIS <httpErrors> <error> entry: the administrator's page for a status(.substatus).
@@ -280,6 +281,16 @@ struct Basic {
   std::string realm = "certgate";
 };
 
+// [sites.token_login] (docs/token-login.md): the signed-challenge login under /.certgate/token/.
+struct TokenLogin {
+  bool enabled = false;
+  std::uint32_t nonce_lifetime_seconds = 120;
+  std::uint32_t session_seconds = 3600;  // the cookie's lifetime (also bounded by notAfter)
+  std::string cookie_name = "certgate_token";
+  std::string cookie_key;  // from cookie_key_file (the same file on every instance); never logged
+  std::size_t max_response_bytes = 64 << 10;
+};
+
 struct SiteLog {
   bool enabled = true;
   fs::path directory;  // default: <log_dir>/W3SVC<id>
@@ -312,6 +323,7 @@ struct Site {
   // Cache-Control on answers to authenticated requests (docs/error-pages.md); "" = none.
   std::string authenticated_cache_control = "private, no-cache";
   std::vector<ErrorPageFile> error_pages;  // [sites.error_pages]
+  TokenLogin token_login;
 };
 
 struct Config {

@@ -271,6 +271,33 @@ void read_state(Table& t, StateSettings& st, const fs::path& base) {
   t.finish();
 }
 
+void read_token_login(Table& t, TokenLogin& tl, const fs::path& base) {
+  tl.enabled = t.boolean("enabled", true);
+  tl.nonce_lifetime_seconds = static_cast<std::uint32_t>(t.integer("nonce_lifetime_seconds", 120, 5, 3600));
+  tl.session_seconds = static_cast<std::uint32_t>(t.integer("session_seconds", 3600, 60, 7 * 86400));
+  tl.cookie_name = t.str("cookie_name", tl.cookie_name);
+  // RFC 6265 token characters only: the name goes into Set-Cookie as it is.
+  if (tl.cookie_name.empty() || tl.cookie_name.size() > 64 ||
+      tl.cookie_name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+          std::string::npos)
+    t.fail("cookie_name", "expected 1-64 letters, digits, '_', '-' or '.'");
+  tl.max_response_bytes = static_cast<std::size_t>(t.integer("max_response_bytes", 64 << 10, 1024, 1 << 20));
+  auto key_file = t.str("cookie_key_file");
+  if (tl.enabled && !key_file)
+    t.fail_at(t.source(), "cookie_key_file", "missing: a file of at least 32 random bytes, the same on every "
+                                              "instance (e.g. head -c 32 /dev/urandom > token.key)");
+  if (key_file) {
+    const fs::path file = resolve(base, *key_file);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) t.fail("cookie_key_file", "cannot read " + file.string());
+    tl.cookie_key.assign(std::istreambuf_iterator<char>(in), {});
+    if (tl.cookie_key.size() < 32 || tl.cookie_key.size() > 4096)
+      t.fail("cookie_key_file", file.string() + " must hold 32 to 4096 bytes (it holds " +
+                                    std::to_string(tl.cookie_key.size()) + ")");
+  }
+  t.finish();
+}
+
 void read_server(Table& t, Config& cfg, const fs::path& base) {
   ServerSettings& s = cfg.server;
   s.log_dir = resolve(base, t.str("log_dir", "logs"));
@@ -768,6 +795,7 @@ Location read_location(Table& t, Config& cfg) {
   loc.hidden_segments = hidden_segments(t);
   loc.allow_dot_segments = t.boolean("allow_dot_segments");
   loc.authenticated_cache_control = cache_control(t);
+  loc.token_login = t.boolean("token_login");
   t.finish();
   return loc;
 }
@@ -812,6 +840,7 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   check_backend(t, "backend", s.backend);
   if (auto p = t.table("proxy")) read_proxy(*p, s.proxy, base);
   if (auto f = t.table("forward")) read_forward(*f, s.forward, base);
+  if (auto tl = t.table("token_login")) read_token_login(*tl, s.token_login, base);
   for (auto& l : t.tables("locations")) s.locations.push_back(read_location(l, cfg));
   std::set<std::string> seen;
   for (const auto& l : s.locations)
@@ -833,6 +862,15 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
     t.fail_at(t.source(), "locations",
               "site \"" + s.name + "\" has a location with require_password = true, which needs "
               "certificate mapping ([sites.mapping]) and a Basic users file ([sites.basic] users_file)");
+  bool token_locations = false;
+  for (const auto& l : s.locations) token_locations |= l.token_login.value_or(false);
+  if (token_locations && !s.token_login.enabled)
+    t.fail_at(t.source(), "locations",
+              "site \"" + s.name + "\" has a location with token_login = true, which needs [sites.token_login]");
+  if (s.token_login.enabled && s.client_certificates.trusted_cas.empty())
+    t.fail_at(t.source(), "client_certificates.trusted_cas",
+              "site \"" + s.name + "\" has [sites.token_login] but trusts no certificate issuer; list the CA files "
+              "in trusted_cas");
   if (negotiates && s.client_certificates.trusted_cas.empty())
     t.fail_at(t.source(), "client_certificates.trusted_cas",
               "site \"" + s.name + "\" asks for client certificates (SslNegotiateCert or "

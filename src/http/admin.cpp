@@ -90,20 +90,15 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
       res_.body() = metrics_text(state_);
     } else if (get && req.target() == "/healthz") {
       res_.result(bhttp::status::ok);
-      res_.body() = "ok
-";
+      res_.body() = "ok\n";
     } else if (get && req.target() == "/readyz") {
       const auto reasons = not_ready_reasons(state_);
       res_.result(reasons.empty() ? bhttp::status::ok : bhttp::status::service_unavailable);
-      res_.body() = reasons.empty() ? "ready
-" : "not ready
-";
-      for (const auto& r : reasons) res_.body() += "- " + r + "
-";
+      res_.body() = reasons.empty() ? "ready\n" : "not ready\n";
+      for (const auto& r : reasons) res_.body() += "- " + r + "\n";
     } else if (!status_answer(req.method(), req.target(), res_)) {
       res_.result(bhttp::status::not_found);
-      res_.body() = "certgate admin: GET / (status), /status.json, /metrics, /healthz and /readyz are served here
-";
+      res_.body() = "certgate admin: GET / (status), /status.json, /metrics, /healthz and /readyz are served here\n";
     }
     res_.prepare_payload();
     if (req.method() == bhttp::verb::head) res_.body().clear();

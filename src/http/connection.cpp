@@ -8,6 +8,10 @@
 #include "http/proxy_accept.hpp"
 #include "http/proxy_exchange.hpp"
 #include "pki/x509_text.hpp"
+#include "session/token.hpp"
+#include "state/store.hpp"
+#include "token/cookie.hpp"
+#include "token/signed_response.hpp"
 #include "tls/server_context.hpp"
 #include "tls/stream.hpp"
 
@@ -165,7 +169,7 @@ class Connection final : public ConnectionBase,
     return std::string(x_->resp.header(name));
   }
   std::string variable(std::string_view name) const override {
-    const X509* leaf = tls_.leaf.get();
+    const X509* leaf = const_cast<Connection*>(this)->cert_facts().leaf.get();
     if (name == "CERT_SUBJECT") return leaf ? pki::subject_text(leaf) : "";
     if (name == "CERT_ISSUER") return leaf ? pki::issuer_text(leaf) : "";
     if (name == "CERT_SERIALNUMBER") return leaf ? pki::serial_hex(leaf) : "";
@@ -444,11 +448,198 @@ class Connection final : public ConnectionBase,
 
   ConnectionInfo info() {
     return ConnectionInfo{*snap_, *listener_, site(), Tls ? &tls_ : nullptr, local_client_, state_.revocation,
-                          state_.clock, x_->request_id_text()};
+                          state_.clock, x_->request_id_text(), &cookie_, snap_->generation};
   }
 
-  void dispatch() { on_handled(handle(info(), x_->req, x_->routed)); }
-  void resume() { on_handled(http::resume(info(), x_->req, x_->routed)); }
+  void dispatch() {
+    x_->routed.state.reset();  // it may point into the last request's login
+    login_.reset();
+    on_handled(handle(info(), x_->req, x_->routed));
+  }
+  void resume() {
+    if (login_) return login_advance();
+    on_handled(http::resume(info(), x_->req, x_->routed));
+  }
+
+  // The certificate this request is decided on: the handshake's, or the one a token-login cookie
+  // or signed response stands for.
+  tls::TlsFacts& cert_facts() {
+    if (x_ && x_->routed.state && x_->routed.state->inputs().tls) return *x_->routed.state->inputs().tls;
+    return tls_;
+  }
+
+  // ---- Token login (docs/token-login.md): the challenge, and the signed response that goes
+  // through the same evidence pipeline as a TLS client certificate. ----
+  // A nonce stays in the store this long past its expiry, so that a late answer is told
+  // "expired" rather than "unknown".
+  static constexpr std::int64_t kNonceGrace = 300;
+  struct Login {
+    token::SignedResponse response;
+    tls::TlsFacts facts;
+    auth::LocationPolicy policy;
+  };
+
+  void token_endpoint(TokenEndpoint which) {
+    if (which == TokenEndpoint::Response) return read_token_body();
+    if (x_->parser->is_done()) return issue_challenge();
+    drain_body_then([self = this->shared_from_this()] { self->issue_challenge(); });
+  }
+
+  void token_refuse(auth::Verdict answer, std::string reason) {
+    spdlog::warn("site \"{}\": token login from {} refused: {}", site().cfg.name, c_ip_, reason);
+    Response r = answer_error(info(), answer, std::move(reason), x_->req.header("Accept"));
+    if (answer == auth::Verdict::Http503_StateUnavailable) r.set("Retry-After", "5");
+    if (x_->parser && !x_->parser->is_done()) r.close = true;  // the body was not read
+    send(std::move(r));
+  }
+
+  void issue_challenge() {
+    const auto& tl = site().cfg.token_login;
+    std::string nonce = token::make_nonce();
+    if (nonce.empty()) return token_refuse(auth::Verdict::Http503_StateUnavailable, "the random number generator failed");
+    const std::int64_t expires = state_.clock->unix_seconds() + tl.nonce_lifetime_seconds;
+    disarm();  // the store answers within its own timeout_ms
+    state_.single_use->issue(
+        "token", nonce, site().cfg.name + '\n' + std::to_string(expires),
+        std::chrono::seconds(tl.nonce_lifetime_seconds + kNonceGrace), loop_.io.get_executor(),
+        [self = this->shared_from_this(), nonce, expires](state::Result r) {
+          if (r.status != state::Status::Done)
+            return self->token_refuse(auth::Verdict::Http503_StateUnavailable,
+                                      "the single-use store cannot keep a nonce: " + r.error);
+          Response resp;
+          resp.set("Content-Type", "application/json");
+          resp.set("Cache-Control", "no-store");
+          resp.body = "{\"nonce\":\"" + nonce + "\",\"expires\":" + std::to_string(expires) + "}";
+          self->send(std::move(resp));
+        });
+  }
+
+  // The signed response's body, read whole: it is small and bounded (max_response_bytes).
+  void read_token_body() {
+    const std::size_t max = site().cfg.token_login.max_response_bytes;
+    auto& parser = *x_->parser;
+    const std::string too_large = "the signed response is larger than max_response_bytes (" + std::to_string(max) + ")";
+    if (auto len = parser.content_length(); len && *len > max) {
+      Response r = answer_error(info(), auth::Verdict::Http413_BodyTooLarge, too_large, x_->req.header("Accept"));
+      r.close = true;
+      return send(std::move(r));
+    }
+    parser.body_limit(max);
+    if (parser.is_done()) return on_token_body();
+    auto read = [self = this->shared_from_this(), too_large] {
+      self->arm(self->limits().body_timeout_ms);
+      bhttp::async_read(self->stream_, self->buf_, *self->x_->parser,
+                        [self, too_large](beast::error_code ec, std::size_t n) {
+                          self->cs_bytes_ += n;
+                          if (ec == bhttp::error::body_limit) return self->fail(auth::Verdict::Http413_BodyTooLarge, too_large);
+                          if (self->timed_out(ec))
+                            return self->fail(auth::Verdict::Http408_RequestTimeout,
+                                              "the request body did not arrive within body_timeout_ms");
+                          if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+                              ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream)
+                            return self->fail(auth::Verdict::Http400_BadRequest, "malformed request body: " + ec.message());
+                          if (ec) return self->close_now();
+                          self->on_token_body();
+                        });
+    };
+    if (!iequals(x_->req.header("Expect"), "100-continue")) return read();
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(kContinue),
+                      [self = this->shared_from_this(), read](beast::error_code ec, std::size_t) {
+                        if (ec) return self->close_now();
+                        read();
+                      });
+  }
+
+  void on_token_body() {
+    std::string body = std::move(x_->parser->get().body());
+    std::string_view target = x_->req.target;
+    const auto q = target.find('?');
+    const std::string_view nonce = q == std::string_view::npos ? std::string_view() : token::query_param(target.substr(q + 1), "nonce");
+    token::Parsed parsed = token::parse_and_verify(body, x_->req.header("Content-Type"), nonce);
+    if (!parsed.ok)
+      return token_refuse(parsed.bad_signature ? auth::Verdict::Token401_1_BadSignature : auth::Verdict::Http400_BadRequest,
+                          std::move(parsed.error));
+    login_ = std::make_unique<Login>();
+    login_->response = std::move(parsed.response);
+    disarm();
+    // Spent only once the signature holds: a stranger's garbage cannot burn a user's nonce.
+    state_.single_use->consume("token", login_->response.nonce, loop_.io.get_executor(),
+                               [self = this->shared_from_this()](state::Result r) { self->nonce_consumed(std::move(r)); });
+  }
+
+  void nonce_consumed(state::Result r) {
+    using V = auth::Verdict;
+    switch (r.status) {
+      case state::Status::Unavailable:
+        return token_refuse(V::Http503_StateUnavailable, "the single-use store cannot check the nonce (" + r.error +
+                                                             "); no login is accepted without it");
+      case state::Status::Unknown:
+        return token_refuse(V::Token401_1_NonceRefused, "unknown nonce: never issued here, or expired long ago");
+      case state::Status::AlreadyUsed:
+        return token_refuse(V::Token401_1_NonceRefused, "replayed nonce: it was already used for a login");
+      case state::Status::Done: break;
+    }
+    const auto nl = r.value.find('\n');
+    std::int64_t expires = 0;
+    const char* end = r.value.data() + r.value.size();
+    if (nl == std::string::npos || std::from_chars(r.value.data() + nl + 1, end, expires).ptr != end)
+      return token_refuse(V::Token401_1_NonceRefused, "the stored nonce is not one this server issued");
+    if (std::string_view(r.value).substr(0, nl) != site().cfg.name)
+      return token_refuse(V::Token401_1_NonceRefused, "the nonce was issued for another site (\"" +
+                                                          r.value.substr(0, std::min<std::size_t>(nl, 100)) + "\")");
+    const std::int64_t now = state_.clock->unix_seconds();
+    if (now >= expires)
+      return token_refuse(V::Token401_1_NonceRefused, "expired nonce: it expired " + std::to_string(now - expires) +
+                                                          " s ago (nonce_lifetime_seconds = " +
+                                                          std::to_string(site().cfg.token_login.nonce_lifetime_seconds) + ")");
+    login_->facts = token::facts_for(login_->response.certs, Tls ? &tls_ : nullptr);
+    // The location's own policy, with a certificate required: the login is the certificate.
+    login_->policy = site().policy_for(x_->path);
+    login_->policy.ssl_flags.bits |= auth::kSslRequireCert;
+    pipeline::Inputs in;
+    in.site = &site();
+    in.policy = &login_->policy;
+    in.tls = &login_->facts;
+    in.store = state_.revocation;
+    in.clock = state_.clock;
+    x_->routed.state.emplace(in);
+    login_advance();
+  }
+
+  void login_advance() {
+    switch (x_->routed.state->advance()) {
+      case pipeline::Need::None: return login_decided();
+      case pipeline::Need::Password: return check_password_then_resume();
+      case pipeline::Need::Revocation: return fetch_revocation_then_resume();
+      case pipeline::Need::Directory: return map_in_directory_then_resume();
+    }
+  }
+
+  void login_decided() {
+    x_->outcome = x_->routed.state->take_outcome();
+    if (!x_->outcome.allowed() || !x_->outcome.certificate) {
+      spdlog::warn("site \"{}\": token login from {} refused: {}", site().cfg.name, c_ip_, x_->outcome.reason);
+      return send(refusal(info(), x_->outcome, x_->req.header("Accept")));
+    }
+    const auto& tl = site().cfg.token_login;
+    const std::int64_t now = state_.clock->unix_seconds();
+    const std::int64_t expires =
+        std::min(now + static_cast<std::int64_t>(tl.session_seconds), token::not_after(login_->response.certs[0].get()));
+    std::string value = token::make_cookie(tl.cookie_key, site().cfg.name, x_->outcome.user, expires, login_->response.certs);
+    if (value.empty())
+      return token_refuse(auth::Verdict::Http400_BadRequest,
+                          "the certificate chain is too large for a cookie: send the leaf and the fewest intermediates "
+                          "(the site's intermediates setting can supply the rest)");
+    spdlog::info("site \"{}\": token login of \"{}\" from {} ({})", site().cfg.name, x_->outcome.user, c_ip_,
+                 login_->response.form);
+    Response resp;
+    resp.set("Content-Type", "application/json");
+    resp.set("Cache-Control", "no-store");
+    resp.set("Set-Cookie", session::set_cookie(tl.cookie_name, value, expires - now, session::SameSite::Strict));
+    resp.body = "{\"user\":" + token::json_string(x_->outcome.user) + ",\"expires\":" + std::to_string(expires) + "}";
+    send(std::move(resp));
+  }
 
   void on_handled(Handled h) {
     site_ = h.site;  // plain HTTP: the site this request's Host named
@@ -461,6 +652,7 @@ class Connection final : public ConnectionBase,
     x_->path = std::move(h.path);
     x_->outcome = std::move(h.outcome);
     x_->cache_control = h.cache_control;
+    if (h.token) return token_endpoint(*h.token);
     if (h.proxy) return start_proxy(std::move(*h.proxy));
     if (!h.static_job && h.response.status >= 400 && !x_->parser->is_done()) {
       h.response.close = true;  // refused: answer now and close rather than read the body
@@ -507,7 +699,7 @@ class Connection final : public ConnectionBase,
     c.auth_method = x_->outcome.auth_method;
     if (const auto* groups = site().auth.groups_of(x_->outcome.user)) c.groups = *groups;
     c.groups.insert(c.groups.end(), x_->outcome.groups.begin(), x_->outcome.groups.end());  // directory
-    if (leaf) c.cert_thumbprint = tls_.leaf_facts().der_sha256;
+    if (leaf) c.cert_thumbprint = cert_facts().leaf_facts().der_sha256;
     c.issued_at = now;
     c.expires = now + a.lifetime_seconds;
     assertion_ = signer->sign(c);
@@ -600,7 +792,7 @@ class Connection final : public ConnectionBase,
   // connection (until it expires) and the request's walk resumes on the loop.
   void map_in_directory_then_resume() {
     disarm();
-    site().directory->lookup(tls_.leaf_facts(), [self = this->shared_from_this()](directory::Mapped m) {
+    site().directory->lookup(cert_facts().leaf_facts(), [self = this->shared_from_this()](directory::Mapped m) {
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), m = std::move(m)]() mutable {
         self->x_->routed.state->directory_answered(std::move(m));
@@ -847,6 +1039,8 @@ class Connection final : public ConnectionBase,
     return s;
   }
   std::unique_ptr<Exchange> x_;
+  std::unique_ptr<Login> login_;  // the signed response being decided (token login)
+  token::CookieSession cookie_;
   std::string assertion_, assertion_user_, assertion_method_;
   std::vector<std::string> assertion_groups_;
   std::int64_t assertion_refresh_ = 0;

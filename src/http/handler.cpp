@@ -156,7 +156,7 @@ Handled handle(const ConnectionInfo& c, const Request& req, Routed& r) {
       return h;
     }
     ConnectionInfo routed{c.snap, c.listener, c.snap.sites[route->site], c.tls, c.client_is_local,
-                          c.revocation, c.clock, c.request_id};
+                          c.revocation, c.clock, c.request_id, c.cookie, c.generation};
     Handled out = start(routed, req, r);
     out.site = route->site;
     return out;
@@ -200,6 +200,25 @@ Handled start(const ConnectionInfo& c, const Request& req, Routed& r) {
                                         "dot or space, or a second level of percent-encoding)", accept);
     return done(std::move(h), r);
   }
+  // The token login's own endpoints: before request filtering (".certgate" is a dot segment).
+  if (c.site.cfg.token_login.enabled && target.path.starts_with("/.certgate/token/")) {
+    const std::string_view rest = std::string_view(target.path).substr(17);
+    const bool challenge = rest == "challenge", response = rest == "response";
+    if (!challenge && !response) {
+      h.response = error(c, auth::Verdict::Http404_NotFound, "the token login has /.certgate/token/challenge and "
+                                                             "/.certgate/token/response only", accept);
+    } else if (challenge && req.method != "GET") {
+      h.response = error(c, auth::Verdict::Http405_MethodNotAllowed, "the challenge is fetched with GET", accept);
+      h.response.set("Allow", "GET");
+    } else if (response && req.method != "POST") {
+      h.response = error(c, auth::Verdict::Http405_MethodNotAllowed, "the signed response is sent with POST", accept);
+      h.response.set("Allow", "POST");
+    } else {
+      h.token = challenge ? TokenEndpoint::Challenge : TokenEndpoint::Response;
+      h.outcome.auth_method = "Anonymous";
+    }
+    return done(std::move(h), r);
+  }
   // The assertion's public keys are public: a backend fetches them without a certificate.
   if (c.site.signer && target.path == c.site.cfg.forward.assertion.jwks_path) {
     h.response.set("Content-Type", "application/jwk-set+json");
@@ -222,6 +241,10 @@ Handled start(const ConnectionInfo& c, const Request& req, Routed& r) {
   in.site = &c.site;
   in.policy = &c.site.policy_for(target.path);
   in.tls = c.tls;
+  // A certificate from the TLS handshake always wins over a cookie.
+  if (in.policy->token_login && c.cookie && c.site.cfg.token_login.enabled && (!c.tls || !c.tls->leaf))
+    if (tls::TlsFacts* facts = c.cookie->facts(c.site, c.generation, req.header("Cookie"), c.clock->unix_seconds(), c.tls))
+      in.tls = facts;
   in.store = c.revocation;
   in.clock = c.clock;
   in.authorization = req.header("Authorization");
@@ -256,8 +279,9 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
     plan.cache_control = h.cache_control;
     if (h.outcome.certificate) {
-      plan.leaf = c.tls->leaf.get();
-      plan.chain = c.tls->presented_chain();
+      tls::TlsFacts* cert = r.state->inputs().tls;  // the handshake's, or the token cookie's
+      plan.leaf = cert->leaf.get();
+      plan.chain = cert->presented_chain();
     }
     h.proxy = std::move(plan);
     return done(std::move(h), r);
@@ -284,6 +308,14 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
 }
 
 }  // namespace
+
+Response refusal(const ConnectionInfo& c, const auth::Outcome& outcome, std::string_view accept) {
+  return error_response(from_outcome(outcome), detailed_for(c), prefers_json(accept));
+}
+
+Response answer_error(const ConnectionInfo& c, auth::Verdict answer, std::string reason, std::string_view accept) {
+  return error(c, answer, std::move(reason), accept);
+}
 
 Response gateway_error(const ConnectionInfo& c, auth::Verdict answer, std::string reason,
                        std::string_view accept) {

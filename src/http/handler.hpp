@@ -9,6 +9,7 @@
 #include "pipeline/evidence.hpp"
 #include "runtime/snapshot.hpp"
 #include "tls/tls_facts.hpp"
+#include "token/session.hpp"
 
 #include <optional>
 
@@ -23,7 +24,14 @@ struct ConnectionInfo {
   revocation::Store* revocation = nullptr;  // the process's revocation cache (null: local CRLs only)
   const runtime::Clock* clock = &runtime::system_clock();
   std::string_view request_id;  // shown on error pages (the W3C log's x-request-id)
+  // The connection's token-login cookie memory (null: not offered). At a location with
+  // token_login = true, a valid cookie stands for a client certificate the TLS handshake lacks.
+  token::CookieSession* cookie = nullptr;
+  std::uint64_t generation = 0;
 };
+
+// The reserved token-login endpoints (/.certgate/token/...), answered by the connection.
+enum class TokenEndpoint : std::uint8_t { Challenge, Response };
 
 // Forward to a backend (http/proxy_exchange.hpp carries it out).
 struct ProxyPlan {
@@ -47,6 +55,7 @@ struct Handled {
   Response response;                     // the answer, unless a job is set
   std::optional<StaticRequest> static_job;  // to run on the file pool
   std::optional<ProxyPlan> proxy;           // to forward, with the caller's identity
+  std::optional<TokenEndpoint> token;       // the connection runs it (docs/token-login.md)
   // Not decided yet: meet the pipeline's need (Routed::state), then resume().
   pipeline::Need need = pipeline::Need::None;
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
@@ -78,6 +87,11 @@ Handled resume(const ConnectionInfo& conn, const Request& req, Routed& routed);
 // must not wait (503): the connection closes after it.
 Response protocol_error(const ConnectionInfo& conn, auth::Verdict answer, std::string reason,
                         std::string_view accept = {});
+
+// The error page for a decision that refused the request (its 401/403/500/503).
+Response refusal(const ConnectionInfo& conn, const auth::Outcome& outcome, std::string_view accept);
+// Any other answer of the catalogue, with its reason.
+Response answer_error(const ConnectionInfo& conn, auth::Verdict answer, std::string reason, std::string_view accept);
 
 // An error answer the proxy produced before the backend said anything (502.3, 504).
 Response gateway_error(const ConnectionInfo& conn, auth::Verdict answer, std::string reason,

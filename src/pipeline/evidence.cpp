@@ -17,7 +17,8 @@ namespace certgate::pipeline {
 
 RequestState::RequestState(const Inputs& in) : in_(in) {
   if (!in_.trust) in_.trust = in_.site->trust.get();
-  ev_.over_tls = in_.tls != nullptr;
+  // A token-login certificate on a plain-HTTP binding is a certificate, not a TLS connection.
+  ev_.over_tls = in_.tls != nullptr && in_.tls->tls;
   if (in_.tls) {
     ev_.cipher_bits = in_.tls->cipher_bits;
     ev_.cert_requested = in_.tls->cert_requested;

@@ -263,6 +263,7 @@ void SiteRuntime::finalize_policies() {
       if (l.ssl_flags) p.ssl_flags = *l.ssl_flags;
       if (l.anonymous) p.anonymous = *l.anonymous;
       if (l.require_password) p.require_password = *l.require_password;
+      if (l.token_login) p.token_login = *l.token_login;
       if (l.allow_users) p.access.allow_users = *l.allow_users;
       if (l.deny_users) p.access.deny_users = *l.deny_users;
       if (l.allow_groups) p.access.allow_groups = *l.allow_groups;

@@ -23,7 +23,9 @@ std::string_view describe(Status s) {
 namespace {
 
 // One process: a map guarded by a mutex (event loops of several threads share it), bounded by
-// max_entries (a full store refuses to issue rather than evict what is still to be consumed).
+// max_entries. Full, it drops the entry closest to its expiry: anyone may ask for challenges, and
+// a flood of them must not refuse every login. Dropping is never unsafe: a dropped key answers
+// Unknown, so an unspent value fails (its client asks again) and a spent one stays refused.
 class MemoryStore final : public Store {
  public:
   MemoryStore(std::size_t max_entries, const runtime::Clock& clock) : max_(max_entries), clock_(clock) {}
@@ -36,11 +38,15 @@ class MemoryStore final : public Store {
       const std::int64_t now = clock_.steady_ms();
       prune(now);
       std::string k = full_key(ns, key);
-      if (entries_.size() >= max_) {
-        r.error = "the memory state store is full (" + std::to_string(max_) + " keys)";
-      } else if (entries_.count(k)) {
+      if (entries_.count(k)) {
         r.error = "the key exists already";
       } else {
+        while (entries_.size() >= max_ && !expiry_.empty()) {
+          auto oldest = expiry_.begin();
+          auto it = entries_.find(oldest->second);
+          if (it != entries_.end() && it->second.until == oldest->first) entries_.erase(it);
+          expiry_.erase(oldest);
+        }
         const std::int64_t until = now + ttl.count() * 1000;
         expiry_.emplace(until, k);
         entries_.emplace(std::move(k), Entry{std::move(value), until, false});

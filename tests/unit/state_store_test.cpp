@@ -152,10 +152,21 @@ TEST(StateStore, MemoryForgetsAfterTtlAndIsBounded) {
   EXPECT_EQ(issue("a"), Status::Done);
   clock.advance(11s);
   EXPECT_EQ(loop.call([&](auto ex, auto done) { store->consume("t", "a", ex, done); }).status, Status::Unknown);
-  for (int i = 0; i < 16; ++i) EXPECT_EQ(issue("k" + std::to_string(i)), Status::Done);
-  Result full = loop.call([&](auto ex, auto done) { store->issue("t", "one-more", "v", 10s, ex, done); });
-  EXPECT_EQ(full.status, Status::Unavailable);
-  EXPECT_NE(full.error.find("full"), std::string::npos);
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(issue("k" + std::to_string(i)), Status::Done);
+    clock.advance(1ms);
+  }
+  auto consume = [&](std::string key) {
+    return loop.call([&](auto ex, auto done) { store->consume("t", key, ex, done); }).status;
+  };
+  EXPECT_EQ(consume("k1"), Status::Done);
+  // Full: a new key pushes out the one nearest its expiry; never a replay of a spent one.
+  EXPECT_EQ(issue("one-more"), Status::Done);
+  EXPECT_EQ(issue("two-more"), Status::Done);
+  EXPECT_EQ(consume("k0"), Status::Unknown);
+  EXPECT_NE(consume("k1"), Status::Done);
+  EXPECT_EQ(consume("one-more"), Status::Done);
+  EXPECT_EQ(consume("k15"), Status::Done);
 }
 
 TEST(StateStore, RedisIsSingleUseAcrossInstances) {
@@ -287,6 +298,44 @@ TEST(StateConfig, RedisUrlIsParsed) {
   EXPECT_EQ(cfg.server.state.port, 6380);
   EXPECT_EQ(cfg.server.state.database, 3);
   EXPECT_EQ(cfg.server.state.password, "secret");
+}
+
+}  // namespace
+}  // namespace certgate::test
+
+namespace certgate::test {
+namespace {
+
+std::string token_site(const std::string& token_keys, const std::string& after = "") {
+  return "\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\ncertificate = \"server.pem\"\n"
+         "[sites.client_certificates]\ntrusted_cas = [\"ca.pem\"]\n[sites.token_login]\n" + token_keys + after;
+}
+
+TEST(TokenLoginConfig, BadValuesAreErrorsWithTheirPosition) {
+  EXPECT_EQ(config_error(token_site("")),
+            "c.toml:9:1: sites[0].token_login.cookie_key_file: missing: a file of at least 32 random bytes, the same on "
+            "every instance (e.g. head -c 32 /dev/urandom > token.key)");
+  EXPECT_NE(config_error(token_site("cookie_key_file = \"/nonexistent/key\"\n")).find("cannot read"), std::string::npos);
+  EXPECT_EQ(config_error(token_site("enabled = false\nnonce_lifetime_seconds = 1\n")),
+            "c.toml:11:26: sites[0].token_login.nonce_lifetime_seconds: must be between 5 and 3600");
+  EXPECT_EQ(config_error(token_site("enabled = false\ncookie_name = \"a;b\"\n")),
+            "c.toml:11:15: sites[0].token_login.cookie_name: expected 1-64 letters, digits, '_', '-' or '.'");
+  EXPECT_NE(config_error("\n[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\n"
+                         "certificate = \"server.pem\"\n[[sites.locations]]\npath = \"/app\"\ntoken_login = true\n")
+                .find("token_login = true, which needs [sites.token_login]"),
+            std::string::npos);
+}
+
+TEST(TokenLoginConfig, ShortKeyFileIsRefused) {
+  TempDir dir;
+  dir.write("short.key", "0123456789");
+  auto file = dir.write("c.toml", token_site("cookie_key_file = \"short.key\"\n"));
+  try {
+    config::load(file);
+    FAIL() << "a 10-byte cookie key was accepted";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("must hold 32 to 4096 bytes (it holds 10)"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

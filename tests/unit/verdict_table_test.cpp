@@ -59,6 +59,9 @@ const Expect kRows[] = {
     {Verdict::Http502_3_BackendInvalidAnswer, 502, 3, 12152},
     {Verdict::Http503_PasswordChecksBusy, 503, 0, 0},
     {Verdict::Http504_BackendTimeout, 504, 0, 12002},
+    {Verdict::Token401_1_NonceRefused, 401, 1, 1326},
+    {Verdict::Token401_1_BadSignature, 401, 1, 1326},
+    {Verdict::Http503_StateUnavailable, 503, 0, 0},
 };
 
 TEST(VerdictTable, EveryKeyWritesTheChosenLogColumns) {
