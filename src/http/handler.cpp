@@ -310,7 +310,7 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
 }  // namespace
 
 Response refusal(const ConnectionInfo& c, const auth::Outcome& outcome, std::string_view accept) {
-  return error_response(from_outcome(outcome), detailed_for(c), prefers_json(accept));
+  return page(c, from_outcome(outcome), accept, nullptr, {}, &outcome);
 }
 
 Response answer_error(const ConnectionInfo& c, auth::Verdict answer, std::string reason, std::string_view accept) {
