@@ -53,6 +53,9 @@ enum class Verdict : std::uint8_t {
   Http502_3_BackendInvalidAnswer,
   Http503_PasswordChecksBusy,
   Http504_BackendTimeout,
+  // On demand, a client that cannot be asked after the handshake: sent to [sites.step_up].
+  Http303_StepUp,
+  Http401_StepUp,
   Count_
 };
 

@@ -87,6 +87,10 @@ constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTa
      "Service Unavailable"},
     {Verdict::Http504_BackendTimeout, 504, 0, 12002, "504_0_backend_timeout",
      "The backend did not answer in time"},
+    // docs/on-demand.md: the redirect to the step-up binding (401 with Location for a method a
+    // 303 would turn into GET). IIS has no such answer: win32 0.
+    {Verdict::Http303_StepUp, 303, 0, 0, "303_0_step_up", "See Other: present a client certificate at the step-up address"},
+    {Verdict::Http401_StepUp, 401, 0, 0, "401_0_step_up", "Unauthorized: present a client certificate at the step-up address"},
 }};
 
 constexpr bool table_is_in_enum_order() {

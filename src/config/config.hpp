@@ -100,6 +100,9 @@ struct Binding {
   fs::path certificate;
   fs::path key;         // empty: the key is in `certificate` (PEM) or it is a PKCS#12 file
   std::string pfx_password;
+  // client_certificate = "on-demand": no CertificateRequest at the handshake; a request that
+  // reaches a location negotiating a certificate asks then (docs/on-demand.md).
+  bool on_demand = false;
 };
 
 struct ClientCertificates {
@@ -232,6 +235,17 @@ struct Basic {
   std::string realm = "certgate";
 };
 
+// [sites.step_up]: where an on-demand location sends a client that cannot be asked for a
+// certificate after the handshake (docs/on-demand.md).
+struct StepUp {
+  bool enabled = false;
+  std::string url;        // "https://login.example.test:8444/" (ends with '/')
+  std::string authority;  // "login.example.test:8444", lower case, as a Host header names it
+  std::string cookie_name = "certgate_cert";
+  std::uint32_t lifetime_seconds = 3600;
+  fs::path key_file;      // HMAC key (at least 32 bytes); shared by instances
+};
+
 struct SiteLog {
   bool enabled = true;
   fs::path directory;  // default: <log_dir>/W3SVC<id>
@@ -261,6 +275,9 @@ struct Site {
   Forward forward;
   std::vector<Location> locations;
   SiteLog log;
+  // IIS uploadReadAheadSize: the body read before a TLS 1.2 renegotiation; a larger one → 413.0.
+  std::uint64_t upload_read_ahead_bytes = 49152;
+  StepUp step_up;
 };
 
 struct Config {
@@ -269,6 +286,9 @@ struct Config {
   ServerSettings server;
   std::vector<Site> sites;
   std::vector<std::string> warnings;  // accepted, but worth telling the administrator
+  // SHA-256 of the file's text: the "configuration generation" a step-up cookie is bound to,
+  // the same on every instance that loads the same file.
+  std::string digest;
 };
 
 // "certgate.toml:12:3: sites[0].ssl_flags: unknown flag "Ssl129"; expected ..."

@@ -57,6 +57,8 @@ const Expect kRows[] = {
     {Verdict::Http502_3_BackendInvalidAnswer, 502, 3, 12152},
     {Verdict::Http503_PasswordChecksBusy, 503, 0, 0},
     {Verdict::Http504_BackendTimeout, 504, 0, 12002},
+    {Verdict::Http303_StepUp, 303, 0, 0},
+    {Verdict::Http401_StepUp, 401, 0, 0},
 };
 
 TEST(VerdictTable, EveryKeyWritesTheChosenLogColumns) {
