@@ -445,6 +445,18 @@ class CheckConfig(unittest.TestCase):
         make_crl(os.path.join(srv.dir, "crl"))
         r = run(["check-config", "-c", srv.config])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # explain says which method each kind of client gets at an on-demand location.
+        def explain(site, path, client):
+            r = run(["explain", "-c", srv.config, "--site", site, "--path", path, "--client", client, pki("alice-chain.pem")])
+            return r.stdout + r.stderr
+        self.assertIn("certificate request (tls13-pha): TLS 1.3 post-handshake authentication",
+                      explain("Intranet", "/admin/", "tls13-pha"))
+        self.assertIn("certificate request (tls12): TLS 1.2 server-initiated secure renegotiation",
+                      explain("Intranet", "/admin/", "tls12"))
+        self.assertIn(f"certificate request (tls13): step-up: 303 (401 with Location for other methods) to https://localhost:{U}/",
+                      explain("Intranet", "/admin/", "tls13"))
+        self.assertIn("certificate request (h2): 403.7", explain("Plain", "/admin/", "h2"))
+        self.assertIn("certificate request: none on those bindings", explain("Intranet", "/public/", "tls13"))
         srv.edit_config('client_certificate = "on-demand"', 'client_certificate = "later"')
         r = run(["check-config", "-c", srv.config])
         self.assertNotEqual(r.returncode, 0)
