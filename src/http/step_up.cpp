@@ -142,13 +142,17 @@ bool split_authority(std::string_view a, std::string& host, std::uint16_t& port)
   return true;
 }
 
-// The site serves that name and port over https.
+// A name and port the site is configured for over https: a binding's host name, or, for a
+// binding without one, the step-up URL's host (the same host on another port). Not whatever a
+// client wrote in its SNI or Host: a default binding answers any name, and a return URL on an
+// attacker's name would carry the ticket to the attacker.
 bool serves(const runtime::SiteRuntime& s, std::string_view authority) {
-  std::string host;
-  std::uint16_t port = 0;
+  std::string host, step_host;
+  std::uint16_t port = 0, step_port = 0;
   if (!split_authority(authority, host, port)) return false;
+  const bool step_known = split_authority(s.cfg.step_up.authority, step_host, step_port);
   return std::any_of(s.cfg.bindings.begin(), s.cfg.bindings.end(), [&](const config::Binding& b) {
-    return b.https && b.port == port && (b.host.empty() || b.host == host);
+    return b.https && b.port == port && (b.host.empty() ? step_known && host == step_host : b.host == host);
   });
 }
 
@@ -200,9 +204,13 @@ Response step_up_redirect(const ConnectionInfo& c, const Request& req, auth::Out
   if (auto form = split_target(req.target); form && form->absolute) authority = form->authority;
   auto form = split_target(req.target);
   const std::string ret = "https://" + lower(authority) + std::string(form ? form->origin : "/");
-  // Only what this server would have built goes out in a header (no CR/LF, quotes, ...).
-  if (!url_safe(ret))
-    return refuse(c, req, auth::Verdict::Http400_BadRequest, "the request URL cannot be returned to after a step-up",
+  // Only what this server would have built goes out in a header (no CR/LF, quotes, ...), and only
+  // for a name this site is configured for.
+  if (!url_safe(ret) || !serves(c.site, lower(authority)))
+    return refuse(c, req, auth::Verdict::Deny403_7_NoCertificate,
+                  "this client cannot be asked for a certificate after the handshake, and the host '" +
+                      std::string(authority.substr(0, 255)) + "' is not a name this site's bindings (or its step-up URL) "
+                      "are configured for, so no step-up can return to it",
                   outcome);
   const std::string location = su.url + std::string(kStepUpPath.substr(1)) + "?return=" + pct_encode(ret) +
                                "&sig=" + session::sign_text(*c.site.step_up_key, ret);

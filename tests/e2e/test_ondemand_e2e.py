@@ -376,9 +376,19 @@ class OnDemand(unittest.TestCase):
             self.assertEqual(status, 400, evil)
             self.assertIsNone(headers.get("Location"))
 
+    def test_no_step_up_to_a_name_the_site_is_not_configured_for(self):
+        # A default binding answers any Host; a return URL on an attacker's name would carry the
+        # ticket to the attacker. Only configured names (or the step-up URL's host) are returned to.
+        c = Connection(P, context=pha_context(pha=False))
+        r = c.request("/admin/?q=evil-host", host=f"evil.test:{P}")
+        self.assertEqual(r.status, 403)
+        self.assertIsNone(r.headers.get("location"))
+        c.close()
+        self.assert_logged("q=evil-host", 403, 7)
+
     def test_no_header_injection_through_the_return_url(self):
         c = Connection(P, context=pha_context(pha=False))
-        r = c.request("/admin/?q=inject%0d%0aX-Injected:%201")
+        r = c.request("/admin/?q=inject%0d%0aX-Injected:%201", host=f"localhost:{P}")
         self.assertEqual(r.status, 303)
         self.assertNotIn("x-injected", {k.lower() for k in r.headers})
         self.assertNotIn("\r", r.headers.get("location", ""))
@@ -391,7 +401,7 @@ class OnDemand(unittest.TestCase):
 
     def raw_with_cookie(self, value, q, port=P):
         c = Connection(port, context=pha_context(pha=False))
-        r = c.request(f"/admin/?{q}", headers={"Cookie": f"certgate_cert={value}"})
+        r = c.request(f"/admin/?{q}", host=f"localhost:{port}", headers={"Cookie": f"certgate_cert={value}"})
         c.close()
         return r
 
