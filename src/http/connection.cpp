@@ -643,10 +643,13 @@ class Connection final : public ConnectionBase,
                                      SSL* ssl = self->stream_.native_handle();
                                      tls::end_late_handshake(ssl, m);
                                      if (self->timed_out(ec)) {
+                                       // Answered (and logged) as 403.7, then closed: the TLS
+                                       // exchange is left unfinished.
                                        self->tls_.cert_requested = true;
-                                       return self->fail(auth::Verdict::Deny403_7_NoCertificate,
-                                                         "the client did not answer the certificate request within "
-                                                         "handshake_timeout_ms");
+                                       self->keep_alive_ = false;
+                                       self->x_->routed.state->certificate_unavailable(
+                                           "the client did not answer the certificate request within handshake_timeout_ms");
+                                       return self->resume();
                                      }
                                      if (ec) return self->close_now();  // the exchange failed: an alert was sent
                                      self->tls_.take_late_certificate(ssl);

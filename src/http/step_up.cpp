@@ -58,6 +58,12 @@ Response refuse(const ConnectionInfo& c, const Request& req, auth::Verdict v, st
   return error_response(from_answer(v, std::move(reason)), detailed(c), prefers_json(req.header("Accept")));
 }
 
+// 403.7: the certificate cannot be had this way (decided by the core, auth/decide.hpp).
+Response unobtainable(const ConnectionInfo& c, const Request& req, std::string reason, auth::Outcome& outcome) {
+  outcome = auth::certificate_unobtainable(std::move(reason));
+  return error_response(from_outcome(outcome), detailed(c), prefers_json(req.header("Accept")));
+}
+
 // RFC 3986 characters that may stand in a URL as they are; nothing that could end a header
 // line, a quoted string or an HTML attribute.
 bool url_safe(std::string_view s) {
@@ -207,8 +213,7 @@ Response step_up_redirect(const ConnectionInfo& c, const Request& req, auth::Out
   // Only what this server would have built goes out in a header (no CR/LF, quotes, ...), and only
   // for a name this site is configured for.
   if (!url_safe(ret) || !serves(c.site, lower(authority)))
-    return refuse(c, req, auth::Verdict::Deny403_7_NoCertificate,
-                  "this client cannot be asked for a certificate after the handshake, and the host '" +
+    return unobtainable(c, req, "this client cannot be asked for a certificate after the handshake, and the host '" +
                       std::string(authority.substr(0, 255)) + "' is not a name this site's bindings (or its step-up URL) "
                       "are configured for, so no step-up can return to it",
                   outcome);
@@ -255,8 +260,7 @@ bool begin_step_up(const ConnectionInfo& c, const Request& req, std::string_view
     out.return_url = "https://" + authority + path;
     out.return_path = path;
     if (!c.tls || !c.tls->leaf) {
-      refusal = refuse(c, req, auth::Verdict::Deny403_7_NoCertificate,
-                       "no client certificate was presented to the step-up address (its binding must ask at "
+      refusal = unobtainable(c, req, "no client certificate was presented to the step-up address (its binding must ask at "
                        "the handshake: client_certificate = \"handshake\" on a site that negotiates certificates)",
                        outcome);
       return false;
@@ -319,20 +323,18 @@ Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::stri
   session::Claims claims;
   const auto check = session::open(*c.site.step_up_key, session::Kind::Ticket, *ticket, c.site.cfg.name, now, "", claims);
   if (check != session::Check::Ok || claims.expires > now + kTicketSeconds)
-    return refuse(c, req, auth::Verdict::Deny403_7_NoCertificate,
-                  std::string("the step-up ticket is ") + session::describe(check), outcome);
+    return unobtainable(c, req, std::string("the step-up ticket is ") + session::describe(check), outcome);
   switch (UsedTickets::process().consume(claims.nonce, claims.expires, now)) {
     case UsedTickets::Answer::Consumed: break;
     case UsedTickets::Answer::AlreadyUsed:
-      return refuse(c, req, auth::Verdict::Deny403_7_NoCertificate, "the step-up ticket was already used", outcome);
+      return unobtainable(c, req, "the step-up ticket was already used", outcome);
     case UsedTickets::Answer::Unavailable:
-      return refuse(c, req, auth::Verdict::Deny403_7_NoCertificate, "too many step-up tickets in the last minute",
+      return unobtainable(c, req, "too many step-up tickets in the last minute",
                     outcome);
   }
   auto certs = session::CertCache::process().find(claims.cert_sha256);
   if (!certs)
-    return refuse(c, req, auth::Verdict::Deny403_7_NoCertificate,
-                  "the step-up ticket's certificate is no longer cached", outcome);
+    return unobtainable(c, req, "the step-up ticket's certificate is no longer cached", outcome);
   session::Claims cookie = claims;
   cookie.nonce.clear();
   cookie.generation = c.snap.cfg.digest;

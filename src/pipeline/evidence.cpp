@@ -200,7 +200,7 @@ void RequestState::use_certificate(tls::TlsFacts* facts) {
 }
 
 void RequestState::certificate_unavailable(std::string reason) {
-  outcome_ = auth::Outcome{.verdict = auth::Verdict::Deny403_7_NoCertificate, .reason = std::move(reason)};
+  outcome_ = auth::certificate_unobtainable(std::move(reason));
   stage_ = Stage::Done;
   if (waiting_ == Need::Certificate) waiting_ = Need::None;
 }

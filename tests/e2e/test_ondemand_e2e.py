@@ -49,7 +49,8 @@ def make_crl(folder, *revoked):
         with open(os.path.join(folder, "issuing-ca.crl"), "wb") as f:
             f.write(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
 
-P, U, Q = free_port(), free_port(), free_port()  # on-demand, its step-up binding, a site without step-up
+# on-demand, its step-up binding, a site without step-up, another site stepping up at U with the same key
+P, U, Q, R = free_port(), free_port(), free_port(), free_port()
 
 SITES = f"""
 [[sites]]
@@ -103,6 +104,25 @@ root = "www"
   [[sites.locations]]
   path = "/admin"
   ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+
+[[sites]]
+name = "Extranet"
+id = 3
+root = "www"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{R}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  client_certificate = "on-demand"
+  [sites.client_certificates]
+  trusted_cas = ["@PKI@/root-ca.pem"]
+  revocation = "off"
+  [[sites.locations]]
+  path = "/admin"
+  ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+  [sites.step_up]
+  url = "https://localhost:{U}/"
+  key_file = "step-up.key"
 """
 
 GET_ADMIN = "GET /admin/?{q} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -412,10 +432,29 @@ class OnDemand(unittest.TestCase):
         tampered = v[:5] + ("A" if v[5] != "A" else "B") + v[6:]
         self.assertEqual(self.raw_with_cookie(tampered, "q=tamper-1").status, 303)
         self.assert_logged("q=tamper-1", 303, 0)
-        # Another site of the same server (same key would not help: the site is in the MAC).
-        r = self.raw_with_cookie(cookie.value, "q=tamper-site", port=Q)
+        # Another site of the same server, stepping up at the same address with the same key: the
+        # site is in the MAC, so the cookie is no certificate there (sent to step up instead).
+        r = self.raw_with_cookie(cookie.value, "q=tamper-site", port=R)
+        self.assertEqual(r.status, 303)
+        self.assert_logged("q=tamper-site", 303, 0, site=3)
+        # A site without step-up does not look at it at all.
+        r = self.raw_with_cookie(cookie.value, "q=tamper-plain", port=Q)
         self.assertEqual(r.status, 403)
-        self.assert_logged("q=tamper-site", 403, 7, site=2)
+        self.assert_logged("q=tamper-plain", 403, 7, site=2)
+
+    def test_ticket_of_one_site_is_refused_by_another(self):
+        url = self.ticket_url("q=ticket-site")
+        other = url.replace(f"https://localhost:{P}/", f"https://localhost:{R}/")
+        status, body, headers, _ = fetch(self.no_redirects(), other)
+        self.assertEqual(status, 403, body)
+        self.assertIn("made for another site", body)
+        self.assertIsNone(headers.get("Set-Cookie"))
+        # The step-up address serves both sites: each return URL goes back to its own site.
+        _, _, status, body, url = self.step_up(q="q=both-1")
+        self.assertEqual((status, url), (200, f"https://localhost:{P}/admin/?q=both-1"))
+        opener, _ = browser()
+        status, body, _, url = fetch(opener, f"https://localhost:{R}/admin/?q=both-2")
+        self.assertEqual((status, url), (200, f"https://localhost:{R}/admin/?q=both-2"), body)
 
     def test_expired_cookie_is_refused(self):
         _, _, cookie = self.cookie_holder("q=expire-base")
