@@ -486,6 +486,30 @@ class OnDemand(unittest.TestCase):
             reload(self.srv, OnDemand.generation)
 
 
+class Unanswered(unittest.TestCase):
+    def test_a_client_that_does_not_answer_gets_403_7_not_a_hang(self):
+        srv = Server(SITES, server_extra="handshake_timeout_ms = 300")
+        with open(os.path.join(srv.dir, "step-up.key"), "wb") as f:
+            f.write(os.urandom(32))
+        make_crl(os.path.join(srv.dir, "crl"))
+        srv.start()
+        try:
+            c = Connection(P, context=pha_context())
+            # The request goes out; the client reads nothing (so never sees the CertificateRequest)
+            # for longer than handshake_timeout_ms.
+            c.sock.sendall(b"GET /admin/?q=silent HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            time.sleep(0.8)
+            from harness import read_response
+            r = read_response(c.file)
+            self.assertEqual(r.status, 403)
+            self.assertIn("did not answer the certificate request", r.text)
+            c.close()
+            e = srv.log_entry("q=silent")
+            self.assertEqual((e["sc-status"], e["sc-substatus"]), ("403", "7"))
+        finally:
+            srv.stop()
+
+
 class CheckConfig(unittest.TestCase):
     def test_on_demand_is_accepted_and_bad_values_refused(self):
         srv = Server(SITES)
