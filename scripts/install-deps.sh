@@ -11,7 +11,9 @@ packages=(
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libldap2-dev slapd ldap-utils libmimalloc-dev libcurl4-openssl-dev tinyproxy
+  libhiredis-dev redis-server
   curl python3 python3-cryptography ca-certificates ccache
+  haproxy
 )
 # `make fuzz` (scripts/install-deps.sh fuzz) also needs clang and its libFuzzer runtime: clang 16,
 # since clang 14 cannot compile std::source_location with Debian 12's libstdc++.

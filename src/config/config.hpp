@@ -51,6 +51,22 @@ struct FetchSettings {
   std::string ldap_password;   // from ldap_password_file; never logged
 };
 
+// [server.state]: the single-use store (src/state/store.hpp) for token-login nonces and step-up
+// tickets. "memory": this process only; "redis": shared by every instance pointing at it.
+enum class StateBackend : std::uint8_t { Memory, Redis };
+struct StateSettings {
+  StateBackend backend = StateBackend::Memory;
+  std::string url;  // as written: "redis://127.0.0.1:6379/0"
+  std::string host;
+  int port = 6379;
+  int database = 0;
+  std::string password;         // from password_file; never logged
+  unsigned workers = 2;         // Redis connections, one per worker thread
+  std::size_t max_pending = 1024;  // requests waiting for a worker; beyond: unavailable (503)
+  std::uint32_t timeout_ms = 1000;  // connect and per-command
+  std::size_t max_entries = 100000;  // memory backend
+};
+
 struct ServerSettings {
   fs::path log_dir = "logs";
   unsigned threads = 0;  // 0 = one event loop per core
@@ -76,6 +92,9 @@ struct ServerSettings {
   // The cache keeps each session's decoded client chain: bounded in (estimated) bytes too.
   std::size_t session_cache_bytes = 128u << 20;
   std::uint32_t session_timeout_seconds = 3600;
+  // Session ticket key files shared by instances (48 or 80 bytes each, nginx's layout): the
+  // first encrypts, all decrypt. Empty: keys made in memory and rotated hourly.
+  std::vector<fs::path> ticket_key_files;
   // Largest TLS Certificate message accepted from a client (SSL_CTX_set_max_cert_list); a
   // larger one fails the handshake.
   std::size_t max_client_cert_list_bytes = 32 << 10;
@@ -86,6 +105,7 @@ struct ServerSettings {
   std::string admin_listen;
   std::string admin_address;
   std::uint16_t admin_port = 0;
+  StateSettings state;
 };
 
 // IIS's default <hiddenSegments> (applicationHost.config as installed).
@@ -103,6 +123,10 @@ struct Binding {
   // client_certificate = "on-demand": no CertificateRequest at the handshake; a request that
   // reaches a location negotiating a certificate asks then (docs/on-demand.md).
   bool on_demand = false;
+  // A PROXY protocol header (v1 or v2) comes first on every connection, sent by an L4 load
+  // balancer among proxy_protocol_from (CIDRs); the client address it names is the client's.
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_protocol_from;
 };
 
 struct ClientCertificates {

@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "net/cidr.hpp"
 
 #include <openssl/sha.h>
 #include <toml++/toml.h>
@@ -220,6 +221,58 @@ void read_fetch(Table& t, FetchSettings& f, const fs::path& base) {
   t.finish();
 }
 
+// [server.state]. The Redis password stays out of the URL (and so out of error messages).
+void read_state(Table& t, StateSettings& st, const fs::path& base) {
+  st.backend = t.choice<StateBackend>("backend", StateBackend::Memory,
+                                      {{"memory", StateBackend::Memory}, {"redis", StateBackend::Redis}});
+  st.workers = static_cast<unsigned>(t.integer("workers", st.workers, 1, 64));
+  st.max_pending = static_cast<std::size_t>(t.integer("max_pending", 1024, 1, 1000000));
+  st.timeout_ms = static_cast<std::uint32_t>(t.integer("timeout_ms", st.timeout_ms, 10, 60000));
+  st.max_entries = static_cast<std::size_t>(t.integer("max_entries", 100000, 16, 100000000));
+  st.url = t.str("url", "");
+  if (st.backend == StateBackend::Redis) {
+    if (st.url.empty()) t.fail_at(t.source(), "url", "backend = \"redis\" needs url = \"redis://host:port/db\"");
+    if (st.url.starts_with("rediss://"))
+      t.fail("url", "rediss:// (TLS) is not available: this build's hiredis (Debian's 0.14) has no TLS; "
+                    "reach Redis over loopback or a local TLS tunnel (stunnel) with redis://");
+    if (!st.url.starts_with("redis://")) t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    std::string rest = st.url.substr(8);
+    if (rest.empty() || rest[0] == ':' || rest[0] == '/')
+      t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    if (rest.find('@') != std::string::npos)
+      t.fail("url", "put the password in password_file, not in the URL");
+    if (auto slash = rest.find('/'); slash != std::string::npos) {
+      const std::string db = rest.substr(slash + 1);
+      rest.resize(slash);
+      if (!db.empty()) {
+        if (db.size() > 5 || db.find_first_not_of("0123456789") != std::string::npos)
+          t.fail("url", "the database after '/' must be a number; got \"" + db + "\"");
+        st.database = std::stoi(db);
+      }
+    }
+    std::uint16_t port = 6379;
+    std::string host = rest;
+    if (rest.find(':') != std::string::npos && !split_listen(rest, host, port))
+      t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    if (host.empty() || host.find_first_of(" \t\r\n?#") != std::string::npos)
+      t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
+    st.host = host;
+    st.port = port;
+  } else if (!st.url.empty()) {
+    t.fail("url", "only the redis backend has a URL");
+  }
+  if (auto pw_file = t.str("password_file")) {
+    if (st.backend != StateBackend::Redis) t.fail("password_file", "only the redis backend has a password");
+    const fs::path file = resolve(base, *pw_file);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) t.fail("password_file", "cannot read " + file.string());
+    std::getline(in, st.password);
+    while (!st.password.empty() && (st.password.back() == '\r' || st.password.back() == '\n')) st.password.pop_back();
+    if (st.password.empty()) t.fail("password_file", file.string() + " is empty");
+  }
+  t.finish();
+}
+
 void read_server(Table& t, Config& cfg, const fs::path& base) {
   ServerSettings& s = cfg.server;
   s.log_dir = resolve(base, t.str("log_dir", "logs"));
@@ -262,6 +315,7 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.revocation_concurrent_fetches =
       static_cast<std::size_t>(t.integer("revocation_concurrent_fetches", 16, 1, 1024));
   if (auto f = t.table("fetch")) read_fetch(*f, s.fetch, base);
+  if (auto st = t.table("state")) read_state(*st, s.state, base);
   s.session_resumption = t.choice<SessionResumption>("session_resumption", SessionResumption::Cache,
                                                      {{"cache", SessionResumption::Cache},
                                                       {"tickets", SessionResumption::Tickets}});
@@ -269,6 +323,13 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   s.session_cache_bytes = static_cast<std::size_t>(
       t.integer("session_cache_bytes", 128 << 20, 1 << 20, std::int64_t{1} << 40));
   s.session_timeout_seconds = static_cast<std::uint32_t>(t.integer("session_timeout_seconds", 3600, 1, 7 * 86400));
+  s.ticket_key_files = paths(t, "ticket_key_files", base);
+  if (!s.ticket_key_files.empty()) {
+    // Instances share tickets, not a session cache: the files only make sense with tickets.
+    if (t.str("session_resumption").value_or("tickets") != "tickets")
+      t.fail("ticket_key_files", "needs session_resumption = \"tickets\" (the session cache is per instance)");
+    s.session_resumption = SessionResumption::Tickets;
+  }
   s.max_client_cert_list_bytes = static_cast<std::size_t>(
       t.integer("max_client_cert_list_bytes", 32 << 10, 4096, 16 << 20));
   s.ciphers = t.str("ciphers", s.ciphers);
@@ -298,6 +359,15 @@ Binding read_binding(Table& t, const fs::path& base) {
   if (auto c = t.str("certificate")) b.certificate = resolve(base, *c);
   if (auto k = t.str("key")) b.key = resolve(base, *k);
   b.pfx_password = t.str("pfx_password", "");
+  b.proxy_protocol = t.boolean("proxy_protocol", false);
+  b.proxy_protocol_from = t.strings("proxy_protocol_from").value_or(std::vector<std::string>{});
+  for (const auto& c : b.proxy_protocol_from)
+    if (!net::Cidr::parse(c))
+      t.fail("proxy_protocol_from", "\"" + c + "\" is not an address or CIDR range (e.g. \"10.0.0.0/8\", \"::1\")");
+  if (b.proxy_protocol && b.proxy_protocol_from.empty())
+    t.fail("proxy_protocol", "needs proxy_protocol_from: the load balancers' addresses allowed to send the header");
+  if (!b.proxy_protocol && !b.proxy_protocol_from.empty())
+    t.fail("proxy_protocol_from", "has no effect without proxy_protocol = true");
   if (b.https && b.certificate.empty())
     t.fail_at(t.source(), "certificate",
               "missing: an https binding needs a server certificate (PEM chain or .pfx/.p12)");
@@ -716,6 +786,8 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
 
 void check_bindings(const Config& cfg, const fs::path& file) {
   std::map<std::pair<std::string, std::uint16_t>, bool> scheme;  // endpoint → https
+  // endpoint → its PROXY protocol settings: the header comes before the SNI that picks a site
+  std::map<std::pair<std::string, std::uint16_t>, const Binding*> proxied;
   std::map<std::tuple<std::string, std::uint16_t, std::string>, std::string> owner;
   std::set<int> ids;
   std::set<std::string> names;
@@ -731,6 +803,12 @@ void check_bindings(const Config& cfg, const fs::path& file) {
       if (!fresh && it->second != b.https)
         throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +
                           " is used for both http and https");
+      auto [p, first] = proxied.emplace(ep, &b);
+      if (!first && (p->second->proxy_protocol != b.proxy_protocol ||
+                     p->second->proxy_protocol_from != b.proxy_protocol_from))
+        throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +
+                          ": every binding on one address:port must have the same proxy_protocol "
+                          "and proxy_protocol_from");
       auto [o, ok] = owner.emplace(std::make_tuple(b.address, b.port, b.host), s.name);
       if (!ok)
         throw ConfigError(file.string() + ": site \"" + s.name + "\": binding " + b.listen +

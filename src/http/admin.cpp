@@ -1,5 +1,6 @@
 #include "http/admin.hpp"
 
+#include "http/health.hpp"
 #include "tls/tls_facts.hpp"
 
 #include <boost/beast/core.hpp>
@@ -42,16 +43,28 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
     const auto& req = parser_.get();
     res_.version(11);
     res_.keep_alive(false);
-    if (req.method() == bhttp::verb::get && req.target() == "/metrics") {
+    const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+    // A balancer's probe must not be cached by anything between it and here.
+    res_.set(bhttp::field::cache_control, "no-store");
+    res_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+    if (get && req.target() == "/metrics") {
       res_.result(bhttp::status::ok);
       res_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
       res_.body() = metrics_text(state_);
+    } else if (get && req.target() == "/healthz") {
+      res_.result(bhttp::status::ok);
+      res_.body() = "ok\n";
+    } else if (get && req.target() == "/readyz") {
+      const auto reasons = not_ready_reasons(state_);
+      res_.result(reasons.empty() ? bhttp::status::ok : bhttp::status::service_unavailable);
+      res_.body() = reasons.empty() ? "ready\n" : "not ready\n";
+      for (const auto& r : reasons) res_.body() += "- " + r + "\n";
     } else {
       res_.result(bhttp::status::not_found);
-      res_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
-      res_.body() = "certgate admin: only GET /metrics is served here\n";
+      res_.body() = "certgate admin: GET /metrics, /healthz and /readyz are served here\n";
     }
     res_.prepare_payload();
+    if (req.method() == bhttp::verb::head) res_.body().clear();
     bhttp::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
       self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -5,6 +5,7 @@
 #include "http/forward.hpp"
 #include "http/handler.hpp"
 #include "http/path.hpp"
+#include "http/proxy_accept.hpp"
 #include "http/proxy_exchange.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/on_demand.hpp"
@@ -64,7 +65,8 @@ class Connection final : public ConnectionBase,
 
  public:
   Connection(ServerState& state, Loop& loop, std::shared_ptr<const Generation> gen,
-             std::size_t listener_index, SSL_CTX* tls, tcp::socket socket)
+             std::size_t listener_index, SSL_CTX* tls, tcp::socket socket,
+             const std::optional<asio::ip::address>& client)
       : state_(state),
         loop_(loop),
         gen_(std::move(gen)),
@@ -76,11 +78,12 @@ class Connection final : public ConnectionBase,
         timer_(loop.io) {
     boost::system::error_code ec;
     auto local = this->socket().local_endpoint(ec);
-    auto remote = this->socket().remote_endpoint(ec);
+    // Behind a PROXY protocol balancer the client is the one its header names.
+    const auto remote = client ? *client : this->socket().remote_endpoint(ec).address();
     s_ip_ = local.address().to_string();
     s_port_ = local.port();
-    c_ip_ = remote.address().to_string();
-    local_client_ = remote.address().is_loopback();
+    c_ip_ = remote.to_string();
+    local_client_ = remote.is_loopback();
     // The read buffer holds a request head, or the part of a body (a chunk-size line with its
     // extensions, a trailer) the parser cannot consume yet; beyond that a client is only
     // trying to make us keep its bytes (reading fails with buffer_overflow → 400). A trailer
@@ -913,15 +916,23 @@ void start_connection(ServerState& state, Loop& loop, std::size_t listener_index
     return;
   }
   socket.set_option(tcp::no_delay(true), ec);
+  if (gen->snap->listeners[listener_index].proxy_protocol)
+    return accept_proxy_header(state, loop, listener_index, std::move(socket));
+  open_connection(state, loop, listener_index, std::move(socket), std::nullopt);
+}
+
+void open_connection(ServerState& state, Loop& loop, std::size_t listener_index, tcp::socket socket,
+                     const std::optional<asio::ip::address>& client) {
+  std::shared_ptr<const Generation> gen = state.current.load();
   const runtime::ListenerRuntime& listener = gen->snap->listeners[listener_index];
   if (!listener.https) {
-    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket))->start();
+    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket), client)->start();
     return;
   }
   // The connection starts on this generation's default route; the ClientHello hook then moves it
   // to the context of the site its SNI names.
   const auto* route = listener.default_route() ? listener.default_route() : &listener.routes.front();
-  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket))->start();
+  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket), client)->start();
 }
 
 }  // namespace certgate::http

@@ -13,9 +13,12 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
+
+namespace certgate::state { class Store; }
 
 namespace certgate::http {
 
@@ -47,10 +50,12 @@ struct ServerState {
   boost::asio::thread_pool* passwords = nullptr;  // crypt(3): slow on purpose, kept apart
   revocation::Store* revocation = nullptr;        // CRL / OCSP / AIA cache, shared, kept across reloads
   const runtime::Clock* clock = &runtime::system_clock();  // what requests are decided at
+  state::Store* single_use = nullptr;             // nonces / tickets ([server.state]), kept across reloads
   std::atomic<std::size_t> connections{0};        // open, all loops
   std::atomic<std::size_t> pending_passwords{0};
   std::string computer_name;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> listening{false};  // every listener open (admin /readyz)
 };
 
 // One event loop: only its own thread touches `connections`.
@@ -62,5 +67,10 @@ struct Loop {
 // Serves a freshly accepted socket of listener `listener_index` under the current generation.
 void start_connection(ServerState& state, Loop& loop, std::size_t listener_index,
                       boost::asio::ip::tcp::socket socket);
+// The same once any PROXY protocol header is read: `client` (when set) is the client's address
+// as the balancer saw it.
+void open_connection(ServerState& state, Loop& loop, std::size_t listener_index,
+                     boost::asio::ip::tcp::socket socket,
+                     const std::optional<boost::asio::ip::address>& client);
 
 }  // namespace certgate::http

@@ -1,5 +1,7 @@
 #include "http/server.hpp"
 
+#include "state/store.hpp"
+
 #include "http/admin.hpp"
 #include "http/connection.hpp"
 #include "pki/key_decoding.hpp"
@@ -139,6 +141,9 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   // Destroyed explicitly at stop, before the loops.
   auto revocation_store = std::make_unique<revocation::Store>(revocation::store_settings(server_cfg), *options.clock);
   state.revocation = revocation_store.get();
+  // Not reloadable: a reload that moved the store would forget every nonce and ticket in flight.
+  std::unique_ptr<certgate::state::Store> single_use = certgate::state::make_store(server_cfg.state, *options.clock);
+  state.single_use = single_use.get();
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));
   state.generation.store(snap->generation, std::memory_order_release);
@@ -190,6 +195,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
     loops.front()->acceptors.push_back(std::move(acc));  // closed with the others at stop
     if (!options.quiet) spdlog::info("metrics on http://{}/metrics", server_cfg.admin_listen);
   }
+  state.listening = true;
   if (!server_cfg.pid_file.empty()) std::ofstream(server_cfg.pid_file) << ::getpid() << "\n";
   if (!options.quiet) log_startup(*snap, threads);
 
@@ -238,6 +244,7 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
                    server_cfg.shutdown_grace_ms);
     reload_signal.cancel();
     state.stopping = true;
+    state.listening = false;
     for (auto& lt : loops) {
       asio::post(lt->loop.io, [&lt = *lt] {
         for (auto& acc : lt.acceptors) {
@@ -295,6 +302,8 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   generations.clear();
   revocation_store.reset();
   state.revocation = nullptr;
+  state.single_use = nullptr;
+  single_use.reset();
   loops.clear();  // connections (and their generations) go before the writer
   writer.stop();
   if (!server_cfg.pid_file.empty()) std::filesystem::remove(server_cfg.pid_file);

@@ -329,18 +329,27 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
     snap->sites.push_back(std::move(site));
   }
   for (auto& site : snap->sites) site.finalize_policies();  // addresses are final now
+  std::shared_ptr<const tls::TicketKeyFiles> ticket_keys;
+  if (!cfg.server.ticket_key_files.empty()) {
+    try {
+      ticket_keys = tls::load_ticket_key_files(cfg.server.ticket_key_files);
+    } catch (const std::runtime_error& e) {
+      throw CompileError(std::string("server.") + e.what());
+    }
+  }
   for (const auto& site : snap->sites) {
     for (const auto& b : site.cfg.bindings) {
       auto it = std::find_if(snap->listeners.begin(), snap->listeners.end(), [&](const auto& l) {
         return l.address == b.address && l.port == b.port;
       });
       if (it == snap->listeners.end()) {
-        snap->listeners.push_back(ListenerRuntime{b.address, b.port, b.https, {}});
+        snap->listeners.push_back(ListenerRuntime{b.address, b.port, b.https, b.proxy_protocol, {}, {}});
         it = std::prev(snap->listeners.end());
+        for (const auto& c : b.proxy_protocol_from) it->proxy_from.push_back(*net::Cidr::parse(c));
       }
       SSL_CTX* ctx = nullptr;
       if (b.https) {
-        auto built = tls::make_server_context(site, b, cfg.server, clock);
+        auto built = tls::make_server_context(site, b, cfg.server, clock, ticket_keys);
         for (auto& w : built.warnings) snap->warnings.push_back(std::move(w));
         ctx = built.ctx.get();
         snap->contexts.push_back(std::move(built.ctx));

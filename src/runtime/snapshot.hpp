@@ -11,6 +11,7 @@
 #include "pki/validation_cache.hpp"
 #include "pki/openssl_ptr.hpp"
 #include "pki/trust_store.hpp"
+#include "net/cidr.hpp"
 #include "runtime/clock.hpp"
 #include "session/token.hpp"
 
@@ -69,6 +70,9 @@ struct ListenerRuntime {
   std::string address;
   std::uint16_t port = 0;
   bool https = true;
+  // PROXY protocol: a header first, accepted from these peers only (http/proxy_accept.hpp).
+  bool proxy_protocol = false;
+  std::vector<net::Cidr> proxy_from;
   struct Route {
     std::string host;  // empty = default
     std::size_t site;

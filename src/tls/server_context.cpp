@@ -175,7 +175,8 @@ std::string sni_name(const SSL* ssl) {
 }
 
 BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b,
-                                 const config::ServerSettings& server, const runtime::Clock& clock) {
+                                 const config::ServerSettings& server, const runtime::Clock& clock,
+                                 std::shared_ptr<const TicketKeyFiles> ticket_keys) {
   BuiltContext out;
   const std::string where = "site \"" + site.cfg.name + "\" binding " + b.listen +
                             (b.host.empty() ? "" : " (" + b.host + ")") + ": ";
@@ -225,7 +226,8 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
         ctx, static_cast<long>(std::max<std::size_t>(1, std::min(server.session_cache_size,
                                                                  server.session_cache_bytes / worst))));
     SSL_CTX_set_timeout(ctx, static_cast<long>(server.session_timeout_seconds));
-    use_rotating_ticket_keys(ctx, clock);
+    if (ticket_keys) use_ticket_key_files(ctx, std::move(ticket_keys));
+    else use_rotating_ticket_keys(ctx, clock);
   }
 
   pki::KeyAndChain id;

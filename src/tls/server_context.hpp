@@ -4,6 +4,7 @@
 // (the HTTP layer answers with a readable 403.x page; spec: behaviour.md §1 step 6).
 #include "pki/openssl_ptr.hpp"
 #include "runtime/snapshot.hpp"
+#include "tls/ticket_keys.hpp"
 
 #include <optional>
 #include <string>
@@ -17,9 +18,11 @@ struct BuiltContext {
   std::vector<std::string> warnings;
 };
 
-// Throws runtime::CompileError naming the site, binding and file.
+// Throws runtime::CompileError naming the site, binding and file. `ticket_keys`: the
+// generation's ticket_key_files (null: keys made in memory).
 BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& binding,
-                                 const config::ServerSettings& server, const runtime::Clock& clock);
+                                 const config::ServerSettings& server, const runtime::Clock& clock,
+                                 std::shared_ptr<const TicketKeyFiles> ticket_keys = nullptr);
 
 // Installs the ClientHello hook that picks a route by SNI on every context of the listener.
 // The listener must outlive those contexts (both belong to one Snapshot).

@@ -1,11 +1,16 @@
 #include "tls/ticket_keys.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cstring>
+#include <fstream>
+#include <stdexcept>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -88,7 +93,89 @@ int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHE
   return 0;  // an unknown or retired key: a full handshake
 }
 
+int file_keys_index() {
+  static const int idx = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<std::shared_ptr<const TicketKeyFiles>*>(ptr);
+      });
+  return idx;
+}
+
 }  // namespace
+
+struct TicketKeyFiles {
+  std::vector<Key> keys;  // file order: the first encrypts
+  ~TicketKeyFiles() {
+    if (!keys.empty()) OPENSSL_cleanse(keys.data(), keys.size() * sizeof(Key));
+  }
+};
+
+namespace {
+
+int file_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx,
+                EVP_MAC_CTX* hctx, int enc) {
+  // The SNI hook may have moved the connection to another site's context: every context of a
+  // configuration generation holds the same keys.
+  const auto* held = static_cast<const std::shared_ptr<const TicketKeyFiles>*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), file_keys_index()));
+  if (!held || !*held || (*held)->keys.empty()) return enc ? -1 : 0;
+  const auto& keys = (*held)->keys;
+  if (enc) {
+    const Key& k = keys.front();
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes256cbc())) != 1) return -1;
+    std::memcpy(key_name, k.name, sizeof k.name);
+    if (EVP_EncryptInit_ex(cctx, aes256cbc(), nullptr, k.aes, iv) != 1 || !set_hmac(hctx, k)) return -1;
+    return 1;
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const Key& k = keys[i];
+    if (std::memcmp(key_name, k.name, sizeof k.name) != 0) continue;
+    if (!set_hmac(hctx, k) || EVP_DecryptInit_ex(cctx, aes256cbc(), nullptr, k.aes, iv) != 1) return -1;
+    return i == 0 ? 1 : 2;
+  }
+  return 0;  // another deployment's key, or one rotated out: a full handshake
+}
+
+}  // namespace
+
+std::shared_ptr<const TicketKeyFiles> load_ticket_key_files(const std::vector<std::filesystem::path>& files) {
+  constexpr std::size_t kFileBytes = 80;
+  auto out = std::make_shared<TicketKeyFiles>();
+  for (const auto& f : files) {
+    const std::string where = "ticket_key_files: " + f.string() + ": ";
+    struct stat st{};
+    if (::stat(f.c_str(), &st) != 0) throw std::runtime_error(where + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw std::runtime_error(where + "not a regular file");
+    // Anyone who can read a key can decrypt every session it protected; anyone who can write
+    // one can make every instance accept tickets of their own making.
+    if (st.st_mode & (S_IRWXO | S_IWGRP))
+      throw std::runtime_error(where + "readable or writable by others, or writable by its group "
+                               "(chmod 600 or 640)");
+    if (static_cast<std::size_t>(st.st_size) != kFileBytes)
+      throw std::runtime_error(where + std::to_string(st.st_size) + " bytes; a ticket key file holds exactly " +
+                               std::to_string(kFileBytes) + " (openssl rand 80 > file)" +
+                               (st.st_size == 48 ? "; 48-byte AES-128 keys are not accepted" : ""));
+    std::ifstream in(f, std::ios::binary);
+    unsigned char raw[kFileBytes];
+    if (!in.read(reinterpret_cast<char*>(raw), sizeof raw) || in.peek() != std::char_traits<char>::eof())
+      throw std::runtime_error(where + "cannot be read whole (or is not 80 bytes)");
+    Key k{};
+    std::memcpy(k.name, raw, 16);
+    std::memcpy(k.hmac, raw + 16, 32);
+    std::memcpy(k.aes, raw + 48, 32);
+    OPENSSL_cleanse(raw, sizeof raw);
+    for (const auto& other : out->keys)
+      if (std::memcmp(other.name, k.name, sizeof k.name) == 0)
+        throw std::runtime_error(where + "its key name (first 16 bytes) is also another file's");
+    out->keys.push_back(k);
+  }
+  return out;
+}
+
+void use_ticket_key_files(SSL_CTX* ctx, std::shared_ptr<const TicketKeyFiles> keys) {
+  SSL_CTX_set_ex_data(ctx, file_keys_index(), new std::shared_ptr<const TicketKeyFiles>(std::move(keys)));
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, file_key_cb);
+}
 
 void use_rotating_ticket_keys(SSL_CTX* ctx, const runtime::Clock& clock) {
   g_clock.store(&clock, std::memory_order_relaxed);

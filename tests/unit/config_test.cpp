@@ -157,5 +157,44 @@ TEST(Config, MissingFileIsAnError) {
   EXPECT_THROW(load("/nonexistent/certgate.toml"), ConfigError);
 }
 
+TEST(Config, ProxyProtocolKeys) {
+  TempDir dir;
+  Config c = load(dir.write("c.toml", site_with("", "proxy_protocol = true\nproxy_protocol_from = [\"10.0.0.0/8\", \"::1\"]\n")));
+  EXPECT_TRUE(c.sites[0].bindings[0].proxy_protocol);
+  EXPECT_EQ(c.sites[0].bindings[0].proxy_protocol_from, (std::vector<std::string>{"10.0.0.0/8", "::1"}));
+  EXPECT_FALSE(load(dir.write("d.toml", kMinimal)).sites[0].bindings[0].proxy_protocol);
+
+  // The binding's keys start at line 7 (site_with: name on 3, [[sites.bindings]] on 4).
+  EXPECT_EQ(error_of(site_with("", "proxy_protocol = true\nproxy_protocol_from = [\"10.0.0.0/33\"]\n")),
+            "c.toml:8:23: sites[0].bindings[0].proxy_protocol_from: \"10.0.0.0/33\" is not an address or "
+            "CIDR range (e.g. \"10.0.0.0/8\", \"::1\")");
+  EXPECT_NE(error_of(site_with("", "proxy_protocol = true\n")).find(
+                "proxy_protocol: needs proxy_protocol_from"), std::string::npos);
+  EXPECT_NE(error_of(site_with("", "proxy_protocol_from = [\"10.0.0.1\"]\n")).find(
+                "proxy_protocol_from: has no effect without proxy_protocol = true"), std::string::npos);
+  EXPECT_NE(error_of(site_with("", "proxy_protocol = \"yes\"\nproxy_protocol_from = [\"10.0.0.1\"]\n")).find(
+                "proxy_protocol: expected true or false"), std::string::npos);
+  // Two sites on one address:port, one with the header and one without: the header comes
+  // before the SNI that would tell them apart.
+  const std::string two = site_with("", "proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\"]\n") +
+                          "[[sites]]\nname = \"B\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\n"
+                          "host = \"b.test\"\ncertificate = \"server.pem\"\n";
+  EXPECT_NE(error_of(two).find("every binding on one address:port must have the same proxy_protocol"),
+            std::string::npos);
+}
+
+TEST(Config, TicketKeyFiles) {
+  TempDir dir;
+  Config c = load(dir.write("c.toml", std::string("[server]\nticket_key_files = [\"a.key\", \"/k/b.key\"]\n") + kMinimal));
+  EXPECT_EQ(c.server.ticket_key_files, (std::vector<fs::path>{dir.path() / "a.key", "/k/b.key"}));
+  EXPECT_EQ(c.server.session_resumption, SessionResumption::Tickets);
+  EXPECT_TRUE(load(dir.write("d.toml", kMinimal)).server.ticket_key_files.empty());
+  EXPECT_EQ(error_of(std::string("[server]\nsession_resumption = \"cache\"\nticket_key_files = [\"a.key\"]\n") + kMinimal),
+            "c.toml:3:20: server.ticket_key_files: needs session_resumption = \"tickets\" (the session cache is "
+            "per instance)");
+  EXPECT_NE(error_of(std::string("[server]\nticket_key_files = \"a.key\"\n") + kMinimal).find(
+                "ticket_key_files: expected an array of strings"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace certgate::config

@@ -1,0 +1,8 @@
+#pragma once
+#include "state/store.hpp"
+
+namespace certgate::state {
+// Redis through hiredis's synchronous API on a small pool of worker threads, each with its own
+// connection (made on first use, made again after an error), behind a bounded queue.
+std::unique_ptr<Store> make_redis_store(const config::StateSettings& s);
+}  // namespace certgate::state
