@@ -56,6 +56,8 @@ enum class Verdict : std::uint8_t {
   // On demand, a client that cannot be asked after the handshake: sent to [sites.step_up].
   Http303_StepUp,
   Http401_StepUp,
+  // The single-use store ([server.state]) could not answer for a step-up ticket.
+  Http503_StepUpStoreUnavailable,
   Count_
 };
 

@@ -91,6 +91,7 @@ constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTa
     // 303 would turn into GET). IIS has no such answer: win32 0.
     {Verdict::Http303_StepUp, 303, 0, 0, "303_0_step_up", "See Other: present a client certificate at the step-up address"},
     {Verdict::Http401_StepUp, 401, 0, 0, "401_0_step_up", "Unauthorized: present a client certificate at the step-up address"},
+    {Verdict::Http503_StepUpStoreUnavailable, 503, 0, 0, "503_0_step_up_store_unavailable", "Service Unavailable"},
 }};
 
 constexpr bool table_is_in_enum_order() {

@@ -7,6 +7,7 @@
 #include "http/path.hpp"
 #include "http/proxy_accept.hpp"
 #include "http/proxy_exchange.hpp"
+#include "http/step_up.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/on_demand.hpp"
 #include "tls/server_context.hpp"
@@ -423,6 +424,7 @@ class Connection final : public ConnectionBase,
       case pipeline::Need::Directory: return map_in_directory_then_resume();
       case pipeline::Need::Certificate: return ask_for_certificate();
     }
+    if (h.single_use) return step_up_ticket_then_answer(std::move(h));
     x_->path = std::move(h.path);
     x_->outcome = std::move(h.outcome);
     if (h.proxy) return start_proxy(std::move(*h.proxy));
@@ -588,6 +590,24 @@ class Connection final : public ConnectionBase,
       x_->routed.state->certificate_unavailable("plain HTTP");
       resume();
     }
+  }
+
+  // A step-up ticket is issued in, or taken from, the single-use store ([server.state]; Redis is
+  // answered on the store's own threads) before the answer goes out.
+  void step_up_ticket_then_answer(Handled h) {
+    auto shared = std::make_shared<Handled>(std::move(h));
+    auto done = [self = this->shared_from_this(), shared](state::Result r) {
+      step_up_after_store(self->info(), self->x_->req, *shared, r.status, r.error);
+      self->on_handled(std::move(*shared));
+    };
+    if (!state_.single_use) return done(state::Result{state::Status::Unavailable, {}, "no single-use store"});
+    disarm();
+    const auto& op = *shared->single_use;
+    if (op.issue)
+      state_.single_use->issue(kStepUpStoreNamespace, op.key, "", std::chrono::seconds(61), loop_.io.get_executor(),
+                               std::move(done));
+    else
+      state_.single_use->consume(kStepUpStoreNamespace, op.key, loop_.io.get_executor(), std::move(done));
   }
 
   // The body must be off the wire before the certificate request: bytes of it arriving among the

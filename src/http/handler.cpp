@@ -185,7 +185,7 @@ Handled start(const ConnectionInfo& c, const Request& req, Routed& r) {
   if (c.tls && is_step_up_path(target.path)) {
     auto begin = std::make_unique<StepUpBegin>();
     if (target.path.size() > kStepUpPath.size())
-      h.response = step_up_endpoint(c, req, target.path, target.query, h.outcome);
+      h.response = step_up_endpoint(c, req, target.path, target.query, h.outcome, h.single_use);
     else if (begin_step_up(c, req, target.query, *begin, h.response, h.outcome)) {
       // Decided for the protected site at the return path, as if the certificate were presented
       // there, and with it required whatever that location's flags say.
@@ -242,7 +242,8 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
   const auth::LocationPolicy& policy = *r.state->inputs().policy;
   h.outcome = r.state->take_outcome();
   if (r.step_up) {
-    h.response = finish_step_up(c, req, *r.step_up, h.outcome, r.late_facts->leaf.get(), r.late_facts->presented_chain());
+    h.response = finish_step_up(c, req, *r.step_up, h.outcome, r.late_facts->leaf.get(), r.late_facts->presented_chain(),
+                                h.single_use);
     return done(std::move(h), r);
   }
   if (!h.outcome.allowed()) {

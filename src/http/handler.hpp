@@ -48,6 +48,13 @@ struct Handled {
   pipeline::Need need = pipeline::Need::None;
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
   std::size_t site = 0;  // the site that answered: the TLS connection's, or (plain HTTP) the Host's
+  // A step-up ticket to issue or take in the single-use store ([server.state]) before `response`
+  // may go out (http/step_up.hpp): the caller runs it, then step_up_after_store().
+  struct SingleUse {
+    bool issue = false;  // false: consume
+    std::string key;
+  };
+  std::optional<SingleUse> single_use;
   // The decoded, normalised path the policy was decided on (its trailing '/' kept), for the W3C
   // log as IIS logs cs-uri-stem; empty when the target was refused before normalising.
   std::string path;

@@ -15,35 +15,6 @@ namespace {
 
 constexpr std::int64_t kTicketSeconds = 60;
 
-// Single-use tickets. The shared store (src/state/, [server.state]) is not on this branch yet:
-// an in-process set with the same shape (consume a key once within a TTL), bounded.
-class UsedTickets {
- public:
-  enum class Answer { Consumed, AlreadyUsed, Unavailable };
-  Answer consume(const std::string& key, std::int64_t expires, std::int64_t now) {
-    std::lock_guard lock(mu_);
-    while (!order_.empty() && order_.front().second <= now) {
-      keys_.erase(order_.front().first);
-      order_.pop_front();
-    }
-    if (keys_.count(key)) return Answer::AlreadyUsed;
-    if (keys_.size() >= kMax) return Answer::Unavailable;
-    keys_.insert(key);
-    order_.emplace_back(key, expires);
-    return Answer::Consumed;
-  }
-  static UsedTickets& process() {
-    static UsedTickets t;
-    return t;
-  }
-
- private:
-  static constexpr std::size_t kMax = 100000;  // tickets live 60 s: that many step-ups a minute
-  std::mutex mu_;
-  std::unordered_set<std::string> keys_;
-  std::deque<std::pair<std::string, std::int64_t>> order_;
-};
-
 bool detailed(const ConnectionInfo& c) {
   switch (c.snap.cfg.server.detailed_errors) {
     case config::DetailedErrors::Always: return true;
@@ -273,7 +244,7 @@ bool begin_step_up(const ConnectionInfo& c, const Request& req, std::string_view
 }
 
 Response finish_step_up(const ConnectionInfo& c, const Request& req, const StepUpBegin& b, auth::Outcome& outcome,
-                        X509* leaf, STACK_OF(X509) * chain) {
+                        X509* leaf, STACK_OF(X509) * chain, std::optional<Handled::SingleUse>& single_use) {
   if (!outcome.allowed() || !outcome.certificate)
     return error_response(from_outcome(outcome), detailed(c), prefers_json(req.header("Accept")));
   const std::int64_t now = c.clock->unix_seconds();
@@ -284,6 +255,9 @@ Response finish_step_up(const ConnectionInfo& c, const Request& req, const StepU
   t.expires = now + kTicketSeconds;
   t.nonce = session::random_bytes(16);
   const std::string ticket = session::seal(*b.site->step_up_key, session::Kind::Ticket, t);
+  // Issued in the single-use store (shared by instances with the redis backend) before the
+  // redirect goes out; /complete takes it once.
+  single_use = Handled::SingleUse{true, session::sign_text(*b.site->step_up_key, t.nonce)};
   const auto slash = b.return_url.find('/', 8);
   const std::string origin = b.return_url.substr(0, slash);
   Response r;
@@ -295,7 +269,7 @@ Response finish_step_up(const ConnectionInfo& c, const Request& req, const StepU
 }
 
 Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::string_view path, std::string_view query,
-                          auth::Outcome& outcome) {
+                          auth::Outcome& outcome, std::optional<Handled::SingleUse>& single_use) {
   const auto& su = c.site.cfg.step_up;
   const std::string_view sub = path.substr(kStepUpPath.size());
   if (!c.site.step_up_key || (sub != "/complete" && sub != "/logout"))
@@ -324,14 +298,7 @@ Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::stri
   const auto check = session::open(*c.site.step_up_key, session::Kind::Ticket, *ticket, c.site.cfg.name, now, "", claims);
   if (check != session::Check::Ok || claims.expires > now + kTicketSeconds)
     return unobtainable(c, req, std::string("the step-up ticket is ") + session::describe(check), outcome);
-  switch (UsedTickets::process().consume(claims.nonce, claims.expires, now)) {
-    case UsedTickets::Answer::Consumed: break;
-    case UsedTickets::Answer::AlreadyUsed:
-      return unobtainable(c, req, "the step-up ticket was already used", outcome);
-    case UsedTickets::Answer::Unavailable:
-      return unobtainable(c, req, "too many step-up tickets in the last minute",
-                    outcome);
-  }
+  single_use = Handled::SingleUse{false, session::sign_text(*c.site.step_up_key, claims.nonce)};
   auto certs = session::CertCache::process().find(claims.cert_sha256);
   if (!certs)
     return unobtainable(c, req, "the step-up ticket's certificate is no longer cached", outcome);
@@ -345,6 +312,18 @@ Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::stri
   outcome.user = claims.user;
   outcome.auth_method = "Certificate";
   return r;
+}
+
+void step_up_after_store(const ConnectionInfo& c, const Request& req, Handled& h, state::Status status,
+                         const std::string& error) {
+  h.single_use.reset();
+  if (status == state::Status::Done) return;
+  const bool unavailable = status == state::Status::Unavailable;
+  h.response = unavailable
+                   ? refuse(c, req, auth::Verdict::Http503_StepUpStoreUnavailable,
+                            "the single-use store cannot answer for the step-up ticket: " + error, h.outcome)
+                   : unobtainable(c, req, "the step-up ticket was already used, or was not issued here", h.outcome);
+  if (unavailable) h.response.set("Retry-After", "1");
 }
 
 }  // namespace certgate::http

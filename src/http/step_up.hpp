@@ -8,6 +8,7 @@
 // the certificate, validated again at every request. No sockets here.
 #include "http/handler.hpp"
 #include "session/token.hpp"
+#include "state/store.hpp"
 
 #include <memory>
 #include <string>
@@ -33,10 +34,19 @@ bool begin_step_up(const ConnectionInfo& c, const Request& req, std::string_view
                    Response& refusal, auth::Outcome& outcome);
 // After the pipeline decided `outcome` for the protected site with the presented certificate.
 Response finish_step_up(const ConnectionInfo& c, const Request& req, const StepUpBegin& begin, auth::Outcome& outcome,
-                        X509* leaf, STACK_OF(X509) * chain);
+                        X509* leaf, STACK_OF(X509) * chain, std::optional<Handled::SingleUse>& single_use);
 
 // /.certgate/step-up/complete and /logout on the protected site; anything else under the prefix is 404.
+// `single_use`: the ticket to take from the store before the answer may go out.
 Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::string_view path, std::string_view query,
-                          auth::Outcome& outcome);
+                          auth::Outcome& outcome, std::optional<Handled::SingleUse>& single_use);
+
+// The namespace of step-up tickets in the single-use store.
+inline constexpr std::string_view kStepUpStoreNamespace = "step-up";
+
+// After the store answered for h.single_use: `h` unchanged when it is Done, else its answer
+// replaced by the refusal (403.7 used or unknown ticket, 503 store unavailable).
+void step_up_after_store(const ConnectionInfo& c, const Request& req, Handled& h, state::Status status,
+                         const std::string& error);
 
 }  // namespace certgate::http

@@ -59,6 +59,7 @@ const Expect kRows[] = {
     {Verdict::Http504_BackendTimeout, 504, 0, 12002},
     {Verdict::Http303_StepUp, 303, 0, 0},
     {Verdict::Http401_StepUp, 401, 0, 0},
+    {Verdict::Http503_StepUpStoreUnavailable, 503, 0, 0},
 };
 
 TEST(VerdictTable, EveryKeyWritesTheChosenLogColumns) {
