@@ -510,6 +510,25 @@ class Unanswered(unittest.TestCase):
             srv.stop()
 
 
+class StoreDown(unittest.TestCase):
+    def test_step_up_with_the_store_unreachable_is_503_never_a_cookie(self):
+        dead = free_port()  # nothing listens: Redis "down"
+        srv = Server(SITES, server_extra=f'[server.state]\nbackend = "redis"\nurl = "redis://127.0.0.1:{dead}/0"\ntimeout_ms = 200')
+        with open(os.path.join(srv.dir, "step-up.key"), "wb") as f:
+            f.write(os.urandom(32))
+        make_crl(os.path.join(srv.dir, "crl"))
+        srv.start()
+        try:
+            opener, jar = browser()
+            status, body, headers, url = fetch(opener, f"https://localhost:{P}/admin/?q=store-down")
+            self.assertEqual(status, 503, body)
+            self.assertEqual(headers.get("Retry-After"), "1")
+            self.assertNotIn("certgate_cert", {c.name for c in jar})
+            self.assertTrue(url.startswith(f"https://localhost:{U}/.certgate/step-up"), url)
+        finally:
+            srv.stop()
+
+
 class CheckConfig(unittest.TestCase):
     def test_on_demand_is_accepted_and_bad_values_refused(self):
         srv = Server(SITES)
