@@ -15,6 +15,10 @@
 # Mode "fresh" is "full" with every client certificate new to the server (NEW_CLIENTS distinct
 # certificates, more than one run's handshakes): nothing cached helps. Mode "keepalive10" is
 # "keepalive" in HTTP/1.0 with Connection: keep-alive, the way `ab -k` and health checkers talk.
+#   ONDEMAND=1 bash bench/compare.sh  # on-demand: certgate's binding is client_certificate =
+#                                    # "on-demand" with a certificate needed only under /secure;
+#                                    # the load asks for / (never reaching it) and nginx runs
+#                                    # without client authentication: what a public visitor costs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -40,6 +44,21 @@ cat "$work/pki/crl/"*.crl > "$work/pki/all-crls.pem"
 chmod -R a+rX "$work"
 CG_PORT=18443; NG_PORT=18444
 certgate_config "$CG_PORT" "$THREADS"
+ONDEMAND=${ONDEMAND:-0}
+ng_client_auth="ssl_client_certificate $work/pki/root-ca.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 4;
+    ssl_crl $work/pki/all-crls.pem;"
+if [ "$ONDEMAND" = 1 ]; then
+  ng_client_auth="ssl_verify_client off;"
+  sed -i -e 's|^ssl_flags = .*|ssl_flags = ["Ssl"]|' \
+         -e 's|^  key = \(.*\)|  key = \1\n  client_certificate = "on-demand"|' "$work/certgate.toml"
+  cat >> "$work/certgate.toml" <<TOML
+  [[sites.locations]]
+  path = "/secure"
+  ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+TOML
+fi
 
 cat > "$work/nginx.conf" <<NGINX
 worker_processes $THREADS;
@@ -59,10 +78,7 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate $work/pki/server-chain.pem;
     ssl_certificate_key $work/pki/server.key;
-    ssl_client_certificate $work/pki/root-ca.pem;
-    ssl_verify_client on;
-    ssl_verify_depth 4;
-    ssl_crl $work/pki/all-crls.pem;
+    $ng_client_auth
     ssl_session_cache shared:SSL:20m;
     root $work/www;
   }
@@ -111,9 +127,12 @@ run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+[ "$ONDEMAND" = 1 ] && echo "on-demand: certgate asks no certificate at the handshake; nginx without client authentication"
 echo "threads=$THREADS clients=$CLIENTS connections=$CONNECTIONS rounds=$ROUNDS duration=${DURATION}s"
 printf '%-26s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
-IFS=, read -r -a specs <<<"${MODES:-full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3,keepalive10 1.3}"
+default_modes="full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3,keepalive10 1.3"
+[ "$ONDEMAND" = 1 ] && default_modes="full 1.3,full 1.2,resume 1.3,keepalive 1.3"
+IFS=, read -r -a specs <<<"${MODES:-$default_modes}"
 [ "${MODES:-}" = none ] && specs=()
 for spec in "${specs[@]}"; do
   set -- $spec

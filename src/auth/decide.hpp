@@ -13,6 +13,9 @@ Outcome decide(const LocationPolicy& policy, const RequestEvidence& evidence);
 
 // The stages decide() runs, first deny wins. Exposed for table tests and `explain`.
 std::optional<Outcome> stage_require(const LocationPolicy& policy, const RequestEvidence& ev);
+// On demand (docs/on-demand.md): a certificate the location needs could not be asked for or
+// obtained (no way to ask this client, a step-up ticket refused, no answer in time): 403.7.
+Outcome certificate_unobtainable(std::string reason);
 std::optional<Outcome> stage_chain(const LocationPolicy& policy, const RequestEvidence& ev);
 // Always an outcome: who the caller is (Allow with user and method), or why nobody.
 Outcome stage_authenticate(const LocationPolicy& policy, const RequestEvidence& ev);

@@ -26,4 +26,8 @@ std::optional<Outcome> stage_require(const LocationPolicy& policy, const Request
   return std::nullopt;
 }
 
+Outcome certificate_unobtainable(std::string reason) {
+  return Outcome{.verdict = Verdict::Deny403_7_NoCertificate, .reason = std::move(reason)};
+}
+
 }  // namespace certgate::auth

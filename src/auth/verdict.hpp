@@ -58,6 +58,9 @@ enum class Verdict : std::uint8_t {
   Token401_1_NonceRefused,
   Token401_1_BadSignature,
   Http503_StateUnavailable,
+  // On demand, a client that cannot be asked after the handshake: sent to [sites.step_up].
+  Http303_StepUp,
+  Http401_StepUp,
   Count_
 };
 

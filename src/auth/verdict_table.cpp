@@ -96,6 +96,10 @@ constexpr std::array<VerdictInfo, static_cast<std::size_t>(Verdict::Count_)> kTa
     {Verdict::Token401_1_NonceRefused, 401, 1, 1326, "401_1_token_nonce_refused", "Logon failed"},
     {Verdict::Token401_1_BadSignature, 401, 1, 1326, "401_1_token_bad_signature", "Logon failed"},
     {Verdict::Http503_StateUnavailable, 503, 0, 0, "503_0_state_unavailable", "Service Unavailable"},
+    // docs/on-demand.md: the redirect to the step-up binding (401 with Location for a method a
+    // 303 would turn into GET). IIS has no such answer: win32 0.
+    {Verdict::Http303_StepUp, 303, 0, 0, "303_0_step_up", "See Other: present a client certificate at the step-up address"},
+    {Verdict::Http401_StepUp, 401, 0, 0, "401_0_step_up", "Unauthorized: present a client certificate at the step-up address"},
 }};
 
 constexpr bool table_is_in_enum_order() {

@@ -46,6 +46,7 @@ struct ExplainArgs {
   std::string cert;
   std::optional<std::string> password;  // two-factor: the mapped user's password (unset: assumed right)
   std::string password_file;            // the same, read from a file's first line ("-": stdin)
+  std::string client;  // on-demand bindings: tls13-pha | tls13 | tls12 | tls12-legacy | h2 ("" = all)
 };
 int explain(const ExplainArgs& args);
 

@@ -161,6 +161,35 @@ void print_mapping_trace(const runtime::SiteRuntime& site, Evaluation& e) {
   if (trace.empty() || !trace.back().matched) std::cout << "    no many-to-one mapping matches\n";
 }
 
+// On-demand bindings (docs/on-demand.md): how each kind of client would be asked at this path.
+void explain_on_demand(const runtime::SiteRuntime& site, const auth::LocationPolicy& policy, const std::string& client) {
+  std::vector<std::string> on_demand;
+  for (const auto& b : site.cfg.bindings)
+    if (b.on_demand) on_demand.push_back(b.listen);
+  if (on_demand.empty()) return;
+  std::cout << fmt::format("on-demand bindings: {}\n", fmt::join(on_demand, " "));
+  if (!policy.ssl_flags.negotiates()) {
+    std::cout << "certificate request: none on those bindings (this location does not negotiate a certificate)\n";
+    return;
+  }
+  const auto& su = site.cfg.step_up;
+  const std::string step_up =
+      su.enabled ? fmt::format("step-up: 303 (401 with Location for other methods) to {}.certgate/step-up, then "
+                               "cookie {} for {} s", su.url, su.cookie_name, su.lifetime_seconds)
+                 : "403.7: this client cannot be asked for a certificate after the handshake ([sites.step_up] is "
+                   "not configured)";
+  const std::vector<std::pair<std::string, std::string>> kinds = {
+      {"tls13-pha", "TLS 1.3 post-handshake authentication (the body is read ahead first, up to " +
+                        std::to_string(site.cfg.upload_read_ahead_bytes) + " bytes; larger: 413.0)"},
+      {"tls12", "TLS 1.2 server-initiated secure renegotiation (the body is read ahead first, up to " +
+                    std::to_string(site.cfg.upload_read_ahead_bytes) + " bytes; larger: 413.0)"},
+      {"tls13", step_up + " (TLS 1.3 without post-handshake authentication: browsers)"},
+      {"tls12-legacy", step_up + " (TLS 1.2 without secure renegotiation, RFC 5746)"},
+      {"h2", step_up + " (HTTP/2 cannot renegotiate or use post-handshake authentication)"}};
+  for (const auto& [kind, how] : kinds)
+    if (client.empty() || client == kind) std::cout << fmt::format("certificate request ({}): {}\n", kind, how);
+}
+
 int explain_one(const ExplainArgs& a) {
   std::shared_ptr<const runtime::Snapshot> snap;
   try {
@@ -190,6 +219,7 @@ int explain_one(const ExplainArgs& a) {
   std::cout << fmt::format("site \"{}\", path {}: ssl_flags {}, anonymous {}{}\n", site->cfg.name, *path,
                            auth::to_string(policy.ssl_flags), policy.anonymous ? "on" : "off",
                            policy.require_password ? ", two-factor (certificate + password)" : "");
+  explain_on_demand(*site, policy, a.client);
   if (const std::string seg = hidden_in(*site, *path); !seg.empty()) {
     std::cout << fmt::format("verdict: 404.8 Not Found: the path contains the hidden segment '{}' "
                              "(request filtering: hidden_segments / allow_dot_segments)\n", seg);

@@ -83,6 +83,9 @@ int main(int argc, char** argv) {
   explain->add_option("--compare", x.compare_with,
                       "OLD.toml: list the certificates in the folder CERT whose user or verdict "
                       "changes between OLD.toml and -c (exit 1 when any does)");
+  explain->add_option("--client", x.client,
+                      "on-demand bindings: which way a client of this kind is asked for its certificate")
+      ->check(CLI::IsMember({"tls13-pha", "tls13", "tls12", "tls12-legacy", "h2"}));
   explain->add_option("CERT", x.cert, "certificate file (leaf first), or a folder with --compare")
       ->required();
 

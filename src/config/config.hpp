@@ -129,6 +129,9 @@ struct Binding {
   fs::path certificate;
   fs::path key;         // empty: the key is in `certificate` (PEM) or it is a PKCS#12 file
   std::string pfx_password;
+  // client_certificate = "on-demand": no CertificateRequest at the handshake; a request that
+  // reaches a location negotiating a certificate asks then (docs/on-demand.md).
+  bool on_demand = false;
   // A PROXY protocol header (v1 or v2) comes first on every connection, sent by an L4 load
   // balancer among proxy_protocol_from (CIDRs); the client address it names is the client's.
   bool proxy_protocol = false;
@@ -291,6 +294,17 @@ struct TokenLogin {
   std::size_t max_response_bytes = 64 << 10;
 };
 
+// [sites.step_up]: where an on-demand location sends a client that cannot be asked for a
+// certificate after the handshake (docs/on-demand.md).
+struct StepUp {
+  bool enabled = false;
+  std::string url;        // "https://login.example.test:8444/" (ends with '/')
+  std::string authority;  // "login.example.test:8444", lower case, as a Host header names it
+  std::string cookie_name = "certgate_cert";
+  std::uint32_t lifetime_seconds = 3600;
+  fs::path key_file;      // HMAC key (at least 32 bytes); shared by instances
+};
+
 struct SiteLog {
   bool enabled = true;
   fs::path directory;  // default: <log_dir>/W3SVC<id>
@@ -324,6 +338,9 @@ struct Site {
   std::string authenticated_cache_control = "private, no-cache";
   std::vector<ErrorPageFile> error_pages;  // [sites.error_pages]
   TokenLogin token_login;
+  // IIS uploadReadAheadSize: the body read before a TLS 1.2 renegotiation; a larger one → 413.0.
+  std::uint64_t upload_read_ahead_bytes = 49152;
+  StepUp step_up;
 };
 
 struct Config {
@@ -332,6 +349,9 @@ struct Config {
   ServerSettings server;
   std::vector<Site> sites;
   std::vector<std::string> warnings;  // accepted, but worth telling the administrator
+  // SHA-256 of the file's text: the "configuration generation" a step-up cookie is bound to,
+  // the same on every instance that loads the same file.
+  std::string digest;
 };
 
 // "certgate.toml:12:3: sites[0].ssl_flags: unknown flag "Ssl129"; expected ..."

@@ -1,11 +1,14 @@
 #include "config/config.hpp"
 #include "net/cidr.hpp"
 
+#include <openssl/sha.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cctype>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -394,12 +397,11 @@ Binding read_binding(Table& t, const fs::path& base) {
   b.https = t.choice<bool>("protocol", true, {{"https", true}, {"http", false}});
   b.host = lower(t.str("host", ""));
   auto mode = t.str("client_certificate", "handshake");
-  if (mode == "on-demand")
-    t.fail("client_certificate",
-           "\"on-demand\" (renegotiation / post-handshake authentication) is not available in "
-           "this version; use \"handshake\"");
-  if (mode != "handshake")
-    t.fail("client_certificate", "expected \"handshake\"; got \"" + mode + "\"");
+  if (mode != "handshake" && mode != "on-demand")
+    t.fail("client_certificate", "expected \"handshake\" or \"on-demand\"; got \"" + mode + "\"");
+  b.on_demand = mode == "on-demand";
+  if (b.on_demand && !b.https)
+    t.fail("client_certificate", "\"on-demand\" needs an https binding (protocol = \"https\")");
   if (auto c = t.str("certificate")) b.certificate = resolve(base, *c);
   if (auto k = t.str("key")) b.key = resolve(base, *k);
   b.pfx_password = t.str("pfx_password", "");
@@ -460,6 +462,39 @@ const std::set<std::string>& known_log_fields() {
       "sc-win32-status", "time-taken", "s-sitename", "s-computername", "cs-version", "cs-host",
       "cs(Cookie)", "sc-bytes", "cs-bytes", "x-request-id", "x-reason"};
   return f;
+}
+
+void read_step_up(Table& t, StepUp& su, const fs::path& base) {
+  su.enabled = true;
+  auto url = t.str("url");
+  if (!url) t.fail_at(t.source(), "url", "missing: the https URL of a binding that asks for the certificate "
+                                         "at the handshake, e.g. \"https://login.example.test:8444/\"");
+  su.url = *url;
+  const std::string_view scheme = "https://";
+  std::string rest = su.url.size() > scheme.size() && lower(su.url.substr(0, scheme.size())) == scheme
+                         ? su.url.substr(scheme.size()) : std::string();
+  const auto slash = rest.find('/');
+  su.authority = lower(rest.substr(0, slash));
+  const bool clean = std::all_of(su.url.begin(), su.url.end(), [](unsigned char c) {
+    return c > 0x20 && c < 0x7f && c != '?' && c != '#' && c != '"' && c != '\\';
+  });
+  if (rest.empty() || slash == std::string::npos || su.authority.empty() || su.url.back() != '/' || !clean ||
+      su.authority.find('@') != std::string::npos)
+    t.fail("url", "expected an https URL ending with '/' and without query, e.g. "
+                  "\"https://login.example.test:8444/\"; got \"" + su.url + "\"");
+  su.cookie_name = t.str("cookie_name", su.cookie_name);
+  const bool token = !su.cookie_name.empty() &&
+                     std::all_of(su.cookie_name.begin(), su.cookie_name.end(), [](unsigned char c) {
+                       return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+                     });
+  if (!token) t.fail("cookie_name", "expected letters, digits, '_', '-' or '.'; got \"" + su.cookie_name + "\"");
+  su.lifetime_seconds = static_cast<std::uint32_t>(t.integer("lifetime_seconds", 3600, 60, 30 * 86400));
+  auto key = t.str("key_file");
+  if (!key || key->empty())
+    t.fail_at(t.source(), "key_file", "missing: a file of at least 32 random bytes (the cookie's HMAC key; "
+                                      "share it between instances)");
+  su.key_file = resolve(base, *key);
+  t.finish();
 }
 
 void read_log(Table& t, SiteLog& log, const fs::path& base) {
@@ -850,6 +885,9 @@ Site read_site(Table& t, Config& cfg, const fs::path& base, int index) {
   if (auto c = cache_control(t)) s.authenticated_cache_control = *c;
   if (auto pages = t.table("error_pages"))
     s.error_pages = read_error_pages(*pages, base, *t.node("error_pages")->as_table(), cfg);
+  s.upload_read_ahead_bytes = static_cast<std::uint64_t>(
+      t.integer("upload_read_ahead_bytes", 49152, 0, 64 << 20));
+  if (auto su = t.table("step_up")) read_step_up(*su, s.step_up, base);
   if (s.log.directory.empty())
     s.log.directory = cfg.server.log_dir / ("W3SVC" + std::to_string(s.id));
   if (s.log.fields.empty()) s.log.fields = default_log_fields();
@@ -948,6 +986,13 @@ Config load(const fs::path& file) {
     throw ConfigError(file.string() + ":1:1: sites: no site configured (add a [[sites]] table)");
   top.finish();
   check_bindings(cfg, file);
+  {
+    std::ifstream in(file, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
+    cfg.digest.assign(reinterpret_cast<const char*>(md), 8);
+  }
   return cfg;
 }
 

@@ -7,11 +7,13 @@
 #include "http/path.hpp"
 #include "http/proxy_accept.hpp"
 #include "http/proxy_exchange.hpp"
+#include "http/step_up.hpp"
 #include "pki/x509_text.hpp"
 #include "session/token.hpp"
 #include "state/store.hpp"
 #include "token/cookie.hpp"
 #include "token/signed_response.hpp"
+#include "tls/on_demand.hpp"
 #include "tls/server_context.hpp"
 #include "tls/stream.hpp"
 
@@ -131,7 +133,8 @@ class Connection final : public ConnectionBase,
     // trying to make us keep its bytes (reading fails with buffer_overflow → 400). A trailer
     // section is parsed into header fields once it is whole in this buffer, so the buffer stays
     // within what a field may hold (a 70 KB trailer field aborted the process).
-    buf_.max_size(std::min(snap_->cfg.server.limits.max_header_bytes + kFileChunk, config::kMaxHeadBytes));
+    buf_max_ = std::min(snap_->cfg.server.limits.max_header_bytes + kFileChunk, config::kMaxHeadBytes);
+    buf_.max_size(buf_max_);
     loop_.connections.insert(this);
     state_.connections.fetch_add(1, std::memory_order_relaxed);
   }
@@ -245,6 +248,7 @@ class Connection final : public ConnectionBase,
     if (route == nullptr) return;
     site_ = route->site;
     tls_ = tls::TlsFacts::from_handshake(ssl);
+    tls_.on_demand = route->on_demand;
     read_next();
   }
 
@@ -294,6 +298,7 @@ class Connection final : public ConnectionBase,
     }
     x_->reset();
     x_->request_id_len = RequestIds::mine().next(x_->request_id);
+    buf_.max_size(buf_max_);  // a read-ahead (on demand) may have raised it for one request
     x_->parser.emplace();
     x_->parser->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     x_->parser->body_limit(limits().max_body_bytes);
@@ -393,7 +398,7 @@ class Connection final : public ConnectionBase,
   // Reads (and discards) the request body, then runs `then`; an error answers for itself.
   void drain_body_then(std::function<void()> then) {
     if (x_->parser->is_done()) return then();
-    if (iequals(x_->req.header("Expect"), "100-continue")) {
+    if (iequals(x_->req.header("Expect"), "100-continue") && !x_->continued) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue),
                         [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t) mutable {
@@ -648,7 +653,9 @@ class Connection final : public ConnectionBase,
       case pipeline::Need::Password: return check_password_then_resume();
       case pipeline::Need::Revocation: return fetch_revocation_then_resume();
       case pipeline::Need::Directory: return map_in_directory_then_resume();
+      case pipeline::Need::Certificate: return ask_for_certificate();
     }
+    if (h.single_use) return step_up_ticket_then_answer(std::move(h));
     x_->path = std::move(h.path);
     x_->outcome = std::move(h.outcome);
     x_->cache_control = h.cache_control;
@@ -720,7 +727,7 @@ class Connection final : public ConnectionBase,
     std::string head = forwarded_head(in);
     auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*x_->parser));
     x_->parser.reset();
-    const bool expect = iequals(x_->req.header("Expect"), "100-continue");
+    const bool expect = iequals(x_->req.header("Expect"), "100-continue") && !x_->continued;
     auto exchange = std::make_shared<ProxyExchange<Stream>>(
         stream_, buf_, std::move(body), loop_.io, site(), snap_->generation, std::move(plan), std::move(head), x_->req.version,
         x_->req.method == "HEAD", expect, limits().body_timeout_ms,
@@ -792,13 +799,120 @@ class Connection final : public ConnectionBase,
   // connection (until it expires) and the request's walk resumes on the loop.
   void map_in_directory_then_resume() {
     disarm();
-    site().directory->lookup(cert_facts().leaf_facts(), [self = this->shared_from_this()](directory::Mapped m) {
+    // The state's site and certificate: a step-up decides for another site than the connection's.
+    const pipeline::Inputs& in = x_->routed.state->inputs();
+    in.site->directory->lookup(in.tls->leaf_facts(), [self = this->shared_from_this()](directory::Mapped m) {
       auto& io = self->loop_.io;
       asio::post(io, [self = std::move(self), m = std::move(m)]() mutable {
         self->x_->routed.state->directory_answered(std::move(m));
         self->resume();
       });
     });
+  }
+
+  // Need::Certificate (docs/on-demand.md): post-handshake authentication or renegotiation after
+  // the body was read ahead, else a step-up.
+  void ask_for_certificate() {
+    if constexpr (Tls) {
+      std::string why;
+      const tls::LateMethod m = tls::late_method(stream_.native_handle(), &why);
+      if (m != tls::LateMethod::StepUp)
+        return read_ahead_then([self = this->shared_from_this(), m] { self->late_handshake(m); });
+      return on_handled(step_up_or_refuse(info(), x_->req, x_->routed, why));
+    } else {
+      x_->routed.state->certificate_unavailable("plain HTTP");
+      resume();
+    }
+  }
+
+  // A step-up ticket is issued in, or taken from, the single-use store ([server.state]; Redis is
+  // answered on the store's own threads) before the answer goes out.
+  void step_up_ticket_then_answer(Handled h) {
+    auto shared = std::make_shared<Handled>(std::move(h));
+    auto done = [self = this->shared_from_this(), shared](state::Result r) {
+      step_up_after_store(self->info(), self->x_->req, *shared, r.status, r.error);
+      self->on_handled(std::move(*shared));
+    };
+    if (!state_.single_use) return done(state::Result{state::Status::Unavailable, {}, "no single-use store"});
+    disarm();
+    const auto& op = *shared->single_use;
+    if (op.issue)
+      state_.single_use->issue(kStepUpStoreNamespace, op.key, "", std::chrono::seconds(61), loop_.io.get_executor(),
+                               std::move(done));
+    else
+      state_.single_use->consume(kStepUpStoreNamespace, op.key, loop_.io.get_executor(), std::move(done));
+  }
+
+  // The body must be off the wire before the certificate request: bytes of it arriving among the
+  // handshake messages would end the wait. Kept in the read buffer (at most
+  // upload_read_ahead_bytes, IIS uploadReadAheadSize), where the answer reads it as usual.
+  void read_ahead_then(std::function<void()> then) {
+    if (x_->parser->is_done()) return then();
+    const std::uint64_t limit = site().cfg.upload_read_ahead_bytes;
+    const auto len = x_->parser->content_length();
+    if (!len || *len > limit)
+      return fail(auth::Verdict::Http413_BodyTooLarge,
+                  (len ? "the request body (" + std::to_string(*len) + " bytes) is larger than upload_read_ahead_bytes ("
+                       : "a chunked request body cannot be read ahead (upload_read_ahead_bytes = ") +
+                      std::to_string(limit) + "), which is read before the client certificate is asked for");
+    if (buf_.max_size() < *len + 1) buf_.max_size(static_cast<std::size_t>(*len + 1));
+    arm(limits().body_timeout_ms);
+    if (iequals(x_->req.header("Expect"), "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      x_->continued = true;
+      asio::async_write(stream_, asio::buffer(kContinue),
+                        [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t) mutable {
+                          if (ec) return self->close_now();
+                          self->read_ahead_more(std::move(then));
+                        });
+      return;
+    }
+    read_ahead_more(std::move(then));
+  }
+
+  void read_ahead_more(std::function<void()> then) {
+    const std::size_t want = static_cast<std::size_t>(*x_->parser->content_length());
+    if (buf_.size() >= want) return then();
+    stream_.async_read_some(buf_.prepare(std::min<std::size_t>(want - buf_.size(), kFileChunk)),
+                            [self = this->shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t n) mutable {
+                              self->buf_.commit(n);
+                              if (self->timed_out(ec))
+                                return self->fail(auth::Verdict::Http408_RequestTimeout,
+                                                  "the request body did not arrive within body_timeout_ms");
+                              if (ec) return self->close_now();
+                              self->read_ahead_more(std::move(then));
+                            });
+  }
+
+  void late_handshake(tls::LateMethod m) {
+    if constexpr (Tls) {
+      SSL* ssl = stream_.native_handle();
+      if (!tls::begin_late_handshake(ssl, m)) {
+        ERR_clear_error();
+        tls_.cert_requested = true;
+        x_->routed.state->certificate_unavailable("the TLS library refused to ask this connection for a certificate");
+        return resume();
+      }
+      arm(limits().handshake_timeout_ms);
+      stream_.async_late_handshake([m](SSL* s) { return tls::late_handshake_done(s, m); },
+                                   [self = this->shared_from_this(), m](beast::error_code ec) {
+                                     SSL* ssl = self->stream_.native_handle();
+                                     tls::end_late_handshake(ssl, m);
+                                     if (self->timed_out(ec)) {
+                                       // Answered (and logged) as 403.7, then closed: the TLS
+                                       // exchange is left unfinished.
+                                       self->tls_.cert_requested = true;
+                                       self->keep_alive_ = false;
+                                       self->x_->routed.state->certificate_unavailable(
+                                           "the client did not answer the certificate request within handshake_timeout_ms");
+                                       return self->resume();
+                                     }
+                                     if (ec) return self->close_now();  // the exchange failed: an alert was sent
+                                     self->tls_.take_late_certificate(ssl);
+                                     self->x_->routed.state->certificate_answered();
+                                     self->resume();
+                                   });
+    }
   }
 
   void fail(auth::Verdict answer, std::string reason) {
@@ -977,6 +1091,7 @@ class Connection final : public ConnectionBase,
   std::size_t site_ = 0;
   tls::TlsFacts tls_;
   beast::flat_buffer buf_;
+  std::size_t buf_max_ = 0;
   // One request's state, allocated when its first bytes arrive and freed before the connection
   // waits idle: an idle keep-alive connection holds only what the connection itself needs.
   // Reused: a connection going idle leaves its Exchange to the loop's spares, and the next
@@ -996,6 +1111,7 @@ class Connection final : public ConnectionBase,
     std::size_t request_id_len = 0;
     std::string_view cache_control;  // the authenticated answer's, from the configuration
     std::string_view request_id_text() const { return {request_id.data(), request_id_len}; }
+    bool continued = false;  // 100 Continue already sent (before an on-demand certificate request)
 
     // What a request that fails before it is parsed would otherwise log or answer with, and
     // nothing of the last request's decision.
@@ -1007,7 +1123,10 @@ class Connection final : public ConnectionBase,
       outcome = {};
       cache_control = {};
       path.clear();
+      continued = false;
       routed.state.reset();
+      routed.late_facts.reset();
+      routed.step_up.reset();
       routed.forward.reset();
       routed.authority = {};
       routed.backend = nullptr;

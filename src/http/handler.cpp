@@ -4,6 +4,7 @@
 #include "http/path.hpp"
 #include "http/request_filter.hpp"
 #include "pki/x509_text.hpp"
+#include "http/step_up.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -116,6 +117,8 @@ Handled handle(const ConnectionInfo& c, const Request& req, Routed& r) {
   r.state.reset();
   r.forward.reset();
   r.backend = nullptr;
+  r.late_facts.reset();
+  r.step_up.reset();
   Handled h;
   h.site = c.site.index;
   const std::string_view accept = req.header("Accept");
@@ -178,6 +181,23 @@ Handled handle(const ConnectionInfo& c, const Request& req, Routed& r) {
   return out;
 }
 
+Handled step_up_or_refuse(const ConnectionInfo& c, const Request& req, Routed& r, const std::string& why) {
+  Handled h;
+  h.site = c.site.index;
+  if (!c.site.step_up_key) {
+    r.state->certificate_unavailable("this client cannot be asked for a certificate after the handshake: " + why +
+                                     " (the site has no [sites.step_up] to send it to)");
+    return resume(c, req, r);
+  }
+  std::string cookie;
+  if ((r.late_facts = certificate_from_cookie(c, req, cookie))) {
+    r.state->use_certificate(r.late_facts.get());
+    return resume(c, req, r);
+  }
+  h.response = step_up_redirect(c, req, h.outcome);
+  return done(std::move(h), r);
+}
+
 Handled resume(const ConnectionInfo& c, const Request& req, Routed& r) {
   Handled h;
   h.site = c.site.index;
@@ -228,6 +248,39 @@ Handled start(const ConnectionInfo& c, const Request& req, Routed& r) {
     h.outcome.auth_method = "Anonymous";
     return done(std::move(h), r);
   }
+  // The reserved step-up addresses (docs/on-demand.md), before request filtering hides them.
+  if (c.tls && is_step_up_path(target.path)) {
+    auto begin = std::make_unique<StepUpBegin>();
+    if (target.path.size() > kStepUpPath.size())
+      h.response = step_up_endpoint(c, req, target.path, target.query, h.outcome, h.single_use);
+    else if (begin_step_up(c, req, target.query, *begin, h.response, h.outcome)) {
+      // Decided for the protected site at the return path, as if the certificate were presented
+      // there, and with it required whatever that location's flags say.
+      begin->policy = begin->site->policy_for(begin->return_path.substr(0, begin->return_path.find('?')));
+      begin->policy.ssl_flags.bits |= auth::kSslRequireCert;
+      std::vector<pki::X509Ptr> certs;
+      X509_up_ref(c.tls->leaf.get());
+      certs.emplace_back(c.tls->leaf.get());
+      for (int i = 0; STACK_OF(X509)* chain = c.tls->presented_chain(); ++i) {
+        if (i >= sk_X509_num(chain)) break;
+        X509_up_ref(sk_X509_value(chain, i));
+        certs.emplace_back(sk_X509_value(chain, i));
+      }
+      r.late_facts = std::make_unique<tls::TlsFacts>(tls::TlsFacts::from_certificates(certs, true));
+      r.step_up = std::move(begin);
+      pipeline::Inputs in;
+      in.site = r.step_up->site;
+      in.policy = &r.step_up->policy;
+      in.tls = r.late_facts.get();
+      in.store = c.revocation;
+      in.clock = c.clock;
+      in.authorization = req.header("Authorization");
+      r.state.emplace(in);
+      if ((h.need = r.state->advance()) != pipeline::Need::None) return h;
+      return answer(c, req, r);
+    }
+    return done(std::move(h), r);
+  }
   // IIS request filtering runs before authentication, for files and the backend alike: hidden
   // content is refused the same way to everyone.
   if (auto seg = hidden_segment(target.path, c.site.hidden_for(target.path)); !seg.empty()) {
@@ -259,6 +312,11 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
   const std::string_view accept = req.header("Accept");
   const auth::LocationPolicy& policy = *r.state->inputs().policy;
   h.outcome = r.state->take_outcome();
+  if (r.step_up) {
+    h.response = finish_step_up(c, req, *r.step_up, h.outcome, r.late_facts->leaf.get(), r.late_facts->presented_chain(),
+                                h.single_use);
+    return done(std::move(h), r);
+  }
   if (!h.outcome.allowed()) {
     h.response = page(c, from_outcome(h.outcome), accept, &req, target.path, &h.outcome);
     if (h.outcome.challenge)

@@ -60,11 +60,27 @@ struct Handled {
   pipeline::Need need = pipeline::Need::None;
   auth::Outcome outcome;                 // who the caller is (user, method) or why denied
   std::size_t site = 0;  // the site that answered: the TLS connection's, or (plain HTTP) the Host's
+  // A step-up ticket to issue or take in the single-use store ([server.state]) before `response`
+  // may go out (http/step_up.hpp): the caller runs it, then step_up_after_store().
+  struct SingleUse {
+    bool issue = false;  // false: consume
+    std::string key;
+  };
+  std::optional<SingleUse> single_use;
   // The decoded, normalised path the policy was decided on (its trailing '/' kept), for the W3C
   // log as IIS logs cs-uri-stem; empty when the target was refused before normalising.
   std::string path;
   // An authenticated answer's Cache-Control (into the configuration; empty = none).
   std::string_view cache_control;
+};
+
+// /.certgate/step-up on a step-up binding (http/step_up.hpp): the protected site, the return URL
+// it signed, and the policy the certificate is decided by there (the return path's, requiring it).
+struct StepUpBegin {
+  const runtime::SiteRuntime* site = nullptr;
+  std::string return_url;   // "https://host:port/path?query", checked
+  std::string return_path;  // "/path?query"
+  auth::LocationPolicy policy;
 };
 
 // A request routed and being decided: what routing found, and the evidence gathered so far.
@@ -75,6 +91,11 @@ struct Routed {
   std::optional<std::string> forward;  // the backend's target, when proxied
   std::string_view authority;          // into the request
   const std::string* backend = nullptr;
+  // On demand: the certificate a step-up cookie stood for (this request only), and the certificate
+  // a step-up binding is deciding for a protected site (a copy: that site's decisions are not the
+  // connection's).
+  std::unique_ptr<tls::TlsFacts> late_facts;
+  std::unique_ptr<StepUpBegin> step_up;
 };
 
 // On a plain-HTTP binding `conn.site` is ignored: every request goes to the site its Host names.
@@ -82,6 +103,11 @@ Handled handle(const ConnectionInfo& conn, const Request& req, Routed& routed);
 // After handle() (or resume()) returned a need and it was met: decides and answers. `conn.site`
 // is the site handle() returned.
 Handled resume(const ConnectionInfo& conn, const Request& req, Routed& routed);
+
+// Need::Certificate that only a step-up can meet: with [sites.step_up], the cookie's certificate
+// (then resume()) or the redirect; without it, 403.7 saying why (then resume()).
+// `why`: why the client cannot be asked ("TLS 1.3 without post-handshake authentication").
+Handled step_up_or_refuse(const ConnectionInfo& conn, const Request& req, Routed& routed, const std::string& why);
 
 // Error answer for a request that could not even be parsed (400, 408, 413, 414, 431), or that
 // must not wait (503): the connection closes after it.

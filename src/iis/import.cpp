@@ -48,6 +48,7 @@ struct Scope {
   bool has_authz = false, authz_cleared = false;
   std::vector<AuthzRule> authz;
   std::optional<std::vector<std::string>> default_documents;
+  std::optional<std::string> upload_read_ahead;  // serverRuntime uploadReadAheadSize (bytes)
   // <requestFiltering><hiddenSegments> as written: ('c', "") clear, ('+', s) add, ('-', s) remove;
   // applied in order, parent scopes first, to IIS's default list.
   std::vector<std::pair<char, std::string>> hidden_ops;
@@ -103,11 +104,15 @@ class Reader {
       if (name == "security") read_security(child, where, s);
       else if (name == "defaultDocument") read_default_document(child, where, s);
       else if (name == "serverRuntime") {
-        if (auto a = child.attribute("uploadReadAheadSize"))
-          report_.differences.push_back(where + ": serverRuntime uploadReadAheadSize=" + a.value() +
-                                        " not needed: certgate asks for client certificates in the "
-                                        "TLS handshake, so no request body is read ahead");
-        else ignore(where, child, "no setting certgate uses");
+        const std::string v = child.attribute("uploadReadAheadSize").value();
+        if (!v.empty() && v.size() <= 8 && std::all_of(v.begin(), v.end(), ::isdigit)) {
+          s.upload_read_ahead = v;
+          report_.imported.push_back(where + ": serverRuntime uploadReadAheadSize=" + v +
+                                     " as upload_read_ahead_bytes (the body read before an on-demand "
+                                     "certificate request; site-wide in certgate)");
+        } else {
+          ignore(where, child, "no setting certgate uses");
+        }
       } else if (name == "httpErrors") {
         read_http_errors(child, where, s);
       } else {
@@ -343,6 +348,7 @@ Scope merge(const Scope& parent, const Scope& child) {
   Scope out = parent;
   auto take = [](auto& dst, const auto& src) { if (src) dst = src; };
   take(out.ssl_flags, child.ssl_flags);
+  take(out.upload_read_ahead, child.upload_read_ahead);
   take(out.anonymous, child.anonymous);
   take(out.basic, child.basic);
   take(out.realm, child.realm);
@@ -665,6 +671,7 @@ ImportResult import_iis(const ImportOptions& o) {
     if (eff.default_documents) t << "default_documents = " << arr(*eff.default_documents) << "\n";
     t << "ssl_flags = " << arr(eff.ssl_flags.value_or(std::vector<std::string>{})) << "\n";
     t << "anonymous = " << (eff.anonymous.value_or(true) ? "true" : "false") << "\n";
+    if (eff.upload_read_ahead) t << "upload_read_ahead_bytes = " << *eff.upload_read_ahead << "\n";
     if (!eff.hidden_ops.empty()) t << "hidden_segments = " << arr(hidden_segments(eff.hidden_ops)) << "\n";
 
     bool negotiates = false;
@@ -724,8 +731,15 @@ ImportResult import_iis(const ImportOptions& o) {
           report.differences.push_back(where + ": https binding " + info + ": server certificate " + thumb +
                                        " is in the Windows store; placeholder written (use --certificate " + info + "=CERT.pem:KEY.pem)");
         }
-        if (nb && !nb->negotiate_client_cert && negotiates)
-          report.differences.push_back(where + ": binding " + info + ": IIS asked for the client certificate on demand (renegotiation); certgate asks in the TLS handshake");
+        // "Negotiate Client Certificate" off while a location negotiates: IIS asked on demand.
+        if (nb && !nb->negotiate_client_cert && negotiates) {
+          t << "  client_certificate = \"on-demand\"\n";
+          report.imported.push_back(where + ": binding " + info + ": IIS asked for the client certificate on demand "
+                                    "(Negotiate Client Certificate disabled): client_certificate = \"on-demand\"");
+          report.differences.push_back(where + ": binding " + info + ": browsers (TLS 1.3 without post-handshake "
+                                       "authentication) need a step-up binding: add [sites.step_up] (docs/on-demand.md), "
+                                       "or they get 403.7 where IIS's renegotiation failed");
+        }
       }
       endpoint_protocol_seen.insert(endpoint_key);
     }

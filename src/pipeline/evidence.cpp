@@ -101,12 +101,15 @@ const auth::Outcome& RequestState::mapping() {
 }
 
 Need RequestState::advance() {
-  if (waiting_ == Need::Directory || waiting_ == Need::Password)
+  if (waiting_ == Need::Directory || waiting_ == Need::Password || waiting_ == Need::Certificate)
     throw std::logic_error("pipeline: advance() before the need was met");
   waiting_ = Need::None;
   const runtime::SiteRuntime& site = *in_.site;
   const auth::LocationPolicy& policy = *in_.policy;
   if (stage_ == Stage::Chain) {
+    if (!ev_.cert_presented && policy.ssl_flags.negotiates() && in_.tls && in_.tls->on_demand &&
+        !in_.tls->cert_requested)
+      return waiting_ = Need::Certificate;
     if (ev_.cert_presented && policy.ssl_flags.negotiates()) {
       ev_.chain = chain_report();
       if (!ev_.chain) return waiting_ = Need::Revocation;
@@ -185,6 +188,24 @@ void RequestState::directory_answered(directory::Mapped answer) {
   if (waiting_ == Need::Directory) waiting_ = Need::None;
 }
 
+void RequestState::certificate_answered() {
+  ev_.cipher_bits = in_.tls->cipher_bits;
+  ev_.cert_requested = true;
+  ev_.cert_presented = in_.tls->leaf != nullptr;
+  if (waiting_ == Need::Certificate) waiting_ = Need::None;
+}
+
+void RequestState::use_certificate(tls::TlsFacts* facts) {
+  in_.tls = facts;
+  certificate_answered();
+}
+
+void RequestState::certificate_unavailable(std::string reason) {
+  outcome_ = auth::certificate_unobtainable(std::move(reason));
+  stage_ = Stage::Done;
+  if (waiting_ == Need::Certificate) waiting_ = Need::None;
+}
+
 void RequestState::password_checked(bool ok) {
   ev_.basic = ok && password_user_known_ ? auth::PasswordCheck::Valid : auth::PasswordCheck::Invalid;
   if (waiting_ == Need::Password) waiting_ = Need::None;
@@ -213,6 +234,9 @@ void run_to_decision(RequestState& state, const std::optional<std::string>& pass
         }
         break;
       }
+      case Need::Certificate:  // explain and verify present their certificate up front
+        state.certificate_unavailable("no certificate was presented");
+        break;
       case Need::Password: {
         PasswordCheck job = state.take_password();
         const bool offered = job.password.empty() && in.offer_mapped_user_password && !password;

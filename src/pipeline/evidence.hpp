@@ -28,7 +28,10 @@ namespace certgate::runtime { struct SiteRuntime; }
 namespace certgate::pipeline {
 
 // What the walk stopped for. None: decided.
-enum class Need : std::uint8_t { None, Revocation, Directory, Password };
+// Certificate: the location negotiates a certificate, the connection's binding is on demand and
+// has not asked yet (docs/on-demand.md): ask (or step up), then certificate_answered() /
+// use_certificate() / certificate_unavailable().
+enum class Need : std::uint8_t { None, Revocation, Directory, Password, Certificate };
 
 // A Basic password to check against its crypt(3) hash before the request can be decided.
 struct PasswordCheck {
@@ -67,6 +70,14 @@ class RequestState {
   // Need::Password: the password to check (moved out: clear it after use), then its answer.
   PasswordCheck take_password() { return std::move(password_); }
   void password_checked(bool ok);
+  // Need::Certificate met: the connection's TlsFacts now hold what the client answered (a
+  // certificate or none).
+  void certificate_answered();
+  // Need::Certificate met by a step-up cookie: the certificate it stands for, for this request
+  // only (`facts` outlives the state).
+  void use_certificate(tls::TlsFacts* facts);
+  // Need::Certificate cannot be met: decided 403.7 with `reason`.
+  void certificate_unavailable(std::string reason);
 
   bool decided() const { return stage_ == Stage::Done; }
   const auth::Outcome& outcome() const { return outcome_; }

@@ -329,6 +329,13 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
     site.trust = build_trust(site.cfg);
     build_auth(site, cfg.base, clock);
     build_proxy(site);
+    if (site.cfg.step_up.enabled) {
+      try {
+        site.step_up_key = std::make_shared<const session::Key>(session::load_key(site.cfg.step_up.key_file));
+      } catch (const std::runtime_error& e) {
+        throw CompileError("site \"" + site.cfg.name + "\": step_up.key_file: " + e.what());
+      }
+    }
     for (const auto& l : site.cfg.locations) site.locations.push_back({lower(l.path), l, {}, {}});
     std::stable_sort(site.locations.begin(), site.locations.end(),
                      [](const auto& a, const auto& b) { return a.path.size() < b.path.size(); });
@@ -363,7 +370,7 @@ std::shared_ptr<const Snapshot> compile(config::Config cfg, std::uint64_t genera
         ctx = built.ctx.get();
         snap->contexts.push_back(std::move(built.ctx));
       }
-      it->routes.push_back({b.host, site.index, ctx});
+      it->routes.push_back({b.host, site.index, ctx, b.on_demand});
     }
   }
   for (auto& l : snap->listeners)

@@ -14,6 +14,7 @@
 #include "pki/trust_store.hpp"
 #include "net/cidr.hpp"
 #include "runtime/clock.hpp"
+#include "session/token.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,7 @@ struct SiteRuntime {
   std::shared_ptr<const pki::JwtSigner> signer;  // [sites.forward.assertion]; null = off
   pki::SslCtxPtr backend_tls;                    // client context for https backends
   std::shared_ptr<directory::DirectoryService> directory;  // [sites.directory_mapping]; null = off
+  std::shared_ptr<const session::Key> step_up_key;  // [sites.step_up]; null = off
 
   // The backend serving `path` ("" = static files): the nearest location that names one.
   const std::string& backend_for(std::string_view path) const;
@@ -88,6 +90,7 @@ struct ListenerRuntime {
     std::string host;  // empty = default
     std::size_t site;
     SSL_CTX* ctx = nullptr;  // owned by Snapshot::contexts_ (https only)
+    bool on_demand = false;  // client_certificate = "on-demand"
   };
   std::vector<Route> routes;
 

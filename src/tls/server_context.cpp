@@ -4,6 +4,7 @@
 #include "pki/load.hpp"
 #include "pki/validation_cache.hpp"
 #include "pki/x509_text.hpp"
+#include "tls/on_demand.hpp"
 #include "tls/session_cache.hpp"
 #include "tls/ticket_keys.hpp"
 
@@ -66,6 +67,10 @@ std::string parse_sni(SSL* ssl) {
 }
 
 int client_hello_router(SSL* ssl, int* alert, void* arg) {
+  // A renegotiation's ClientHello (on demand, tls/on_demand.hpp) stays on the site and verify
+  // mode the connection has: no new SNI may move it to another site's context mid-connection.
+  if (SSL_get_ex_data(ssl, route_index()) != nullptr) return SSL_CLIENT_HELLO_SUCCESS;
+  note_client_hello(ssl);
   auto* listener = static_cast<const runtime::ListenerRuntime*>(arg);
   std::string sni = parse_sni(ssl);
   const auto* route = listener->route_for_host(sni);
@@ -251,7 +256,9 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
   SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH);
 
   if (site.requests_certificate) {
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    // On demand: nothing asked at the handshake; the connection asks (post-handshake
+    // authentication or renegotiation, tls/on_demand.hpp) with this callback and CA list.
+    SSL_CTX_set_verify(ctx, b.on_demand ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, nullptr);
     SSL_CTX_set_cert_verify_callback(ctx, accept_any_chain, nullptr);
     if (site.cfg.client_certificates.send_ca_list && site.trust) {
       STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();

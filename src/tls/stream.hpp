@@ -61,6 +61,28 @@ class Stream {
                           std::forward<Handler>(handler));
   }
 
+  // Drives a certificate request begun with tls::begin_late_handshake (tls/on_demand.hpp): sends
+  // it, then reads the client's answer until `done(ssl)`. Application data arriving first ends
+  // the wait too (the caller then finds no certificate). Completion: void(error_code).
+  template <class Done, class Handler>
+  auto async_late_handshake(Done done, Handler&& handler) {
+    return compose<false>(
+        [done, sent = false](SSL* s, std::size_t&) mutable {
+          if (!sent) {
+            const int r = SSL_do_handshake(s);
+            if (r <= 0) return r;
+            sent = true;
+          }
+          if (done(s)) return 1;
+          unsigned char byte;
+          std::size_t n = 0;
+          const int r = SSL_peek_ex(s, &byte, 1, &n);
+          if (r > 0 || done(s)) return 1;
+          return r;
+        },
+        std::forward<Handler>(handler));
+  }
+
   // Completes when a read will find something: at once when OpenSSL already holds received bytes,
   // else when the socket turns readable. An idle keep-alive connection waits this way, with no
   // read buffer allocated, neither its own nor OpenSSL's. Completion: void(error_code).

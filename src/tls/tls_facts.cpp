@@ -34,6 +34,17 @@ TlsFacts TlsFacts::from_handshake(SSL* ssl) {
   return f;
 }
 
+void TlsFacts::take_late_certificate(SSL* ssl) {
+  TlsFacts f = from_handshake(ssl);
+  // The session's saved key (restored_chain) describes the handshake's certificate, not this one.
+  f.chain_key.clear();
+  f.chain_der.clear();
+  f.cert_requested = true;
+  f.on_demand = on_demand;
+  if (f.sni.empty()) f.sni = std::move(sni);
+  *this = std::move(f);
+}
+
 STACK_OF(X509) * TlsFacts::presented_chain() {
   if (!chain && !chain_der.empty()) {
     chain = decode_chain(chain_der);

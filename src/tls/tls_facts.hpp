@@ -28,6 +28,9 @@ struct TlsFacts {
   int cipher_bits = 0;
   std::string sni;
   bool cert_requested = false;
+  // The binding asks on demand (client_certificate = "on-demand"): a location that negotiates a
+  // certificate asks for one once, when cert_requested is still false.
+  bool on_demand = false;
   pki::X509Ptr leaf;           // null when the client sent no certificate
   // The validation-cache key of leaf + chain: computed at the handshake, or carried by a
   // resumed session (then the chain stays DER until someone needs it).
@@ -61,6 +64,9 @@ struct TlsFacts {
 
   // Reads protocol, cipher and peer chain from a completed handshake.
   static TlsFacts from_handshake(SSL* ssl);
+  // After post-handshake authentication or a renegotiation: the peer chain the client sent then
+  // (or none), protocol and cipher anew; nothing decided for an earlier certificate survives.
+  void take_late_certificate(SSL* ssl);
   // A certificate and its chain from files (leaf first), as `explain` and `verify` present it.
   static TlsFacts from_certificates(const std::vector<pki::X509Ptr>& certs, bool cert_requested);
 

@@ -67,6 +67,9 @@ class Golden(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('usage_check = false\n  revocation = "off"', r.stdout)
         self.assertIn("IIS asked for the client certificate on demand", r.stderr)
+        # Issue 15: that binding asks on demand in certgate too, and the report says browsers need a step-up.
+        self.assertIn('client_certificate = "on-demand"', r.stdout)
+        self.assertIn("add [sites.step_up]", r.stderr)
         self.assertNotIn("Partner Portal", r.stdout)
 
     def test_malformed_xml_names_line_and_column(self):

@@ -116,9 +116,24 @@ TEST(Config, HttpsBindingNeedsACertificate) {
   EXPECT_NE(e.find("certificate: missing"), std::string::npos) << e;
 }
 
-TEST(Config, OnDemandIsRefusedClearlyAndRevocationModesAreChecked) {
+TEST(Config, OnDemandAndStepUpAreCheckedAndRevocationModesAreChecked) {
   std::string e = error_of(std::string(kMinimal) + "client_certificate = \"on-demand\"\n");
-  EXPECT_NE(e.find("not available in this version"), std::string::npos) << e;
+  EXPECT_EQ(e, "");
+  e = error_of(std::string(kMinimal) + "client_certificate = \"later\"\n");
+  EXPECT_NE(e.find("c.toml:7:22: sites[0].bindings[0].client_certificate: expected \"handshake\" or \"on-demand\""),
+            std::string::npos) << e;
+  e = error_of(site_with("upload_read_ahead_bytes = -1\n"));
+  EXPECT_NE(e.find("upload_read_ahead_bytes: must be between 0"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.step_up]\nurl = \"http://login.test/\"\nkey_file = \"k\"\n"));
+  EXPECT_NE(e.find("step_up.url: expected an https URL ending with '/'"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.step_up]\nurl = \"https://login.test/\\r\\nX: 1/\"\nkey_file = \"k\"\n"));
+  EXPECT_NE(e.find("step_up.url: expected an https URL"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.step_up]\nurl = \"https://login.test/\"\nkey_file = \"k\"\ncookie_name = \"a;b\"\n"));
+  EXPECT_NE(e.find("step_up.cookie_name: expected letters"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.step_up]\nurl = \"https://login.test/\"\n"));
+  EXPECT_NE(e.find("step_up.key_file: missing"), std::string::npos) << e;
+  e = error_of(site_with("", "[sites.step_up]\nurl = \"https://login.test/\"\nkey_file = \"k\"\n"));
+  EXPECT_EQ(e, "");
   e = error_of(std::string(kMinimal) + "[sites.client_certificates]\nrevocation = \"online\"\n"
                                         "prefer_ocsp = true\nurl_timeout_ms = 500\nsoft_fail = true\n");
   EXPECT_EQ(e, "");

@@ -62,6 +62,8 @@ const Expect kRows[] = {
     {Verdict::Token401_1_NonceRefused, 401, 1, 1326},
     {Verdict::Token401_1_BadSignature, 401, 1, 1326},
     {Verdict::Http503_StateUnavailable, 503, 0, 0},
+    {Verdict::Http303_StepUp, 303, 0, 0},
+    {Verdict::Http401_StepUp, 401, 0, 0},
 };
 
 TEST(VerdictTable, EveryKeyWritesTheChosenLogColumns) {
