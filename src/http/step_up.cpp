@@ -15,24 +15,15 @@ namespace {
 
 constexpr std::int64_t kTicketSeconds = 60;
 
-bool detailed(const ConnectionInfo& c) {
-  switch (c.snap.cfg.server.detailed_errors) {
-    case config::DetailedErrors::Always: return true;
-    case config::DetailedErrors::Never: return false;
-    case config::DetailedErrors::Local: return c.client_is_local;
-  }
-  return false;
-}
-
 Response refuse(const ConnectionInfo& c, const Request& req, auth::Verdict v, std::string reason, auth::Outcome& outcome) {
-  outcome = auth::Outcome{.verdict = v, .reason = reason};
-  return error_response(from_answer(v, std::move(reason)), detailed(c), prefers_json(req.header("Accept")));
+  outcome = auth::Outcome{.verdict = v, .reason = std::move(reason)};
+  return answer_error(c, v, outcome.reason, req.header("Accept"));
 }
 
 // 403.7: the certificate cannot be had this way (decided by the core, auth/decide.hpp).
 Response unobtainable(const ConnectionInfo& c, const Request& req, std::string reason, auth::Outcome& outcome) {
   outcome = auth::certificate_unobtainable(std::move(reason));
-  return error_response(from_outcome(outcome), detailed(c), prefers_json(req.header("Accept")));
+  return refusal(c, outcome, req.header("Accept"));
 }
 
 // RFC 3986 characters that may stand in a URL as they are; nothing that could end a header
@@ -200,7 +191,7 @@ Response step_up_redirect(const ConnectionInfo& c, const Request& req, auth::Out
     r.body = "See Other: " + location + "\n";
     r.set("Content-Type", "text/plain; charset=utf-8");
   } else {
-    r = error_response(from_answer(v, outcome.reason), detailed(c), prefers_json(req.header("Accept")));
+    r = answer_error(c, v, outcome.reason, req.header("Accept"));
   }
   r.set("Location", location);
   r.set("Cache-Control", "no-store");
@@ -246,7 +237,7 @@ bool begin_step_up(const ConnectionInfo& c, const Request& req, std::string_view
 Response finish_step_up(const ConnectionInfo& c, const Request& req, const StepUpBegin& b, auth::Outcome& outcome,
                         X509* leaf, STACK_OF(X509) * chain, std::optional<Handled::SingleUse>& single_use) {
   if (!outcome.allowed() || !outcome.certificate)
-    return error_response(from_outcome(outcome), detailed(c), prefers_json(req.header("Accept")));
+    return refusal(c, outcome, req.header("Accept"));
   const std::int64_t now = c.clock->unix_seconds();
   session::Claims t;
   t.site = b.site->cfg.name;
