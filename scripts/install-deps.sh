@@ -11,6 +11,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libldap2-dev slapd ldap-utils libmimalloc-dev libcurl4-openssl-dev tinyproxy
+  libnghttp2-dev nghttp2-client
   curl python3 python3-cryptography ca-certificates ccache
 )
 # `make fuzz` (scripts/install-deps.sh fuzz) also needs clang and its libFuzzer runtime: clang 16,

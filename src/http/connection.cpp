@@ -3,9 +3,11 @@
 #include "http/basic_auth.hpp"
 #include "http/file_cache.hpp"
 #include "http/forward.hpp"
+#include "http/h2_connection.hpp"
 #include "http/handler.hpp"
 #include "http/path.hpp"
 #include "http/proxy_exchange.hpp"
+#include "http/request_steps.hpp"
 #include "pki/x509_text.hpp"
 #include "tls/server_context.hpp"
 #include "tls/stream.hpp"
@@ -112,6 +114,7 @@ class Connection final : public ConnectionBase,
   }
 
   void stop_if_idle() override {
+    if (auto h2 = h2_.lock()) return h2->shutdown();
     if (idle_) close_now();
   }
 
@@ -123,16 +126,7 @@ class Connection final : public ConnectionBase,
     return std::string(x_->resp.header(name));
   }
   std::string variable(std::string_view name) const override {
-    const X509* leaf = tls_.leaf.get();
-    if (name == "CERT_SUBJECT") return leaf ? pki::subject_text(leaf) : "";
-    if (name == "CERT_ISSUER") return leaf ? pki::issuer_text(leaf) : "";
-    if (name == "CERT_SERIALNUMBER") return leaf ? pki::serial_hex(leaf) : "";
-    if (name == "CRYPT_PROTOCOL") return tls_.protocol;
-    if (name == "CRYPT_CIPHER") return tls_.cipher;
-    if (name == "SERVER_NAME") return tls_.sni;
-    if (name == "HTTPS") return Tls ? "on" : "off";
-    if (name == "AUTH_TYPE") return x_->outcome.auth_method;
-    return "";
+    return request_variable(name, tls_, Tls, x_->outcome);
   }
 
  private:
@@ -199,7 +193,22 @@ class Connection final : public ConnectionBase,
     if (route == nullptr) return;
     site_ = route->site;
     tls_ = tls::TlsFacts::from_handshake(ssl);
+    if constexpr (Tls) {
+      const unsigned char* alpn = nullptr;
+      unsigned int alpn_len = 0;
+      SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+      if (alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0) return start_h2_session();
+    }
     read_next();
+  }
+
+  // The HTTP/2 session drives this connection's stream and TLS facts from now on; this object
+  // stays alive (held by the session) until the session closes it.
+  void start_h2_session() {
+    disarm();
+    idle_ = false;
+    h2_ = start_h2(H2Start{state_, loop_, gen_, listener_index_, site_, stream_, tls_, s_ip_, c_ip_, s_port_,
+                           local_client_, [self = this->shared_from_this()] { self->close_now(); }});
   }
 
   void read_next() {
@@ -326,17 +335,15 @@ class Connection final : public ConnectionBase,
     std::shared_ptr<const Generation> next = state_.current.load();
     const runtime::Snapshot& s = *next->snap;
     const runtime::ListenerRuntime& listener = s.listeners[listener_index_];
-    const std::string& name = site().cfg.name;
-    auto found = std::find_if(listener.routes.begin(), listener.routes.end(),
-                              [&](const auto& r) { return s.sites[r.site].cfg.name == name; });
+    auto found = site_after_reload(s, listener_index_, site().cfg.name);
     // Plain HTTP routes every request by its Host anyway: any site of the address will do as the
     // connection's starting point, so a removed site does not refuse its neighbours' requests.
-    if (found == listener.routes.end() && !Tls) found = listener.routes.begin();
-    if (found == listener.routes.end()) return false;
+    if (!found && !Tls) found = listener.routes.front().site;
+    if (!found) return false;
     gen_ = std::move(next);
     snap_ = gen_->snap.get();
     listener_ = &listener;
-    site_ = found->site;
+    site_ = *found;
     tls_.forget_decisions();
     assertion_user_.clear();  // the signing key may have changed
     assertion_refresh_ = 0;
@@ -411,9 +418,7 @@ class Connection final : public ConnectionBase,
     site_ = h.site;  // plain HTTP: the site this request's Host named
     switch (h.need) {
       case pipeline::Need::None: break;
-      case pipeline::Need::Password: return check_password_then_resume();
-      case pipeline::Need::Revocation: return fetch_revocation_then_resume();
-      case pipeline::Need::Directory: return map_in_directory_then_resume();
+      default: return meet(h.need);
     }
     x_->path = std::move(h.path);
     x_->outcome = std::move(h.outcome);
@@ -431,14 +436,8 @@ class Connection final : public ConnectionBase,
     if (!h.static_job) return send(std::move(h.response));
     if (auto hit = cached_file(*h.static_job, state_.clock->steady_ms())) return send(std::move(*hit));
     disarm();  // the file pool does not touch the socket
-    asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(*h.static_job)]() mutable {
-      Response r = serve_static(job);
-      auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), job = std::move(job), r = std::move(r)]() mutable {
-        // On the loop thread: the cache is this loop's own.
-        remember_file(job, r, self->state_.clock->steady_ms());
-        self->send(finish_static(self->info(), std::move(r), self->x_->req.header("Accept")));
-      });
+    read_static(state_, loop_, std::move(*h.static_job), [self = this->shared_from_this()](Response r) {
+      self->send(finish_static(self->info(), std::move(r), self->x_->req.header("Accept")));
     });
   }
 
@@ -508,60 +507,12 @@ class Connection final : public ConnectionBase,
     finish(true);
   }
 
-  // crypt(3) is slow by design: run it on the worker pool, remember the answer on this loop.
-  // Bounded: a flood of wrong passwords gets 503 instead of queueing without end.
-  void check_password_then_resume() {
-    pipeline::RequestState& st = *x_->routed.state;
-    pipeline::PasswordCheck job = st.take_password();
-    if (auto known = cached_password_result(job.cache_key, *state_.clock)) {
-      OPENSSL_cleanse(job.password.data(), job.password.size());
-      st.password_checked(*known);
-      return resume();
-    }
-    if (state_.pending_passwords.fetch_add(1) >= limits().max_pending_password_checks) {
-      state_.pending_passwords.fetch_sub(1);
-      OPENSSL_cleanse(job.password.data(), job.password.size());
-      Response busy = protocol_error(info(), auth::Verdict::Http503_PasswordChecksBusy, "too many password checks are waiting; try again shortly",
-                                     x_->req.header("Accept"));
-      busy.set("Retry-After", "1");
-      return send(std::move(busy));
-    }
+  void meet(pipeline::Need need) {
     disarm();
-    asio::post(*state_.passwords, [self = this->shared_from_this(), hash = std::string(job.hash),
-                                   job = std::move(job)]() mutable {
-      bool ok = check_password(hash, job.password);
-      OPENSSL_cleanse(job.password.data(), job.password.size());
-      self->state_.pending_passwords.fetch_sub(1);
-      auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), key = std::move(job.cache_key), ok]() mutable {
-        remember_password_result(key, ok, *self->state_.clock);
-        self->x_->routed.state->password_checked(ok);
-        self->resume();
-      });
-    });
-  }
-
-  // CRLs, OCSP answers or issuer certificates the validation lacks: the revocation store
-  // fetches them on its own thread (joining fetches already running for the same URL); the
-  // request's evidence walk resumes on this loop when all have finished, successfully or not.
-  void fetch_revocation_then_resume() {
-    disarm();
-    state_.revocation->fetch(x_->routed.state->take_fetches(), [self = this->shared_from_this()] {
-      auto& io = self->loop_.io;
-      asio::post(io, [self] { self->resume(); });
-    });
-  }
-
-  // The directory service answers on one of its threads; the answer is kept on this
-  // connection (until it expires) and the request's walk resumes on the loop.
-  void map_in_directory_then_resume() {
-    disarm();
-    site().directory->lookup(tls_.leaf_facts(), [self = this->shared_from_this()](directory::Mapped m) {
-      auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), m = std::move(m)]() mutable {
-        self->x_->routed.state->directory_answered(std::move(m));
-        self->resume();
-      });
+    meet_need(state_, loop_, info(), *x_->routed.state, need, [self = this->shared_from_this()](NeedMet met) {
+      if (!record_need(*self->x_->routed.state, std::move(met)))
+        return self->send(password_busy(self->info(), self->x_->req.header("Accept")));
+      self->resume();
     });
   }
 
@@ -655,43 +606,9 @@ class Connection final : public ConnectionBase,
   }
 
   void write_log() {
-    if (state_.writer == nullptr) return;
-    const auto& cfg = site().cfg;
-    if (!cfg.log.enabled) return;
-    log::Entry e;
-    e.unix_ms = now_ms();
-    e.site_name = cfg.name;
-    e.computer_name = state_.computer_name;
-    e.s_ip = s_ip_;
-    e.c_ip = c_ip_;
-    e.s_port = s_port_;
-    e.method = x_->req.method;
-    std::string_view target = x_->req.target;
-    if (auto form = split_target(target)) target = form->origin;  // absolute-form: the path, as IIS logs
-    auto q = target.find('?');
-    // The path the policy was decided on, as IIS logs it (decoded, dot segments resolved):
-    // `/public/..%2fsecure/x` is an access to /secure/x and must read so in the log. The raw
-    // target only for a request refused before its path was understood.
-    e.uri_stem = x_->path.empty() ? target.substr(0, q) : std::string_view(x_->path);
-    e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    e.username = x_->outcome.user;
-    e.user_agent = x_->req.header("User-Agent");
-    e.referer = x_->req.header("Referer");
-    e.cookie = x_->req.header("Cookie");
-    e.host = x_->req.header("Host");
-    e.version = x_->req.method.empty() ? "" : (x_->req.version == 10 ? "HTTP/1.0" : "HTTP/1.1");
-    e.status = x_->resp.status;
-    e.substatus = x_->resp.substatus;
-    // A served answer carries its decision's win32 (soft_fail's CRYPT_E_REVOCATION_OFFLINE).
-    e.win32 = x_->resp.win32 ? x_->resp.win32 : x_->outcome.row().win32;
-    e.time_taken_ms = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
-    e.sc_bytes = sc_bytes_;
-    e.cs_bytes = cs_bytes_;
-    e.more = this;
-    x_->log_line.clear();
-    gen_->formats[site_].append_line(x_->log_line, e);
-    state_.writer->write(gen_->site_log[site_], e.unix_ms / 1000, x_->log_line);
+    write_request_log(state_, *gen_, site_, Endpoints{s_ip_, c_ip_, s_port_},
+                      RequestRecord{x_->req, x_->path, x_->outcome, x_->resp, cs_bytes_, sc_bytes_, started_, this},
+                      x_->log_line);
   }
 
   void close() {
@@ -790,6 +707,7 @@ class Connection final : public ConnectionBase,
     return s;
   }
   std::unique_ptr<Exchange> x_;
+  std::weak_ptr<H2Session> h2_;
   std::string assertion_, assertion_user_, assertion_method_;
   std::vector<std::string> assertion_groups_;
   std::int64_t assertion_refresh_ = 0;
