@@ -421,9 +421,9 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     }
     s.path = std::move(h.path);
     s.outcome = std::move(h.outcome);
-    if (h.proxy)
-      return respond(s, refusal(s, auth::Verdict::Http502_3_BackendRefused,
-                                "this location is proxied, which certgate serves over HTTP/1.1 only"));
+    // The reverse proxy streams over HTTP/1.1 only: HTTP_1_1_REQUIRED (RFC 9113 §8.7) makes
+    // the client retry this request on an HTTP/1.1 connection, where it is decided again.
+    if (h.proxy) return void(nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_HTTP_1_1_REQUIRED));
     if (!h.static_job) return respond(s, std::move(h.response));
     if (auto hit = cached_file(*h.static_job, state_.clock->steady_ms())) return respond(s, std::move(*hit));
     read_static(state_, loop_, std::move(*h.static_job), [self = shared_from_this(), id = s.id](Response r) {

@@ -1,0 +1,179 @@
+"""The main scenarios over HTTP/1.1 and HTTP/2 side by side, with curl (--http1.1 / --http2) and
+client certificates: the same status, substatus, win32, user and page over both, and the W3C
+line's cs-version saying which protocol carried the request. spec: issue 16 (HTTP/2)."""
+import base64
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import CERTGATE, Server, free_port, pki  # noqa: E402
+
+P = free_port()
+BACKEND = free_port()
+SOCK = os.path.join("/tmp", f"certgate-h2-backend-{BACKEND}.sock")
+
+SITES = f"""
+[[sites]]
+name = "Main"
+id = 1
+root = "www"
+ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.client_certificates]
+  trusted_cas = ["@PKI@/root-ca.pem"]
+  crl_files = ["@PKI@/crl"]
+  [sites.mapping]
+  enabled = true
+  [[sites.mapping.one_to_one]]
+  user = "azureuser"
+  certificate = "@PKI@/alice.pem"
+  [sites.basic]
+  enabled = true
+  users_file = "users.txt"
+  realm = "certgate test"
+  [[sites.locations]]
+  path = "/accept"
+  ssl_flags = ["Ssl", "SslNegotiateCert"]
+  anonymous = false
+  [[sites.locations]]
+  path = "/app"
+  backend = "http://127.0.0.1:{BACKEND}"
+  [sites.log]
+  fields = ["date", "time", "cs-method", "cs-uri-stem", "cs-uri-query", "cs-username", "sc-status",
+            "sc-substatus", "sc-win32-status", "cs-version", "cs-host"]
+
+[[sites]]
+name = "Other"
+id = 2
+root = "www"
+ssl_flags = ["Ssl"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P}"
+  host = "site-b.test"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+"""
+
+server = None
+backend = None
+
+
+def setUpModule():
+    global server, backend
+    backend = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "backend.py"), str(BACKEND), SOCK],
+                               stdout=subprocess.PIPE, text=True)
+    assert backend.stdout.readline().strip() == "ready"
+    server = Server(SITES)
+    r = subprocess.run([CERTGATE, "users", "add", "-f", os.path.join(server.dir, "users.txt"), "carl", "--password-stdin"],
+                       input="carl-pw\n", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    server.start()
+
+
+def tearDownModule():
+    assert server.stop() == 0
+    backend.kill()
+    backend.wait()
+
+
+def curl(protocol, path, user=None, headers=None, host="localhost"):
+    """(status, headers dict, body, http_version) as curl saw them."""
+    args = ["curl", "-sS", "-D", "-", "--http2" if protocol == "h2" else "--http1.1",
+            "--cacert", pki("root-ca.pem"), "--resolve", f"{host}:{P}:127.0.0.1", "-w", "\n%{http_version}"]
+    if user:
+        chain = pki(f"{user}-chain.pem")
+        args += ["--cert", chain if os.path.exists(chain) else pki(f"{user}.pem"), "--key", pki(f"{user}.key")]
+    for k, v in (headers or {}).items():
+        args += ["-H", f"{k}: {v}"]
+    out = subprocess.run(args + [f"https://{host}:{P}{path}"], capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    version = text.rsplit(b"\n", 1)[1].decode()
+    text = text.rsplit(b"\n", 1)[0]
+    # The last head (an HTTP/1.1 retry after HTTP_1_1_REQUIRED shows only its own).
+    head, _, body = text.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    hdrs = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body, version
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class BothProtocols(unittest.TestCase):
+    def check(self, name, user, path, status, substatus, win32, username, headers=None, host="localhost",
+              log_version=None):
+        results = {}
+        for proto, version, logged in (("h1", "1.1", "HTTP/1.1"), ("h2", "2", "HTTP/2")):
+            with self.subTest(scenario=name, protocol=proto):
+                q = f"{name}-{proto}"
+                sep = "&" if "?" in path else "?"
+                st, hdrs, body, v = curl(proto, f"{path}{sep}{q}", user, headers, host)
+                self.assertEqual(st, status, body[:300])
+                self.assertEqual(v, log_version[0] if log_version else version)
+                entry = server.log_entry(q)
+                self.assertEqual(entry["sc-status"], str(status))
+                self.assertEqual(entry["sc-substatus"], str(substatus))
+                self.assertEqual(entry["sc-win32-status"], str(win32))
+                self.assertEqual(entry["cs-username"], username)
+                self.assertEqual(entry["cs-version"], log_version[1] if log_version else logged)
+                results[proto] = (hdrs, body)
+        return results
+
+    def test_mapped_certificate_is_200_with_its_user(self):
+        r = self.check("mapped", "alice", "/", 200, 0, 0, "azureuser")
+        self.assertEqual(r["h1"][1], r["h2"][1])
+        self.assertIn(b"hello from /", r["h2"][1])
+
+    def test_no_certificate_is_403_7(self):
+        r = self.check("nocert", None, "/", 403, 7, 5, "-")
+        self.assertIn(b"403.7", r["h2"][1])
+
+    def test_revoked_is_403_13(self):
+        r = self.check("revoked", "carol", "/", 403, 13, 2148081680, "-")
+        self.assertIn(b"was revoked on", r["h2"][1])
+
+    def test_untrusted_is_403_16(self):
+        self.check("untrusted", "mallory", "/", 403, 16, 2148204809, "-")
+
+    def test_expired_is_403_17(self):
+        r = self.check("expired", "dave", "/", 403, 17, 2148204801, "-")
+        self.assertIn(b"expired", r["h2"][1])
+
+    def test_basic_fallback(self):
+        self.check("basic-ok", None, "/accept/", 200, 0, 0, "carl", headers=basic("carl", "carl-pw"))
+        r = self.check("basic-none", None, "/accept/", 401, 2, 5, "-")
+        self.assertEqual(r["h2"][0]["www-authenticate"], 'Basic realm="certgate test", charset="UTF-8"')
+
+    def test_static_range_and_conditional(self):
+        r = self.check("range", "alice", "/data.txt", 206, 0, 0, "azureuser", headers={"Range": "bytes=2-4"})
+        self.assertEqual(r["h2"][1], b"234")
+        self.assertEqual(r["h2"][0]["content-range"], "bytes 2-4/10")
+        etag = r["h2"][0]["etag"]
+        self.check("not-modified", "alice", "/data.txt", 304, 0, 0, "azureuser", headers={"If-None-Match": etag})
+
+    def test_other_sites_authority_is_421(self):
+        r = self.check("misdirected", "alice", "/", 421, 0, 0, "-", headers={"Host": "site-b.test"})
+        self.assertIn(b"Other", r["h2"][1])
+
+    def test_proxied_location_is_retried_over_http11_with_identity_headers(self):
+        # The reverse proxy streams over HTTP/1.1: an h2 request there gets HTTP_1_1_REQUIRED and
+        # curl repeats it on a new HTTP/1.1 connection, decided and logged there.
+        r = self.check("proxy", "alice", "/app/x", 200, 0, 0, "azureuser", log_version=("1.1", "HTTP/1.1"))
+        seen = dict((k.lower(), v) for k, v in json.loads(r["h2"][1])["headers"])
+        self.assertEqual(seen["x-remote-user"], "azureuser")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
