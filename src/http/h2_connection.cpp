@@ -33,6 +33,8 @@ using error_code = boost::system::error_code;
 constexpr std::size_t kFileSlice = 16 * 1024;
 constexpr std::size_t kWriteBuffer = 64 * 1024;
 constexpr std::size_t kReadBuffer = 16 * 1024;
+constexpr int kReadsPerWake = 4;
+constexpr std::size_t kIdleWriteBuffer = 1024;
 
 // RFC 9113 §8.2.2: connection-specific fields have no meaning in HTTP/2 and make clients
 // treat the answer as malformed.
@@ -81,7 +83,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       : state_(s.state), loop_(s.loop), gen_(std::move(s.gen)), snap_(gen_->snap.get()),
         listener_index_(s.listener_index), site_(s.site), stream_(s.stream), tls_(s.tls),
         s_ip_(std::move(s.s_ip)), c_ip_(std::move(s.c_ip)), s_port_(s.s_port), local_client_(s.local_client),
-        close_(std::move(s.close)), timer_(s.loop.io), rbuf_(std::make_unique<std::array<std::uint8_t, kReadBuffer>>()) {}
+        close_(std::move(s.close)), timer_(s.loop.io) {}
 
   ~H2Connection() override {
     if (session_) nghttp2_session_del(session_);
@@ -96,9 +98,12 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     nghttp2_option_set_stream_reset_rate_limit(opt, l.h2_reset_burst, l.h2_resets_per_second);
     nghttp2_session_server_new2(&session_, callbacks(), this, opt);
     nghttp2_option_del(opt);
-    const std::array<nghttp2_settings_entry, 2> settings{{
+    // No RFC 7540 priority tree (RFC 9218 §2.1): a client cannot make the server rebuild one
+    // with PRIORITY frames.
+    const std::array<nghttp2_settings_entry, 3> settings{{
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, l.h2_max_concurrent_streams},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(l.max_header_bytes)},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     }};
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
     idle_since_ = Clock::now();
@@ -128,24 +133,35 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   }
 
   // --- socket ------------------------------------------------------------------------------
+  // Waits for bytes holding no buffer (as an idle HTTP/1.1 connection does), then reads what
+  // is there into the loop's one read buffer: an idle HTTP/2 connection costs its TLS and
+  // nghttp2 state only.
   void read() {
-    stream_.async_read_some(asio::buffer(*rbuf_), [self = shared_from_this()](error_code ec, std::size_t n) {
-      self->on_read(ec, n);
-    });
+    stream_.async_wait_readable([self = shared_from_this()](error_code ec) { self->on_readable(ec); });
   }
 
-  void on_read(error_code ec, std::size_t n) {
+  void on_readable(error_code ec) {
     if (closed_) return;
-    if (ec) return close_now();  // the client hung up, or a deadline cancelled the read
-    in_session_ = true;
-    const auto rv = nghttp2_session_mem_recv(session_, rbuf_->data(), n);
-    in_session_ = false;
-    if (rv < 0) {
-      // A flood (too many queued control answers: SETTINGS/PING floods while not reading) gets
-      // nothing more; any other protocol error gets the GOAWAY nghttp2 queued, then the close.
-      if (rv == NGHTTP2_ERR_FLOODED) return close_now();
-      failing_ = true;
-      return flush();
+    if (ec) return close_now();  // the client hung up, or a deadline cancelled the wait
+    thread_local std::array<std::uint8_t, kReadBuffer> buf;
+    // A few reads per wake-up, then back through the loop: one busy client does not starve
+    // the loop's other connections.
+    for (int i = 0; i < kReadsPerWake; ++i) {
+      error_code rec;
+      const std::size_t n = stream_.read_some(asio::buffer(buf), rec);
+      if (rec == asio::error::would_block || (!rec && n == 0)) break;
+      if (rec) return close_now();
+      in_session_ = true;
+      const auto rv = nghttp2_session_mem_recv(session_, buf.data(), n);
+      in_session_ = false;
+      if (rv < 0) {
+        // A flood (too many queued control answers: SETTINGS/PING floods while not reading)
+        // gets nothing more; any other protocol error gets the GOAWAY nghttp2 queued, then
+        // the close.
+        if (rv == NGHTTP2_ERR_FLOODED) return close_now();
+        failing_ = true;
+        return flush();
+      }
     }
     flush();
     if (!closed_ && !failing_) read();
@@ -164,6 +180,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
     }
     if (wbuf_.empty()) {
+      // Nothing in flight: an idle connection keeps no write buffer.
+      if (wbuf_.capacity() > kIdleWriteBuffer) std::string().swap(wbuf_);
       const bool done = failing_ || (goaway_ && streams_.empty()) ||
                         (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_));
       if (done) return close_now();
@@ -565,7 +583,6 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   bool timer_waiting_ = false;
   Clock::time_point idle_since_ = Clock::now(), touched_ = Clock::now();
   nghttp2_session* session_ = nullptr;
-  std::unique_ptr<std::array<std::uint8_t, kReadBuffer>> rbuf_;
   std::string wbuf_;
   bool writing_ = false;
   bool in_session_ = false;

@@ -4,14 +4,18 @@ line's cs-version saying which protocol carried the request. spec: issue 16 (HTT
 import base64
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import CERTGATE, Server, free_port, pki  # noqa: E402
+from harness import CERTGATE, Server, client_context, free_port, pki  # noqa: E402
 
 P = free_port()
+H1_ONLY = free_port()
+H2_ONLY = free_port()
 BACKEND = free_port()
 SOCK = os.path.join("/tmp", f"certgate-h2-backend-{BACKEND}.sock")
 
@@ -58,6 +62,16 @@ ssl_flags = ["Ssl"]
   host = "site-b.test"
   certificate = "@PKI@/server-chain.pem"
   key = "@PKI@/server.key"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{H1_ONLY}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  protocols = ["http/1.1"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{H2_ONLY}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  protocols = ["h2"]
 """
 
 server = None
@@ -173,6 +187,30 @@ class BothProtocols(unittest.TestCase):
         r = self.check("proxy", "alice", "/app/x", 200, 0, 0, "azureuser", log_version=("1.1", "HTTP/1.1"))
         seen = dict((k.lower(), v) for k, v in json.loads(r["h2"][1])["headers"])
         self.assertEqual(seen["x-remote-user"], "azureuser")
+
+
+def negotiated(port, offer):
+    ctx = client_context()
+    ctx.set_alpn_protocols(offer)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            return tls.selected_alpn_protocol()
+
+
+class Alpn(unittest.TestCase):
+    def test_h2_first_by_default_and_http11_for_clients_without_h2(self):
+        self.assertEqual(negotiated(P, ["http/1.1", "h2"]), "h2")
+        self.assertEqual(negotiated(P, ["http/1.1"]), "http/1.1")
+
+    def test_binding_protocols_restrict_what_is_offered(self):
+        self.assertEqual(negotiated(H1_ONLY, ["h2", "http/1.1"]), "http/1.1")
+        self.assertEqual(negotiated(H2_ONLY, ["h2", "http/1.1"]), "h2")
+        # A client offering only what the binding does not speak is refused in the handshake.
+        with self.assertRaises(ssl.SSLError) as e:
+            negotiated(H2_ONLY, ["http/1.1"])
+        self.assertIn("NO APPLICATION PROTOCOL", str(e.exception).upper())
+        with self.assertRaises(ssl.SSLError):
+            negotiated(H1_ONLY, ["h2"])
 
 
 if __name__ == "__main__":
