@@ -77,6 +77,13 @@ def flood(client, one, count):
         pass
 
 
+def answered(c, stream):
+    """Reads up to the end of `stream`'s answer (streams one at a time: the server here
+    allows only two open at once)."""
+    frames = c.frames_until(lambda f: f is None or (f[2] == stream and f[1] & END_STREAM))
+    assert frames[-1] is not None, f"the connection ended before stream {stream} was answered"
+
+
 class Limits(unittest.TestCase):
     def test_streams_over_max_concurrent_streams_are_refused(self):
         c = Client(P)
@@ -92,8 +99,9 @@ class Limits(unittest.TestCase):
     def test_header_list_over_max_header_bytes_is_431(self):
         c = Client(P)
         c.get(1, "/?big-head", extra=literal("x-big", "a" * 6000))
+        answered(c, 1)
         c.get(3, "/?after-big-head")
-        c.frames_until(lambda f: f is None or (f[2] == 3 and f[1] & END_STREAM))
+        answered(c, 3)
         c.close()
         entry = server.log_entry("big-head")
         self.assertEqual((entry["sc-status"], entry["cs-version"]), ("431", "HTTP/2"))
@@ -104,9 +112,11 @@ class Limits(unittest.TestCase):
         # One 3 KB entry in the dynamic table (index 62), then a block of 15000 one-byte
         # references to it: 45 MB once decoded.
         c.get(1, "/?bomb-seed", extra=literal("x-seed", "s" * 3000, index=True))
+        answered(c, 1)
         c.headers(3, request_block("/?bomb") + b"\xbe" * 15000)
+        answered(c, 3)
         c.get(5, "/?after-bomb")
-        c.frames_until(lambda f: f is None or (f[2] == 5 and f[1] & END_STREAM))
+        answered(c, 5)
         c.close()
         self.assertEqual(server.log_entry("bomb-seed")["sc-status"], "200")
         self.assertEqual(server.log_entry("bomb")["sc-status"], "431")
