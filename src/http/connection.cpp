@@ -345,8 +345,7 @@ class Connection final : public ConnectionBase,
     listener_ = &listener;
     site_ = *found;
     tls_.forget_decisions();
-    assertion_user_.clear();  // the signing key may have changed
-    assertion_refresh_ = 0;
+    assertion_.forget();  // the signing key may have changed
     return true;
   }
 
@@ -441,45 +440,11 @@ class Connection final : public ConnectionBase,
     });
   }
 
-  // The signed assertion for this connection's user, re-signed when half its life is gone.
-  // `leaf`: the certificate the decision validated and mapped (null: the assertion names none).
-  std::string assertion(X509* leaf) {
-    const auto* signer = site().signer.get();
-    if (!signer || x_->outcome.user.empty()) return "";
-    const auto& a = site().cfg.forward.assertion;
-    const std::int64_t now = state_.clock->unix_seconds();
-    // Reused only for a request whose claims it states exactly: the same user may be
-    // authenticated another way (two-factor at one location, the certificate alone at
-    // another) or with other directory groups on the same connection.
-    if (assertion_user_ == x_->outcome.user && assertion_site_ == site_ && assertion_cert_ == (leaf != nullptr) &&
-        assertion_method_ == x_->outcome.auth_method && assertion_groups_ == x_->outcome.groups &&
-        now < assertion_refresh_)
-      return assertion_;
-    pki::Claims c;
-    c.issuer = a.issuer;
-    c.audience = a.audience;
-    c.subject = x_->outcome.user;
-    c.auth_method = x_->outcome.auth_method;
-    if (const auto* groups = site().auth.groups_of(x_->outcome.user)) c.groups = *groups;
-    c.groups.insert(c.groups.end(), x_->outcome.groups.begin(), x_->outcome.groups.end());  // directory
-    if (leaf) c.cert_thumbprint = tls_.leaf_facts().der_sha256;
-    c.issued_at = now;
-    c.expires = now + a.lifetime_seconds;
-    assertion_ = signer->sign(c);
-    assertion_user_ = x_->outcome.user;
-    assertion_site_ = site_;
-    assertion_cert_ = leaf != nullptr;
-    assertion_method_ = x_->outcome.auth_method;
-    assertion_groups_ = x_->outcome.groups;
-    assertion_refresh_ = now + a.lifetime_seconds / 2;
-    return assertion_;
-  }
-
   void start_proxy(ProxyPlan plan) {
     disarm();  // the exchange keeps its own deadlines
     const auto& fwd = site().cfg.forward;
     ForwardInput in{x_->req, plan.target, plan.host, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls,
-                    x_->outcome, plan.leaf, plan.chain, assertion(plan.leaf), plan.strip_authorization, plan.websocket};
+                    x_->outcome, plan.leaf, plan.chain, assertion_.get(site(), x_->outcome, plan.leaf, tls_, *state_.clock), plan.strip_authorization, plan.websocket};
     std::string head = forwarded_head(in);
     auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*x_->parser));
     x_->parser.reset();
@@ -708,11 +673,7 @@ class Connection final : public ConnectionBase,
   }
   std::unique_ptr<Exchange> x_;
   std::weak_ptr<H2Session> h2_;
-  std::string assertion_, assertion_user_, assertion_method_;
-  std::vector<std::string> assertion_groups_;
-  std::int64_t assertion_refresh_ = 0;
-  std::size_t assertion_site_ = 0;
-  bool assertion_cert_ = false;
+  AssertionCache assertion_;
   std::string s_ip_, c_ip_;
   std::uint16_t s_port_ = 0;
   bool local_client_ = false;

@@ -1,6 +1,7 @@
 #include "http/h2_connection.hpp"
 
 #include "http/file_cache.hpp"
+#include "http/h2_proxy.hpp"
 #include "http/handler.hpp"
 #include "http/request_steps.hpp"
 
@@ -34,6 +35,7 @@ constexpr std::size_t kFileSlice = 16 * 1024;
 constexpr std::size_t kWriteBuffer = 64 * 1024;
 constexpr std::size_t kReadBuffer = 16 * 1024;
 constexpr int kReadsPerWake = 4;
+constexpr std::int32_t kConnectionWindow = 1 << 20;
 constexpr std::size_t kIdleWriteBuffer = 1024;
 
 // RFC 9113 §8.2.2: connection-specific fields have no meaning in HTTP/2 and make clients
@@ -46,6 +48,7 @@ bool connection_specific(std::string_view name) {
 class H2Connection;
 
 struct H2Stream final : log::FieldSource {
+  std::shared_ptr<H2Proxy<H2Connection>> proxy;  // forwarded to a backend
   std::int32_t id = 0;
   const tls::TlsFacts* tls = nullptr;
   Request req;
@@ -96,8 +99,14 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     // Rapid reset (CVE-2023-44487): streams a client resets come out of a budget refilled each
     // second; past it the session sends GOAWAY and on_frame_send closes the connection.
     nghttp2_option_set_stream_reset_rate_limit(opt, l.h2_reset_burst, l.h2_resets_per_second);
+    // A proxied request body reopens the client's window only as the backend takes it (the
+    // stream's window bounds what waits in memory); other bodies are consumed as they arrive.
+    nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_session_server_new2(&session_, callbacks(), this, opt);
     nghttp2_option_del(opt);
+    // Room for several streams' uploads at once: one stream whose backend is slow must not stall
+    // the others' (each stream still holds at most its own 64 KiB window).
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
     // No RFC 7540 priority tree (RFC 9218 §2.1): a client cannot make the server rebuild one
     // with PRIORITY frames.
     const std::array<nghttp2_settings_entry, 3> settings{{
@@ -238,8 +247,10 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     closed_ = true;
     timer_.cancel();
     // Answers cut short are logged as far as they went, as over HTTP/1.1.
-    for (auto& [id, s] : streams_)
+    for (auto& [id, s] : streams_) {
+      if (s->proxy) s->proxy->cancel();
       if (s->answered && !s->logged) write_log(*s);
+    }
     streams_.clear();
     close_();
   }
@@ -325,24 +336,37 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     H2Stream* s = c.find(f->hd.stream_id);
     if (!s) return 0;
     c.touched_ = Clock::now();
-    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) s->request_ended = true;
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+      s->request_ended = true;
+      if (s->proxy) s->proxy->on_end();
+    }
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) c.dispatch(*s);
     return 0;
   }
 
-  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t*, std::size_t len,
-                           void* p) {
+  static int on_data_chunk(nghttp2_session* session, std::uint8_t, std::int32_t id, const std::uint8_t* data,
+                           std::size_t len, void* p) {
     auto& c = self_of(p);
     H2Stream* s = c.find(id);
-    if (!s) return 0;
+    if (!s) return nghttp2_session_consume(session, id, len), 0;
     s->cs_bytes += len;
     s->body_bytes += len;
-    // Nothing answered here reads a request body (it is dropped as it comes, the window kept
-    // open): max_body_bytes still bounds it.
-    if (s->body_bytes > c.limits().max_body_bytes && !s->answered)
-      c.respond(*s, c.refusal(*s, auth::Verdict::Http413_BodyTooLarge, "the request body is larger than max_body_bytes"));
-    else if (s->body_bytes > c.limits().max_body_bytes)
-      nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    if (s->body_bytes > c.limits().max_body_bytes) {
+      nghttp2_session_consume(c.session_, id, len);
+      if (s->proxy) s->proxy->cancel();
+      if (!s->answered)
+        c.respond(*s, c.refusal(*s, auth::Verdict::Http413_BodyTooLarge, "the request body is larger than max_body_bytes"));
+      else
+        nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      return 0;
+    }
+    if (s->proxy && !s->answered) {
+      s->proxy->on_data(data, len);
+      return 0;
+    }
+    // Nothing else served here reads a request body: it is dropped as it comes, the window
+    // kept open.
+    nghttp2_session_consume(c.session_, id, len);
     return 0;
   }
 
@@ -350,6 +374,11 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     auto& c = self_of(p);
     auto it = c.streams_.find(id);
     if (it == c.streams_.end()) return 0;
+    if (auto& proxy = it->second->proxy) {
+      // Body bytes the backend never took still hold the connection's window.
+      nghttp2_session_consume_connection(c.session_, proxy->unconsumed());
+      proxy->cancel();
+    }
     if (it->second->answered && !it->second->logged) c.write_log(*it->second);
     c.streams_.erase(it);
     if (c.streams_.empty()) c.idle_since_ = Clock::now();
@@ -420,6 +449,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     snap_ = gen_->snap.get();
     site_ = *found;
     tls_.forget_decisions();
+    assertion_.forget();  // the signing key may have changed
     return true;
   }
 
@@ -439,9 +469,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     }
     s.path = std::move(h.path);
     s.outcome = std::move(h.outcome);
-    // The reverse proxy streams over HTTP/1.1 only: HTTP_1_1_REQUIRED (RFC 9113 §8.7) makes
-    // the client retry this request on an HTTP/1.1 connection, where it is decided again.
-    if (h.proxy) return void(nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_HTTP_1_1_REQUIRED));
+    if (h.proxy) return start_proxy(s, std::move(*h.proxy));
     if (!h.static_job) return respond(s, std::move(h.response));
     if (auto hit = cached_file(*h.static_job, state_.clock->steady_ms())) return respond(s, std::move(*hit));
     read_static(state_, loop_, std::move(*h.static_job), [self = shared_from_this(), id = s.id](Response r) {
@@ -452,12 +480,15 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     });
   }
 
-  void respond(H2Stream& s, Response r) {
+  // `streamed`: a backend's answer, whose body comes from the proxy (with or without one) and
+  // whose headers carry its own length.
+  void respond(H2Stream& s, Response r, std::optional<bool> streamed = std::nullopt) {
     if (s.answered) return;
     s.answered = true;
     s.resp = std::move(r);
-    const bool with_body = !s.resp.head_only && s.req.method != "HEAD" && s.resp.status != 304 &&
-                           s.resp.status != 204 && s.resp.content_length() > 0;
+    const bool with_body = streamed ? *streamed
+                                    : !s.resp.head_only && s.req.method != "HEAD" && s.resp.status != 304 &&
+                                          s.resp.status != 204 && s.resp.content_length() > 0;
     // Names lower-cased (RFC 9113 §8.2.1) into one buffer sized first, so the views stay put.
     fields_.clear();
     for (const auto& h : s.resp.headers)
@@ -497,7 +528,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       add(std::string_view(lowered_.data() + at, f.name.size()), f.value);
       at += f.name.size();
     }
-    if (s.resp.status != 304 && s.resp.status != 204) add("content-length", std::string_view(length, length_end - length));
+    if (!streamed && s.resp.status != 304 && s.resp.status != 204)
+      add("content-length", std::string_view(length, length_end - length));
     nghttp2_data_provider body{};
     body.source.ptr = &s;
     body.read_callback = read_body;
@@ -510,6 +542,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
                            std::uint32_t* flags, nghttp2_data_source* source, void* p) {
     auto& c = self_of(p);
     auto& s = *static_cast<H2Stream*>(source->ptr);
+    if (s.proxy) return s.proxy->read(buf, length, flags);
     if (!s.resp.file) {
       const std::string_view body = s.resp.body_bytes();
       const std::size_t n = std::min(length, body.size() - s.body_offset);
@@ -561,6 +594,58 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     });
   }
 
+  void start_proxy(H2Stream& s, ProxyPlan plan) {
+    const auto& fwd = site().cfg.forward;
+    ForwardInput in{s.req, plan.target, plan.host, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, true,
+                    s.outcome, plan.leaf, plan.chain, assertion_.get(site(), s.outcome, plan.leaf, tls_, *state_.clock),
+                    plan.strip_authorization, false};
+    std::string head = forwarded_head(in);
+    std::optional<std::uint64_t> length;
+    const std::string_view announced = s.req.header("Content-Length");
+    std::uint64_t n = 0;
+    if (!announced.empty() && std::from_chars(announced.data(), announced.data() + announced.size(), n).ec == std::errc())
+      length = n;
+    s.proxy = std::make_shared<H2Proxy<H2Connection>>(shared_from_this(), s.id, loop_.io, site(), snap_->generation,
+                                                     std::move(plan), std::move(head), length, s.request_ended,
+                                                     s.req.method == "HEAD", limits().body_timeout_ms);
+    s.proxy->start();
+  }
+
+ public:
+  // The proxy's reports (http/h2_proxy.hpp): each finds its stream again, which may be gone.
+  void proxy_head(std::int32_t id, Response r, bool body) {
+    H2Stream* s = find(id);
+    if (!s || closed_) return;
+    respond(*s, std::move(r), body);
+    flush();
+  }
+  void proxy_ready(std::int32_t id) {
+    if (closed_ || !find(id)) return;
+    nghttp2_session_resume_data(session_, id);
+    flush();
+  }
+  void proxy_failed(std::int32_t id, ProxyResult r) {
+    H2Stream* s = find(id);
+    if (!s || closed_) return;
+    // The stream is the connection's again: an error page is sent from memory, and body bytes
+    // still coming are dropped as they arrive.
+    nghttp2_session_consume(session_, id, s->proxy->unconsumed());
+    s->proxy.reset();
+    if (r.answered || s->answered)
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+    else if (r.answer == auth::Verdict::Http408_RequestTimeout)
+      respond(*s, refusal(*s, r.answer, std::move(r.reason)));
+    else
+      respond(*s, gateway_error(info(), r.answer, std::move(r.reason), s->req.header("Accept")));
+    flush();
+  }
+  void proxy_consumed(std::int32_t id, std::size_t n) {
+    if (closed_) return;
+    nghttp2_session_consume(session_, id, n);
+    flush();
+  }
+
+ private:
   void write_log(H2Stream& s) {
     s.logged = true;
     write_request_log(state_, *gen_, site_, Endpoints{s_ip_, c_ip_, s_port_},
@@ -597,6 +682,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   std::string lowered_;
   std::vector<nghttp2_nv> nv_;
   std::string log_line_;
+  AssertionCache assertion_;
 };
 
 }  // namespace

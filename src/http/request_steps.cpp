@@ -3,6 +3,7 @@
 #include "http/basic_auth.hpp"
 #include "http/file_cache.hpp"
 #include "http/path.hpp"
+#include "pki/jwt.hpp"
 #include "pki/x509_text.hpp"
 
 #include <boost/asio/post.hpp>
@@ -161,6 +162,38 @@ std::string request_variable(std::string_view name, const tls::TlsFacts& tls, bo
 }  // namespace certgate::http
 
 namespace certgate::http {
+std::string AssertionCache::get(const runtime::SiteRuntime& site, const auth::Outcome& who, X509* leaf,
+                                tls::TlsFacts& tls, const runtime::Clock& clock) {
+  const auto* signer = site.signer.get();
+  if (!signer || who.user.empty()) return "";
+  const auto& a = site.cfg.forward.assertion;
+  const std::int64_t now = clock.unix_seconds();
+  // Reused only for a request whose claims it states exactly: the same user may be
+  // authenticated another way (two-factor at one location, the certificate alone at
+  // another) or with other directory groups on the same connection.
+  if (user_ == who.user && site_ == site.index && cert_ == (leaf != nullptr) && method_ == who.auth_method &&
+      groups_ == who.groups && now < refresh_)
+    return assertion_;
+  pki::Claims c;
+  c.issuer = a.issuer;
+  c.audience = a.audience;
+  c.subject = who.user;
+  c.auth_method = who.auth_method;
+  if (const auto* groups = site.auth.groups_of(who.user)) c.groups = *groups;
+  c.groups.insert(c.groups.end(), who.groups.begin(), who.groups.end());  // directory
+  if (leaf) c.cert_thumbprint = tls.leaf_facts().der_sha256;
+  c.issued_at = now;
+  c.expires = now + a.lifetime_seconds;
+  assertion_ = signer->sign(c);
+  user_ = who.user;
+  site_ = site.index;
+  cert_ = leaf != nullptr;
+  method_ = who.auth_method;
+  groups_ = who.groups;
+  refresh_ = now + a.lifetime_seconds / 2;
+  return assertion_;
+}
+
 std::optional<std::size_t> site_after_reload(const runtime::Snapshot& snap, std::size_t listener_index,
                                              const std::string& name) {
   for (const auto& r : snap.listeners[listener_index].routes)

@@ -61,6 +61,26 @@ std::string request_variable(std::string_view name, const tls::TlsFacts& tls, bo
 }  // namespace certgate::http
 
 namespace certgate::http {
+// The signed assertion (JWT) for a connection's user, re-signed when half its life is gone.
+class AssertionCache {
+ public:
+  // `leaf`: the certificate the decision validated and mapped (null: the assertion names none).
+  // "" when the site signs none or the caller is anonymous.
+  std::string get(const runtime::SiteRuntime& site, const auth::Outcome& who, X509* leaf, tls::TlsFacts& tls,
+                  const runtime::Clock& clock);
+  void forget() {
+    user_.clear();
+    refresh_ = 0;
+  }
+
+ private:
+  std::string assertion_, user_, method_;
+  std::vector<std::string> groups_;
+  std::int64_t refresh_ = 0;
+  std::size_t site_ = 0;
+  bool cert_ = false;
+};
+
 // After a reload: the site called `name` on listener `listener_index` of `snap` (listeners
 // cannot change on reload), or nullopt when the reload removed it from that address.
 std::optional<std::size_t> site_after_reload(const runtime::Snapshot& snap, std::size_t listener_index,
