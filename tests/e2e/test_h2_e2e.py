@@ -223,6 +223,26 @@ class BothProtocols(unittest.TestCase):
         self.assertIn(b"502.3", r["h2"][1])
 
 
+class ProxyFlowControl(unittest.TestCase):
+    def test_a_client_that_never_opens_its_window_gets_one_window_of_a_proxied_answer(self):
+        from h2frames import DATA, Client
+        c = Client(P, user="alice")
+        c.get(1, "/big?n=5000000")
+        c.sock.settimeout(1.0)
+        data = 0
+        try:
+            while True:
+                f = c.read_frame()
+                if f is None:
+                    break
+                if f[0] == DATA and f[2] == 1:
+                    data += len(f[3])
+        except (socket.timeout, TimeoutError):
+            pass  # nothing more comes: the rest waits at the backend
+        c.close()
+        self.assertEqual(data, 65535)
+
+
 def negotiated(port, offer):
     ctx = client_context()
     ctx.set_alpn_protocols(offer)
