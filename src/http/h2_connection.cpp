@@ -494,15 +494,9 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     for (const auto& h : s.resp.headers)
       if (!connection_specific(h.name)) fields_.push_back({h.name, h.value});
     if (s.resp.prepared) {
-      std::string_view rest = s.resp.prepared->headers;
-      while (!rest.empty()) {
-        const auto end = rest.find("\r\n");
-        const std::string_view line = rest.substr(0, end);
-        rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
-        const auto colon = line.find(':');
-        if (colon == std::string_view::npos || connection_specific(line.substr(0, colon))) continue;
-        fields_.push_back({line.substr(0, colon), line.substr(std::min(colon + 2, line.size()))});
-      }
+      std::string_view rest = s.resp.prepared->headers, name, value;
+      while (next_prepared_header(rest, name, value))
+        if (!connection_specific(name)) fields_.push_back({name, value});
     }
     std::size_t total = 0;
     for (const auto& f : fields_) total += f.name.size();
