@@ -19,6 +19,9 @@
 #                                    # "on-demand" with a certificate needed only under /secure;
 #                                    # the load asks for / (never reaching it) and nginx runs
 #                                    # without client authentication: what a public visitor costs.
+# Modes "h2full" (a full mTLS handshake and one HTTP/2 request per connection) and "h2keepalive"
+# (one HTTP/2 connection per worker, STREAMS=8 requests in flight on each) compare with nginx's
+# http2.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -74,7 +77,9 @@ http {
   open_file_cache_min_uses 1;
   open_file_cache_errors on;
   server {
-    listen 127.0.0.1:$NG_PORT ssl;
+    # HTTP/2 on, as on certgate (Debian 12's nginx 1.22 takes it on the listen line; "http2 on"
+    # is the 1.25 spelling). ALPN lets the HTTP/1.1 modes go on speaking HTTP/1.1.
+    listen 127.0.0.1:$NG_PORT ssl http2;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate $work/pki/server-chain.pem;
     ssl_certificate_key $work/pki/server.key;
@@ -108,12 +113,16 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
-  local port=$1 pid=$2 mode=$3 tls=$4 clients=$CLIENTS http=1.1
+  local port=$1 pid=$2 mode=$3 tls=$4 clients=$CLIENTS http=1.1 streams=1
   local before after out
   [ "$mode" = fresh ] && { mode=full; clients=$NEW_CLIENTS; }
   [ "$mode" = keepalive10 ] && { mode=keepalive; http=1.0; }
+  # HTTP/2: a full handshake and one request per connection; or one connection per worker with
+  # STREAMS requests in flight.
+  [ "$mode" = h2full ] && { mode=full; http=2; }
+  [ "$mode" = h2keepalive ] && { mode=keepalive; http=2; streams=${STREAMS:-8}; }
   before=$(cpu_ticks "$pid")
-  out=$(load "$port" --clients "$clients" --mode "$mode" --tls "$tls" --http "$http" --connections "$CONNECTIONS" \
+  out=$(load "$port" --clients "$clients" --mode "$mode" --tls "$tls" --http "$http" --streams "$streams" --connections "$CONNECTIONS" \
         --duration "$DURATION")
   after=$(cpu_ticks "$pid")
   local requests rps p99 errors
@@ -130,7 +139,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 [ "$ONDEMAND" = 1 ] && echo "on-demand: certgate asks no certificate at the handshake; nginx without client authentication"
 echo "threads=$THREADS clients=$CLIENTS connections=$CONNECTIONS rounds=$ROUNDS duration=${DURATION}s"
 printf '%-26s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
-default_modes="full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3,keepalive10 1.3"
+default_modes="full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3,keepalive10 1.3,h2full 1.3,h2keepalive 1.3"
 [ "$ONDEMAND" = 1 ] && default_modes="full 1.3,full 1.2,resume 1.3,keepalive 1.3"
 IFS=, read -r -a specs <<<"${MODES:-$default_modes}"
 [ "${MODES:-}" = none ] && specs=()
@@ -145,6 +154,7 @@ for spec in "${specs[@]}"; do
   cg_cpu=$(cut -d' ' -f2 "$work/cg" | median); ng_cpu=$(cut -d' ' -f2 "$work/ng" | median)
   cg_p99=$(cut -d' ' -f3 "$work/cg" | median); ng_p99=$(cut -d' ' -f3 "$work/ng" | median)
   label="$1 TLS$2"; [ "$1" = keepalive10 ] && label="keepalive HTTP/1.0 TLS$2"
+  [ "$1" = h2full ] && label="h2 full TLS$2"; [ "$1" = h2keepalive ] && label="h2 ${STREAMS:-8} streams TLS$2"
   printf '%-26s %12.0f %12.0f %8.2f %14s %14s %8.2f %10s %10s\n' "$label" "$cg_rate" "$ng_rate" \
     "$(awk -v a="$cg_rate" -v b="$ng_rate" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_cpu" "$ng_cpu" \
     "$(awk -v a="$ng_cpu" -v b="$cg_cpu" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_p99" "$ng_p99"

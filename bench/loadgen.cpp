@@ -5,14 +5,17 @@
 //   certgate-load --url https://127.0.0.1:8443/ --ca root.pem
 //       --issuer-cert issuing-ca.pem --issuer-key issuing-ca.key --clients 1000
 //       --mode full|resume|keepalive --tls 1.3 --connections 32 --duration 10 --cpu 1
-//       [--http 1.0] [--requests N]
+//       [--http 1.0|2 [--streams N]] [--requests N]
 //
 // Modes: full = a new TCP connection and full handshake per request (no session reuse);
 // resume = a new connection per request resuming the worker's TLS session; keepalive = one
 // connection per worker, many requests; idle = one request per connection, then all stay open
 // until the end (for memory per idle connection; opened 32 at a time). --http 1.0 asks in HTTP/1.0
 // with "Connection: keep-alive" where the mode keeps connections open, as `ab -k` and many health
-// checkers do. --requests N stops after N answers (for instruction counts: bench/callgrind.sh).
+// checkers do. --http 2 speaks HTTP/2 (ALPN h2, nghttp2) with --streams requests in flight per
+// connection: full = a handshake and one request per connection; keepalive = one connection per
+// worker, a new stream as each one ends. --requests N stops after N answers (for instruction
+// counts: bench/callgrind.sh).
 // Prints one line of key=value results.
 #include "client_cert.hpp"
 
@@ -21,10 +24,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <CLI/CLI.hpp>
+#include <nghttp2/nghttp2.h>
 #include <openssl/pem.h>
 #include <sched.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <unordered_map>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -79,7 +86,7 @@ std::vector<Identity> make_clients(const std::string& cert_file, const std::stri
 struct Options {
   std::string url = "https://127.0.0.1:8443/";
   std::string ca, issuer_cert, issuer_key, sni = "localhost", mode = "full", tls = "1.3";
-  int clients = 1000, connections = 32, cpu = -1, http = 11;
+  int clients = 1000, connections = 32, cpu = -1, http = 11, streams = 1;
   std::uint64_t max_requests = 0;  // 0: until the duration is over
   double duration = 10;
   bool send_chain = true;
@@ -122,6 +129,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
         ++self->stats_.handshakes;
         SSL* s = self->stream_->native_handle();
         if (SSL_session_reused(s)) ++self->stats_.resumed;
+        if (self->o_.http == 20) return self->h2_start();
         self->request();
       });
     });
@@ -146,6 +154,100 @@ class Worker : public std::enable_shared_from_this<Worker> {
         if (self->o_.mode == "idle") return self->hold();
         self->done_with_connection();
       });
+    });
+  }
+
+  // --- HTTP/2: one nghttp2 client session per connection ------------------------------------
+  void h2_start() {
+    static nghttp2_session_callbacks* cbs = [] {
+      nghttp2_session_callbacks* c = nullptr;
+      nghttp2_session_callbacks_new(&c);
+      nghttp2_session_callbacks_set_on_header_callback(
+          c, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl,
+                uint8_t, void* p) {
+            if (f->hd.type == NGHTTP2_HEADERS && nl == 7 && std::memcmp(n, ":status", 7) == 0 &&
+                !(vl == 3 && std::memcmp(v, "200", 3) == 0))
+              ++static_cast<Worker*>(p)->stats_.errors;
+            return 0;
+          });
+      nghttp2_session_callbacks_set_on_stream_close_callback(c, [](nghttp2_session*, int32_t id, uint32_t code, void* p) {
+        static_cast<Worker*>(p)->h2_stream_done(id, code);
+        return 0;
+      });
+      return c;
+    }();
+    if (h2_) nghttp2_session_del(h2_);
+    nghttp2_session_client_new(&h2_, cbs, this);
+    nghttp2_submit_settings(h2_, NGHTTP2_FLAG_NONE, nullptr, 0);
+    h2_open_ = 0;
+    h2_closing_ = h2_failed_ = false;
+    for (int i = 0; i < o_.streams; ++i) h2_submit();
+    h2_read();
+    h2_pump();
+  }
+
+  void h2_submit() {
+    const std::string scheme = "https";
+    const nghttp2_nv nv[] = {
+        {(uint8_t*)":method", (uint8_t*)"GET", 7, 3, NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t*)":scheme", (uint8_t*)scheme.data(), 7, scheme.size(), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t*)":path", (uint8_t*)target_.data(), 5, target_.size(), NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t*)":authority", (uint8_t*)o_.sni.data(), 10, o_.sni.size(), NGHTTP2_NV_FLAG_NONE},
+    };
+    const int32_t id = nghttp2_submit_request(h2_, nullptr, nv, 4, nullptr, nullptr);
+    if (id < 0) return;
+    h2_started_[id] = Clock::now();
+    ++h2_open_;
+  }
+
+  void h2_stream_done(int32_t id, uint32_t code) {
+    --h2_open_;
+    if (code != NGHTTP2_NO_ERROR) ++stats_.errors;
+    ++stats_.requests;
+    if (o_.max_requests && stats_.requests >= o_.max_requests) io_.stop();
+    stats_.latency_us.push_back(static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - h2_started_[id]).count()));
+    h2_started_.erase(id);
+    if (o_.mode == "keepalive" && Clock::now() < end_) return h2_submit();
+    if (h2_open_ == 0) h2_closing_ = true;
+  }
+
+  void h2_read() {
+    stream_->async_read_some(asio::buffer(h2_in_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      if (ec || nghttp2_session_mem_recv(self->h2_, reinterpret_cast<const uint8_t*>(self->h2_in_.data()), n) < 0) {
+        self->h2_failed_ = self->h2_closing_ = true;
+        return self->h2_end();
+      }
+      self->h2_pump();
+      if (self->h2_closing_) return self->h2_end();
+      self->h2_read();
+    });
+  }
+
+  // The connection is left once no write is under way on it (the stream object is replaced).
+  void h2_end() {
+    if (h2_writing_) return;
+    if (h2_failed_) return error();
+    if (o_.mode == "idle") return hold();
+    done_with_connection();
+  }
+
+  void h2_pump() {
+    if (h2_writing_) return;
+    h2_out_.clear();
+    for (;;) {
+      const uint8_t* data = nullptr;
+      const auto n = nghttp2_session_mem_send(h2_, &data);
+      if (n <= 0) break;
+      h2_out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (h2_out_.empty()) return;
+    h2_writing_ = true;
+    asio::async_write(*stream_, asio::buffer(h2_out_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->h2_writing_ = false;
+      if (self->h2_closing_) return self->h2_end();
+      if (ec) return;  // the read side sees the failure
+      self->h2_pump();
     });
   }
 
@@ -203,6 +305,17 @@ class Worker : public std::enable_shared_from_this<Worker> {
   SSL_SESSION* session_ = nullptr;
   std::unique_ptr<asio::steady_timer> hold_;
   std::function<void()> on_hold_;
+  nghttp2_session* h2_ = nullptr;
+  std::array<char, 16384> h2_in_{};
+  std::string h2_out_;
+  std::unordered_map<int32_t, Clock::time_point> h2_started_;
+  int h2_open_ = 0;
+  bool h2_writing_ = false, h2_closing_ = false, h2_failed_ = false;
+
+ public:
+  ~Worker() {
+    if (h2_) nghttp2_session_del(h2_);
+  }
 };
 
 std::uint32_t percentile(std::vector<std::uint32_t>& v, double p) {
@@ -229,12 +342,18 @@ int main(int argc, char** argv) {
   app.add_option("--duration", o.duration, "seconds (default 10)");
   app.add_option("--cpu", o.cpu, "pin to this CPU");
   std::string version = "1.1";
-  app.add_option("--http", version, "HTTP version of the requests: 1.1 | 1.0 (default 1.1)")
-      ->check(CLI::IsMember({"1.0", "1.1"}));
+  app.add_option("--http", version, "HTTP version of the requests: 1.1 | 1.0 | 2 (default 1.1)")
+      ->check(CLI::IsMember({"1.0", "1.1", "2"}));
+  app.add_option("--streams", o.streams, "HTTP/2: requests in flight per connection (default 1)")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--requests", o.max_requests, "stop after this many answers (default: run for --duration)");
   app.add_option("--sni", o.sni, "server name and Host (default localhost)");
   CLI11_PARSE(app, argc, argv);
-  o.http = version == "1.0" ? 10 : 11;
+  o.http = version == "1.0" ? 10 : version == "2" ? 20 : 11;
+  if (o.http == 20 && o.mode == "resume") {
+    std::cerr << "certgate-load: --http 2 runs the full, keepalive and idle modes\n";
+    return 2;
+  }
 
   if (o.cpu >= 0) {
     cpu_set_t set;
@@ -270,6 +389,7 @@ int main(int argc, char** argv) {
   } else {
     SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_CLIENT);
   }
+  if (o.http == 20) SSL_CTX_set_alpn_protos(raw, reinterpret_cast<const unsigned char*>("\x02h2"), 3);
   if (!o.ca.empty()) {
     ctx.load_verify_file(o.ca);
     ctx.set_verify_mode(ssl::verify_peer);
@@ -294,9 +414,9 @@ int main(int argc, char** argv) {
   }
   io.run();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("mode=%s tls=%s http=%s connections=%d clients=%d seconds=%.2f requests=%llu rps=%.1f handshakes_per_s=%.1f "
+  std::printf("mode=%s tls=%s http=%s streams=%d connections=%d clients=%d seconds=%.2f requests=%llu rps=%.1f handshakes_per_s=%.1f "
               "resumed=%llu errors=%llu p50_us=%u p90_us=%u p99_us=%u\n",
-              o.mode.c_str(), o.tls.c_str(), version.c_str(), o.connections, o.clients, secs,
+              o.mode.c_str(), o.tls.c_str(), version.c_str(), o.streams, o.connections, o.clients, secs,
               static_cast<unsigned long long>(stats.requests), static_cast<double>(stats.requests) / secs,
               static_cast<double>(stats.handshakes) / secs, static_cast<unsigned long long>(stats.resumed),
               static_cast<unsigned long long>(stats.errors), percentile(stats.latency_us, 0.5),

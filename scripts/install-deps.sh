@@ -13,6 +13,7 @@ packages=(
   libldap2-dev slapd ldap-utils libmimalloc-dev libcurl4-openssl-dev tinyproxy
   libhiredis-dev redis-server
   softhsm2 opensc libengine-pkcs11-openssl
+  libnghttp2-dev nghttp2-client
   curl python3 python3-cryptography ca-certificates ccache
   haproxy
   chromium libnss3-tools nodejs fonts-dejavu-core

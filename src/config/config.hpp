@@ -35,6 +35,12 @@ struct Limits {
   std::uint32_t handshake_timeout_ms = 10000;   // TLS handshake must finish within
   std::size_t max_connections = 20000;          // open connections per process; more are closed
   std::size_t max_pending_password_checks = 64;  // queued Basic checks; more → 503
+  // HTTP/2 (docs/security.md "HTTP/2"): streams open at once per connection (SETTINGS); and the
+  // streams a client may reset before their answer, as a burst refilled per second, beyond
+  // which the connection is closed with GOAWAY (rapid reset, CVE-2023-44487).
+  std::uint32_t h2_max_concurrent_streams = 100;
+  std::uint32_t h2_reset_burst = 1000;
+  std::uint32_t h2_resets_per_second = 33;
 };
 
 // [server.fetch]: how revocation fetches (CRL, OCSP, AIA) leave the host (docs/configuration.md).
@@ -136,6 +142,8 @@ struct Binding {
   // balancer among proxy_protocol_from (CIDRs); the client address it names is the client's.
   bool proxy_protocol = false;
   std::vector<std::string> proxy_protocol_from;
+  // ALPN, in the server's order of preference: "h2" and/or "http/1.1" (https only).
+  std::vector<std::string> protocols = {"h2", "http/1.1"};
 };
 
 struct ClientCertificates {

@@ -320,6 +320,9 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
   l.max_connections = static_cast<std::size_t>(t.integer("max_connections", 20000, 1, 10000000));
   l.max_pending_password_checks =
       static_cast<std::size_t>(t.integer("max_pending_password_checks", 64, 1, 100000));
+  l.h2_max_concurrent_streams = static_cast<std::uint32_t>(t.integer("h2_max_concurrent_streams", 100, 1, 10000));
+  l.h2_reset_burst = static_cast<std::uint32_t>(t.integer("h2_reset_burst", 1000, 1, 1000000));
+  l.h2_resets_per_second = static_cast<std::uint32_t>(t.integer("h2_resets_per_second", 33, 1, 1000000));
   l.max_url_bytes = static_cast<std::size_t>(
       t.integer("max_url_bytes", static_cast<std::int64_t>(l.max_url_bytes), 16, 1 << 20));
   l.max_body_bytes = static_cast<std::uint64_t>(t.integer(
@@ -414,6 +417,19 @@ Binding read_binding(Table& t, const fs::path& base) {
     t.fail("proxy_protocol", "needs proxy_protocol_from: the load balancers' addresses allowed to send the header");
   if (!b.proxy_protocol && !b.proxy_protocol_from.empty())
     t.fail("proxy_protocol_from", "has no effect without proxy_protocol = true");
+  if (auto protocols = t.strings("protocols")) {
+    if (!b.https) t.fail("protocols", "is for https bindings only (cleartext HTTP/2, h2c, is not served)");
+    if (protocols->empty()) t.fail("protocols", "must name at least one of \"h2\", \"http/1.1\"");
+    for (std::size_t i = 0; i < protocols->size(); ++i) {
+      const std::string& p = (*protocols)[i];
+      if (p != "h2" && p != "http/1.1")
+        t.fail("protocols", "expected \"h2\" or \"http/1.1\"; got \"" + p + "\"");
+      if (std::find(protocols->begin(), protocols->begin() + static_cast<std::ptrdiff_t>(i), p) !=
+          protocols->begin() + static_cast<std::ptrdiff_t>(i))
+        t.fail("protocols", "names \"" + p + "\" twice");
+    }
+    b.protocols = std::move(*protocols);
+  }
   if (b.https && b.certificate.empty())
     t.fail_at(t.source(), "certificate",
               "missing: an https binding needs a server certificate (PEM chain or .pfx/.p12)");

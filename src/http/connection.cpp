@@ -3,11 +3,13 @@
 #include "http/basic_auth.hpp"
 #include "http/file_cache.hpp"
 #include "http/forward.hpp"
+#include "http/h2_connection.hpp"
 #include "http/handler.hpp"
 #include "http/path.hpp"
 #include "http/proxy_accept.hpp"
 #include "http/proxy_exchange.hpp"
 #include "http/step_up.hpp"
+#include "http/request_steps.hpp"
 #include "pki/x509_text.hpp"
 #include "session/token.hpp"
 #include "state/store.hpp"
@@ -161,6 +163,7 @@ class Connection final : public ConnectionBase,
   }
 
   void stop_if_idle() override {
+    if (auto h2 = h2_.lock()) return h2->shutdown();
     if (idle_) close_now();
   }
 
@@ -172,16 +175,7 @@ class Connection final : public ConnectionBase,
     return std::string(x_->resp.header(name));
   }
   std::string variable(std::string_view name) const override {
-    const X509* leaf = const_cast<Connection*>(this)->cert_facts().leaf.get();
-    if (name == "CERT_SUBJECT") return leaf ? pki::subject_text(leaf) : "";
-    if (name == "CERT_ISSUER") return leaf ? pki::issuer_text(leaf) : "";
-    if (name == "CERT_SERIALNUMBER") return leaf ? pki::serial_hex(leaf) : "";
-    if (name == "CRYPT_PROTOCOL") return tls_.protocol;
-    if (name == "CRYPT_CIPHER") return tls_.cipher;
-    if (name == "SERVER_NAME") return tls_.sni;
-    if (name == "HTTPS") return Tls ? "on" : "off";
-    if (name == "AUTH_TYPE") return x_->outcome.auth_method;
-    return "";
+    return request_variable(name, tls_, const_cast<Connection*>(this)->cert_facts().leaf.get(), Tls, x_->outcome);
   }
 
  private:
@@ -249,7 +243,22 @@ class Connection final : public ConnectionBase,
     site_ = route->site;
     tls_ = tls::TlsFacts::from_handshake(ssl);
     tls_.on_demand = route->on_demand;
+    if constexpr (Tls) {
+      const unsigned char* alpn = nullptr;
+      unsigned int alpn_len = 0;
+      SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+      if (alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0) return start_h2_session();
+    }
     read_next();
+  }
+
+  // The HTTP/2 session drives this connection's stream and TLS facts from now on; this object
+  // stays alive (held by the session) until the session closes it.
+  void start_h2_session() {
+    disarm();
+    idle_ = false;
+    h2_ = start_h2(H2Start{state_, loop_, gen_, listener_index_, site_, stream_, tls_, s_ip_, c_ip_, s_port_,
+                           local_client_, [self = this->shared_from_this()] { self->close_now(); }});
   }
 
   void read_next() {
@@ -378,20 +387,17 @@ class Connection final : public ConnectionBase,
     std::shared_ptr<const Generation> next = state_.current.load();
     const runtime::Snapshot& s = *next->snap;
     const runtime::ListenerRuntime& listener = s.listeners[listener_index_];
-    const std::string& name = site().cfg.name;
-    auto found = std::find_if(listener.routes.begin(), listener.routes.end(),
-                              [&](const auto& r) { return s.sites[r.site].cfg.name == name; });
+    auto found = site_after_reload(s, listener_index_, site().cfg.name);
     // Plain HTTP routes every request by its Host anyway: any site of the address will do as the
     // connection's starting point, so a removed site does not refuse its neighbours' requests.
-    if (found == listener.routes.end() && !Tls) found = listener.routes.begin();
-    if (found == listener.routes.end()) return false;
+    if (!found && !Tls) found = listener.routes.front().site;
+    if (!found) return false;
     gen_ = std::move(next);
     snap_ = gen_->snap.get();
     listener_ = &listener;
-    site_ = found->site;
+    site_ = *found;
     tls_.forget_decisions();
-    assertion_user_.clear();  // the signing key may have changed
-    assertion_refresh_ = 0;
+    assertion_.forget();  // the signing key may have changed
     return true;
   }
 
@@ -650,10 +656,8 @@ class Connection final : public ConnectionBase,
     site_ = h.site;  // plain HTTP: the site this request's Host named
     switch (h.need) {
       case pipeline::Need::None: break;
-      case pipeline::Need::Password: return check_password_then_resume();
-      case pipeline::Need::Revocation: return fetch_revocation_then_resume();
-      case pipeline::Need::Directory: return map_in_directory_then_resume();
       case pipeline::Need::Certificate: return ask_for_certificate();
+      default: return meet(h.need);
     }
     if (h.single_use) return step_up_ticket_then_answer(std::move(h));
     x_->path = std::move(h.path);
@@ -674,56 +678,16 @@ class Connection final : public ConnectionBase,
     if (!h.static_job) return send(std::move(h.response));
     if (auto hit = cached_file(*h.static_job, state_.clock->steady_ms())) return send(std::move(*hit));
     disarm();  // the file pool does not touch the socket
-    asio::post(*state_.files, [self = this->shared_from_this(), job = std::move(*h.static_job)]() mutable {
-      Response r = serve_static(job);
-      auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), job = std::move(job), r = std::move(r)]() mutable {
-        // On the loop thread: the cache is this loop's own.
-        remember_file(job, r, self->state_.clock->steady_ms());
-        self->send(finish_static(self->info(), std::move(r), self->x_->req.header("Accept")));
-      });
+    read_static(state_, loop_, std::move(*h.static_job), [self = this->shared_from_this()](Response r) {
+      self->send(finish_static(self->info(), std::move(r), self->x_->req.header("Accept")));
     });
-  }
-
-  // The signed assertion for this connection's user, re-signed when half its life is gone.
-  // `leaf`: the certificate the decision validated and mapped (null: the assertion names none).
-  std::string assertion(X509* leaf) {
-    const auto* signer = site().signer.get();
-    if (!signer || x_->outcome.user.empty()) return "";
-    const auto& a = site().cfg.forward.assertion;
-    const std::int64_t now = state_.clock->unix_seconds();
-    // Reused only for a request whose claims it states exactly: the same user may be
-    // authenticated another way (two-factor at one location, the certificate alone at
-    // another) or with other directory groups on the same connection.
-    if (assertion_user_ == x_->outcome.user && assertion_site_ == site_ && assertion_cert_ == (leaf != nullptr) &&
-        assertion_method_ == x_->outcome.auth_method && assertion_groups_ == x_->outcome.groups &&
-        now < assertion_refresh_)
-      return assertion_;
-    pki::Claims c;
-    c.issuer = a.issuer;
-    c.audience = a.audience;
-    c.subject = x_->outcome.user;
-    c.auth_method = x_->outcome.auth_method;
-    if (const auto* groups = site().auth.groups_of(x_->outcome.user)) c.groups = *groups;
-    c.groups.insert(c.groups.end(), x_->outcome.groups.begin(), x_->outcome.groups.end());  // directory
-    if (leaf) c.cert_thumbprint = cert_facts().leaf_facts().der_sha256;
-    c.issued_at = now;
-    c.expires = now + a.lifetime_seconds;
-    assertion_ = signer->sign(c);
-    assertion_user_ = x_->outcome.user;
-    assertion_site_ = site_;
-    assertion_cert_ = leaf != nullptr;
-    assertion_method_ = x_->outcome.auth_method;
-    assertion_groups_ = x_->outcome.groups;
-    assertion_refresh_ = now + a.lifetime_seconds / 2;
-    return assertion_;
   }
 
   void start_proxy(ProxyPlan plan) {
     disarm();  // the exchange keeps its own deadlines
     const auto& fwd = site().cfg.forward;
     ForwardInput in{x_->req, plan.target, plan.host, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls,
-                    x_->outcome, plan.leaf, plan.chain, assertion(plan.leaf), plan.strip_authorization, plan.websocket};
+                    x_->outcome, plan.leaf, plan.chain, assertion_.get(site(), x_->outcome, plan.leaf, cert_facts(), *state_.clock), plan.strip_authorization, plan.websocket};
     std::string head = forwarded_head(in);
     auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*x_->parser));
     x_->parser.reset();
@@ -751,62 +715,12 @@ class Connection final : public ConnectionBase,
     finish(true);
   }
 
-  // crypt(3) is slow by design: run it on the worker pool, remember the answer on this loop.
-  // Bounded: a flood of wrong passwords gets 503 instead of queueing without end.
-  void check_password_then_resume() {
-    pipeline::RequestState& st = *x_->routed.state;
-    pipeline::PasswordCheck job = st.take_password();
-    if (auto known = cached_password_result(job.cache_key, *state_.clock)) {
-      OPENSSL_cleanse(job.password.data(), job.password.size());
-      st.password_checked(*known);
-      return resume();
-    }
-    if (state_.pending_passwords.fetch_add(1) >= limits().max_pending_password_checks) {
-      state_.pending_passwords.fetch_sub(1);
-      OPENSSL_cleanse(job.password.data(), job.password.size());
-      Response busy = protocol_error(info(), auth::Verdict::Http503_PasswordChecksBusy, "too many password checks are waiting; try again shortly",
-                                     x_->req.header("Accept"));
-      busy.set("Retry-After", "1");
-      return send(std::move(busy));
-    }
+  void meet(pipeline::Need need) {
     disarm();
-    asio::post(*state_.passwords, [self = this->shared_from_this(), hash = std::string(job.hash),
-                                   job = std::move(job)]() mutable {
-      bool ok = check_password(hash, job.password);
-      OPENSSL_cleanse(job.password.data(), job.password.size());
-      self->state_.pending_passwords.fetch_sub(1);
-      auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), key = std::move(job.cache_key), ok]() mutable {
-        remember_password_result(key, ok, *self->state_.clock);
-        self->x_->routed.state->password_checked(ok);
-        self->resume();
-      });
-    });
-  }
-
-  // CRLs, OCSP answers or issuer certificates the validation lacks: the revocation store
-  // fetches them on its own thread (joining fetches already running for the same URL); the
-  // request's evidence walk resumes on this loop when all have finished, successfully or not.
-  void fetch_revocation_then_resume() {
-    disarm();
-    state_.revocation->fetch(x_->routed.state->take_fetches(), [self = this->shared_from_this()] {
-      auto& io = self->loop_.io;
-      asio::post(io, [self] { self->resume(); });
-    });
-  }
-
-  // The directory service answers on one of its threads; the answer is kept on this
-  // connection (until it expires) and the request's walk resumes on the loop.
-  void map_in_directory_then_resume() {
-    disarm();
-    // The state's site and certificate: a step-up decides for another site than the connection's.
-    const pipeline::Inputs& in = x_->routed.state->inputs();
-    in.site->directory->lookup(in.tls->leaf_facts(), [self = this->shared_from_this()](directory::Mapped m) {
-      auto& io = self->loop_.io;
-      asio::post(io, [self = std::move(self), m = std::move(m)]() mutable {
-        self->x_->routed.state->directory_answered(std::move(m));
-        self->resume();
-      });
+    meet_need(state_, loop_, info(), *x_->routed.state, need, [self = this->shared_from_this()](NeedMet met) {
+      if (!record_need(*self->x_->routed.state, std::move(met)))
+        return self->send(password_busy(self->info(), self->x_->req.header("Accept")));
+      self->resume();
     });
   }
 
@@ -1006,50 +920,10 @@ class Connection final : public ConnectionBase,
   }
 
   void write_log() {
-    const std::int64_t finished_ms = now_ms();
-    state_.answers.record(x_->resp.status, x_->resp.substatus,
-                          x_->outcome.verdict == auth::Verdict::Allow ? AnswerStats::kNoVerdict
-                                                                       : static_cast<int>(x_->outcome.verdict),
-                          finished_ms / 1000);
-    if (state_.writer == nullptr) return;
-    const auto& cfg = site().cfg;
-    if (!cfg.log.enabled) return;
-    log::Entry e;
-    e.unix_ms = finished_ms;
-    e.site_name = cfg.name;
-    e.computer_name = state_.computer_name;
-    e.s_ip = s_ip_;
-    e.c_ip = c_ip_;
-    e.s_port = s_port_;
-    e.method = x_->req.method;
-    std::string_view target = x_->req.target;
-    if (auto form = split_target(target)) target = form->origin;  // absolute-form: the path, as IIS logs
-    auto q = target.find('?');
-    // The path the policy was decided on, as IIS logs it (decoded, dot segments resolved):
-    // `/public/..%2fsecure/x` is an access to /secure/x and must read so in the log. The raw
-    // target only for a request refused before its path was understood.
-    e.uri_stem = x_->path.empty() ? target.substr(0, q) : std::string_view(x_->path);
-    e.uri_query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    e.username = x_->outcome.user;
-    e.user_agent = x_->req.header("User-Agent");
-    e.referer = x_->req.header("Referer");
-    e.cookie = x_->req.header("Cookie");
-    e.host = x_->req.header("Host");
-    e.version = x_->req.method.empty() ? "" : (x_->req.version == 10 ? "HTTP/1.0" : "HTTP/1.1");
-    e.status = x_->resp.status;
-    e.substatus = x_->resp.substatus;
-    // A served answer carries its decision's win32 (soft_fail's CRYPT_E_REVOCATION_OFFLINE).
-    e.win32 = x_->resp.win32 ? x_->resp.win32 : x_->outcome.row().win32;
-    e.time_taken_ms = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count());
-    e.sc_bytes = sc_bytes_;
-    e.cs_bytes = cs_bytes_;
-    e.request_id = x_->request_id_text();
-    e.reason = x_->resp.reason.empty() ? std::string_view(x_->outcome.reason) : std::string_view(x_->resp.reason);
-    e.more = this;
-    x_->log_line.clear();
-    gen_->formats[site_].append_line(x_->log_line, e);
-    state_.writer->write(gen_->site_log[site_], e.unix_ms / 1000, x_->log_line);
+    write_request_log(state_, *gen_, site_, Endpoints{s_ip_, c_ip_, s_port_},
+                      RequestRecord{x_->req, x_->path, x_->outcome, x_->resp, cs_bytes_, sc_bytes_, started_, this,
+                                    x_->request_id_text()},
+                      x_->log_line);
   }
 
   void close() {
@@ -1160,11 +1034,8 @@ class Connection final : public ConnectionBase,
   std::unique_ptr<Exchange> x_;
   std::unique_ptr<Login> login_;  // the signed response being decided (token login)
   token::CookieSession cookie_;
-  std::string assertion_, assertion_user_, assertion_method_;
-  std::vector<std::string> assertion_groups_;
-  std::int64_t assertion_refresh_ = 0;
-  std::size_t assertion_site_ = 0;
-  bool assertion_cert_ = false;
+  std::weak_ptr<H2Session> h2_;
+  AssertionCache assertion_;
   std::string s_ip_, c_ip_;
   std::uint16_t s_port_ = 0;
   bool local_client_ = false;

@@ -96,16 +96,24 @@ std::string_view Response::header(std::string_view name) const {
   for (const auto& h : headers)
     if (iequals(h.name, name)) return h.value;
   if (!prepared) return {};
-  std::string_view rest = prepared->headers;
+  std::string_view rest = prepared->headers, n, v;
+  while (next_prepared_header(rest, n, v))
+    if (iequals(n, name)) return v;
+  return {};
+}
+
+bool next_prepared_header(std::string_view& rest, std::string_view& name, std::string_view& value) {
   while (!rest.empty()) {
     const auto end = rest.find("\r\n");
-    std::string_view line = rest.substr(0, end);
+    const std::string_view line = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
     const auto colon = line.find(':');
-    if (colon != std::string_view::npos && iequals(line.substr(0, colon), name))
-      return line.substr(std::min(colon + 2, line.size()));
+    if (colon == std::string_view::npos) continue;
+    name = line.substr(0, colon);
+    value = line.substr(std::min(colon + 2, line.size()));
+    return true;
   }
-  return {};
+  return false;
 }
 
 std::string_view reason_phrase(int status) {

@@ -92,6 +92,10 @@ struct Response {
   std::string_view header(std::string_view name) const;
 };
 
+// The next "Name: value\r\n" line of a PreparedAnswer's headers, consumed from `rest`; false at
+// the end.
+bool next_prepared_header(std::string_view& rest, std::string_view& name, std::string_view& value);
+
 // Status line and headers, with Content-Length, Date, Server and Connection added.
 std::string serialize_head(const Response& r, int version, bool keep_alive);
 // The same, appended to `out` (a connection reuses one string for every answer).

@@ -2,6 +2,7 @@
 // One request forwarded to a backend and its answer streamed back: bodies flow through fixed
 // 64 KiB buffers both ways (never whole in memory), a WebSocket upgrade becomes a byte tunnel,
 // an unreachable backend is 502.3 and a silent one 504. Included by http/connection.cpp only.
+#include "http/backend_connect.hpp"
 #include "http/backend_stream.hpp"
 #include "http/forward.hpp"
 #include "http/handler.hpp"
@@ -20,18 +21,14 @@
 
 namespace certgate::http {
 
-struct ProxyResult {
-  int status = 0;  // the backend's, once answered
-  auth::Verdict answer = auth::Verdict::Http502_3_BackendRefused;  // when nothing was answered
-  std::vector<Header> headers;
-  std::uint64_t sent = 0;         // bytes written to the client
-  bool answered = false;          // something was written to the client
-  bool client_reusable = false;   // the client connection may carry another request
-  std::string reason;             // for an error page when nothing was answered yet
-};
-
 template <class ClientStream>
-class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientStream>> {
+class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientStream>>,
+                      BackendConnecting<ProxyExchange<ClientStream>> {
+  friend BackendConnecting<ProxyExchange<ClientStream>>;
+  using Connecting = BackendConnecting<ProxyExchange<ClientStream>>;
+  using Connecting::backend_name;
+  using Connecting::connect;
+  using Connecting::fail_connect;
   using tcp = boost::asio::ip::tcp;
   using ReqParser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
   using ResParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
@@ -89,68 +86,6 @@ class ProxyExchange : public std::enable_shared_from_this<ProxyExchange<ClientSt
       boost::system::error_code ignored;
       boost::beast::get_lowest_layer(self->client_).cancel(ignored);
     });
-  }
-
-  // --- connecting ------------------------------------------------------------------------
-  void connect() {
-    const config::BackendUrl& b = *plan_.backend;
-    arm(cfg().connect_timeout_ms);
-    if (b.kind == config::BackendUrl::Kind::Unix) {
-      auto sock = std::make_shared<BackendStream::unix_socket>(io_);
-      sock->async_connect(boost::asio::local::stream_protocol::endpoint(b.unix_path),
-                          [self = this->shared_from_this(), sock](ec_t ec) {
-                            if (ec) return self->fail_connect(ec);
-                            self->backend_ = std::make_unique<BackendStream>(std::move(*sock));
-                            self->send_head();
-                          });
-      return;
-    }
-    resolver_.async_resolve(b.host, b.port, [self = this->shared_from_this()](ec_t ec, tcp::resolver::results_type r) {
-      if (ec) return self->fail_connect(ec);
-      self->connecting_ = std::make_unique<tcp::socket>(self->io_);
-      boost::asio::async_connect(*self->connecting_, r, [self](ec_t ec, const tcp::endpoint&) {
-        if (ec) return self->fail_connect(ec);
-        boost::system::error_code ignored;
-        self->connecting_->set_option(tcp::no_delay(true), ignored);
-        if (self->plan_.backend->kind == config::BackendUrl::Kind::Https) return self->tls_handshake();
-        self->backend_ = std::make_unique<BackendStream>(std::move(*self->connecting_));
-        self->connecting_.reset();
-        self->send_head();
-      });
-    });
-  }
-
-  void tls_handshake() {
-    boost::asio::ssl::context ctx(site_.backend_tls.get());
-    SSL_CTX_up_ref(site_.backend_tls.get());  // the wrapper frees one reference when it goes
-    auto tls = std::make_unique<BackendStream::tls_stream>(std::move(*connecting_), ctx);
-    connecting_.reset();
-    const std::string& host = plan_.backend->host;
-    boost::system::error_code not_ip;
-    const bool is_ip = !boost::asio::ip::make_address(host, not_ip).is_unspecified() && !not_ip;
-    if (!is_ip) SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());  // SNI takes names only
-    if (site_.cfg.proxy.verify) {
-      if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls->native_handle()), host.c_str());
-      else SSL_set1_host(tls->native_handle(), host.c_str());
-    }
-    auto* raw = tls.get();
-    backend_ = std::make_unique<BackendStream>(std::move(tls));
-    raw->async_handshake(boost::asio::ssl::stream_base::client, [self = this->shared_from_this()](ec_t ec) {
-      if (ec) return self->fail_connect(ec);
-      self->send_head();
-    });
-  }
-
-  void fail_connect(ec_t ec) {
-    ProxyResult r;
-    r.answer = timed_out_ ? auth::Verdict::Http502_3_BackendConnectTimeout : auth::Verdict::Http502_3_BackendRefused;
-    r.reason = "the backend " + backend_name() + (timed_out_ ? " did not accept a connection within connect_timeout_ms" : " cannot be reached: " + ec.message());
-    finish(std::move(r));
-  }
-
-  std::string backend_name() const {
-    const auto& b = *plan_.backend;
-    return b.kind == config::BackendUrl::Kind::Unix ? "unix:" + b.unix_path : b.host + ":" + b.port;
   }
 
   // --- request ----------------------------------------------------------------------------

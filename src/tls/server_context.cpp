@@ -174,6 +174,37 @@ std::string sni_name(const SSL* ssl) {
   return s ? *s : std::string();
 }
 
+namespace {
+// ALPN lists in wire format, in the binding's order of preference: static, so the callback's
+// argument outlives every context.
+constexpr unsigned char kH2First[] = "\x02h2\x08http/1.1";
+constexpr unsigned char kH1First[] = "\x08http/1.1\x02h2";
+constexpr unsigned char kH2Only[] = "\x02h2";
+constexpr unsigned char kH1Only[] = "\x08http/1.1";
+
+// The binding's first protocol the client also offers. A client offering ALPN but none of the
+// binding's protocols is refused (no_application_protocol, RFC 7301 §3.2) rather than served a
+// protocol it did not ask for; a client without ALPN speaks HTTP/1.1.
+int select_protocol(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                    unsigned int inlen, void* arg) {
+  const auto* list = static_cast<const unsigned char*>(arg);
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, list, static_cast<unsigned>(std::char_traits<char>::length(
+                                                         reinterpret_cast<const char*>(list))),
+                            in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+const unsigned char* alpn_list(const std::vector<std::string>& protocols) {
+  const bool h2 = std::find(protocols.begin(), protocols.end(), "h2") != protocols.end();
+  const bool h1 = std::find(protocols.begin(), protocols.end(), "http/1.1") != protocols.end();
+  if (h2 && h1) return protocols.front() == "h2" ? kH2First : kH1First;
+  return h2 ? kH2Only : kH1Only;
+}
+}  // namespace
+
 BuiltContext make_server_context(const runtime::SiteRuntime& site, const config::Binding& b,
                                  const config::ServerSettings& server, const runtime::Clock& clock,
                                  std::shared_ptr<const TicketKeyFiles> ticket_keys) {
@@ -203,6 +234,7 @@ BuiltContext make_server_context(const runtime::SiteRuntime& site, const config:
     }
   // Client-initiated renegotiation is a CPU-exhaustion vector and nothing here needs it yet.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_alpn_select_cb(ctx, select_protocol, const_cast<unsigned char*>(alpn_list(b.protocols)));
   // A resumed session brings back the client's leaf but not the chain it sent (a decoded
   // session keeps none), so the chain's key and DER travel in the session's ticket data (see
   // save_presented_chain); a cached session object still has both.

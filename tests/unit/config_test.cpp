@@ -111,6 +111,27 @@ TEST(Config, BadListenAddress) {
   EXPECT_NE(e.find("sites[0].bindings[0].listen: expected address:port"), std::string::npos) << e;
 }
 
+TEST(Config, BindingProtocolsAreAlpnNamesInOrder) {
+  TempDir dir;
+  Config c = load(dir.write("c.toml", kMinimal));
+  EXPECT_EQ(c.sites[0].bindings[0].protocols, (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(c.server.limits.h2_max_concurrent_streams, 100u);
+  c = load(dir.write("c.toml", std::string(kMinimal) + "protocols = [\"http/1.1\", \"h2\"]\n"));
+  EXPECT_EQ(c.sites[0].bindings[0].protocols, (std::vector<std::string>{"http/1.1", "h2"}));
+  std::string e = error_of(std::string(kMinimal) + "protocols = [\"h2\", \"spdy/3\"]\n");
+  EXPECT_NE(e.find("c.toml:7:13: sites[0].bindings[0].protocols: expected \"h2\" or \"http/1.1\"; got \"spdy/3\""),
+            std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "protocols = []\n");
+  EXPECT_NE(e.find("must name at least one"), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "protocols = [\"h2\", \"h2\"]\n");
+  EXPECT_NE(e.find("names \"h2\" twice"), std::string::npos) << e;
+  e = error_of("[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\n"
+               "protocols = [\"h2\"]\n");
+  EXPECT_NE(e.find("https bindings only"), std::string::npos) << e;
+  e = error_of("[server]\nh2_max_concurrent_streams = 0\n" + std::string(kMinimal));
+  EXPECT_NE(e.find("server.h2_max_concurrent_streams: must be between 1 and 10000"), std::string::npos) << e;
+}
+
 TEST(Config, HttpsBindingNeedsACertificate) {
   std::string e = error_of("[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:1\"\n");
   EXPECT_NE(e.find("certificate: missing"), std::string::npos) << e;
