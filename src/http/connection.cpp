@@ -619,11 +619,10 @@ class Connection final : public ConnectionBase,
   }
 
   void login_advance() {
-    switch (x_->routed.state->advance()) {
+    // The login's policy requires the certificate it carries: it never needs one asked for.
+    switch (const auto need = x_->routed.state->advance()) {
       case pipeline::Need::None: return login_decided();
-      case pipeline::Need::Password: return check_password_then_resume();
-      case pipeline::Need::Revocation: return fetch_revocation_then_resume();
-      case pipeline::Need::Directory: return map_in_directory_then_resume();
+      default: return meet(need);
     }
   }
 
