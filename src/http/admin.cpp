@@ -1,8 +1,10 @@
 #include "http/admin.hpp"
 
+#include "http/accept_pause.hpp"
 #include "http/health.hpp"
 #include "tls/tls_facts.hpp"
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -97,6 +99,15 @@ void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor) {
   acceptor.async_accept([&state, &acceptor](beast::error_code ec, asio::ip::tcp::socket s) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) std::make_shared<AdminSession>(state, std::move(s))->start();
+    // A balancer's probe arriving while clients hold every descriptor must not spin the loop
+    // this acceptor shares with them.
+    if (out_of_resources(ec)) {
+      auto pause = std::make_shared<asio::steady_timer>(acceptor.get_executor(), kAcceptBackoff);
+      pause->async_wait([&state, &acceptor, pause](boost::system::error_code) {
+        if (acceptor.is_open()) accept_admin(state, acceptor);
+      });
+      return;
+    }
     accept_admin(state, acceptor);
   });
 }

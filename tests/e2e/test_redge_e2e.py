@@ -290,6 +290,51 @@ root = "www"
         self.assertNotIn("over-the-limit", "\n".join(srv.log_lines(1)))
 
 
+class AdminListener(unittest.TestCase):
+    def test_a_probe_while_out_of_descriptors_does_not_spin_the_loop(self):
+        # Clients hold every descriptor (max_connections above the open-files limit); the
+        # balancer's /readyz probe arrives: the admin acceptor must pause like the client
+        # listeners do, not retry accept() at once for as long as the descriptors stay taken.
+        port, admin = free_port(), free_port()
+        srv = Server(f"""
+[[sites]]
+name = "Full"
+id = 1
+root = "www"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{port}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+""", server_extra=f'admin_listen = "127.0.0.1:{admin}"\ncache_dir = ""\nhandshake_timeout_ms = 30000',
+                     threads=1).start()
+        held, probe = [], None
+        try:
+            subprocess.run(["prlimit", f"--pid={srv.proc.pid}", "--nofile=64:64"], check=True)
+            held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(80)]
+            wait_for_log(srv, "cannot accept connections")
+            probe = socket.create_connection(("127.0.0.1", admin), timeout=10)
+            probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")
+            before = cpu_seconds(srv.proc.pid)
+            time.sleep(1.0)
+            spent = cpu_seconds(srv.proc.pid) - before
+            self.assertLess(spent, 0.25, f"{spent:.2f} s of CPU in one second: the admin acceptor spins")
+            for s in held:
+                s.close()
+            held = []
+            r = read_response(probe.makefile("rb"))  # answered once descriptors are free
+            self.assertEqual((r.status, r.body), (200, b"ok\n"))
+        finally:
+            for s in held + ([probe] if probe else []):
+                s.close()
+            srv.stop()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 TICKET_SITE = """
 [[sites]]
 name = "Tickets"
