@@ -824,17 +824,17 @@ void start_connection(ServerState& state, Loop& loop, std::size_t listener_index
 }
 
 void open_connection(ServerState& state, Loop& loop, std::size_t listener_index, tcp::socket socket,
-                     const std::optional<ProxiedClient>& client) {
+                     const std::optional<ProxiedClient>& proxied) {
   std::shared_ptr<const Generation> gen = state.current.load();
   const runtime::ListenerRuntime& listener = gen->snap->listeners[listener_index];
   if (!listener.https) {
-    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket), client)->start();
+    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket), proxied)->start();
     return;
   }
   // The connection starts on this generation's default route; the ClientHello hook then moves it
   // to the context of the site its SNI names.
   const auto* route = listener.default_route() ? listener.default_route() : &listener.routes.front();
-  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket), client)->start();
+  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket), proxied)->start();
 }
 
 }  // namespace certgate::http

@@ -178,9 +178,12 @@ std::shared_ptr<const TicketKeyFiles> load_ticket_key_files(const std::vector<st
                                "the AES key); make it with openssl rand 80 > file");
     }
     for (const auto& other : out->keys)
-      if (std::memcmp(other.name, k.name, sizeof k.name) == 0)
+      if (std::memcmp(other.name, k.name, sizeof k.name) == 0) {
+        OPENSSL_cleanse(&k, sizeof k);
         throw std::runtime_error(where + "its key name (first 16 bytes) is also another file's");
+      }
     out->keys.push_back(k);
+    OPENSSL_cleanse(&k, sizeof k);  // the stack copy; `out` keeps (and cleanses) its own
   }
   return out;
 }
