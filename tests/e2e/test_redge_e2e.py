@@ -349,6 +349,40 @@ root = "www"
         self.assertNotIn("over-the-limit", "\n".join(srv.log_lines(1)))
 
 
+class Reload(unittest.TestCase):
+    def test_a_reload_that_drops_a_balancer_refuses_it_at_once(self):
+        port = free_port()
+        srv = Server(f"""
+[[sites]]
+name = "Narrowed"
+id = 1
+root = "www"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{port}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  proxy_protocol = true
+  proxy_protocol_from = ["127.0.0.0/8"]
+""", threads=1).start()
+        try:
+            self.assertIn("200 OK", tls_after(v1("192.0.2.31"), port=port, user=None, path="/?wide"))
+            srv.edit_config('["127.0.0.0/8"]', '["127.0.0.9"]')
+            reload(srv, "reloaded")
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                s.sendall(v1("192.0.2.32") + b"\x16\x03\x01\x00\x05hello")
+            except OSError:
+                pass
+            self.assertTrue(closed_without_answer(s))
+            s.close()
+            wait_for_log(srv, f"connection from 127.0.0.1 to 127.0.0.1:{port} closed: not in proxy_protocol_from")
+            self.assertIn("200 OK", tls_after(v1("192.0.2.33"), port=port, user=None, path="/?narrow",
+                                              source="127.0.0.9"))
+        finally:
+            srv.stop()
+        self.assertEqual(srv.log_entry("narrow")["c-ip"], "192.0.2.33")
+
+
 class AdminListener(unittest.TestCase):
     def test_a_probe_while_out_of_descriptors_does_not_spin_the_loop(self):
         # Clients hold every descriptor (max_connections above the open-files limit); the
