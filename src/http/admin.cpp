@@ -1,10 +1,12 @@
 #include "http/admin.hpp"
 
 #include "http/admin_access.hpp"
+#include "http/accept_pause.hpp"
 #include "http/health.hpp"
 #include "http/status_page.hpp"
 #include "tls/tls_facts.hpp"
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -145,6 +147,15 @@ void accept_admin(ServerState& state, asio::ip::tcp::acceptor& acceptor, asio::s
         else
           std::make_shared<AdminSession<beast::tcp_stream>>(state, std::move(s))->start();
       }
+    }
+    // A balancer's probe arriving while clients hold every descriptor must not spin the loop
+    // this acceptor shares with them.
+    if (out_of_resources(ec)) {
+      auto pause = std::make_shared<asio::steady_timer>(acceptor.get_executor(), kAcceptBackoff);
+      pause->async_wait([&state, &acceptor, tls, pause](boost::system::error_code) {
+        if (acceptor.is_open()) accept_admin(state, acceptor, tls);
+      });
+      return;
     }
     accept_admin(state, acceptor, tls);
   });

@@ -112,7 +112,7 @@ class Connection final : public ConnectionBase,
  public:
   Connection(ServerState& state, Loop& loop, std::shared_ptr<const Generation> gen,
              std::size_t listener_index, SSL_CTX* tls, tcp::socket socket,
-             const std::optional<asio::ip::address>& client)
+             const std::optional<ProxiedClient>& proxied)
       : state_(state),
         loop_(loop),
         gen_(std::move(gen)),
@@ -125,11 +125,12 @@ class Connection final : public ConnectionBase,
     boost::system::error_code ec;
     auto local = this->socket().local_endpoint(ec);
     // Behind a PROXY protocol balancer the client is the one its header names.
-    const auto remote = client ? *client : this->socket().remote_endpoint(ec).address();
+    const auto remote = proxied && proxied->address ? *proxied->address
+                                                    : this->socket().remote_endpoint(ec).address();
     s_ip_ = local.address().to_string();
     s_port_ = local.port();
     c_ip_ = remote.to_string();
-    local_client_ = remote.is_loopback();
+    local_client_ = remote.is_loopback() && !(proxied && !proxied->address);
     // The read buffer holds a request head, or the part of a body (a chunk-size line with its
     // extensions, a trailer) the parser cannot consume yet; beyond that a client is only
     // trying to make us keep its bytes (reading fails with buffer_overflow → 400). A trailer
@@ -1060,17 +1061,17 @@ void start_connection(ServerState& state, Loop& loop, std::size_t listener_index
 }
 
 void open_connection(ServerState& state, Loop& loop, std::size_t listener_index, tcp::socket socket,
-                     const std::optional<asio::ip::address>& client) {
+                     const std::optional<ProxiedClient>& proxied) {
   std::shared_ptr<const Generation> gen = state.current.load();
   const runtime::ListenerRuntime& listener = gen->snap->listeners[listener_index];
   if (!listener.https) {
-    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket), client)->start();
+    std::make_shared<Connection<false>>(state, loop, gen, listener_index, nullptr, std::move(socket), proxied)->start();
     return;
   }
   // The connection starts on this generation's default route; the ClientHello hook then moves it
   // to the context of the site its SNI names.
   const auto* route = listener.default_route() ? listener.default_route() : &listener.routes.front();
-  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket), client)->start();
+  std::make_shared<Connection<true>>(state, loop, gen, listener_index, route->ctx, std::move(socket), proxied)->start();
 }
 
 }  // namespace certgate::http

@@ -69,10 +69,15 @@ struct Loop {
 // Serves a freshly accepted socket of listener `listener_index` under the current generation.
 void start_connection(ServerState& state, Loop& loop, std::size_t listener_index,
                       boost::asio::ip::tcp::socket socket);
-// The same once any PROXY protocol header is read: `client` (when set) is the client's address
-// as the balancer saw it.
+// What a PROXY protocol header said about the client (http/proxy_accept.hpp).
+struct ProxiedClient {
+  // The client's address as the balancer saw it. nullopt when the header names none (v2 LOCAL,
+  // UNSPEC, UNIX; v1 UNKNOWN): the connection's own peer, the balancer, is what c-ip shows, but
+  // the request is not "local" for that — a balancer on loopback does not make its clients local.
+  std::optional<boost::asio::ip::address> address;
+};
+// The same once any PROXY protocol header is read (`proxied`: what it said).
 void open_connection(ServerState& state, Loop& loop, std::size_t listener_index,
-                     boost::asio::ip::tcp::socket socket,
-                     const std::optional<boost::asio::ip::address>& client);
+                     boost::asio::ip::tcp::socket socket, const std::optional<ProxiedClient>& proxied);
 
 }  // namespace certgate::http

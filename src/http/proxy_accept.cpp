@@ -118,8 +118,8 @@ class ProxyHeaderReader final : public ConnectionBase,
         if (h.length != have_) return fail(spdlog::level::warn, "malformed PROXY header");
         done_ = true;
         timer_.cancel();
-        std::optional<asio::ip::address> client;
-        if (h.source) client = h.source->address();
+        ProxiedClient client;
+        if (h.source) client.address = h.source->address();
         boost::system::error_code ec;
         socket_.non_blocking(false, ec);
         auto s = std::move(socket_);

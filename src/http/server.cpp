@@ -2,6 +2,7 @@
 
 #include "state/store.hpp"
 
+#include "http/accept_pause.hpp"
 #include "http/admin.hpp"
 #include "http/admin_access.hpp"
 #include "http/connection.hpp"
@@ -34,16 +35,7 @@ struct LoopThread {
   std::thread thread;
 };
 
-// Out of descriptors (or kernel memory), the listening socket stays readable and an
-// immediate retry fails again at once: a busy loop. Pause this acceptor instead; the pending
-// connections wait in the kernel's backlog until a descriptor is free again.
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr std::int64_t kExhaustedLogEverySeconds = 60;
-
-bool out_of_resources(const boost::system::error_code& ec) {
-  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
-         ec == asio::error::no_memory || ec == boost::system::errc::too_many_files_open_in_system;
-}
 
 // One line per episode (at most one a minute), whichever loop sees it first, rather than one
 // per failed accept.

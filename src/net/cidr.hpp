@@ -32,6 +32,10 @@ struct Cidr {
       if (bits > (addr.is_v4() ? 32u : 128u)) return std::nullopt;
     }
     if (addr.is_v4()) return Cidr{ip::network_v4(addr.to_v4(), bits).canonical()};
+    // "::ffff:10.0.0.0/104" is 10.0.0.0/8: contains() sees a dual-stack listener's IPv4 peers
+    // as IPv4, so kept as an IPv6 range it would never match the peers it names.
+    if (addr.to_v6().is_v4_mapped() && bits >= 96)
+      return Cidr{ip::network_v4(ip::make_address_v4(ip::v4_mapped, addr.to_v6()), bits - 96).canonical()};
     return Cidr{ip::network_v6(addr.to_v6(), bits).canonical()};
   }
 

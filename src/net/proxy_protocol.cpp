@@ -21,6 +21,13 @@ ProxyHeader invalid(int version, std::string why) {
   return h;
 }
 
+// A balancer whose two sides differ in family writes an IPv4 client as ::ffff:a.b.c.d (HAProxy
+// does): it is the IPv4 client a.b.c.d, in the log, to the backend and to the loopback test.
+ip::address unmapped(const ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, a.to_v6());
+  return a;
+}
+
 // The specification's ports: 1 to 5 digits, at most 65535.
 std::optional<std::uint16_t> port_of(std::string_view s) {
   if (s.empty() || s.size() > 5) return std::nullopt;
@@ -71,7 +78,7 @@ ProxyHeader parse_v1(std::string_view bytes) {
     return invalid(1, std::string("v1 address is not an ") + (v4 ? "IPv4" : "IPv6") + " address");
   const auto sport = port_of(f[3]), dport = port_of(f[4]);
   if (!sport || !dport) return invalid(1, "v1 port is not a number from 0 to 65535");
-  h.source = ip::tcp::endpoint(sa, *sport);
+  h.source = ip::tcp::endpoint(unmapped(sa), *sport);
   return h;
 }
 
@@ -84,6 +91,10 @@ ProxyHeader parse_v2(std::string_view bytes) {
   if (version != 2) return invalid(2, "v2 header with version " + std::to_string(version));
   if (command > 1) return invalid(2, "v2 command is neither LOCAL nor PROXY");
   if (family > 3 || transport > 2) return invalid(2, "v2 unknown address family or transport");
+  // The specification's only PROXY bytes are 0x00 (UNSPEC) and a family with a transport; a
+  // family without one (0x10) or a transport without one (0x01) "must be rejected".
+  if (command == 1 && (family == 0) != (transport == 0))
+    return invalid(2, "v2 address family and transport do not go together");
   if (total > kProxyV2MaxBytes)
     return invalid(2, "v2 header of " + std::to_string(total) + " bytes (at most " +
                           std::to_string(kProxyV2MaxBytes) + " accepted)");
@@ -101,8 +112,8 @@ ProxyHeader parse_v2(std::string_view bytes) {
   const std::size_t block = total - kProxyV2FixedBytes;
   const unsigned char* a = p + kProxyV2FixedBytes;
   constexpr std::size_t kInet = 12, kInet6 = 36, kUnix = 216;
+  if (transport == 2) return invalid(2, "v2 PROXY for a datagram on a stream listener");
   if (family == 1 || family == 2) {
-    if (transport == 2) return invalid(2, "v2 PROXY for a datagram on a stream listener");
     const std::size_t need = family == 1 ? kInet : kInet6;
     if (block < need) return invalid(2, "v2 address block shorter than its family needs");
     ip::address src;
@@ -118,7 +129,7 @@ ProxyHeader parse_v2(std::string_view bytes) {
       src = ip::address_v6(b);
       sport = static_cast<std::uint16_t>((a[32] << 8) | a[33]);
     }
-    h.source = ip::tcp::endpoint(src, sport);
+    h.source = ip::tcp::endpoint(unmapped(src), sport);
   } else if (family == 3 && block < kUnix) {
     return invalid(2, "v2 address block shorter than its family needs");
   }

@@ -25,9 +25,9 @@ struct ProxyHeader {
   Status status = Status::Incomplete;
   int version = 0;          // 1 or 2 once recognised
   std::size_t length = 0;   // Complete: bytes the header takes (the TLS stream starts after)
-  // Complete: the client as the balancer saw it; nullopt when the header carries none (v2
-  // LOCAL, e.g. the balancer's health check; v2 UNSPEC or UNIX; v1 UNKNOWN): the connection's
-  // own peer stands.
+  // Complete: the client as the balancer saw it (an IPv4-mapped IPv6 address as the IPv4 one);
+  // nullopt when the header carries none (v2 LOCAL, e.g. the balancer's health check; v2
+  // UNSPEC or UNIX; v1 UNKNOWN): the connection's own peer is logged, but is not the client.
   std::optional<boost::asio::ip::tcp::endpoint> source;
   std::string error;        // Invalid: why, for the log
   // Incomplete v2: the total length once the fixed part is in (0 before).

@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -164,10 +165,25 @@ std::shared_ptr<const TicketKeyFiles> load_ticket_key_files(const std::vector<st
     std::memcpy(k.hmac, raw + 16, 32);
     std::memcpy(k.aes, raw + 48, 32);
     OPENSSL_cleanse(raw, sizeof raw);
+    // A placeholder (truncate -s 80, fallocate, /dev/zero) passes every check above, and a key
+    // anyone can guess lets anyone forge a ticket: a session, client certificate included, that
+    // needs no private key. Such a file is refused, not served with.
+    const auto uniform = [](const unsigned char* p, std::size_t n) {
+      return std::all_of(p, p + n, [p](unsigned char c) { return c == p[0]; });
+    };
+    if (uniform(k.hmac, sizeof k.hmac) || uniform(k.aes, sizeof k.aes) ||
+        CRYPTO_memcmp(k.hmac, k.aes, sizeof k.aes) == 0) {
+      OPENSSL_cleanse(&k, sizeof k);
+      throw std::runtime_error(where + "not random key material (one byte repeated, or the HMAC key equal to "
+                               "the AES key); make it with openssl rand 80 > file");
+    }
     for (const auto& other : out->keys)
-      if (std::memcmp(other.name, k.name, sizeof k.name) == 0)
+      if (std::memcmp(other.name, k.name, sizeof k.name) == 0) {
+        OPENSSL_cleanse(&k, sizeof k);
         throw std::runtime_error(where + "its key name (first 16 bytes) is also another file's");
+      }
     out->keys.push_back(k);
+    OPENSSL_cleanse(&k, sizeof k);  // the stack copy; `out` keeps (and cleanses) its own
   }
   return out;
 }

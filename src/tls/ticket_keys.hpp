@@ -33,7 +33,7 @@ struct TicketKeyFiles;
 
 // Reads and checks the files (off any event loop: configuration compile). Throws
 // std::runtime_error naming the file: unreadable, not 80 bytes, not a regular file, readable or
-// writable by others, or writable by its group.
+// writable by others, writable by its group, or plainly not random (a key of one repeated byte).
 std::shared_ptr<const TicketKeyFiles> load_ticket_key_files(const std::vector<std::filesystem::path>& files);
 
 // `ctx` encrypts and decrypts its tickets with `keys` (kept alive with the context).

@@ -92,11 +92,12 @@ def v2_inet6(src, sport=40000):
     return SIG + bytes([0x21, 0x21]) + struct.pack("!H", len(block)) + block
 
 
-def tls_after(header, port=P, user="alice", path="/", coalesce=True):
+def tls_after(header, port=P, user="alice", path="/", coalesce=True, source="127.0.0.1", raw=None):
     """Sends `header`, then a TLS client's bytes on the same socket, and one request. With
     `coalesce`, the ClientHello goes in the same write as the header (the server must stop
-    reading exactly at the header's end)."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    reading exactly at the header's end). `source`: the loopback address to connect from;
+    `raw`: a socket already connected (and perhaps already fed the header's first part)."""
+    raw = raw or socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
     try:
         ctx = client_context(user)
         inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()

@@ -42,6 +42,9 @@ TEST(ProxyProtocol, ParserTable) {
   inet6[15] = 1;   // ::1
   inet6[31] = 1;
   inet6[32] = 0x30; inet6[33] = 0x39;  // 12345
+  std::string mapped6 = inet6;  // ::ffff:192.0.2.9
+  mapped6[10] = mapped6[11] = '\xff';
+  mapped6[12] = '\xc0'; mapped6[13] = 0; mapped6[14] = 2; mapped6[15] = 9;
   const std::vector<Row> rows = {
       {"v1 tcp4", "PROXY TCP4 192.0.2.7 127.0.0.1 56324 443\r\n", Status::Complete, "192.0.2.7:56324", 42},
       {"v1 tcp6", "PROXY TCP6 2001:db8::7 ::1 56324 443\r\n", Status::Complete, "[2001:db8::7]:56324", 38},
@@ -81,6 +84,16 @@ TEST(ProxyProtocol, ParserTable) {
       {"v2 short inet", v2(0x21, 0x11, inet4_block().substr(0, 8)), Status::Invalid, ""},
       {"v2 short inet6", v2(0x21, 0x21, inet6.substr(0, 20)), Status::Invalid, ""},
       {"v2 short unix", v2(0x21, 0x31, std::string(100, '\0')), Status::Invalid, ""},
+      // HAProxy writes an IPv4 client as ::ffff:a.b.c.d when its two sides differ in family.
+      {"v1 tcp6 mapped", "PROXY TCP6 ::ffff:192.0.2.7 ::1 56324 443\r\n", Status::Complete, "192.0.2.7:56324", 43},
+      {"v2 inet6 mapped", v2(0x21, 0x21, mapped6), Status::Complete, "192.0.2.9:12345", 52},
+      // The specification: "other values ... must be rejected as invalid by receivers".
+      {"v2 inet without transport", v2(0x21, 0x10, inet4_block()), Status::Invalid, ""},
+      {"v2 inet6 without transport", v2(0x21, 0x20, inet6), Status::Invalid, ""},
+      {"v2 unspec stream", v2(0x21, 0x01, ""), Status::Invalid, ""},
+      {"v2 unspec datagram", v2(0x21, 0x02, ""), Status::Invalid, ""},
+      {"v2 unix datagram", v2(0x21, 0x32, std::string(216, '\0')), Status::Invalid, ""},
+      {"v1 carrying the v2 signature", "PROXY \r\n\r\n", Status::Invalid, ""},
       {"v2 over the bound", v2(0x21, 0x11, std::string(net::kProxyV2MaxBytes, 'x')).substr(0, 16),
        Status::Invalid, ""},
   };
@@ -131,6 +144,13 @@ TEST(ProxyProtocol, CidrMatching) {
   const auto one = *net::Cidr::parse("127.0.0.1");
   EXPECT_TRUE(one.contains(ip::make_address("127.0.0.1")));
   EXPECT_FALSE(one.contains(ip::make_address("127.0.0.2")));
+  // IPv4-mapped ranges are the IPv4 ranges they name (the peer is compared as IPv4).
+  const auto mapped = *net::Cidr::parse("::ffff:10.0.0.0/104");
+  EXPECT_TRUE(mapped.contains(ip::make_address("10.9.8.7")));
+  EXPECT_TRUE(mapped.contains(ip::make_address("::ffff:10.9.8.7")));
+  EXPECT_FALSE(mapped.contains(ip::make_address("11.0.0.1")));
+  EXPECT_TRUE(net::Cidr::parse("::ffff:127.0.0.2")->contains(ip::make_address("127.0.0.2")));
+  EXPECT_FALSE(net::Cidr::parse("::ffff:127.0.0.2")->contains(ip::make_address("127.0.0.1")));
   const auto v6 = *net::Cidr::parse("2001:db8::/32");
   EXPECT_TRUE(v6.contains(ip::make_address("2001:db8:1::1")));
   EXPECT_FALSE(v6.contains(ip::make_address("2001:db9::1")));
@@ -145,13 +165,21 @@ std::string load_error(const std::vector<std::filesystem::path>& files) {
   return "";
 }
 
+// 16 bytes of name `name`, then 64 bytes of key that are neither one repeated byte nor two
+// equal halves (`salt` makes another).
+std::string key_bytes(char name, int salt = 0) {
+  std::string k(16, name);
+  for (int i = 0; i < 64; ++i) k += static_cast<char>(i * 7 + salt);
+  return k;
+}
+
 TEST(TicketKeyFiles, ChecksLengthPermissionsAndNames) {
   test::TempDir dir;
-  const std::string key80(80, 'k');
+  const std::string key80 = key_bytes('k');
   auto good = dir.write("good.key", key80);
   ::chmod(good.c_str(), 0600);
   EXPECT_EQ(load_error({good}), "");
-  auto group_read = dir.write("group.key", std::string(16, 'n') + std::string(64, 'x'));
+  auto group_read = dir.write("group.key", key_bytes('n'));
   ::chmod(group_read.c_str(), 0640);
   EXPECT_EQ(load_error({good, group_read}), "");
 
@@ -171,9 +199,30 @@ TEST(TicketKeyFiles, ChecksLengthPermissionsAndNames) {
 
   EXPECT_NE(load_error({dir.path() / "missing.key"}).find("missing.key"), std::string::npos);
   EXPECT_NE(load_error({dir.path()}).find("not a regular file"), std::string::npos);
-  auto same_name = dir.write("same.key", std::string(16, 'k') + std::string(64, 'y'));
+  auto same_name = dir.write("same.key", key_bytes('k', 1));
   ::chmod(same_name.c_str(), 0600);
   EXPECT_NE(load_error({good, same_name}).find("also another file's"), std::string::npos);
+}
+
+TEST(TicketKeyFiles, RefusesKeysThatAreNotRandom) {
+  // A placeholder key is a key anyone can forge tickets with (a session, client certificate
+  // included, without its private key).
+  test::TempDir dir;
+  const std::string name(16, 'n');
+  std::string halves = name;
+  for (int i = 0; i < 64; ++i) halves += static_cast<char>(i % 32);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"zero.key", std::string(80, '\0')},
+      {"hmac.key", name + std::string(32, 'h') + key_bytes('x').substr(48)},
+      {"aes.key", key_bytes('x').substr(0, 48) + std::string(32, '\xff')},
+      {"halves.key", halves},
+  };
+  for (const auto& [file, bytes] : bad) {
+    SCOPED_TRACE(file);
+    auto path = dir.write(file, bytes);
+    ::chmod(path.c_str(), 0600);
+    EXPECT_NE(load_error({path}).find(file + ": not random key material"), std::string::npos) << load_error({path});
+  }
 }
 
 }  // namespace
