@@ -105,7 +105,7 @@ def plain(header_and_request, port=H):
 
 
 def details(text):
-    """The error page's win32 code ("Error code: 0x00000002"): shown only with the details."""
+    """The error page's win32 code (e.g. "0x80070002"): shown only with the details."""
     return re.search(r"0x[0-9A-Fa-f]{8}", text) is not None
 
 
