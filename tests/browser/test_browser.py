@@ -1,6 +1,7 @@
 """A real browser (issues 16 and 20): Debian's chromium, headless, with the test users'
 certificates in its NSS database and the AutoSelectCertificateForUrls policy choosing one per
-site, against a real certgate. Over HTTP/1.1 (see tests/browser/README.md).
+site, against a real certgate. Over HTTP/2: the sites offer h2 (the default `protocols`) and the
+W3C lines' cs-version says HTTP/2 (see tests/browser/README.md).
 
 Each user has a site (a port) of their own, so one policy file maps port -> certificate:
   mapped user        -> the page, and the W3C line names the user
@@ -62,7 +63,7 @@ USERS = {P_MAPPED: "alice", P_REVOKED: "carol", P_UNMAPPED: "bob", P_EXPIRED: "d
 
 LOG_FIELDS = '''  [sites.log]
   fields = ["date", "time", "cs-method", "cs-uri-stem", "cs-uri-query", "cs-username", "sc-status",
-            "sc-substatus", "sc-win32-status", "cs(User-Agent)", "x-request-id", "x-reason"]
+            "sc-substatus", "sc-win32-status", "cs(User-Agent)", "x-request-id", "x-reason", "cs-version"]
 '''
 
 
@@ -77,6 +78,7 @@ ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
   listen = "127.0.0.1:{port}"
   certificate = "@PKI@/server-chain.pem"
   key = "@PKI@/server.key"
+  protocols = ["h2", "http/1.1"]
   [sites.client_certificates]
   {client_certificates}
 """
@@ -227,6 +229,7 @@ class BrowserPages(unittest.TestCase):
         entry = self.log(1, "mapped")
         self.assertEqual(entry["cs-username"], "CORP\\alice")
         self.assertIn("Chrome", entry["cs(User-Agent)"])
+        self.assertEqual(entry["cs-version"], "HTTP/2")
 
     def test_revoked_certificate_gets_the_403_13_page_with_its_reason(self):
         r = self.browser.goto(self.url(P_REVOKED, "/?revoked"), screenshot="403.13-revoked.png")
@@ -238,6 +241,7 @@ class BrowserPages(unittest.TestCase):
         entry = self.log(2, "revoked")
         self.assertEqual(entry["x-request-id"], self.request_id(r["text"]))
         self.assertIn("was+revoked", entry["x-reason"])
+        self.assertEqual(entry["cs-version"], "HTTP/2")  # the stream's own request id and page
 
     def test_unmapped_certificate_page_says_not_mapped(self):
         r = self.browser.goto(self.url(P_UNMAPPED, "/?unmapped"), screenshot="403.16-not-mapped.png")
