@@ -52,7 +52,7 @@ class H2Connection;
 struct H2Stream final : log::FieldSource {
   std::shared_ptr<H2Proxy<H2Connection>> proxy;  // forwarded to a backend
   std::int32_t id = 0;
-  const tls::TlsFacts* tls = nullptr;
+  tls::TlsFacts* tls = nullptr;  // the connection's
   Request req;
   Routed routed;
   Response resp;
@@ -86,8 +86,7 @@ struct H2Stream final : log::FieldSource {
   std::string response_header(std::string_view name) const override { return std::string(resp.header(name)); }
   std::string_view request_id_text() const { return {request_id.data(), request_id_len}; }
   std::string variable(std::string_view name) const override {
-    auto& facts = decided_facts(routed, const_cast<tls::TlsFacts&>(*tls));
-    return request_variable(name, *tls, facts.leaf.get(), true, outcome);
+    return request_variable(name, *tls, decided_facts(routed, *tls).leaf.get(), true, outcome);
   }
 };
 
