@@ -185,7 +185,10 @@ void explain_on_demand(const runtime::SiteRuntime& site, const auth::LocationPol
                     std::to_string(site.cfg.upload_read_ahead_bytes) + " bytes; larger: 413.0)"},
       {"tls13", step_up + " (TLS 1.3 without post-handshake authentication: browsers)"},
       {"tls12-legacy", step_up + " (TLS 1.2 without secure renegotiation, RFC 5746)"},
-      {"h2", step_up + " (HTTP/2 cannot renegotiate or use post-handshake authentication)"}};
+      {"h2", (su.enabled ? step_up
+                         : std::string("RST_STREAM HTTP_1_1_REQUIRED: the client retries over HTTP/1.1, where one of the "
+                                       "above applies ([sites.step_up] is not configured)")) +
+                 " (HTTP/2 cannot renegotiate or use post-handshake authentication)"}};
   for (const auto& [kind, how] : kinds)
     if (client.empty() || client == kind) std::cout << fmt::format("certificate request ({}): {}\n", kind, how);
 }

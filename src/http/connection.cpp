@@ -28,7 +28,6 @@
 #include <boost/asio/ssl/error.hpp>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
@@ -68,40 +67,6 @@ void report_cert_list_too_long(const std::string& client, std::size_t limit) {
   spdlog::warn("TLS handshake from {} refused: its client certificate list is larger than "
                "max_client_cert_list_bytes ({} bytes)", client, limit);
 }
-
-// Request ids: a prefix drawn once per process, this loop thread's number, and a count of the
-// requests this thread has started ("9f3c2a7e-1-4711"). Unique within a process's life and,
-// with the random prefix, across restarts and instances; made without allocating or sharing a
-// counter between loops.
-class RequestIds {
- public:
-  static RequestIds& mine() {
-    thread_local RequestIds ids;
-    return ids;
-  }
-  // Writes the next id into `out` and returns its length.
-  std::size_t next(std::array<char, 40>& out) {
-    char* p = std::copy(prefix_.begin(), prefix_.begin() + static_cast<std::ptrdiff_t>(prefix_len_), out.data());
-    p = std::to_chars(p, out.data() + out.size(), ++count_).ptr;
-    return static_cast<std::size_t>(p - out.data());
-  }
-
- private:
-  RequestIds() {
-    static const std::uint32_t process = [] {
-      std::uint32_t v = 0;
-      if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) v = static_cast<std::uint32_t>(::getpid());
-      return v;
-    }();
-    static std::atomic<unsigned> threads{0};
-    const auto text = fmt::format("{:08x}-{}-", process, threads.fetch_add(1, std::memory_order_relaxed));
-    prefix_len_ = std::min(text.size(), prefix_.size());
-    std::copy_n(text.begin(), prefix_len_, prefix_.begin());
-  }
-  std::array<char, 20> prefix_{};
-  std::size_t prefix_len_ = 0;
-  std::uint64_t count_ = 0;
-};
 
 template <bool Tls>
 class Connection final : public ConnectionBase,
@@ -475,10 +440,7 @@ class Connection final : public ConnectionBase,
 
   // The certificate this request is decided on: the handshake's, or the one a token-login cookie
   // or signed response stands for.
-  tls::TlsFacts& cert_facts() {
-    if (x_ && x_->routed.state && x_->routed.state->inputs().tls) return *x_->routed.state->inputs().tls;
-    return tls_;
-  }
+  tls::TlsFacts& cert_facts() { return x_ ? decided_facts(x_->routed, tls_) : tls_; }
 
   // ---- Token login (docs/token-login.md): the challenge, and the signed response that goes
   // through the same evidence pipeline as a TLS client certificate. ----
@@ -743,18 +705,12 @@ class Connection final : public ConnectionBase,
   // answered on the store's own threads) before the answer goes out.
   void step_up_ticket_then_answer(Handled h) {
     auto shared = std::make_shared<Handled>(std::move(h));
-    auto done = [self = this->shared_from_this(), shared](state::Result r) {
+    disarm();
+    const Handled::SingleUse op = *shared->single_use;
+    run_single_use(state_, loop_, op, [self = this->shared_from_this(), shared](state::Result r) {
       step_up_after_store(self->info(), self->x_->req, *shared, r.status, r.error);
       self->on_handled(std::move(*shared));
-    };
-    if (!state_.single_use) return done(state::Result{state::Status::Unavailable, {}, "no single-use store"});
-    disarm();
-    const auto& op = *shared->single_use;
-    if (op.issue)
-      state_.single_use->issue(kStepUpStoreNamespace, op.key, "", std::chrono::seconds(61), loop_.io.get_executor(),
-                               std::move(done));
-    else
-      state_.single_use->consume(kStepUpStoreNamespace, op.key, loop_.io.get_executor(), std::move(done));
+    });
   }
 
   // The body must be off the wire before the certificate request: bytes of it arriving among the

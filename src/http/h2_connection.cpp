@@ -4,6 +4,8 @@
 #include "http/h2_proxy.hpp"
 #include "http/handler.hpp"
 #include "http/request_steps.hpp"
+#include "http/step_up.hpp"
+#include "token/session.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
@@ -50,12 +52,19 @@ class H2Connection;
 struct H2Stream final : log::FieldSource {
   std::shared_ptr<H2Proxy<H2Connection>> proxy;  // forwarded to a backend
   std::int32_t id = 0;
-  const tls::TlsFacts* tls = nullptr;
+  tls::TlsFacts* tls = nullptr;  // the connection's
   Request req;
   Routed routed;
   Response resp;
   auth::Outcome outcome;
   std::string path;
+  std::array<char, 40> request_id{};
+  std::size_t request_id_len = 0;
+  std::string_view cache_control;  // the authenticated answer's, from the configuration
+  // The token-login cookie's certificate, per stream: streams of one connection are decided
+  // concurrently, each on its own cookie (a connection-wide memory would let one stream's
+  // cookie replace the facts another is being decided on).
+  token::CookieSession cookie;
   std::size_t header_bytes = 0, header_count = 0;
   bool saw_host = false;
   std::string authority;
@@ -75,8 +84,9 @@ struct H2Stream final : log::FieldSource {
 
   std::string request_header(std::string_view name) const override { return std::string(req.header(name)); }
   std::string response_header(std::string_view name) const override { return std::string(resp.header(name)); }
+  std::string_view request_id_text() const { return {request_id.data(), request_id_len}; }
   std::string variable(std::string_view name) const override {
-    return request_variable(name, *tls, tls->leaf.get(), true, outcome);
+    return request_variable(name, *tls, decided_facts(routed, *tls).leaf.get(), true, outcome);
   }
 };
 
@@ -132,9 +142,13 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
  private:
   const config::Limits& limits() const { return snap_->cfg.server.limits; }
   const runtime::SiteRuntime& site() const { return snap_->sites[site_]; }
-  ConnectionInfo info() const {
-    return ConnectionInfo{*snap_, snap_->listeners[listener_index_], site(), &tls_, local_client_, state_.revocation,
-                          state_.clock};
+  // One stream's: its request id on its pages, its own token-login cookie memory.
+  ConnectionInfo info(H2Stream& s) const {
+    return ConnectionInfo{*snap_,        snap_->listeners[listener_index_],
+                          site(),        &tls_,
+                          local_client_, state_.revocation,
+                          state_.clock,  s.request_id_text(),
+                          &s.cookie,     snap_->generation};
   }
   H2Stream* find(std::int32_t id) {
     auto it = streams_.find(id);
@@ -279,6 +293,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     s->id = f->hd.stream_id;
     s->tls = &c.tls_;
     s->req.version = 20;
+    s->request_id_len = RequestIds::mine().next(s->request_id);
     c.streams_.emplace(s->id, std::move(s));
     c.touched_ = Clock::now();
     return 0;
@@ -406,8 +421,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   }
 
   // --- one request -------------------------------------------------------------------------
-  Response refusal(const H2Stream& s, auth::Verdict answer, std::string reason) {
-    return protocol_error(info(), answer, std::move(reason), s.req.header("Accept"));
+  Response refusal(H2Stream& s, auth::Verdict answer, std::string reason) {
+    return protocol_error(info(s), answer, std::move(reason), s.req.header("Accept"));
   }
 
   void dispatch(H2Stream& s) {
@@ -434,7 +449,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       return respond(s, refusal(s, auth::Verdict::Http421_MisdirectedRequest,
                                 "the configuration was reloaded and site \"" + site().cfg.name +
                                     "\" is no longer served on this address; open a new connection"));
-    on_handled(s, handle(info(), s.req, s.routed));
+    on_handled(s, handle(info(s), s.req, s.routed));
   }
 
   // After a reload this stream is decided under the new generation, and GOAWAY asks the client
@@ -454,30 +469,66 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   }
 
   void on_handled(H2Stream& s, Handled h) {
+    if (h.need == pipeline::Need::Certificate) return ask_for_certificate(s);
     if (h.need != pipeline::Need::None) {
-      meet_need(state_, loop_, info(), *s.routed.state, h.need,
+      meet_need(state_, loop_, info(s), *s.routed.state, h.need,
                 [self = shared_from_this(), id = s.id](NeedMet met) {
                   H2Stream* s = self->find(id);
                   if (!s || self->closed_) return;  // reset by the client meanwhile
                   if (!record_need(*s->routed.state, std::move(met)))
-                    self->respond(*s, password_busy(self->info(), s->req.header("Accept")));
+                    self->respond(*s, password_busy(self->info(*s), s->req.header("Accept")));
                   else
-                    self->on_handled(*s, resume(self->info(), s->req, s->routed));
+                    self->on_handled(*s, resume(self->info(*s), s->req, s->routed));
                   self->flush();
                 });
       return;
     }
+    if (h.single_use) {
+      auto shared = std::make_shared<Handled>(std::move(h));
+      const Handled::SingleUse op = *shared->single_use;
+      run_single_use(state_, loop_, op, [self = shared_from_this(), id = s.id, shared](state::Result r) {
+        H2Stream* s = self->find(id);
+        if (!s || self->closed_) return;
+        step_up_after_store(self->info(*s), s->req, *shared, r.status, r.error);
+        self->on_handled(*s, std::move(*shared));
+        self->flush();
+      });
+      return;
+    }
+    // The token-login endpoints read and answer a request body on the HTTP/1.1 connection
+    // (docs/token-login.md): over HTTP/2 the client is told to retry them over HTTP/1.1.
+    if (h.token) return require_http11(s);
     s.path = std::move(h.path);
     s.outcome = std::move(h.outcome);
+    s.cache_control = h.cache_control;
     if (h.proxy) return start_proxy(s, std::move(*h.proxy));
     if (!h.static_job) return respond(s, std::move(h.response));
     if (auto hit = cached_file(*h.static_job, state_.clock->steady_ms())) return respond(s, std::move(*hit));
     read_static(state_, loop_, std::move(*h.static_job), [self = shared_from_this(), id = s.id](Response r) {
       H2Stream* s = self->find(id);
       if (!s || self->closed_) return;
-      self->respond(*s, finish_static(self->info(), std::move(r), s->req.header("Accept")));
+      self->respond(*s, finish_static(self->info(*s), std::move(r), s->req.header("Accept")));
       self->flush();
     });
+  }
+
+  // Need::Certificate (docs/on-demand.md): HTTP/2 forbids renegotiation and post-handshake
+  // authentication (RFC 9113 §9.2.3, RFC 8740), so a stream's certificate comes from a step-up
+  // where the site has [sites.step_up] (its cookie, else the redirect), and otherwise the
+  // client is told to retry over HTTP/1.1, where the certificate can be asked for.
+  void ask_for_certificate(H2Stream& s) {
+    if (site().step_up_key)
+      return on_handled(s, step_up_or_refuse(info(s), s.req, s.routed,
+                                             "HTTP/2 cannot ask for a certificate after the handshake"));
+    require_http11(s);
+  }
+
+  // RST_STREAM HTTP_1_1_REQUIRED (RFC 9113 §7): curl and browsers send the request again on a
+  // new HTTP/1.1 connection. Not an answer, so no W3C line: the retry gets one.
+  void require_http11(H2Stream& s) {
+    s.answered = true;
+    s.logged = true;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_HTTP_1_1_REQUIRED);
   }
 
   // `streamed`: a backend's answer, whose body comes from the proxy (with or without one) and
@@ -486,6 +537,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     if (s.answered) return;
     s.answered = true;
     s.resp = std::move(r);
+    if (s.resp.cache_control.empty()) s.resp.cache_control = s.cache_control;
     const bool with_body = streamed ? *streamed
                                     : !s.resp.head_only && s.req.method != "HEAD" && s.resp.status != 304 &&
                                           s.resp.status != 204 && s.resp.content_length() > 0;
@@ -522,6 +574,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       add(std::string_view(lowered_.data() + at, f.name.size()), f.value);
       at += f.name.size();
     }
+    if (!s.resp.cache_control.empty() && s.resp.header("Cache-Control").empty())
+      add("cache-control", s.resp.cache_control);
     if (!streamed && s.resp.status != 304 && s.resp.status != 204)
       add("content-length", std::string_view(length, length_end - length));
     nghttp2_data_provider body{};
@@ -591,7 +645,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   void start_proxy(H2Stream& s, ProxyPlan plan) {
     const auto& fwd = site().cfg.forward;
     ForwardInput in{s.req, plan.target, plan.host, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, true,
-                    s.outcome, plan.leaf, plan.chain, assertion_.get(site(), s.outcome, plan.leaf, tls_, *state_.clock),
+                    s.outcome, plan.leaf, plan.chain,
+                    assertion_.get(site(), s.outcome, plan.leaf, decided_facts(s.routed, tls_), *state_.clock),
                     plan.strip_authorization, false};
     std::string head = forwarded_head(in);
     std::optional<std::uint64_t> length;
@@ -630,7 +685,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     else if (r.answer == auth::Verdict::Http408_RequestTimeout)
       respond(*s, refusal(*s, r.answer, std::move(r.reason)));
     else
-      respond(*s, gateway_error(info(), r.answer, std::move(r.reason), s->req.header("Accept")));
+      respond(*s, gateway_error(info(*s), r.answer, std::move(r.reason), s->req.header("Accept")));
     flush();
   }
   void proxy_consumed(std::int32_t id, std::size_t n) {
@@ -643,7 +698,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   void write_log(H2Stream& s) {
     s.logged = true;
     write_request_log(state_, *gen_, site_, Endpoints{s_ip_, c_ip_, s_port_},
-                      RequestRecord{s.req, s.path, s.outcome, s.resp, s.cs_bytes, s.sc_bytes, s.started, &s}, log_line_);
+                      RequestRecord{s.req, s.path, s.outcome, s.resp, s.cs_bytes, s.sc_bytes, s.started, &s,
+                                    s.request_id_text()}, log_line_);
   }
 
   ServerState& state_;

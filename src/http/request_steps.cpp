@@ -3,11 +3,19 @@
 #include "http/basic_auth.hpp"
 #include "http/file_cache.hpp"
 #include "http/path.hpp"
+#include "http/step_up.hpp"
 #include "pki/jwt.hpp"
 #include "pki/x509_text.hpp"
 
 #include <boost/asio/post.hpp>
+#include <fmt/format.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
 
 #include <memory>
 
@@ -56,6 +64,13 @@ void meet_need(ServerState& state, Loop& loop, const ConnectionInfo& c, pipeline
         asio::post(loop.io, [done = std::move(done)]() mutable { done({}); });
       });
       return;
+    case pipeline::Need::Certificate:
+      // Asking is the connection's own business (post-handshake authentication, renegotiation,
+      // a step-up: ask_for_certificate in connection.cpp and h2_connection.cpp). A caller that
+      // passes it here anyway gets the request decided without one (403.7), never a request
+      // left waiting for a callback that does not come.
+      st.certificate_unavailable("the connection cannot ask for a client certificate here");
+      return done({});
     case pipeline::Need::Directory:
       // The answer is kept on the connection (TlsFacts) until it expires. The state's site and
       // certificate: a step-up decides for another site than the connection's.
@@ -82,6 +97,40 @@ Response password_busy(const ConnectionInfo& c, std::string_view accept) {
                                  "too many password checks are waiting; try again shortly", accept);
   busy.set("Retry-After", "1");
   return busy;
+}
+
+RequestIds::RequestIds() {
+  static const std::uint32_t process = [] {
+    std::uint32_t v = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) v = static_cast<std::uint32_t>(::getpid());
+    return v;
+  }();
+  static std::atomic<unsigned> threads{0};
+  const auto text = fmt::format("{:08x}-{}-", process, threads.fetch_add(1, std::memory_order_relaxed));
+  prefix_len_ = std::min(text.size(), prefix_.size());
+  std::copy_n(text.begin(), prefix_len_, prefix_.begin());
+}
+
+std::size_t RequestIds::next(std::array<char, 40>& out) {
+  char* p = std::copy(prefix_.begin(), prefix_.begin() + static_cast<std::ptrdiff_t>(prefix_len_), out.data());
+  p = std::to_chars(p, out.data() + out.size(), ++count_).ptr;
+  return static_cast<std::size_t>(p - out.data());
+}
+
+tls::TlsFacts& decided_facts(const Routed& routed, tls::TlsFacts& handshake) {
+  if (routed.state && routed.state->inputs().tls) return *routed.state->inputs().tls;
+  return handshake;
+}
+
+void run_single_use(ServerState& state, Loop& loop, const Handled::SingleUse& op,
+                    std::function<void(state::Result)> done) {
+  if (!state.single_use) return done(state::Result{state::Status::Unavailable, {}, "no single-use store"});
+  // A ticket lives 60 s (http/step_up.hpp); the store keeps it a second longer than it is good.
+  if (op.issue)
+    state.single_use->issue(kStepUpStoreNamespace, op.key, "", std::chrono::seconds(61), loop.io.get_executor(),
+                            std::move(done));
+  else
+    state.single_use->consume(kStepUpStoreNamespace, op.key, loop.io.get_executor(), std::move(done));
 }
 
 void read_static(ServerState& state, Loop& loop, StaticRequest&& job, std::function<void(Response)> done) {

@@ -5,7 +5,9 @@
 #include "http/connection.hpp"
 #include "http/handler.hpp"
 #include "log/w3c.hpp"
+#include "state/store.hpp"
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -30,6 +32,37 @@ void meet_need(ServerState& state, Loop& loop, const ConnectionInfo& c, pipeline
 bool record_need(pipeline::RequestState& st, NeedMet&& met);
 // 503 for a password check refused because too many wait.
 Response password_busy(const ConnectionInfo& c, std::string_view accept);
+
+// Request ids: a prefix drawn once per process, this loop thread's number, and a count of the
+// requests this thread has started ("9f3c2a7e-1-4711"), HTTP/1.1 requests and HTTP/2 streams
+// alike. Unique within a process's life and, with the random prefix, across restarts and
+// instances; made without allocating or sharing a counter between loops.
+class RequestIds {
+ public:
+  static RequestIds& mine() {
+    thread_local RequestIds ids;
+    return ids;
+  }
+  // Writes the next id into `out` and returns its length.
+  std::size_t next(std::array<char, 40>& out);
+
+ private:
+  RequestIds();
+  std::array<char, 20> prefix_{};
+  std::size_t prefix_len_ = 0;
+  std::uint64_t count_ = 0;
+};
+
+// The certificate a request is decided on: the handshake's (`handshake`), or the one a
+// token-login or step-up cookie, or a signed response, stands for (the pipeline state's). The
+// server variables (CERT_SUBJECT, ...) and the signed assertion must name that one.
+tls::TlsFacts& decided_facts(const Routed& routed, tls::TlsFacts& handshake);
+
+// Need::Certificate became a step-up (http/step_up.hpp) that takes or issues a ticket in the
+// single-use store: runs `op` there (refused as unavailable without a store); `done` runs on the
+// loop's thread, then the caller applies step_up_after_store().
+void run_single_use(ServerState& state, Loop& loop, const Handled::SingleUse& op,
+                    std::function<void(state::Result)> done);
 
 // Reads `job` on the file pool; `done` gets the answer (remembered in this loop's cache when
 // small) on the loop's thread. Callers try cached_file() first.

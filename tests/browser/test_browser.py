@@ -1,6 +1,7 @@
 """A real browser (issues 16 and 20): Debian's chromium, headless, with the test users'
 certificates in its NSS database and the AutoSelectCertificateForUrls policy choosing one per
-site, against a real certgate. Over HTTP/1.1 (see tests/browser/README.md).
+site, against a real certgate. Over HTTP/2: the sites offer h2 (the default `protocols`) and the
+W3C lines' cs-version says HTTP/2 (see tests/browser/README.md).
 
 Each user has a site (a port) of their own, so one policy file maps port -> certificate:
   mapped user        -> the page, and the W3C line names the user
@@ -57,12 +58,13 @@ def check_prerequisites():
 
 
 P_MAPPED, P_REVOKED, P_UNMAPPED, P_EXPIRED, P_LEAF, P_LEAF_OFF, P_CACHE = (free_port() for _ in range(7))
+P_DEMAND, P_STEP_UP = free_port(), free_port()  # on demand over HTTP/2, and its step-up binding
 USERS = {P_MAPPED: "alice", P_REVOKED: "carol", P_UNMAPPED: "bob", P_EXPIRED: "dave", P_LEAF: "ivan",
-         P_LEAF_OFF: "ivan", P_CACHE: "otto"}
+         P_LEAF_OFF: "ivan", P_CACHE: "otto", P_STEP_UP: "alice"}
 
 LOG_FIELDS = '''  [sites.log]
   fields = ["date", "time", "cs-method", "cs-uri-stem", "cs-uri-query", "cs-username", "sc-status",
-            "sc-substatus", "sc-win32-status", "cs(User-Agent)", "x-request-id", "x-reason"]
+            "sc-substatus", "sc-win32-status", "cs(User-Agent)", "x-request-id", "x-reason", "cs-version"]
 '''
 
 
@@ -77,6 +79,7 @@ ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
   listen = "127.0.0.1:{port}"
   certificate = "@PKI@/server-chain.pem"
   key = "@PKI@/server.key"
+  protocols = ["h2", "http/1.1"]
   [sites.client_certificates]
   {client_certificates}
 """
@@ -106,7 +109,38 @@ SITES = (mapped_site("Mapped", P_MAPPED, 1, ISSUING, "alice")
                        '["@PKI@/nocrl-issuing-ca.pem"]\n  revocation = "off"', "ivan")
          + mapped_site("LeafOnlyNotNamed", P_LEAF_OFF, 6, 'trusted_cas = ["@PKI@/root-ca.pem"]\n  intermediates = '
                        '["@PKI@/nocrl-issuing-ca.pem"]\n  revocation = "off"\n  ca_list_intermediates = false', "ivan")
-         + mapped_site("Cache", P_CACHE, 7, 'trusted_cas = ["@PKI@/root-ca.pem"]\n  crl_files = ["@DIR@/crl"]', "otto"))
+         + mapped_site("Cache", P_CACHE, 7, 'trusted_cas = ["@PKI@/root-ca.pem"]\n  crl_files = ["@DIR@/crl"]', "otto")
+         + f"""
+[[sites]]
+name = "OnDemand"
+id = 8
+root = "www"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P_DEMAND}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  client_certificate = "on-demand"
+  [[sites.bindings]]
+  listen = "127.0.0.1:{P_STEP_UP}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.client_certificates]
+  {ISSUING}
+  [sites.mapping]
+  [[sites.mapping.many_to_one]]
+  name = "Staff"
+  user = "CORP\\\\alice"
+    [[sites.mapping.many_to_one.rules]]
+    field = "Subject"
+    subfield = "CN"
+    match = "alice"
+  [[sites.locations]]
+  path = "/admin"
+  ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+  [sites.step_up]
+  url = "https://127.0.0.1:{P_STEP_UP}/"
+  key_file = "step-up.key"
+""" + LOG_FIELDS)
 
 
 class Browser:
@@ -189,6 +223,8 @@ class BrowserPages(unittest.TestCase):
         private = os.path.join(cls.srv.dir, "www", "admin", "index.html")
         old = time.time() - 365 * 86400
         os.utime(private, (old, old))
+        with open(os.path.join(cls.srv.dir, "step-up.key"), "wb") as f:
+            f.write(os.urandom(32))
         cls.srv.start()
         cls.browser = cls.browser_with(["alice", "carol", "bob", "otto"])
 
@@ -227,6 +263,7 @@ class BrowserPages(unittest.TestCase):
         entry = self.log(1, "mapped")
         self.assertEqual(entry["cs-username"], "CORP\\alice")
         self.assertIn("Chrome", entry["cs(User-Agent)"])
+        self.assertEqual(entry["cs-version"], "HTTP/2")
 
     def test_revoked_certificate_gets_the_403_13_page_with_its_reason(self):
         r = self.browser.goto(self.url(P_REVOKED, "/?revoked"), screenshot="403.13-revoked.png")
@@ -238,6 +275,28 @@ class BrowserPages(unittest.TestCase):
         entry = self.log(2, "revoked")
         self.assertEqual(entry["x-request-id"], self.request_id(r["text"]))
         self.assertIn("was+revoked", entry["x-reason"])
+        self.assertEqual(entry["cs-version"], "HTTP/2")  # the stream's own request id and page
+
+    def test_on_demand_over_http2_steps_up(self):
+        # The public page is served on the on-demand binding's HTTP/2 connection as it is.
+        r = self.browser.goto(self.url(P_DEMAND, "/public/?od-public"))
+        self.assertEqual(r["status"], 200)
+        self.assertEqual(r["url"], self.url(P_DEMAND, "/public/?od-public"))
+        entry = self.log(8, "od-public")
+        self.assertEqual((entry["cs-username"], entry["cs-version"]), ("-", "HTTP/2"))
+        # /admin needs the certificate: HTTP/2 cannot ask on the connection, so the stream is sent
+        # to the step-up binding and back with the cookie, and the page is served over HTTP/2.
+        r = self.browser.goto(self.url(P_DEMAND, "/admin/?od-admin"))
+        self.assertEqual(r["status"], 200, r["text"][:300])
+        self.assertIn("hello from /admin", r["text"])
+        self.assertEqual(r["url"], self.url(P_DEMAND, "/admin/?od-admin"))
+        self.log(8, "od-admin")
+        lines = [l for l in self.srv.log_lines(8) if " od-admin " in l]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(" 303 0 0 ", lines[0])
+        self.assertIn(" CORP\\alice ", lines[1])
+        self.assertIn(" 200 0 0 ", lines[1])
+        self.assertTrue(lines[1].endswith(" HTTP/2"), lines[1])
 
     def test_unmapped_certificate_page_says_not_mapped(self):
         r = self.browser.goto(self.url(P_UNMAPPED, "/?unmapped"), screenshot="403.16-not-mapped.png")

@@ -259,6 +259,27 @@ class MemoryStore(unittest.TestCase):
         # The login itself is logged with the user.
         self.assertIn('token login of "staff"', self.server.stderr_text())
 
+    def test_cookie_stands_for_the_certificate_over_http2(self):
+        r = token_sign(A)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cookie = r.stdout.strip()
+        for proto, version in (("--http1.1", "1.1"), ("--http2", "2")):
+            with self.subTest(protocol=proto):
+                q = f"h2cookie{version}"
+                out = subprocess.run(["curl", "-sS", proto, "--cacert", pki("root-ca.pem"), "--max-time", "20",
+                                      "--resolve", f"localhost:{A}:127.0.0.1", "-H", f"Cookie: {cookie}",
+                                      "-w", "\n%{http_code} %{http_version}", f"https://localhost:{A}/app/echo?{q}"],
+                                     capture_output=True, text=True, timeout=60)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                body, _, tail = out.stdout.rpartition("\n")
+                self.assertEqual(tail, f"200 {version}", body[:300])
+                self.assertEqual(backend_user(body), ["staff"])
+                # The forwarded certificate fields name the cookie's certificate.
+                headers = dict((k.lower(), v) for k, v in json.loads(body)["headers"])
+                self.assertIn("CN=tokenuser", headers.get("x-client-cert-subject", ""))
+                line = self.server.log_entry(q)
+                self.assertEqual((line["cs-username"], line["sc-status"]), ("staff", "200"))
+
     def test_set_cookie_attributes_and_lifetime(self):
         path, ctype, body = signed_response(A)
         r = post(A, path, ctype, body)
