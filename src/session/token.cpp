@@ -196,4 +196,6 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
+std::string random_text(std::size_t n) { return b64url(random_bytes(n)); }
+
 }  // namespace certgate::session
