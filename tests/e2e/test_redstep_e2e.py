@@ -272,6 +272,65 @@ class Hostile(unittest.TestCase):
         c.close()
         self.assertEqual(r.status, 303)
 
+    def test_cookie_ends_with_the_certificate(self):
+        # A certificate valid for 30 more minutes, at a site whose cookies live an hour: the
+        # cookie ends at the certificate's notAfter, whatever lifetime_seconds says.
+        import datetime
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+        with open(pki("issuing-ca.pem"), "rb") as f:
+            ca = x509.load_pem_x509_certificate(f.read())
+        with open(pki("issuing-ca.key"), "rb") as f:
+            ca_key = serialization.load_pem_private_key(f.read(), None)
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Certgate Demo"),
+                                         x509.NameAttribute(NameOID.COMMON_NAME, "shortlived")]))
+                .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(minutes=30))
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                    ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        d = tempfile.mkdtemp(prefix="redstep-short-")
+        try:
+            with open(f"{d}/short.pem", "wb") as f:
+                f.write(cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+            with open(f"{d}/short.key", "wb") as f:
+                f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+            import http.cookiejar
+            import urllib.request
+            jar = http.cookiejar.CookieJar()
+            ctx = pha_context(user=None, pha=False)
+            ctx.load_cert_chain(f"{d}/short.pem", f"{d}/short.key")
+            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                                 urllib.request.HTTPCookieProcessor(jar))
+            status, body, _, _ = fetch(opener, f"https://localhost:{R}/admin/?q=rs-short-0")
+            self.assertEqual(status, 200, body)
+            value = next(c for c in jar if c.name == "certgate_cert").value
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+        def with_cookie(q):
+            c = Connection(R, context=pha_context(user=None, pha=False))
+            r = c.request(f"/admin/?{q}", host=f"localhost:{R}", headers={"Cookie": f"certgate_cert={value}"})
+            c.close()
+            return r.status
+        try:
+            self.srv.shift_clock(25 * 60)
+            self.assertEqual(with_cookie("q=rs-short-1"), 200)
+            self.srv.shift_clock(31 * 60)
+            self.assertEqual(with_cookie("q=rs-short-2"), 303)
+        finally:
+            self.srv.shift_clock(0)
+        self.assertEqual(self.logged("q=rs-short-2", site=3)[:2], ("303", "0"))
+
     def test_huge_and_repeated_cookies(self):
         for i, value in enumerate(("A" * 5000 + "." + "B" * 43, "." * 3000, "x" * 60000)):
             c = Connection(P, context=pha_context(pha=False))
