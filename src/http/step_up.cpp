@@ -125,14 +125,19 @@ bool serves(const runtime::SiteRuntime& s, std::string_view authority) {
 }
 
 // The browser binding of a step-up (OAuth's "state"): the protected site sets a random value in
-// a cookie only its /.certgate/step-up/ addresses see, signs it with the return URL, and the
-// ticket carries it. /complete sets the certificate cookie only in the browser that holds it, so
-// a completion link made by one user (ticket and all) cannot log another browser in as them.
-std::string state_cookie_name(const config::StepUp& su) { return su.cookie_name + "_state"; }
+// a cookie, signs it with the return URL, and the ticket carries it. /complete sets the
+// certificate cookie only in the browser that holds it, so a completion link made by one user
+// (ticket and all) cannot log another browser in as them. "__Host-": a sibling subdomain cannot
+// set it for this host (cookie tossing would bring the binding back).
+std::string state_cookie_name(const config::StepUp& su) {
+  std::string_view name = su.cookie_name;
+  if (name.starts_with("__Host-")) name.remove_prefix(7);
+  return "__Host-" + std::string(name) + "_state";
+}
 
 std::string state_cookie(const config::StepUp& su, std::string_view value, int max_age) {
-  return state_cookie_name(su) + "=" + std::string(value) + "; Path=" + std::string(kStepUpPath) +
-         "/; Max-Age=" + std::to_string(max_age) + "; HttpOnly; Secure; SameSite=Lax";
+  return state_cookie_name(su) + "=" + std::string(value) + "; Path=/; Max-Age=" + std::to_string(max_age) +
+         "; HttpOnly; Secure; SameSite=Lax";
 }
 
 std::string signed_text(std::string_view ret, std::string_view state) {

@@ -348,7 +348,7 @@ class OnDemand(unittest.TestCase):
         status, _, headers, _ = fetch(self.no_redirects(), f"https://localhost:{P}/admin/?{q}")
         self.assertEqual(status, 303)
         # The browser binding: only a browser holding this cookie may complete the step-up.
-        self.state = {"Cookie": re.search(r"certgate_cert_state=[^;]*", headers["Set-Cookie"]).group(0)}
+        self.state = {"Cookie": re.search(r"__Host-certgate_cert_state=[^;]*", headers["Set-Cookie"]).group(0)}
         return headers["Location"]
 
     def ticket_url(self, q):

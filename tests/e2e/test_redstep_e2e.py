@@ -194,7 +194,7 @@ class Hostile(unittest.TestCase):
     def first_hop(self, q):
         status, _, headers, _ = fetch(self.no_redirects(), f"https://localhost:{P}/admin/?{q}")
         self.assertEqual(status, 303)
-        self.state = {"Cookie": re.search(r"certgate_cert_state=[^;]*", headers["Set-Cookie"]).group(0)}
+        self.state = {"Cookie": re.search(r"__Host-certgate_cert_state=[^;]*", headers["Set-Cookie"]).group(0)}
         return headers["Location"]
 
     def ticket_url(self, q, user="alice"):
@@ -374,7 +374,7 @@ class Hostile(unittest.TestCase):
         # ticket and all, to someone else. The victim's browser did not start that step-up: no
         # cookie is set for it.
         url = self.ticket_url("q=rs-login-csrf", user="alice")
-        for other in ({}, {"Cookie": "certgate_cert_state=" + "A" * 22}):
+        for other in ({}, {"Cookie": "__Host-certgate_cert_state=" + "A" * 22}):
             status, body, headers, _ = fetch(self.no_redirects(), url, headers=other)
             self.assertIsNone(headers.get("Set-Cookie"), body)
             self.assertEqual(status, 403, body)
