@@ -80,6 +80,7 @@ struct StepUpBegin {
   const runtime::SiteRuntime* site = nullptr;
   std::string return_url;   // "https://host:port/path?query", checked
   std::string return_path;  // "/path?query"
+  std::string state;        // the browser binding set by the protected site (see step_up.cpp)
   auth::LocationPolicy policy;
 };
 

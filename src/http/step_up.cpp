@@ -124,6 +124,26 @@ bool serves(const runtime::SiteRuntime& s, std::string_view authority) {
   });
 }
 
+// The browser binding of a step-up (OAuth's "state"): the protected site sets a random value in
+// a cookie, signs it with the return URL, and the ticket carries it. /complete sets the
+// certificate cookie only in the browser that holds it, so a completion link made by one user
+// (ticket and all) cannot log another browser in as them. "__Host-": a sibling subdomain cannot
+// set it for this host (cookie tossing would bring the binding back).
+std::string state_cookie_name(const config::StepUp& su) {
+  std::string_view name = su.cookie_name;
+  if (name.starts_with("__Host-")) name.remove_prefix(7);
+  return "__Host-" + std::string(name) + "_state";
+}
+
+std::string state_cookie(const config::StepUp& su, std::string_view value, int max_age) {
+  return state_cookie_name(su) + "=" + std::string(value) + "; Path=/; Max-Age=" + std::to_string(max_age) +
+         "; HttpOnly; Secure; SameSite=Lax";
+}
+
+std::string signed_text(std::string_view ret, std::string_view state) {
+  return std::string(ret) + "\n" + std::string(state);
+}
+
 std::int64_t not_after(X509* leaf) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1) return 0;
@@ -179,8 +199,9 @@ Response step_up_redirect(const ConnectionInfo& c, const Request& req, auth::Out
                       std::string(authority.substr(0, 255)) + "' is not a name this site's bindings (or its step-up URL) "
                       "are configured for, so no step-up can return to it",
                   outcome);
+  const std::string state = session::random_text(16);
   const std::string location = su.url + std::string(kStepUpPath.substr(1)) + "?return=" + pct_encode(ret) +
-                               "&sig=" + session::sign_text(*c.site.step_up_key, ret);
+                               "&state=" + state + "&sig=" + session::sign_text(*c.site.step_up_key, signed_text(ret, state));
   const bool get = req.method == "GET" || req.method == "HEAD";
   const auth::Verdict v = get ? auth::Verdict::Http303_StepUp : auth::Verdict::Http401_StepUp;
   outcome = auth::Outcome{.verdict = v,
@@ -195,6 +216,7 @@ Response step_up_redirect(const ConnectionInfo& c, const Request& req, auth::Out
   }
   r.set("Location", location);
   r.set("Cache-Control", "no-store");
+  r.headers.push_back({"Set-Cookie", state_cookie(su, state, 600)});
   return r;
 }
 
@@ -202,9 +224,11 @@ bool begin_step_up(const ConnectionInfo& c, const Request& req, std::string_view
                    Response& refusal, auth::Outcome& outcome) {
   auto ret = param(query, "return");
   auto sig = param(query, "sig");
-  if (!ret || !sig || !url_safe(*ret) || ret->substr(0, 8) != "https://") {
+  auto state = param(query, "state");
+  if (!ret || !sig || !state || state->empty() || !url_safe(*ret) || !url_safe(*state) ||
+      ret->substr(0, 8) != "https://") {
     refusal = refuse(c, req, auth::Verdict::Http400_BadRequest,
-                     "the step-up request needs one return URL (https) and its signature", outcome);
+                     "the step-up request needs one return URL (https), its state and its signature", outcome);
     return false;
   }
   const std::string rest = ret->substr(8);
@@ -216,11 +240,12 @@ bool begin_step_up(const ConnectionInfo& c, const Request& req, std::string_view
     // The protected site names this address as its step-up URL, serves the return URL's host,
     // and signed that URL itself: no other URL is ever redirected to (no open redirect).
     if (!s.step_up_key || s.cfg.step_up.authority != here || !serves(s, authority) || !local_path(path) ||
-        !session::verify_text(*s.step_up_key, *ret, *sig))
+        !session::verify_text(*s.step_up_key, signed_text(*ret, *state), *sig))
       continue;
     out.site = &s;
     out.return_url = "https://" + authority + path;
     out.return_path = path;
+    out.state = *state;
     if (!c.tls || !c.tls->leaf) {
       refusal = unobtainable(c, req, "no client certificate was presented to the step-up address (its binding must ask at "
                        "the handshake: client_certificate = \"handshake\" on a site that negotiates certificates)",
@@ -245,6 +270,7 @@ Response finish_step_up(const ConnectionInfo& c, const Request& req, const StepU
   t.cert_sha256 = session::CertCache::process().put(leaf, chain);
   t.expires = now + kTicketSeconds;
   t.nonce = session::random_bytes(16);
+  t.generation = b.state;  // a ticket has no configuration generation: its slot holds the browser binding
   const std::string ticket = session::seal(*b.site->step_up_key, session::Kind::Ticket, t);
   // Issued in the single-use store (shared by instances with the redis backend) before the
   // redirect goes out; /complete takes it once.
@@ -275,6 +301,14 @@ Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::stri
   r.status = 303;
   r.set("Cache-Control", "no-store");
   if (sub == "/logout") {
+    // A link or an <img> on another site must not log the user out (logout CSRF): browsers say
+    // where a request comes from in Sec-Fetch-Site; a client that sends none is not a browser.
+    const std::string_view from = req.header("Sec-Fetch-Site");
+    if (!from.empty() && !iequals(from, "same-origin") && !iequals(from, "same-site") && !iequals(from, "none"))
+      return refuse(c, req, auth::Verdict::Http400_BadRequest,
+                    "the step-up logout was requested from another site (Sec-Fetch-Site: " +
+                        std::string(from.substr(0, 32)) + ")",
+                    outcome);
     r.set("Set-Cookie", session::clear_cookie(su.cookie_name, session::SameSite::Lax));
     r.set("Location", "/");
     return r;
@@ -286,7 +320,13 @@ Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::stri
                   outcome);
   const std::int64_t now = c.clock->unix_seconds();
   session::Claims claims;
-  const auto check = session::open(*c.site.step_up_key, session::Kind::Ticket, *ticket, c.site.cfg.name, now, "", claims);
+  std::string_view state;
+  for (const auto& h : req.headers)
+    if (iequals(h.name, "Cookie") && !(state = session::cookie_value(h.value, state_cookie_name(su))).empty()) break;
+  const auto check = session::open(*c.site.step_up_key, session::Kind::Ticket, *ticket, c.site.cfg.name, now, state, claims);
+  if (check == session::Check::OtherGeneration || (check == session::Check::Ok && state.empty()))
+    return unobtainable(c, req, "the step-up ticket was issued to the browser that started that step-up, and this "
+                        "request does not carry its state cookie (" + state_cookie_name(su) + ")", outcome);
   if (check != session::Check::Ok || claims.expires > now + kTicketSeconds)
     return unobtainable(c, req, std::string("the step-up ticket is ") + session::describe(check), outcome);
   single_use = Handled::SingleUse{false, session::sign_text(*c.site.step_up_key, claims.nonce)};
@@ -299,6 +339,7 @@ Response step_up_endpoint(const ConnectionInfo& c, const Request& req, std::stri
   cookie.expires = std::min<std::int64_t>(now + su.lifetime_seconds, not_after(certs->front().get()));
   r.set("Set-Cookie", session::set_cookie(su.cookie_name, session::seal(*c.site.step_up_key, session::Kind::Cookie, cookie),
                                           cookie.expires - now, session::SameSite::Lax));
+  r.headers.push_back({"Set-Cookie", state_cookie(su, "", 0)});
   r.set("Location", *ret);
   outcome.user = claims.user;
   outcome.auth_method = "Certificate";

@@ -149,7 +149,9 @@ Check open(const Key& key, Kind kind, std::string_view value, std::string_view s
   if (s != site) return Check::OtherSite;
   const std::int64_t expires = decode_expiry(exp);
   if (expires <= now) return Check::Expired;
-  if (gen != generation) return Check::OtherGeneration;
+  // Constant time: for a step-up ticket this slot holds the browser's secret state.
+  if (gen.size() != generation.size() || CRYPTO_memcmp(gen.data(), generation.data(), gen.size()) != 0)
+    return Check::OtherGeneration;
   out = Claims{std::string(s), std::string(u), std::string(cert), expires, std::string(gen), std::string(nonce)};
   return Check::Ok;
 }
@@ -195,5 +197,7 @@ std::string random_bytes(std::size_t n) {
     throw std::runtime_error("no random bytes from OpenSSL");
   return out;
 }
+
+std::string random_text(std::size_t n) { return b64url(random_bytes(n)); }
 
 }  // namespace certgate::session

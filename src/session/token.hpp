@@ -49,6 +49,8 @@ std::string clear_cookie(std::string_view name, SameSite same_site);
 std::string_view cookie_value(std::string_view header, std::string_view name);
 
 std::string random_bytes(std::size_t n);
+// n random bytes in base64url: a value for a cookie or a URL.
+std::string random_text(std::size_t n);
 
 // A MAC over a text (the step-up's return URL), base64url; checked in constant time.
 std::string sign_text(const Key& key, std::string_view text);

@@ -156,9 +156,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(opener, url, method="GET"):
+def fetch(opener, url, method="GET", headers=None):
     try:
-        r = opener.open(urllib.request.Request(url, method=method), timeout=10)
+        r = opener.open(urllib.request.Request(url, method=method, headers=headers or {}), timeout=10)
         return r.status, r.read().decode(errors="replace"), r.headers, r.geturl()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace"), e.headers, e.geturl()
@@ -348,6 +348,8 @@ class OnDemand(unittest.TestCase):
     def first_hop(self, q):
         status, _, headers, _ = fetch(self.no_redirects(), f"https://localhost:{P}/admin/?{q}")
         self.assertEqual(status, 303)
+        # The browser binding: only a browser holding this cookie may complete the step-up.
+        self.state = {"Cookie": re.search(r"__Host-certgate_cert_state=[^;]*", headers["Set-Cookie"]).group(0)}
         return headers["Location"]
 
     def ticket_url(self, q):
@@ -358,12 +360,12 @@ class OnDemand(unittest.TestCase):
     def test_ticket_is_single_use(self):
         url = self.ticket_url("q=ticket-reuse")
         self.assertTrue(url.startswith(f"https://localhost:{P}/.certgate/step-up/complete?ticket="), url)
-        status, _, headers, _ = fetch(self.no_redirects(), url)
+        status, _, headers, _ = fetch(self.no_redirects(), url, headers=self.state)
         self.assertEqual(status, 303)
         self.assertIn("certgate_cert=", headers["Set-Cookie"])
         self.assertIn("SameSite=Lax", headers["Set-Cookie"])
         self.assertEqual(headers["Location"], "/admin/?q=ticket-reuse")
-        status, body, _, _ = fetch(self.no_redirects(), url)
+        status, body, _, _ = fetch(self.no_redirects(), url, headers=self.state)
         self.assertEqual(status, 403, body)
         self.assertIn("already used", body)
 
@@ -371,7 +373,7 @@ class OnDemand(unittest.TestCase):
         url = self.ticket_url("q=ticket-late")
         self.srv.shift_clock(61)
         try:
-            status, body, _, _ = fetch(self.no_redirects(), url)
+            status, body, _, _ = fetch(self.no_redirects(), url, headers=self.state)
         finally:
             self.srv.shift_clock(0)
         self.assertEqual(status, 403, body)
@@ -386,9 +388,15 @@ class OnDemand(unittest.TestCase):
         for ret, s in (("https://evil.test/", sig), (f"https://evil.test:{P}/admin/?q=redirect", sig),
                        (f"https://localhost:{P}//evil.test/", sig), (qs["return"][0] + "x", sig),
                        (qs["return"][0], sig[:-1] + ("A" if sig[-1] != "A" else "B"))):
-            status, body, headers, _ = fetch(self.no_redirects(), base + urllib.parse.urlencode({"return": ret, "sig": s}))
+            status, body, headers, _ = fetch(self.no_redirects(), base + urllib.parse.urlencode(
+                {"return": ret, "state": qs["state"][0], "sig": s}))
             self.assertEqual(status, 400, (ret, body))
             self.assertIsNone(headers.get("Location"))
+        # The state (the browser binding) is signed with the return URL: another one is refused.
+        status, _, headers, _ = fetch(self.no_redirects(), base + urllib.parse.urlencode(
+            {"return": qs["return"][0], "state": "x" + qs["state"][0][1:], "sig": sig}))
+        self.assertEqual(status, 400)
+        self.assertIsNone(headers.get("Location"))
         # The completion's return path must stay on this site.
         url = self.ticket_url("q=redirect-2")
         for evil in ("//evil.test/", "/\\evil.test/", "https://evil.test/"):
