@@ -72,6 +72,10 @@ struct H2Stream final : log::FieldSource {
   std::string slice;
   std::size_t slice_offset = 0;
   bool reading_slice = false;
+  // Body bytes that came while the decision waited (a need met off the loop): not consumed, so
+  // the stream's window bounds them; the proxy's if the stream becomes one, else dropped once
+  // the answer is out.
+  std::string early_body;
 
   std::string request_header(std::string_view name) const override { return std::string(req.header(name)); }
   std::string response_header(std::string_view name) const override { return std::string(resp.header(name)); }
@@ -364,6 +368,10 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       s->proxy->on_data(data, len);
       return 0;
     }
+    if (!s->answered) {
+      s->early_body.append(reinterpret_cast<const char*>(data), len);
+      return 0;
+    }
     // Nothing else served here reads a request body: it is dropped as it comes, the window
     // kept open.
     nghttp2_session_consume(c.session_, id, len);
@@ -374,6 +382,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     auto& c = self_of(p);
     auto it = c.streams_.find(id);
     if (it == c.streams_.end()) return 0;
+    nghttp2_session_consume_connection(c.session_, it->second->early_body.size());
     if (auto& proxy = it->second->proxy) {
       // Body bytes the backend never took still hold the connection's window.
       nghttp2_session_consume_connection(c.session_, proxy->unconsumed());
@@ -397,6 +406,10 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     H2Stream* s = c.find(f->hd.stream_id);
     if (!s) return 0;
     s->sc_bytes += f->hd.length + 9;
+    if (f->hd.type == NGHTTP2_HEADERS && !s->early_body.empty()) {
+      nghttp2_session_consume(session, s->id, s->early_body.size());
+      std::string().swap(s->early_body);
+    }
     // The answer is complete while the client is still sending a body nobody reads: RFC 9113
     // §8.1 lets the server end the stream with NO_ERROR.
     if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
@@ -602,6 +615,10 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     s.proxy = std::make_shared<H2Proxy<H2Connection>>(shared_from_this(), s.id, loop_.io, site(), snap_->generation,
                                                      std::move(plan), std::move(head), length, s.request_ended,
                                                      s.req.method == "HEAD", limits().body_timeout_ms);
+    if (!s.early_body.empty()) {
+      s.proxy->on_data(reinterpret_cast<const std::uint8_t*>(s.early_body.data()), s.early_body.size());
+      std::string().swap(s.early_body);
+    }
     s.proxy->start();
   }
 
