@@ -458,6 +458,11 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     auto found = site_after_reload(*next->snap, listener_index_, site().cfg.name);
     shutdown();
     if (!found) return false;
+    // Streams decided under the older generation may still be in flight (a proxy, a need, a
+    // file read) and read its sites and backends; each of those holds this connection, so the
+    // generation stays while the connection does. More than one reload reaches a connection
+    // only while its GOAWAY waits behind a write the client does not take.
+    retired_.push_back(std::move(gen_));
     gen_ = std::move(next);
     snap_ = gen_->snap.get();
     site_ = *found;
@@ -612,6 +617,9 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     std::uint64_t n = 0;
     if (!announced.empty() && std::from_chars(announced.data(), announced.data() + announced.size(), n).ec == std::errc())
       length = n;
+    // The whole body came while the decision waited: its length is known. Without one the
+    // backend would take those bytes, unframed, for a second request on its connection.
+    if (!length && s.request_ended && !s.early_body.empty()) length = s.early_body.size();
     s.proxy = std::make_shared<H2Proxy<H2Connection>>(shared_from_this(), s.id, loop_.io, site(), snap_->generation,
                                                      std::move(plan), std::move(head), length, s.request_ended,
                                                      s.req.method == "HEAD", limits().body_timeout_ms);
@@ -666,6 +674,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   ServerState& state_;
   Loop& loop_;
   std::shared_ptr<const Generation> gen_;
+  std::vector<std::shared_ptr<const Generation>> retired_;  // see follow_reload()
   const runtime::Snapshot* snap_;
   std::size_t listener_index_;
   std::size_t site_;

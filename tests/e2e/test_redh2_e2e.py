@@ -63,7 +63,8 @@ ssl_flags = ["Ssl"]
 
 server = None
 backend = None
-AUTH = "Basic " + base64.b64encode(b"carl:carl-pw").decode()
+def basic(user):
+    return "Basic " + base64.b64encode(f"{user}:{user}-pw".encode()).decode()
 
 
 def setUpModule():
@@ -72,9 +73,10 @@ def setUpModule():
                                stdout=subprocess.PIPE, text=True)
     assert backend.stdout.readline().strip() == "ready"
     server = Server(SITES)
-    r = subprocess.run([CERTGATE, "users", "add", "-f", os.path.join(server.dir, "users.txt"), "carl", "--password-stdin"],
-                       input="carl-pw\n", capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    for user in ("carl", "dave", "erin", "fred"):
+        r = subprocess.run([CERTGATE, "users", "add", "-f", os.path.join(server.dir, "users.txt"), user,
+                            "--password-stdin"], input=f"{user}-pw\n", capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
     server.start()
 
 
@@ -101,10 +103,10 @@ def rst_code(frames, stream):
     return None
 
 
-def post(c, sid, path, body, length=True, extra=b""):
+def post(c, sid, path, body, user, length=True, extra=b""):
     """HEADERS (Basic credentials: the password check is a need met off the loop) and the body's
     DATA in one write, as curl sends them."""
-    head = request_block(path, method="POST", extra=literal("authorization", AUTH) + extra +
+    head = request_block(path, method="POST", extra=literal("authorization", basic(user)) + extra +
                          (literal("content-length", str(len(body))) if length else b""))
     c.send(frame(HEADERS, END_HEADERS, sid, head) + frame(DATA, END_STREAM, sid, body))
     return until_end(c, sid)
@@ -114,21 +116,87 @@ class BodyWhileDeciding(unittest.TestCase):
     """A proxied stream's body may arrive while its decision still waits (here: the password
     check on its pool). It must reach the backend, not be dropped as a body nobody reads."""
 
-    def check(self, length):
+    def check(self, user, length):
+        # A user whose password this server has not checked yet: the check waits on its pool.
         q = f"early-body-{length}"
         c = Client(P)  # no certificate: Basic decides
-        frames = post(c, 1, f"/app/up?{q}", b"0123456789" * 100, length=length)
-        c.close()
+        body = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n" * 25
+        frames = post(c, 1, f"/app/up?{q}", body, user, length=length)
         got = json.loads(body_of(frames, 1))
-        self.assertEqual((got["method"], got["body_bytes"]), ("POST", 1000))
+        self.assertEqual((got["method"], got["body_bytes"]), ("POST", len(body)))
+        # The backend connection goes back to the pool clean: the next stream gets its own answer.
+        c.get(3, f"/app/next?{q}-next", extra=literal("authorization", basic(user)))
+        got = json.loads(body_of(until_end(c, 3), 3))
+        self.assertEqual((got["method"], got["path"]), ("GET", f"/app/next?{q}-next"))
+        c.close()
         entry = server.log_entry(q)
-        self.assertEqual((entry["sc-status"], entry["cs-username"], entry["cs-version"]), ("200", "carl", "HTTP/2"))
+        self.assertEqual((entry["sc-status"], entry["cs-username"], entry["cs-version"]), ("200", user, "HTTP/2"))
 
     def test_body_with_content_length(self):
-        self.check(True)
+        self.check("dave", True)
 
     def test_body_without_content_length(self):
-        self.check(False)
+        self.check("erin", False)
+
+
+class ReloadWhileProxying(unittest.TestCase):
+    """Streams still opened after a reload's GOAWAY (it waits behind a write the client does not
+    take) are decided under the newest configuration; a proxied stream decided under an older
+    one keeps using that one's site and backend until it ends. Two reloads in a row must not
+    free the configuration a stream in flight still reads (run against an ASan build to see it)."""
+
+    def test_two_reloads_while_a_proxied_stream_waits(self):
+        q = free_port()
+        srv = Server(f"""
+[[sites]]
+name = "R"
+id = 1
+root = "www"
+ssl_flags = ["Ssl"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{q}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [[sites.locations]]
+  path = "/slow"
+  backend = "http://127.0.0.1:{BACKEND}"
+  [sites.log]
+  fields = ["date", "time", "cs-method", "cs-uri-stem", "cs-uri-query", "sc-status", "sc-substatus", "cs-version"]
+""")
+        with open(os.path.join(srv.dir, "www", "huge.bin"), "wb") as f:
+            f.write(b"h" * (48 << 20))
+        srv.start()
+        try:
+            def reload(n):
+                srv.proc.send_signal(signal.SIGHUP)
+                deadline = time.time() + 10
+                while srv.stderr_text().count("reloaded") < n and time.time() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(srv.stderr_text().count("reloaded"), n, srv.stderr_text())
+
+            c = Client(q)
+            # Windows wide open, then a huge file the client does not read: the server's
+            # writes stall, and what it queues (the reloads' GOAWAY) stays queued.
+            c.send(frame(SETTINGS, 0, 0, (4).to_bytes(2, "big") + (2**31 - 1).to_bytes(4, "big")) +
+                   frame(WINDOW_UPDATE, 0, 0, (2**31 - 1 - 65535).to_bytes(4, "big")))
+            c.get(1, "/huge.bin?stall")
+            time.sleep(0.5)
+            reload(1)
+            c.get(3, "/slow?in-flight")  # the backend answers in 3 s
+            time.sleep(0.3)
+            reload(2)
+            c.get(5, "/?after-second-reload")
+            frames = c.frames_until(lambda f: f is None or (f[2] == 3 and f[1] & END_STREAM))
+            self.assertIsNotNone(frames[-1], "the connection ended before the proxied stream was answered: " +
+                                 srv.stderr_text()[-3000:])
+            self.assertEqual(json.loads(body_of(frames, 3)), {"slow": True})
+            c.close()
+            self.assertEqual(srv.log_entry("in-flight")["sc-status"], "200")
+            # The stream after the second reload was decided (under the newest generation).
+            self.assertEqual(srv.log_entry("after-second-reload")["sc-status"], "200")
+        finally:
+            said = srv.stderr_text()[-3000:]
+            self.assertEqual(srv.stop(), 0, said)
 
 
 if __name__ == "__main__":
