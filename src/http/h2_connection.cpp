@@ -128,7 +128,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   void shutdown() override {
     if (closed_ || goaway_) return;
     goaway_ = true;
-    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+    goaway_last_ = nghttp2_session_get_last_proc_stream_id(session_);
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, goaway_last_,
                           NGHTTP2_NO_ERROR, nullptr, 0);
     flush();
   }
@@ -235,7 +236,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       if (self->streams_.empty() && !self->writing_) {
         // Idle: say goodbye properly (the client then knows no request was lost).
         self->goaway_ = true;
-        nghttp2_submit_goaway(self->session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(self->session_),
+        self->goaway_last_ = nghttp2_session_get_last_proc_stream_id(self->session_);
+        nghttp2_submit_goaway(self->session_, NGHTTP2_FLAG_NONE, self->goaway_last_,
                               NGHTTP2_NO_ERROR, nullptr, 0);
         self->flush();
         // Not even the GOAWAY gets out: the client reads nothing at all.
@@ -344,7 +346,15 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       s->request_ended = true;
       if (s->proxy) s->proxy->on_end();
     }
-    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) c.dispatch(*s);
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    // Our GOAWAY told the client that streams after goaway_last_ are not processed, so it may
+    // retry them elsewhere; one that came while that GOAWAY still waited to go out must not be
+    // decided or forwarded (a POST would reach the backend twice).
+    if (c.goaway_ && s->id > c.goaway_last_) {
+      nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
+    c.dispatch(*s);
     return 0;
   }
 
@@ -460,8 +470,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     if (!found) return false;
     // Streams decided under the older generation may still be in flight (a proxy, a need, a
     // file read) and read its sites and backends; each of those holds this connection, so the
-    // generation stays while the connection does. More than one reload reaches a connection
-    // only while its GOAWAY waits behind a write the client does not take.
+    // generation stays while the connection does (not only while the HTTP/1.1 connection that
+    // started this session happens to hold the first one).
     retired_.push_back(std::move(gen_));
     gen_ = std::move(next);
     snap_ = gen_->snap.get();
@@ -693,6 +703,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   bool in_session_ = false;
   bool closed_ = false;
   bool goaway_ = false;   // no new streams: the connection ends when the open ones are done
+  std::int32_t goaway_last_ = 0;  // the last stream our GOAWAY said is processed
   bool failing_ = false;  // a fatal error: flush what nghttp2 queued (its GOAWAY), then close
   std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
   struct FieldView {
