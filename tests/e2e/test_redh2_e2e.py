@@ -74,7 +74,7 @@ def setUpModule():
                                stdout=subprocess.PIPE, text=True)
     assert backend.stdout.readline().strip() == "ready"
     server = Server(SITES)
-    for user in ("carl", "dave", "erin", "fred"):
+    for user in ("carl", "dave", "erin", "fred", "gina"):
         r = subprocess.run([CERTGATE, "users", "add", "-f", os.path.join(server.dir, "users.txt"), user,
                             "--password-stdin"], input=f"{user}-pw\n", capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -266,6 +266,33 @@ class BodyWhileDeciding(unittest.TestCase):
 
     def test_body_without_content_length(self):
         self.check("erin", False)
+
+
+class NeedOutlivesItsStream(unittest.TestCase):
+    """A decision that waits off the loop (here a password check on its pool) and completes
+    after its stream was reset, or after the connection closed, finds nothing to answer: no
+    crash (the ASan build runs this too), no answer, and the server goes on serving."""
+
+    def test_reset_while_the_password_check_waits(self):
+        c = Client(P)
+        c.get(1, "/app/x?need-reset", extra=literal("authorization", basic("carl")))
+        c.send(frame(RST_STREAM, 0, 1, (8).to_bytes(4, "big")))  # CANCEL
+        c.get(3, "/?need-reset-next", authority="localhost")
+        frames = c.frames_until(lambda f: f is None or (f[2] == 3 and f[1] & END_STREAM))
+        c.close()
+        self.assertIsNotNone(frames[-1])
+        self.assertFalse(any(f and f[2] == 1 and f[0] in (HEADERS, DATA) for f in frames))
+
+    def test_connection_closed_while_the_password_check_waits(self):
+        c = Client(P)
+        c.get(1, "/app/x?need-closed", extra=literal("authorization", basic("gina")))
+        c.close()
+        # The same user's check, remembered or not, still answers on a new connection.
+        c = Client(P)
+        c.get(1, "/app/x?need-closed-next", extra=literal("authorization", basic("gina")))
+        frames = until_end(c, 1)
+        c.close()
+        self.assertEqual(json.loads(body_of(frames, 1))["path"], "/app/x?need-closed-next")
 
 
 class ReloadWhileProxying(unittest.TestCase):
