@@ -81,6 +81,10 @@ struct H2Stream final : log::FieldSource {
   std::string slice;
   std::size_t slice_offset = 0;
   bool reading_slice = false;
+  // Body bytes that came while the decision waited (a need met off the loop): not consumed, so
+  // the stream's window bounds them; the proxy's if the stream becomes one, else dropped once
+  // the answer is out.
+  std::string early_body;
 
   std::string request_header(std::string_view name) const override { return std::string(req.header(name)); }
   std::string response_header(std::string_view name) const override { return std::string(resp.header(name)); }
@@ -134,7 +138,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   void shutdown() override {
     if (closed_ || goaway_) return;
     goaway_ = true;
-    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+    goaway_last_ = nghttp2_session_get_last_proc_stream_id(session_);
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, goaway_last_,
                           NGHTTP2_NO_ERROR, nullptr, 0);
     flush();
   }
@@ -245,7 +250,8 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       if (self->streams_.empty() && !self->writing_) {
         // Idle: say goodbye properly (the client then knows no request was lost).
         self->goaway_ = true;
-        nghttp2_submit_goaway(self->session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(self->session_),
+        self->goaway_last_ = nghttp2_session_get_last_proc_stream_id(self->session_);
+        nghttp2_submit_goaway(self->session_, NGHTTP2_FLAG_NONE, self->goaway_last_,
                               NGHTTP2_NO_ERROR, nullptr, 0);
         self->flush();
         // Not even the GOAWAY gets out: the client reads nothing at all.
@@ -355,7 +361,15 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       s->request_ended = true;
       if (s->proxy) s->proxy->on_end();
     }
-    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) c.dispatch(*s);
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    // Our GOAWAY told the client that streams after goaway_last_ are not processed, so it may
+    // retry them elsewhere; one that came while that GOAWAY still waited to go out must not be
+    // decided or forwarded (a POST would reach the backend twice).
+    if (c.goaway_ && s->id > c.goaway_last_) {
+      nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
+    c.dispatch(*s);
     return 0;
   }
 
@@ -379,6 +393,10 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       s->proxy->on_data(data, len);
       return 0;
     }
+    if (!s->answered) {
+      s->early_body.append(reinterpret_cast<const char*>(data), len);
+      return 0;
+    }
     // Nothing else served here reads a request body: it is dropped as it comes, the window
     // kept open.
     nghttp2_session_consume(c.session_, id, len);
@@ -389,6 +407,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     auto& c = self_of(p);
     auto it = c.streams_.find(id);
     if (it == c.streams_.end()) return 0;
+    nghttp2_session_consume_connection(c.session_, it->second->early_body.size());
     if (auto& proxy = it->second->proxy) {
       // Body bytes the backend never took still hold the connection's window.
       nghttp2_session_consume_connection(c.session_, proxy->unconsumed());
@@ -412,6 +431,10 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     H2Stream* s = c.find(f->hd.stream_id);
     if (!s) return 0;
     s->sc_bytes += f->hd.length + 9;
+    if (f->hd.type == NGHTTP2_HEADERS && !s->early_body.empty()) {
+      nghttp2_session_consume(session, s->id, s->early_body.size());
+      std::string().swap(s->early_body);
+    }
     // The answer is complete while the client is still sending a body nobody reads: RFC 9113
     // §8.1 lets the server end the stream with NO_ERROR.
     if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
@@ -460,6 +483,11 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     auto found = site_after_reload(*next->snap, listener_index_, site().cfg.name);
     shutdown();
     if (!found) return false;
+    // Streams decided under the older generation may still be in flight (a proxy, a need, a
+    // file read) and read its sites and backends; each of those holds this connection, so the
+    // generation stays while the connection does (not only while the HTTP/1.1 connection that
+    // started this session happens to hold the first one).
+    retired_.push_back(std::move(gen_));
     gen_ = std::move(next);
     snap_ = gen_->snap.get();
     site_ = *found;
@@ -654,9 +682,16 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     std::uint64_t n = 0;
     if (!announced.empty() && std::from_chars(announced.data(), announced.data() + announced.size(), n).ec == std::errc())
       length = n;
+    // The whole body came while the decision waited: its length is known. Without one the
+    // backend would take those bytes, unframed, for a second request on its connection.
+    if (!length && s.request_ended && !s.early_body.empty()) length = s.early_body.size();
     s.proxy = std::make_shared<H2Proxy<H2Connection>>(shared_from_this(), s.id, loop_.io, site(), snap_->generation,
                                                      std::move(plan), std::move(head), length, s.request_ended,
                                                      s.req.method == "HEAD", limits().body_timeout_ms);
+    if (!s.early_body.empty()) {
+      s.proxy->on_data(reinterpret_cast<const std::uint8_t*>(s.early_body.data()), s.early_body.size());
+      std::string().swap(s.early_body);
+    }
     s.proxy->start();
   }
 
@@ -705,6 +740,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   ServerState& state_;
   Loop& loop_;
   std::shared_ptr<const Generation> gen_;
+  std::vector<std::shared_ptr<const Generation>> retired_;  // see follow_reload()
   const runtime::Snapshot* snap_;
   std::size_t listener_index_;
   std::size_t site_;
@@ -723,6 +759,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
   bool in_session_ = false;
   bool closed_ = false;
   bool goaway_ = false;   // no new streams: the connection ends when the open ones are done
+  std::int32_t goaway_last_ = 0;  // the last stream our GOAWAY said is processed
   bool failing_ = false;  // a fatal error: flush what nghttp2 queued (its GOAWAY), then close
   std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
   struct FieldView {

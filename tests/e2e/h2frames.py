@@ -44,10 +44,16 @@ def request_block(path, authority="localhost", method="GET", extra=b""):
 
 
 class Client:
-    def __init__(self, port, user=None, sni="localhost", timeout=10):
+    def __init__(self, port, user=None, sni="localhost", timeout=10, rcvbuf=None):
+        """`rcvbuf`: a small receive buffer, so that a client that does not read stalls the
+        server's writes after little data."""
         ctx = client_context(user)
         ctx.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.settimeout(timeout)
+        if rcvbuf:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.connect(("127.0.0.1", port))
         self.sock = ctx.wrap_socket(raw, server_hostname=sni)
         assert self.sock.selected_alpn_protocol() == "h2", self.sock.selected_alpn_protocol()
         self.buf = b""
