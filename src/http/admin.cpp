@@ -69,7 +69,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
     if (target == "/") {
       res.set(bhttp::field::content_type, "text/html; charset=utf-8");
       // Nothing but this document: no scripts, no requests elsewhere.
-      res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+      // Nor framed by another page (frame-ancestors does not fall back to default-src).
+      res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+      res.set("X-Frame-Options", "DENY");
       res.body() = status_html(state_, now);
     } else {
       res.set(bhttp::field::content_type, "application/json");
@@ -86,6 +88,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
     // A balancer's probe must not be cached by anything between it and here.
     res_.set(bhttp::field::cache_control, "no-store");
     res_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+    res_.set("X-Content-Type-Options", "nosniff");
     if (get && req.target() == "/metrics") {
       res_.result(bhttp::status::ok);
       res_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");

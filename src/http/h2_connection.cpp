@@ -5,6 +5,7 @@
 #include "http/handler.hpp"
 #include "http/request_steps.hpp"
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -56,6 +57,7 @@ struct H2Stream final : log::FieldSource {
   Response resp;
   auth::Outcome outcome;
   std::string path;
+  std::string_view cache_control;  // the authenticated answer's, from the configuration
   std::size_t header_bytes = 0, header_count = 0;
   bool saw_host = false;
   std::string authority;
@@ -469,6 +471,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     }
     s.path = std::move(h.path);
     s.outcome = std::move(h.outcome);
+    s.cache_control = h.cache_control;
     if (h.proxy) return start_proxy(s, std::move(*h.proxy));
     if (!h.static_job) return respond(s, std::move(h.response));
     if (auto hit = cached_file(*h.static_job, state_.clock->steady_ms())) return respond(s, std::move(*hit));
@@ -522,6 +525,12 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
       add(std::string_view(lowered_.data() + at, f.name.size()), f.value);
       at += f.name.size();
     }
+    // As over HTTP/1.1 (serialize_head): an authenticated answer must not stay in the browser's
+    // cache past a revocation, unless the answer (a backend's) set its own.
+    const std::string_view cache_control = s.resp.cache_control.empty() ? s.cache_control : s.resp.cache_control;
+    if (!cache_control.empty() &&
+        std::none_of(fields_.begin(), fields_.end(), [](const auto& f) { return iequals(f.name, "cache-control"); }))
+      add("cache-control", cache_control);
     if (!streamed && s.resp.status != 304 && s.resp.status != 204)
       add("content-length", std::string_view(length, length_end - length));
     nghttp2_data_provider body{};
