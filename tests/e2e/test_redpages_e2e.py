@@ -19,7 +19,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Connection, Server, client_context, free_port, get, pki  # noqa: E402
+from harness import Connection, Server, client_context, free_port, get, pki, run  # noqa: E402
 
 P, P_H2, ADMIN, BACKEND = (free_port() for _ in range(4))
 HOSTILE = tempfile.mkdtemp(prefix="certgate-redpages-")
@@ -346,6 +346,206 @@ class StatusPage(unittest.TestCase):
         _, text = self.admin("/status.json")
         names = [s["name"] for s in json.loads(text)["sites"]]
         self.assertIn('Red <b>pages</b> "site"', names)
+
+
+class ReopenStorm(unittest.TestCase):
+    """logrotate moving the file while SIGUSR1 arrives in bursts and requests keep coming: every
+    request's line is written once, whole, in one of the files, each file starting with its
+    #Fields header."""
+
+    def test_no_line_lost_split_or_doubled(self):
+        import signal
+        srv = Server(SITES.replace(str(P), str(free_port())).replace(str(P_H2), str(free_port())))
+        srv.start()
+        try:
+            port = port_of(srv)
+            logdir = os.path.join(srv.dir, "logs", "W3SVC1")
+            stop = threading.Event()
+
+            def storm():
+                n = 0
+                while not stop.is_set():
+                    if os.path.isdir(logdir):
+                        for name in os.listdir(logdir):
+                            if name.startswith("u_ex"):
+                                os.rename(os.path.join(logdir, name), os.path.join(logdir, f"moved{n}-{name}"))
+                    n += 1
+                    for _ in range(5):
+                        srv.proc.send_signal(signal.SIGUSR1)
+                    time.sleep(0.005)
+
+            t = threading.Thread(target=storm)
+            t.start()
+            try:
+                c = Connection(port)
+                for i in range(300):
+                    self.assertEqual(c.request(f"/nothing?storm{i}").status, 404)
+                c.close()
+            finally:
+                stop.set()
+                t.join()
+            srv.proc.send_signal(signal.SIGUSR1)
+            deadline = time.time() + 5
+            while True:
+                seen, bad = [], []
+                for name in os.listdir(logdir):
+                    with open(os.path.join(logdir, name), "rb") as f:
+                        lines = f.read().split(b"\r\n")
+                    body = [l for l in lines if l and not l.startswith(b"#")]
+                    if body:
+                        self.assertTrue(any(l.startswith(b"#Fields: ") for l in lines), name)
+                    for l in body:
+                        fields = l.split(b" ")
+                        if len(fields) != 9:
+                            bad.append(l)
+                        elif fields[3].startswith(b"storm"):
+                            seen.append(fields[3].decode())
+                if len(seen) >= 300 or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(bad, [])
+            self.assertGreater(len(os.listdir(logdir)), 2)  # the storm did move files
+            self.assertEqual(sorted(seen), sorted(f"storm{i}" for i in range(300)))
+            self.assertIsNone(srv.proc.poll())
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
+HOSTILE_IIS = r"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE configuration [
+  <!ENTITY xxe SYSTEM "file:///etc/passwd">
+  <!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
+  <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+  <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+  <!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">
+]>
+<configuration>
+  <system.applicationHost>
+    <sites>
+      <site name="Shop" id="4">
+        <application path="/"><virtualDirectory path="/" physicalPath="C:\sites\shop" /></application>
+        <bindings><binding protocol="https" bindingInformation="*:443:" /></bindings>
+      </site>
+    </sites>
+  </system.applicationHost>
+  <location path="Shop">
+    <system.webServer>
+      <httpErrors>
+        <error statusCode="404" path="&xxe;&d;" responseMode="File" />
+        <error statusCode="403" subStatusCode="16" path="a&quot;&#10;  - forged report line&#10;x" responseMode="File" />
+        <error statusCode="403" subStatusCode="13" path="C:\sites\shop\ok.htm" responseMode="File" />
+        <error statusCode="403" subStatusCode="5" path="C:\sites\shop\..\..\..\etc\shadow" responseMode="File" />
+        <error statusCode="403" subStatusCode="4" path="C:/sites/shop/../../../etc/shadow" responseMode="File" />
+      </httpErrors>
+    </system.webServer>
+  </location>
+</configuration>
+"""
+
+
+class ImportIisHttpErrors(unittest.TestCase):
+    def test_hostile_http_errors(self):
+        d = tempfile.mkdtemp(prefix="certgate-redpages-iis-")
+        try:
+            ah = os.path.join(d, "applicationHost.config")
+            with open(ah, "w") as f:
+                f.write(HOSTILE_IIS)
+            r = run(["import-iis", "--applicationhost", ah, "--path-map", "C:\\sites=/srv/sites", "-o", "-"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            # pugixml expands no DTD entity: no file read, no exponential growth.
+            self.assertNotIn("root:", r.stdout + r.stderr)
+            self.assertIn('"404" = "/srv/sites/shop/&xxe;&d;"', r.stdout)
+            self.assertIn('"403.13" = "/srv/sites/shop/ok.htm"', r.stdout)
+            # An absolute path with "..", mapped, named a file outside every mapped folder.
+            self.assertNotIn("shadow", r.stdout)
+            self.assertIn("custom error page for 403.5 (C:\\sites\\shop\\..\\..\\..\\etc\\shadow): a path with '..' segments",
+                          r.stderr)
+            self.assertIn("custom error page for 403.4 (C:/sites/shop/../../../etc/shadow): a path with '..' segments",
+                          r.stderr)
+            # A line break in a path forged a line of the report.
+            self.assertNotIn("\n  - forged report line", r.stderr)
+            self.assertIn("custom error page for 403.16: its path holds control characters", r.stderr)
+            self.assertNotIn("403.16", r.stdout)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class CustomPageFiles(unittest.TestCase):
+    """[sites.error_pages] names files the administrator chose; still, what is not a small
+    regular file never hangs or bloats the server, and a page gone at reload is a warning."""
+
+    def site(self, pages):
+        port = free_port()
+        return port, f"""
+[[sites]]
+name = "Pages"
+id = 1
+root = "www"
+ssl_flags = ["Ssl"]
+  [[sites.bindings]]
+  listen = "127.0.0.1:{port}"
+  certificate = "@PKI@/server-chain.pem"
+  key = "@PKI@/server.key"
+  [sites.error_pages]
+{pages}
+"""
+
+    def test_fifo_device_and_huge_files(self):
+        d = tempfile.mkdtemp(prefix="certgate-redpages-cp-")
+        try:
+            fifo = os.path.join(d, "fifo.html")
+            os.mkfifo(fifo)
+            with open(os.path.join(d, "huge.html"), "wb") as f:
+                f.write(b"x" * (256 * 1024 + 1))
+            port, site = self.site(f'  "404" = "{fifo}"\n  "403" = "/dev/zero"')
+            srv = Server(site)
+            srv.edit_config('detailed_errors = "always"', 'detailed_errors = "never"')
+            r = run(["check-config", "-c", srv.config])  # a FIFO read would never end
+            self.assertIn("fifo.html", r.stderr + r.stdout)
+            self.assertIn("/dev/zero", r.stderr + r.stdout)
+            srv.start()
+            try:
+                self.assertIn("HTTP Error 404", get(port, "/nothing").text)  # certgate's own page
+                # Replaced by a file too large, the reload is refused and the running page stays.
+                srv.edit_config(f'"404" = "{fifo}"', f'"404" = "{d}/huge.html"')
+                import signal
+                srv.proc.send_signal(signal.SIGHUP)
+                deadline = time.time() + 10
+                while "larger than 256 KiB" not in srv.stderr_text() and time.time() < deadline:
+                    time.sleep(0.1)
+                self.assertIn("larger than 256 KiB", srv.stderr_text())
+                self.assertIn("HTTP Error 404", get(port, "/nothing").text)
+            finally:
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_page_gone_at_reload(self):
+        d = tempfile.mkdtemp(prefix="certgate-redpages-cp-")
+        try:
+            page = os.path.join(d, "404.html")
+            with open(page, "w") as f:
+                f.write("<p>our own 404</p>\n")
+            port, site = self.site(f'  "404" = "{page}"')
+            srv = Server(site)
+            srv.edit_config('detailed_errors = "always"', 'detailed_errors = "never"')
+            srv.start()
+            try:
+                self.assertIn("our own 404", get(port, "/nothing").text)
+                os.remove(page)
+                import signal
+                srv.proc.send_signal(signal.SIGHUP)
+                deadline = time.time() + 10
+                while "reloaded" not in srv.stderr_text() and time.time() < deadline:
+                    time.sleep(0.1)
+                self.assertIn("cannot read", srv.stderr_text())
+                r = get(port, "/nothing")
+                self.assertEqual(r.status, 404)
+                self.assertIn("HTTP Error 404", r.text)  # certgate's page now
+            finally:
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class RequestIds(unittest.TestCase):
