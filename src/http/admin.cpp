@@ -80,6 +80,18 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
     return true;
   }
 
+  bool host_allowed(const bhttp::request<bhttp::empty_body>& req) const {
+    auto gen = state_.current.load();
+    const auto host = req.find(bhttp::field::host);
+    return gen && admin_host_allowed(host == req.end() ? std::string_view{} : std::string_view(host->value()),
+                                     gen->snap->cfg.server);
+  }
+
+  void misdirected() {
+    res_.result(bhttp::status::misdirected_request);
+    res_.body() = "certgate admin: this Host is not a name of this listener; add it to [server] admin_hosts\n";
+  }
+
   void answer() {
     const auto& req = parser_.get();
     res_.version(11);
@@ -89,7 +101,9 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
     res_.set(bhttp::field::cache_control, "no-store");
     res_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
     res_.set("X-Content-Type-Options", "nosniff");
-    if (get && req.target() == "/metrics") {
+    if (get && req.target() == "/metrics" && !host_allowed(req)) {
+      misdirected();
+    } else if (get && req.target() == "/metrics") {
       res_.result(bhttp::status::ok);
       res_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
       res_.body() = metrics_text(state_);
@@ -101,6 +115,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
       res_.result(reasons.empty() ? bhttp::status::ok : bhttp::status::service_unavailable);
       res_.body() = reasons.empty() ? "ready\n" : "not ready\n";
       for (const auto& r : reasons) res_.body() += "- " + r + "\n";
+    } else if ((req.target() == "/" || req.target() == "/status.json") && !host_allowed(req)) {
+      misdirected();
     } else if (!status_answer(req.method(), req.target(), res_)) {
       res_.result(bhttp::status::not_found);
       res_.body() = "certgate admin: GET / (status), /status.json, /metrics, /healthz and /readyz are served here\n";

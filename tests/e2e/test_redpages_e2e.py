@@ -144,7 +144,7 @@ def setUpModule():
     make_hostile_cert()
     backend = Backend(BACKEND)
     backend.start()
-    server = Server(SITES, server_extra=f'admin_listen = "127.0.0.1:{ADMIN}"').start()
+    server = Server(SITES, server_extra=f'admin_listen = "127.0.0.1:{ADMIN}"\nadmin_hosts = ["Certgate1.Example.net"]').start()
     remote = Server(SITES.replace(str(P), str(free_port())).replace(str(P_H2), str(free_port())))
     remote.edit_config('detailed_errors = "always"', 'detailed_errors = "never"')
     remote.start()
@@ -338,6 +338,31 @@ class StatusPage(unittest.TestCase):
         self.assertEqual(headers["X-Frame-Options"], "DENY")
         for path in ("/", "/status.json", "/metrics"):
             self.assertEqual(self.admin(path)[0]["X-Content-Type-Options"], "nosniff", path)
+
+    def with_host(self, path, host):
+        with socket.create_connection(("127.0.0.1", ADMIN), timeout=10) as c:
+            c.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            data = b""
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                data += d
+        return int(data.split(b" ", 2)[1])
+
+    def test_dns_rebinding_gets_no_status(self):
+        # A page whose name was rebound to this address: the browser sends that name.
+        for path in ("/", "/status.json", "/metrics"):
+            self.assertEqual(self.with_host(path, f"rebind.attacker.example:{ADMIN}"), 421, path)
+            self.assertEqual(self.with_host(path, f"127.0.0.1:{ADMIN}"), 200, path)
+            self.assertEqual(self.with_host(path, "[::1]"), 200, path)
+            self.assertEqual(self.with_host(path, f"LOCALHOST:{ADMIN}"), 200, path)
+            self.assertEqual(self.with_host(path, f"certgate1.example.NET:{ADMIN}"), 200, path)  # admin_hosts
+        self.assertEqual(self.with_host("/", "127.0.0.1.attacker.example"), 421)
+        self.assertEqual(self.with_host("/", "[::1"), 421)
+        # A balancer's probe names whatever it likes: health says nothing about the configuration.
+        self.assertEqual(self.with_host("/healthz", "lb"), 200)
+        self.assertEqual(self.with_host("/readyz", "lb"), 200)
 
     def test_site_name_is_escaped_in_html_and_json(self):
         _, html = self.admin("/")
