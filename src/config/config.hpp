@@ -114,6 +114,9 @@ struct ServerSettings {
   StateSettings state;
   // Peers allowed on the admin listener (CIDR blocks); others are closed at accept.
   std::vector<std::string> admin_allow = {"127.0.0.0/8", "::1/128"};
+  // Host names the status page, status.json and /metrics answer to besides IP literals and
+  // localhost: a web page that rebinds its own name to this address gets nothing.
+  std::vector<std::string> admin_hosts;
   // Set: the admin listener speaks TLS with this certificate and answers only clients whose
   // certificate chains to admin_client_cas. Read at start.
   std::vector<fs::path> admin_client_cas;

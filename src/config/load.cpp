@@ -374,6 +374,15 @@ void read_server(Table& t, Config& cfg, const fs::path& base) {
         t.fail("admin_allow", "not an address block: \"" + block + "\" (e.g. \"10.0.0.0/8\", \"::1/128\")");
     s.admin_allow = *allow;
   }
+  if (auto hosts = t.strings("admin_hosts")) {
+    for (auto& h : *hosts) {
+      const bool name = !h.empty() && h.size() <= 253 && h.front() != '.' && h.front() != '-' &&
+                        std::all_of(h.begin(), h.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; });
+      if (!name) t.fail("admin_hosts", "not a host name: \"" + h + "\" (e.g. \"certgate1.example.net\"; no port)");
+      std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    }
+    s.admin_hosts = *hosts;
+  }
   s.admin_client_cas = paths(t, "admin_client_cas", base);
   if (auto c = t.str("admin_certificate")) s.admin_certificate = resolve(base, *c);
   if (auto k = t.str("admin_key")) s.admin_key = resolve(base, *k);

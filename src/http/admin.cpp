@@ -69,13 +69,27 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
     if (target == "/") {
       res.set(bhttp::field::content_type, "text/html; charset=utf-8");
       // Nothing but this document: no scripts, no requests elsewhere.
-      res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+      // Nor framed by another page (frame-ancestors does not fall back to default-src).
+      res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+      res.set("X-Frame-Options", "DENY");
       res.body() = status_html(state_, now);
     } else {
       res.set(bhttp::field::content_type, "application/json");
       res.body() = status_json(state_, now);
     }
     return true;
+  }
+
+  bool host_allowed(const bhttp::request<bhttp::empty_body>& req) const {
+    auto gen = state_.current.load();
+    const auto host = req.find(bhttp::field::host);
+    return gen && admin_host_allowed(host == req.end() ? std::string_view{} : std::string_view(host->value()),
+                                     gen->snap->cfg.server);
+  }
+
+  void misdirected() {
+    res_.result(bhttp::status::misdirected_request);
+    res_.body() = "certgate admin: this Host is not a name of this listener; add it to [server] admin_hosts\n";
   }
 
   void answer() {
@@ -86,7 +100,10 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
     // A balancer's probe must not be cached by anything between it and here.
     res_.set(bhttp::field::cache_control, "no-store");
     res_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
-    if (get && req.target() == "/metrics") {
+    res_.set("X-Content-Type-Options", "nosniff");
+    if (get && req.target() == "/metrics" && !host_allowed(req)) {
+      misdirected();
+    } else if (get && req.target() == "/metrics") {
       res_.result(bhttp::status::ok);
       res_.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
       res_.body() = metrics_text(state_);
@@ -98,6 +115,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
       res_.result(reasons.empty() ? bhttp::status::ok : bhttp::status::service_unavailable);
       res_.body() = reasons.empty() ? "ready\n" : "not ready\n";
       for (const auto& r : reasons) res_.body() += "- " + r + "\n";
+    } else if ((req.target() == "/" || req.target() == "/status.json") && !host_allowed(req)) {
+      misdirected();
     } else if (!status_answer(req.method(), req.target(), res_)) {
       res_.result(bhttp::status::not_found);
       res_.body() = "certgate admin: GET / (status), /status.json, /metrics, /healthz and /readyz are served here\n";

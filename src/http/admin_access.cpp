@@ -3,6 +3,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 namespace certgate::http {
@@ -14,6 +16,32 @@ AdminAccess::AdminAccess(const config::ServerSettings& s) {
 
 bool AdminAccess::allows(const boost::asio::ip::address& peer) const {
   return net::any_contains(blocks_, peer);
+}
+
+bool admin_host_allowed(std::string_view host, const config::ServerSettings& s) {
+  if (host.empty()) return true;
+  std::string_view name = host;
+  if (name.front() == '[') {
+    const auto close = name.find(']');
+    if (close == std::string_view::npos) return false;
+    boost::system::error_code ec;
+    boost::asio::ip::make_address_v6(name.substr(1, close - 1), ec);
+    return !ec;
+  }
+  if (const auto colon = name.rfind(':'); colon != std::string_view::npos) name = name.substr(0, colon);
+  if (name.empty()) return false;
+  boost::system::error_code ec;
+  boost::asio::ip::make_address_v4(name, ec);
+  if (!ec) return true;
+  const auto iequal = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  if (iequal(name, "localhost") ||
+      (name.size() > 10 && iequal(name.substr(name.size() - 10), ".localhost")))
+    return true;
+  return std::any_of(s.admin_hosts.begin(), s.admin_hosts.end(), [&](const std::string& h) { return iequal(name, h); });
 }
 
 std::unique_ptr<boost::asio::ssl::context> admin_tls_context(const config::ServerSettings& s) {

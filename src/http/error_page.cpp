@@ -1,45 +1,12 @@
 #include "http/error_page.hpp"
 
 #include "auth/verdict_advice.hpp"
+#include "http/page_text.hpp"
 
 #include <fmt/format.h>
 
 namespace certgate::http {
 namespace {
-
-void html_escape(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-}
-
-std::string html(std::string_view s) {
-  std::string out;
-  html_escape(out, s);
-  return out;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 std::string code_text(const ErrorInfo& e) {
   return e.substatus ? fmt::format("{}.{}", e.status, e.substatus) : std::to_string(e.status);
@@ -117,29 +84,29 @@ std::string html_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) 
       "<title>{0} - {1}</title><style>{2}</style></head>\n<body>\n"
       "<header><h1>HTTP Error {0} - {1}</h1></header>\n<main>\n"
       "<div class=\"box title\"><h2>{3}</h2><p>{4}</p></div>\n",
-      code, html(phrase), kStyle, html(e.title), html(a.sentence));
+      code, html_text(phrase), kStyle, html_text(e.title), html_text(a.sentence));
   if (detailed && !e.reason.empty())
     out += fmt::format("<div class=\"box\"><h3>Reason</h3><div class=\"reason\">{}</div></div>\n",
-                       html(e.reason));
+                       html_text(e.reason));
   if (!e.issuers.empty()) {
     out += "<div class=\"box\"><h3>Issuers this site accepts</h3><ul>";
-    for (const auto& i : e.issuers) out += "<li>" + html(i) + "</li>";
+    for (const auto& i : e.issuers) out += "<li>" + html_text(i) + "</li>";
     out += "</ul></div>\n";
   }
   if (detailed && !a.causes.empty()) {
     out += "<div class=\"box\"><h3>Most likely causes</h3><ul>";
-    for (auto c : a.causes) out += "<li>" + html(c) + "</li>";
+    for (auto c : a.causes) out += "<li>" + html_text(c) + "</li>";
     out += "</ul></div>\n";
   }
   out += "<div class=\"box\"><h3>Things you can try</h3><ul>";
-  for (auto t : a.things_to_try) out += "<li>" + html(t) + "</li>";
+  for (auto t : a.things_to_try) out += "<li>" + html_text(t) + "</li>";
   out += "</ul></div>\n";
   out += "<div class=\"box\"><h3>Details</h3><table>";
   if (detailed)
     for (const auto& row : detail_rows(e))
-      out += fmt::format("<tr><th>{}</th><td>{}</td></tr>", row.label, html(row.value));
+      out += fmt::format("<tr><th>{}</th><td>{}</td></tr>", row.label, html_text(row.value));
   out += fmt::format("<tr><th>Request id</th><td class=\"rid\" id=\"request-id\">{}</td></tr>",
-                     html(e.request_id));
+                     html_text(e.request_id));
   out += "</table></div>\n<footer>certgate</footer>\n</main>\n</body></html>\n";
   return out;
 }
@@ -147,40 +114,40 @@ std::string html_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) 
 std::string text_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) {
   std::string out = fmt::format("HTTP Error {} - {}\n{}\n\n{}\n", code_text(e),
                                 reason_phrase(e.status), e.title, a.sentence);
-  if (detailed && !e.reason.empty()) out += "\nReason: " + e.reason + "\n";
+  if (detailed && !e.reason.empty()) out += "\nReason: " + plain_text(e.reason) + "\n";
   if (!e.issuers.empty()) {
     out += "\nIssuers this site accepts:\n";
-    for (const auto& i : e.issuers) out += "  - " + i + "\n";
+    for (const auto& i : e.issuers) out += "  - " + plain_text(i) + "\n";
   }
   out += "\nThings you can try:\n";
   for (auto t : a.things_to_try) out += fmt::format("  - {}\n", t);
   out += "\n";
   if (detailed)
-    for (const auto& row : detail_rows(e)) out += fmt::format("{}: {}\n", row.label, row.value);
+    for (const auto& row : detail_rows(e)) out += fmt::format("{}: {}\n", row.label, plain_text(row.value));
   out += fmt::format("Request id: {}\n", e.request_id);
   return out;
 }
 
 std::string json_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) {
   std::string out = fmt::format(R"({{"status":{},"substatus":{},"title":{},"message":{})",
-                                e.status, e.substatus, json_string(e.title),
-                                json_string(a.sentence));
+                                e.status, e.substatus, json_text(e.title),
+                                json_text(a.sentence));
   // As on the HTML page: the win32 code tells more than the title (revoked or CRL server
   // unreachable, both 403.13), so only a detailed answer carries it.
   if (detailed) out += fmt::format(R"(,"win32":{})", e.win32);
-  if (detailed && !e.reason.empty()) out += R"(,"reason":)" + json_string(e.reason);
+  if (detailed && !e.reason.empty()) out += R"(,"reason":)" + json_text(e.reason);
   if (!e.issuers.empty()) {
     out += R"(,"issuers":[)";
     for (std::size_t i = 0; i < e.issuers.size(); ++i) {
       if (i) out += ',';
-      out += json_string(e.issuers[i]);
+      out += json_text(e.issuers[i]);
     }
     out += "]";
   }
   out += R"(,"things_to_try":[)";
   for (std::size_t i = 0; i < a.things_to_try.size(); ++i) {
     if (i) out += ',';
-    out += json_string(a.things_to_try[i]);
+    out += json_text(a.things_to_try[i]);
   }
   out += "]";
   if (detailed) {
@@ -188,14 +155,14 @@ std::string json_page(const ErrorInfo& e, bool detailed, const auth::Advice& a) 
     bool first = true;
     for (const auto& row : detail_rows(e)) {
       if (!first) out += ',';
-      out += json_string(row.key);
+      out += json_text(row.key);
       out += ':';
-      out += json_string(row.value);
+      out += json_text(row.value);
       first = false;
     }
     out += "}";
   }
-  out += R"(,"request_id":)" + json_string(e.request_id) + "}\n";
+  out += R"(,"request_id":)" + json_text(e.request_id) + "}\n";
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include "http/step_up.hpp"
 #include "token/session.hpp"
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>

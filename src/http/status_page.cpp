@@ -1,6 +1,7 @@
 #include "http/status_page.hpp"
 
 #include "auth/verdict.hpp"
+#include "http/page_text.hpp"
 #include "pki/x509_text.hpp"
 #include "revocation/store.hpp"
 #include "version.hpp"
@@ -144,21 +145,6 @@ std::string reason_title(const AnswerStats::Row& r) {
   return std::string(auth::info(static_cast<auth::Verdict>(r.verdict)).title);
 }
 
-std::string json_string(std::string_view v) {
-  std::string out = "\"";
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 std::string iso(std::int64_t t) {
   if (t <= 0) return "";
   const std::time_t tt = static_cast<std::time_t>(t);
@@ -168,11 +154,11 @@ std::string iso(std::int64_t t) {
                      tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-std::string json_time(std::int64_t t) { return t > 0 ? json_string(iso(t)) : "null"; }
+std::string json_time(std::int64_t t) { return t > 0 ? json_text(iso(t)) : "null"; }
 
 std::string cert_json(const Cert& c, std::int64_t now) {
   return fmt::format("{{\"site\":{},\"kind\":{},\"name\":{},\"origin\":{},\"not_after\":{},\"days_left\":{}}}",
-                     json_string(c.site), json_string(c.kind), json_string(c.name), json_string(c.origin),
+                     json_text(c.site), json_text(c.kind), json_text(c.name), json_text(c.origin),
                      json_time(c.not_after), (c.not_after - now) / 86400);
 }
 
@@ -186,21 +172,6 @@ std::string json_list(const std::vector<T>& items, F&& each) {
   return out + "]";
 }
 
-std::string html_escape(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string days(std::int64_t not_after, std::int64_t now) {
   const std::int64_t d = (not_after - now) / 86400;
   return not_after - now < 0 ? "expired" : fmt::format("{} days", d);
@@ -211,33 +182,33 @@ std::string days(std::int64_t not_after, std::int64_t now) {
 std::string status_json(const ServerState& state, std::int64_t now) {
   const Status st = collect(state, now);
   std::string out = fmt::format("{{\"version\":{},\"generated_at\":{},\"config_generation\":{},\"connections_open\":{},",
-                                json_string(kVersion), json_time(now), st.generation, st.connections);
+                                json_text(kVersion), json_time(now), st.generation, st.connections);
   out += "\"sites\":" + json_list(st.sites, [&](const SiteRow& s) {
     return fmt::format("{{\"name\":{},\"id\":{},\"bindings\":{},\"trusted_issuers\":{},\"one_to_one\":{}}}",
-                       json_string(s.name), s.id,
-                       json_list(s.bindings, [](const std::string& b) { return json_string(b); }),
+                       json_text(s.name), s.id,
+                       json_list(s.bindings, [](const std::string& b) { return json_text(b); }),
                        json_list(s.issuers, [&](const Cert& c) { return cert_json(c, now); }),
                        json_list(s.mapped, [&](const Cert& c) { return cert_json(c, now); }));
   });
   out += ",\"revocation\":{\"crls\":" + json_list(st.crls, [](const CrlRow& r) {
     return fmt::format("{{\"url\":{},\"issuer\":{},\"cached\":{},\"last_fetch\":{},\"next_update\":{},\"last_attempt\":{},"
                        "\"fetches_ok\":{},\"failures\":{},\"last_error\":{}}}",
-                       json_string(r.url), json_string(r.issuer), r.fetched_at > 0 ? "true" : "false",
+                       json_text(r.url), json_text(r.issuer), r.fetched_at > 0 ? "true" : "false",
                        json_time(r.fetched_at), json_time(r.next_update), json_time(r.last_attempt), r.ok, r.failed,
-                       json_string(r.last_error));
+                       json_text(r.last_error));
   });
   out += ",\"ocsp_responders\":" + json_list(st.ocsp, [](const OcspRow& r) {
     return fmt::format("{{\"url\":{},\"cached_answers\":{},\"last_fetch\":{},\"next_update\":{},\"last_attempt\":{},"
                        "\"fetches_ok\":{},\"failures\":{},\"last_error\":{}}}",
-                       json_string(r.url), r.answers, json_time(r.fetched_at), json_time(r.next_update),
-                       json_time(r.last_attempt), r.ok, r.failed, json_string(r.last_error));
+                       json_text(r.url), r.answers, json_time(r.fetched_at), json_time(r.next_update),
+                       json_time(r.last_attempt), r.ok, r.failed, json_text(r.last_error));
   });
   out += "},\"answers_last_hour\":" + json_list(st.answers, [](const AnswerStats::Row& r) {
     return fmt::format("{{\"status\":{},\"substatus\":{},\"count\":{}}}", r.status, r.substatus, r.count);
   });
   out += ",\"top_refusals\":" + json_list(st.refusals, [](const AnswerStats::Row& r) {
     return fmt::format("{{\"status\":{},\"substatus\":{},\"reason\":{},\"title\":{},\"count\":{}}}", r.status,
-                       r.substatus, json_string(reason_token(r)), json_string(reason_title(r)), r.count);
+                       r.substatus, json_text(reason_token(r)), json_text(reason_title(r)), r.count);
   });
   out += ",\"expiring_within_30_days\":" + json_list(st.expiring, [&](const Cert& c) { return cert_json(c, now); });
   return out + "}\n";
@@ -262,28 +233,28 @@ std::string status_html(const ServerState& state, std::int64_t now) {
     out += "<table id=\"expiring\"><tr><th>Site</th><th>Kind</th><th>Certificate</th><th>Expires</th><th>Left</th></tr>\n";
     for (const auto& c : st.expiring)
       out += fmt::format("<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                         c.not_after < now ? "bad" : "warn", html_escape(c.site), c.kind, html_escape(c.name),
+                         c.not_after < now ? "bad" : "warn", html_text(c.site), c.kind, html_text(c.name),
                          iso(c.not_after), days(c.not_after, now));
     out += "</table>\n";
   }
   for (const auto& s : st.sites) {
-    out += fmt::format("<h2>Site &ldquo;{}&rdquo; (id {})</h2>\n<p>Bindings: ", html_escape(s.name), s.id);
+    out += fmt::format("<h2>Site &ldquo;{}&rdquo; (id {})</h2>\n<p>Bindings: ", html_text(s.name), s.id);
     for (std::size_t i = 0; i < s.bindings.size(); ++i) {
       if (i) out += ", ";
-      out += html_escape(s.bindings[i]);
+      out += html_text(s.bindings[i]);
     }
     out += "</p>\n<table><tr><th>Trusted issuer</th><th>Expires</th><th>Left</th></tr>\n";
     for (const auto& c : s.issuers)
       out += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                         c.not_after - now < kExpiryWarningSeconds ? " class=\"warn\"" : "", html_escape(c.name),
+                         c.not_after - now < kExpiryWarningSeconds ? " class=\"warn\"" : "", html_text(c.name),
                          iso(c.not_after), days(c.not_after, now));
     out += "</table>\n";
     if (!s.mapped.empty()) {
       out += "<table><tr><th>One-to-one mapping</th><th>Where</th><th>Expires</th><th>Left</th></tr>\n";
       for (const auto& c : s.mapped)
         out += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                           c.not_after - now < kExpiryWarningSeconds ? " class=\"warn\"" : "", html_escape(c.name),
-                           html_escape(c.origin), iso(c.not_after), days(c.not_after, now));
+                           c.not_after - now < kExpiryWarningSeconds ? " class=\"warn\"" : "", html_text(c.name),
+                           html_text(c.origin), iso(c.not_after), days(c.not_after, now));
       out += "</table>\n";
     }
   }
@@ -291,20 +262,20 @@ std::string status_html(const ServerState& state, std::int64_t now) {
          "<th>Failures</th><th>Last error</th></tr>\n";
   for (const auto& r : st.crls)
     out += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                       r.next_update != 0 && r.next_update < now ? " class=\"bad\"" : "", html_escape(r.url),
-                       iso(r.fetched_at), iso(r.next_update), r.ok, r.failed, html_escape(r.last_error));
+                       r.next_update != 0 && r.next_update < now ? " class=\"bad\"" : "", html_text(r.url),
+                       iso(r.fetched_at), iso(r.next_update), r.ok, r.failed, html_text(r.last_error));
   out += "</table>\n<table><tr><th>OCSP responder</th><th>Cached answers</th><th>Last fetch</th><th>First nextUpdate</th>"
          "<th>OK</th><th>Failures</th><th>Last error</th></tr>\n";
   for (const auto& r : st.ocsp)
     out += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                       html_escape(r.url), r.answers, iso(r.fetched_at), iso(r.next_update), r.ok, r.failed,
-                       html_escape(r.last_error));
+                       html_text(r.url), r.answers, iso(r.fetched_at), iso(r.next_update), r.ok, r.failed,
+                       html_text(r.last_error));
   out += "</table>\n<h2>Answers in the last hour</h2>\n<table><tr><th>Status</th><th>Count</th></tr>\n";
   for (const auto& r : st.answers) out += fmt::format("<tr><td>{}.{}</td><td>{}</td></tr>\n", r.status, r.substatus, r.count);
   out += "</table>\n<h2>Most frequent refusals</h2>\n<table><tr><th>Status</th><th>Reason</th><th>Count</th></tr>\n";
   for (const auto& r : st.refusals)
     out += fmt::format("<tr><td>{}.{}</td><td>{} <span class=\"muted\">{}</span></td><td>{}</td></tr>\n", r.status,
-                       r.substatus, html_escape(reason_title(r)), html_escape(reason_token(r)), r.count);
+                       r.substatus, html_text(reason_title(r)), html_text(reason_token(r)), r.count);
   out += "</table>\n</body></html>\n";
   return out;
 }

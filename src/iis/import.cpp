@@ -172,6 +172,11 @@ class Reader {
       }
       const std::string prefix = e.attribute("prefixLanguageFilePath").value();
       if (!prefix.empty()) path = prefix + "\\en-US\\" + path;
+      // No file name holds one; printed as is, a line break would forge lines of this report.
+      if (std::any_of(path.begin(), path.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+        report_.ignored.push_back(where + ": custom error page for " + key + ": its path holds control characters");
+        continue;
+      }
       s.error_pages.emplace_back(key, path);
       report_.imported.push_back(where + ": custom error page for " + key + " (" + path + ")");
     }
@@ -852,6 +857,16 @@ ImportResult import_iis(const ImportOptions& o) {
       t << "\n  [sites.error_pages]\n";
       for (const auto& [key, file] : eff.error_pages) {
         const bool absolute = file.size() > 2 && (file[1] == ':' || file[0] == '%' || file.rfind("\\\\", 0) == 0);
+        // A page is served to anyone: no "..", absolute paths included — after --path-map,
+        // C:\sites\shop\..\..\..\etc\shadow would name a file outside every mapped folder (and IIS
+        // itself refuses absolute paths in a delegated web.config).
+        std::string slashed = file;
+        std::replace(slashed.begin(), slashed.end(), '\\', '/');
+        if (("/" + slashed + "/").find("/../") != std::string::npos) {
+          report.ignored.push_back(where + ": custom error page for " + key + " (" + file + "): " +
+                                   (absolute ? "a path with '..' segments" : "a path leaving the site's folder"));
+          continue;
+        }
         bool page_mapped = true;
         std::string local;
         if (absolute) {
@@ -860,12 +875,6 @@ ImportResult import_iis(const ImportOptions& o) {
           local = file;
           std::replace(local.begin(), local.end(), '\\', '/');
           while (!local.empty() && local.front() == '/') local.erase(0, 1);
-          // Below the site's folder only: a page is served to anyone, so no "..".
-          if (("/" + local + "/").find("/../") != std::string::npos) {
-            report.ignored.push_back(where + ": custom error page for " + key + " (" + file +
-                                     "): a path leaving the site's folder");
-            continue;
-          }
           local = root_dir + "/" + local;
           page_mapped = physical.empty() || mapped;  // the site's folder itself was mapped
         }

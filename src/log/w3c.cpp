@@ -1,5 +1,7 @@
 #include "log/w3c.hpp"
 
+#include "log/utf8.hpp"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -28,9 +30,19 @@ void append_value(std::string& out, std::string_view v) {
   }
   const std::size_t at = out.size();
   out += v;  // then escaped in place: most values have nothing to escape
-  for (std::size_t i = at; i < out.size(); ++i) {
+  for (std::size_t i = at; i < out.size();) {
     const auto u = static_cast<unsigned char>(out[i]);
-    if (u <= 0x20 || u == 0x7f) out[i] = '+';
+    if (u < 0x80) {
+      if (u <= 0x20 || u == 0x7f) out[i] = '+';
+      ++i;
+      continue;
+    }
+    // The log is UTF-8 (as IIS writes it): a byte that is not (a raw Host or URL byte) would make
+    // the whole file unreadable to a strict reader.
+    std::uint32_t cp = 0;
+    const std::size_t n = utf8_at(out, i, cp);
+    if (n == 0) out[i++] = '?';
+    else i += n;
   }
 }
 

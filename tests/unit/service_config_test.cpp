@@ -35,6 +35,22 @@ TEST(ServiceConfig, UserAndAdminAllowDefaultsAndErrors) {
   }
 }
 
+TEST(ServiceConfig, AdminHosts) {
+  test::TempDir dir;
+  const std::string site = "[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\n"
+                           "certificate = \"server.pem\"\n";
+  EXPECT_TRUE(config::load(dir.write("a.toml", "[server]\n" + site)).server.admin_hosts.empty());
+  EXPECT_EQ(config::load(dir.write("b.toml", "[server]\nadmin_hosts = [\"Certgate1.Example.NET\"]\n" + site)).server.admin_hosts,
+            (std::vector<std::string>{"certgate1.example.net"}));
+  try {
+    config::load(dir.write("c.toml", "[server]\nadmin_hosts = [\"ok.example\", \"evil.example:9180\"]\n"));
+    FAIL() << "a host with a port loaded";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.toml:2:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("admin_hosts: not a host name: \"evil.example:9180\""), std::string::npos) << e.what();
+  }
+}
+
 TEST(AdminAllow, BlocksParseAndMatch) {
   namespace ip = boost::asio::ip;
   auto v4 = net::Cidr::parse("10.20.0.0/14");

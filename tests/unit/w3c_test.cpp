@@ -21,6 +21,13 @@ TEST(W3c, EscapesLikeIis) {
   EXPECT_EQ(out, "-|Mozilla/5.0+(X11;+Linux)|a+b++c");
 }
 
+// The log is UTF-8: a raw byte from a Host or a URL becomes '?', a well-formed character stays.
+TEST(W3c, KeepsTheLogUtf8) {
+  std::string out;
+  append_value(out, "lo\xff" "cal \xc3\xa9 \xc0\x80 \xed\xa0\x80 \xe2\x80\xae \xf0\x9f\x94\x92 \xe2\x80");
+  EXPECT_EQ(out, "lo?cal+\xc3\xa9+??+???+\xe2\x80\xae+\xf0\x9f\x94\x92+??");
+}
+
 TEST(W3c, DefaultFieldsLine) {
   Format f(config::default_log_fields());
   Entry e;
