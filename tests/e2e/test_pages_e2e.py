@@ -4,6 +4,7 @@ reason (x-request-id, x-reason); plain text and JSON by Accept; what a remote us
 errors off) sees; Cache-Control on authenticated answers, per location; the site's own pages
 ([sites.error_pages]) and import-iis carrying <httpErrors> over; the configured intermediates
 named in the CA list (openssl s_client); the impostor CA's reason, the same in `verify`."""
+import base64
 import json
 import os
 import re
@@ -61,12 +62,18 @@ ssl_flags = ["Ssl"]
   [[sites.mapping.one_to_one]]
   user = "dave"
   certificate = "@PKI@/dave.pem"
+  [sites.basic]
+  enabled = true
+  users_file = "users.txt"
   [sites.proxy]
   connect_timeout_ms = 1000
   read_timeout_ms = 500
   [[sites.locations]]
   path = "/admin"
   ssl_flags = ["Ssl", "SslNegotiateCert", "SslRequireCert"]
+  [[sites.locations]]
+  path = "/members"
+  anonymous = false
   [[sites.locations]]
   path = "/admin/readers"
   allow_users = ["someone-else"]
@@ -170,12 +177,17 @@ def setUpModule():
     app = App(APP)
     app.start()
     limits = "max_body_bytes = 1000"
-    server = Server(SITES, server_extra=limits).start()
+    server = Server(SITES, server_extra=limits)
     # The same sites for a remote user: detailed errors off.
     remote = Server(SITES.replace(str(P), str(free_port())).replace(str(P_CA), str(free_port()))
                     .replace(str(P_HTTP), str(free_port()))
                     .replace(str(P_CA_OFF), str(free_port())), server_extra=limits)
     remote.edit_config('detailed_errors = "always"', 'detailed_errors = "never"')
+    for srv in (server, remote):
+        r = subprocess.run([CERTGATE, "users", "add", "-f", os.path.join(srv.dir, "users.txt"), "carl",
+                            "--password-stdin"], input="carl-pw\n", capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    server.start()
     remote.start()
 
 
@@ -303,6 +315,19 @@ class Pages(unittest.TestCase):
         self.assertIn("<th>Logon user</th><td>alice</td>", r.text)
         self.assertIn("<th>Logon method</th><td>Certificate</td>", r.text)
         self.assertEqual(e["cs-username"], "alice")
+
+    def test_401_2_no_credentials(self):
+        r = get(P, "/members/?p4012")
+        e = self.check(r, "p4012", "401.2", "Unauthorized", "", "Things you can try")
+        self.assertIn("Basic", r.headers.get("www-authenticate", ""))
+        self.assertEqual((e["sc-status"], e["sc-substatus"]), ("401", "2"))
+
+    def test_401_1_wrong_password(self):
+        bad = "Basic " + base64.b64encode(b"carl:Zq9-not-carls-pw").decode()
+        r = get(P, "/members/?p4011", headers={"Authorization": bad})
+        e = self.check(r, "p4011", "401.1", "Logon failed", "could not be logged on", "Check the user name and password")
+        self.assertEqual((e["sc-status"], e["sc-substatus"], e["sc-win32-status"]), ("401", "1", "1326"))
+        self.assertNotIn("Zq9-not-carls-pw", r.text)  # the password never comes back on the page
 
     def test_421_misdirected(self):
         c = Connection(P)
@@ -475,6 +500,7 @@ class SameReasonEverywhere(unittest.TestCase):
 class Config(unittest.TestCase):
     def check_config(self, extra):
         srv = Server(SITES.replace("[sites.error_pages]", "[sites.error_pages]\n" + extra, 1))
+        open(os.path.join(srv.dir, "users.txt"), "w").close()  # [sites.basic]'s, no user needed here
         try:
             return run(["check-config", "-c", srv.config])
         finally:
