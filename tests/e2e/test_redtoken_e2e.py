@@ -501,5 +501,118 @@ class Body(unittest.TestCase):
             c.close()
 
 
+class Eviction(unittest.TestCase):
+    def test_flooding_challenges_evicts_but_never_lets_a_nonce_twice(self):
+        port = free_port()
+        s = Server(site("a", 1, port), server_extra="[server.state]\nmax_entries = 16\n", threads=1)
+        s.start()
+        try:
+            spent = challenge(port)
+            body = json_body(spent, "ES256", es256(spent), BOB_CHAIN)
+            self.assertEqual(post("/.certgate/token/response", "application/json", body, port).status, 200)
+            victim = challenge(port)
+            c = Connection(port, context=ctx())
+            try:
+                for _ in range(40):  # the attacker's flood, on one keep-alive connection
+                    self.assertEqual(c.request("/.certgate/token/challenge").status, 200)
+            finally:
+                c.close()
+            # The victim's nonce was pushed out: the login fails (and the client asks again) ...
+            r = post("/.certgate/token/response", "application/json",
+                     json_body(victim, "ES256", es256(victim), BOB_CHAIN), port)
+            self.assertEqual(r.code(), "401.1", r.text)
+            self.assertIn("unknown nonce", r.text)
+            # ... and the spent nonce's tombstone, pushed out too, does not make it new again.
+            r = post("/.certgate/token/response", "application/json", body, port)
+            self.assertEqual(r.code(), "401.1", r.text)
+            self.assertEqual(post("/.certgate/token/response", "application/json",
+                                  json_body(n := challenge(port), "ES256", es256(n), BOB_CHAIN), port).status, 200)
+        finally:
+            s.stop()
+
+
+class FakeRedis:
+    """A loopback listener that speaks just enough RESP to be mistaken for Redis: `mode` "silent"
+    reads and never answers (Redis stuck), "ok" answers +OK to everything (an impostor or a
+    proxy that lost its mind)."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.talk, args=(c,), daemon=True).start()
+
+    def talk(self, c):
+        while True:
+            try:
+                data = c.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if self.mode == "ok":
+                # One +OK per command: each RESP command starts with '*'.
+                c.sendall(b"+OK\r\n" * max(1, data.count(b"*") - data.count(b"\r\n*\r\n")))
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class BrokenRedis(unittest.TestCase):
+    def run_with(self, mode):
+        fake = FakeRedis(mode)
+        state = f'[server.state]\nbackend = "redis"\nurl = "redis://127.0.0.1:{fake.port}/0"\ntimeout_ms = 300\n'
+        port = free_port()
+        s = Server(site("a", 1, port), server_extra=state, threads=1)
+        try:
+            s.start()
+            return s, port, fake
+        except Exception:
+            fake.close()
+            raise
+
+    def test_a_silent_redis_is_503_not_a_hang(self):
+        s, port, fake = self.run_with("silent")
+        try:
+            r = request(port, "/.certgate/token/challenge")
+            self.assertEqual(r.status, 503, r.text)
+            self.assertEqual(r.headers.get("retry-after"), "5")
+            # A nonce this instance never managed to store is not let in either.
+            n = "A" * 43
+            r = post("/.certgate/token/response", "application/json", json_body(n, "ES256", es256(n), BOB_CHAIN), port)
+            self.assertEqual(r.status, 503, r.text)
+            self.assertNotIn("set-cookie", r.headers)
+        finally:
+            s.stop()
+            fake.close()
+
+    def test_a_redis_that_says_ok_to_everything_lets_nobody_in(self):
+        s, port, fake = self.run_with("ok")
+        try:
+            n = challenge(port)  # SET ... NX answered +OK: stored, as far as certgate can tell
+            r = post("/.certgate/token/response", "application/json", json_body(n, "ES256", es256(n), BOB_CHAIN), port)
+            self.assertEqual(r.status, 503, r.text)
+            self.assertIn("unexpected reply", r.text)
+            self.assertNotIn("set-cookie", r.headers)
+        finally:
+            s.stop()
+            fake.close()
+
+
 if __name__ == "__main__":
     unittest.main()
