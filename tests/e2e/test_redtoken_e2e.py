@@ -501,6 +501,29 @@ class Body(unittest.TestCase):
             c.close()
 
 
+class SlowBody(unittest.TestCase):
+    def test_a_content_length_that_lies_is_408_and_no_login(self):
+        port = free_port()
+        s = Server(site("a", 1, port), server_extra="body_timeout_ms = 300\n", threads=1)
+        s.start()
+        try:
+            n = challenge(port)
+            body = json_body(n, "ES256", es256(n), BOB_CHAIN)
+            c = Connection(port, context=ctx())
+            try:
+                raw = (b"POST /.certgate/token/response?slow HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (len(body) + 10)) + body
+                r = c.request(raw=raw)
+                self.assertEqual(r.status, 408, r.text)
+                self.assertNotIn("set-cookie", r.headers)
+            finally:
+                c.close()
+            # The nonce was not spent by the body that never ended.
+            self.assertEqual(post("/.certgate/token/response", "application/json", body, port).status, 200)
+        finally:
+            s.stop()
+
+
 class Eviction(unittest.TestCase):
     def test_flooding_challenges_evicts_but_never_lets_a_nonce_twice(self):
         port = free_port()
