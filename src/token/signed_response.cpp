@@ -379,7 +379,14 @@ Parsed parse_and_verify(std::string_view body, std::string_view content_type, st
   std::string type(trim(content_type.substr(0, content_type.find(';'))));
   for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (type == "application/json") return parse_json(body);
-  return parse_cms(body, query_nonce);
+  // Only types an HTML form cannot send and a cross-site fetch cannot send without a CORS
+  // preflight (which certgate never grants): another site's page cannot post the attacker's own
+  // signed response and log its visitor in as the attacker (login CSRF).
+  if (type == "application/pkcs7-signature" || type == "application/pkcs7-mime" || type == "application/cms" ||
+      type == "application/octet-stream")
+    return parse_cms(body, query_nonce);
+  return refuse("the Content-Type must be application/json or application/pkcs7-signature (also pkcs7-mime, cms, "
+                "octet-stream for the CMS form); \"" + type.substr(0, 64) + "\" is what an HTML form sends");
 }
 
 }  // namespace certgate::token

@@ -451,6 +451,21 @@ class Cookie(unittest.TestCase):
         self.assertTrue(cookie.startswith("__Host-certgate_token="), cookie)
 
 
+class LoginCsrf(unittest.TestCase):
+    def test_form_content_types_are_refused(self):
+        # Another site's page can make a visitor's browser POST a form (urlencoded, multipart,
+        # text/plain) but no other type without a CORS preflight: the attacker's own signed
+        # response must not log the visitor in as the attacker.
+        n = challenge()
+        body = base64.b64encode(cms(n))
+        for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""):
+            r = post(f"/.certgate/token/response?nonce={n}", ctype, body)
+            self.assertEqual(r.status, 400, ctype + ": " + r.text)
+            self.assertNotIn("set-cookie", r.headers)
+        r = post(f"/.certgate/token/response?nonce={n}", "application/octet-stream", body)
+        self.assertEqual(r.status, 200, r.text)
+
+
 class Injection(unittest.TestCase):
     def test_reasons_never_split_an_answer_or_a_log_line(self):
         n = challenge()
