@@ -300,7 +300,9 @@ struct TokenLogin {
   bool enabled = false;
   std::uint32_t nonce_lifetime_seconds = 120;
   std::uint32_t session_seconds = 3600;  // the cookie's lifetime (also bounded by notAfter)
-  std::string cookie_name = "certgate_token";
+  // __Host-: a browser takes it only from this host, Secure, Path=/ and without Domain, so a
+  // sibling subdomain cannot plant its own session in front of the user's.
+  std::string cookie_name = "__Host-certgate_token";
   std::string cookie_key;  // from cookie_key_file (the same file on every instance); never logged
   std::size_t max_response_bytes = 64 << 10;
 };

@@ -649,7 +649,7 @@ class Connection final : public ConnectionBase,
     disarm();  // the exchange keeps its own deadlines
     const auto& fwd = site().cfg.forward;
     ForwardInput in{x_->req, plan.target, plan.host, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, Tls,
-                    x_->outcome, plan.leaf, plan.chain, assertion_.get(site(), x_->outcome, plan.leaf, cert_facts(), *state_.clock), plan.strip_authorization, plan.websocket};
+                    x_->outcome, plan.leaf, plan.chain, assertion_.get(site(), x_->outcome, plan.leaf, cert_facts(), *state_.clock), plan.strip_authorization, plan.websocket, plan.own_cookies};
     std::string head = forwarded_head(in);
     auto body = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>(std::move(*x_->parser));
     x_->parser.reset();

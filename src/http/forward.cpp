@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace certgate::http {
 namespace {
 
@@ -130,6 +132,23 @@ bool listed(std::string_view connection_header, std::string_view name) {
   return false;
 }
 
+// A Cookie header without the pairs named in `names`: "a=1; b=2" less b is "a=1".
+std::string without_cookies(std::string_view header, const std::array<std::string_view, 2>& names) {
+  std::string out;
+  while (!header.empty()) {
+    const auto semi = header.find(';');
+    std::string_view pair = header.substr(0, semi);
+    header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
+    while (!pair.empty() && (pair.front() == ' ' || pair.front() == '\t')) pair.remove_prefix(1);
+    if (pair.empty()) continue;
+    const std::string_view name = pair.substr(0, pair.find('='));
+    if (std::any_of(names.begin(), names.end(), [&](std::string_view n) { return !n.empty() && name == n; })) continue;
+    if (!out.empty()) out += "; ";
+    out += pair;
+  }
+  return out;
+}
+
 }  // namespace
 
 bool is_identity_header(std::string_view n, const config::Forward& cfg) {
@@ -225,6 +244,10 @@ std::string forwarded_head(const ForwardInput& in) {
     if (is_hop_by_hop(h.name, connection)) continue;
     if (in.strip_authorization && same_name(h.name, "Authorization")) continue;
     if (iequals(h.name, "Host")) continue;  // the one below names the authority the policy saw
+    if (iequals(h.name, "Cookie")) {
+      if (std::string rest = without_cookies(h.value, in.own_cookies); !rest.empty()) head += "Cookie: " + rest + "\r\n";
+      continue;
+    }
     head += h.name + ": " + h.value + "\r\n";
   }
   head += "Host: " + (in.preserve_host && !in.host.empty() ? std::string(in.host) : in.backend.authority) + "\r\n";

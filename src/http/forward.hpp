@@ -10,6 +10,7 @@
 
 #include <openssl/x509.h>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,7 @@ struct ForwardInput {
   std::string assertion;            // signed JWT, "" when off
   bool strip_authorization = false;  // certgate consumed the Basic credentials itself
   bool websocket = false;           // keep Upgrade / Connection: upgrade
+  std::array<std::string_view, 2> own_cookies;  // dropped from Cookie (ProxyPlan::own_cookies)
 };
 
 // Headers a client may never set: certgate's own identity headers in every format. Names

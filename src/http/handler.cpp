@@ -336,6 +336,7 @@ Handled answer(const ConnectionInfo& c, const Request& req, Routed& r) {
     if (plan.websocket) plan.websocket_accept = websocket_accept(req.header("Sec-WebSocket-Key"));
     plan.strip_authorization = c.site.auth.basic_enabled || policy.require_password;
     plan.cache_control = h.cache_control;
+    plan.own_cookies = {c.site.cfg.token_login.cookie_name, c.site.cfg.step_up.cookie_name};
     if (h.outcome.certificate) {
       tls::TlsFacts* cert = r.state->inputs().tls;  // the handshake's, or the token cookie's
       plan.leaf = cert->leaf.get();

@@ -11,6 +11,7 @@
 #include "tls/tls_facts.hpp"
 #include "token/session.hpp"
 
+#include <array>
 #include <optional>
 
 namespace certgate::http {
@@ -49,6 +50,9 @@ struct ProxyPlan {
   // The client certificate, only when the decision validated and mapped it (null otherwise).
   X509* leaf = nullptr;
   STACK_OF(X509)* chain = nullptr;
+  // certgate's own session cookies at this site (token login, step-up): bearer credentials for
+  // the whole site, taken out of the Cookie header the backend receives.
+  std::array<std::string_view, 2> own_cookies;
 };
 
 struct Handled {

@@ -1,6 +1,7 @@
 #include "token/signed_response.hpp"
 
 // Boost.JSON compiled into this one file (header-only mode): the only JSON the server reads.
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/src.hpp>
 #include <openssl/cms.h>
 #include <openssl/core_names.h>
@@ -10,6 +11,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <memory>
@@ -95,9 +97,60 @@ std::string ecdsa_der(const std::string& raw, std::size_t coord) {
   return out;
 }
 
+// A member named twice: Boost.JSON keeps the last, other parsers the first. Whatever a proxy or
+// a log in front of certgate reads must be what certgate checks, so such a body is refused.
+struct TopLevelKeys {
+  static constexpr std::size_t max_array_size = -1;
+  static constexpr std::size_t max_object_size = -1;
+  static constexpr std::size_t max_string_size = -1;
+  static constexpr std::size_t max_key_size = -1;
+  int depth = 0;
+  std::string key;
+  std::vector<std::string> seen;
+  bool duplicate = false;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_array_begin(boost::system::error_code&) { return ++depth, true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return --depth, true; }
+  bool on_object_begin(boost::system::error_code&) { return ++depth, true; }
+  bool on_object_end(std::size_t, boost::system::error_code&) { return --depth, true; }
+  bool on_string_part(boost::json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(boost::json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
+    key.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(boost::json::string_view s, std::size_t, boost::system::error_code&) {
+    key.append(s.data(), s.size());
+    if (depth == 1) {
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) duplicate = true;
+      else seen.push_back(key);
+    }
+    key.clear();
+    return true;
+  }
+  bool on_number_part(boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(boost::json::string_view, boost::system::error_code&) { return true; }
+};
+
+bool has_duplicate_member(std::string_view body, const boost::json::parse_options& opt) {
+  boost::json::basic_parser<TopLevelKeys> p(opt);
+  boost::system::error_code ec;
+  p.write_some(false, body.data(), body.size(), ec);
+  return p.handler().duplicate;
+}
+
 Parsed parse_json(std::string_view body) {
   boost::json::parse_options opt;
   opt.max_depth = 4;
+  if (has_duplicate_member(body, opt)) return refuse("a JSON member is given more than once");
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(body, ec, {}, opt);
   if (ec || !v.is_object()) return refuse("the body is not a JSON object");
@@ -191,6 +244,16 @@ Parsed parse_cms(std::string_view body, std::string_view nonce) {
   if (!CMS_is_detached(cms.get())) return refuse("the CMS must be detached (openssl cms -sign without -nodetach)");
   STACK_OF(CMS_SignerInfo)* signers = CMS_get0_SignerInfos(cms.get());
   if (sk_CMS_SignerInfo_num(signers) != 1) return refuse("the CMS must hold exactly one signer");
+  // The JSON form only knows SHA-2, and no TLS 1.3 handshake is signed with anything weaker:
+  // an MD5 or SHA-1 CMS must not be the one way in that still takes them.
+  X509_ALGOR* digest = nullptr;
+  CMS_SignerInfo_get0_algs(sk_CMS_SignerInfo_value(signers, 0), nullptr, nullptr, &digest, nullptr);
+  const ASN1_OBJECT* digest_oid = nullptr;
+  if (digest) X509_ALGOR_get0(&digest_oid, nullptr, nullptr, digest);
+  const int digest_nid = OBJ_obj2nid(digest_oid);
+  if (digest_nid != NID_sha256 && digest_nid != NID_sha384 && digest_nid != NID_sha512)
+    return refuse("the CMS signer's digest algorithm must be SHA-256, SHA-384 or SHA-512 (it is " +
+                  std::string(digest_nid == NID_undef ? "unknown" : OBJ_nid2sn(digest_nid)) + ")");
   pki::X509StackPtr certs(CMS_get1_certs(cms.get()));
   if (!certs || sk_X509_num(certs.get()) < 1) return refuse("the CMS carries no certificate");
   if (sk_X509_num(certs.get()) > static_cast<int>(kMaxChain))
@@ -316,7 +379,14 @@ Parsed parse_and_verify(std::string_view body, std::string_view content_type, st
   std::string type(trim(content_type.substr(0, content_type.find(';'))));
   for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (type == "application/json") return parse_json(body);
-  return parse_cms(body, query_nonce);
+  // Only types an HTML form cannot send and a cross-site fetch cannot send without a CORS
+  // preflight (which certgate never grants): another site's page cannot post the attacker's own
+  // signed response and log its visitor in as the attacker (login CSRF).
+  if (type == "application/pkcs7-signature" || type == "application/pkcs7-mime" || type == "application/cms" ||
+      type == "application/octet-stream")
+    return parse_cms(body, query_nonce);
+  return refuse("the Content-Type must be application/json or application/pkcs7-signature (also pkcs7-mime, cms, "
+                "octet-stream for the CMS form); \"" + type.substr(0, 64) + "\" is what an HTML form sends");
 }
 
 }  // namespace certgate::token

@@ -38,7 +38,9 @@ struct Parsed {
   SignedResponse response;
 };
 
-// `content_type`: the request's; `query_nonce`: the nonce from the target's query (CMS form).
+// `content_type`: the request's (application/json, or a CMS type: application/pkcs7-signature,
+// pkcs7-mime, cms, octet-stream; anything else is refused); `query_nonce`: the nonce from the
+// target's query (CMS form).
 Parsed parse_and_verify(std::string_view body, std::string_view content_type, std::string_view query_nonce);
 
 // base64 or base64url, padded or not; nullopt on any other character.

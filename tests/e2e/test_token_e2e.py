@@ -244,7 +244,7 @@ class MemoryStore(unittest.TestCase):
         r = token_sign(A)
         self.assertEqual(r.returncode, 0, r.stderr)
         cookie = r.stdout.strip()
-        self.assertTrue(cookie.startswith("certgate_token="), cookie)
+        self.assertTrue(cookie.startswith("__Host-certgate_token="), cookie)
         # Without the cookie the location wants a certificate: 403.7.
         self.assertEqual(request(A, "/app/echo?nocookie").code(), "403.7")
         reply = request(A, "/app/echo?withcookie", headers={"Cookie": cookie})

@@ -66,6 +66,43 @@ TEST(TokenResponse, CmsOverAnotherNonceIsABadSignature) {
   EXPECT_TRUE(p.bad_signature);
 }
 
+// Hostile pass (docs/security.md "Token login: a hostile pass"): a SHA-1 SignerInfo verifies
+// with OpenSSL, so it must be refused by name before the signature is checked.
+TEST(TokenResponse, CmsWithAWeakDigestIsRefused) {
+  auto bob = cert("bob");
+  auto k = key("bob");
+  const std::string nonce = make_nonce();
+  pki::BioPtr data(BIO_new_mem_buf(nonce.data(), static_cast<int>(nonce.size())));
+  CMS_ContentInfo* cms = CMS_sign(nullptr, nullptr, nullptr, nullptr, CMS_DETACHED | CMS_BINARY | CMS_PARTIAL);
+  ASSERT_NE(CMS_add1_signer(cms, bob.get(), k.get(), EVP_sha1(), CMS_BINARY), nullptr);
+  ASSERT_EQ(CMS_final(cms, data.get(), nullptr, CMS_DETACHED | CMS_BINARY), 1);
+  unsigned char* der = nullptr;
+  const int n = i2d_CMS_ContentInfo(cms, &der);
+  std::string body(reinterpret_cast<char*>(der), static_cast<std::size_t>(n));
+  OPENSSL_free(der);
+  CMS_ContentInfo_free(cms);
+  Parsed p = parse_and_verify(body, "application/pkcs7-signature", nonce);
+  EXPECT_FALSE(p.ok);
+  EXPECT_FALSE(p.bad_signature);
+  EXPECT_NE(p.error.find("SHA-256"), std::string::npos) << p.error;
+  EXPECT_TRUE(parse_and_verify(cms_der(nonce, bob.get(), k.get()), "application/pkcs7-signature", nonce).ok);
+}
+
+// Boost.JSON keeps the last of two equal members, other parsers the first: refused outright,
+// also when the second spelling hides behind an escape.
+TEST(TokenResponse, JsonMemberGivenTwiceIsRefused) {
+  const std::string n = make_nonce();
+  for (const std::string body : {"{\"nonce\":\"" + n + "\",\"nonce\":\"" + n + "\"}",
+                                 "{\"nonce\":\"" + n + "\",\"\\u006eonce\":\"" + n + "\"}"}) {
+    Parsed p = parse_and_verify(body, "application/json", {});
+    EXPECT_FALSE(p.ok);
+    EXPECT_EQ(p.error, "a JSON member is given more than once") << body;
+  }
+  // The same name in a nested object is not a second top-level member.
+  Parsed p = parse_and_verify("{\"nonce\":{\"a\":1},\"x\":{\"a\":2}}", "application/json", {});
+  EXPECT_NE(p.error, "a JSON member is given more than once");
+}
+
 TEST(TokenResponse, QueryAndJsonHelpers) {
   EXPECT_EQ(query_param("a=1&nonce=xyz&b", "nonce"), "xyz");
   EXPECT_EQ(query_param("xnonce=1", "nonce"), "");
