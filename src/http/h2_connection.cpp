@@ -676,7 +676,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     ForwardInput in{s.req, plan.target, plan.host, fwd, *plan.backend, site().cfg.proxy.preserve_host, c_ip_, true,
                     s.outcome, plan.leaf, plan.chain,
                     assertion_.get(site(), s.outcome, plan.leaf, decided_facts(s.routed, tls_), *state_.clock),
-                    plan.strip_authorization, false};
+                    plan.strip_authorization, false, plan.own_cookies};
     std::string head = forwarded_head(in);
     std::optional<std::uint64_t> length;
     const std::string_view announced = s.req.header("Content-Length");
