@@ -615,9 +615,13 @@ class TlsRedisStore(unittest.TestCase):
             return (f'[server.state]\nbackend = "redis"\nurl = "rediss://localhost:{cls.port}/0"\ntimeout_ms = 2000\n'
                     f'ca_file = "{d}/{ca}"\nclient_certificate = "{d}/client.pem"\nclient_key = "{d}/client.key"\n')
         cls.a_port, cls.b_port, cls.c_port = free_port(), free_port(), free_port()
-        cls.a = start(site("TlsShared", 1, cls.a_port), server_extra=state("ca.pem"))
-        cls.b = start(site("TlsShared", 1, cls.b_port), server_extra=state("ca.pem"))
-        cls.c = start(site("TlsShared", 1, cls.c_port), server_extra=state("other-ca.pem"))
+        try:
+            cls.a = start(site("TlsShared", 1, cls.a_port), server_extra=state("ca.pem"))
+            cls.b = start(site("TlsShared", 1, cls.b_port), server_extra=state("ca.pem"))
+            cls.c = start(site("TlsShared", 1, cls.c_port), server_extra=state("other-ca.pem"))
+        except Exception:
+            cls.tearDownClass()  # unittest skips it when setUpClass fails: no Redis left behind
+            raise
 
     @classmethod
     def tearDownClass(cls):
