@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -151,6 +152,7 @@ class TlsLink final : public RedisLink {
         return w;
       }, error);
     }
+    OPENSSL_cleanse(out, static_cast<std::size_t>(n));  // AUTH carries the password
     redisFreeCommand(out);
     if (!ok) {
       error = "Redis connection failed: " + error;
