@@ -62,7 +62,11 @@ struct FetchSettings {
 enum class StateBackend : std::uint8_t { Memory, Redis };
 struct StateSettings {
   StateBackend backend = StateBackend::Memory;
-  std::string url;  // as written: "redis://127.0.0.1:6379/0"
+  std::string url;  // as written: "redis://127.0.0.1:6379/0" or "rediss://..."
+  bool tls = false;  // rediss://: TLS, the server's certificate verified and its name checked
+  fs::path ca_file;  // rediss://: trust these CAs instead of the system's store
+  fs::path client_certificate;  // rediss://: for Redis's tls-auth-clients
+  fs::path client_key;          // "" = in client_certificate
   std::string host;
   int port = 6379;
   int database = 0;

@@ -233,11 +233,10 @@ void read_state(Table& t, StateSettings& st, const fs::path& base) {
   st.url = t.str("url", "");
   if (st.backend == StateBackend::Redis) {
     if (st.url.empty()) t.fail_at(t.source(), "url", "backend = \"redis\" needs url = \"redis://host:port/db\"");
-    if (st.url.starts_with("rediss://"))
-      t.fail("url", "rediss:// (TLS) is not available: this build's hiredis (Debian's 0.14) has no TLS; "
-                    "reach Redis over loopback or a local TLS tunnel (stunnel) with redis://");
-    if (!st.url.starts_with("redis://")) t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
-    std::string rest = st.url.substr(8);
+    st.tls = st.url.starts_with("rediss://");
+    if (!st.tls && !st.url.starts_with("redis://"))
+      t.fail("url", "expected redis://host[:port][/db] or rediss://host[:port][/db]; got \"" + st.url + "\"");
+    std::string rest = st.url.substr(st.tls ? 9 : 8);
     if (rest.empty() || rest[0] == ':' || rest[0] == '/')
       t.fail("url", "expected redis://host[:port][/db]; got \"" + st.url + "\"");
     if (rest.find('@') != std::string::npos)
@@ -262,6 +261,19 @@ void read_state(Table& t, StateSettings& st, const fs::path& base) {
   } else if (!st.url.empty()) {
     t.fail("url", "only the redis backend has a URL");
   }
+  // Read at start by the store (a missing file is named here, at its key, rather than there).
+  auto tls_file = [&](const char* key, fs::path& into) {
+    auto v = t.str(key);
+    if (!v) return;
+    if (!st.tls) t.fail(key, "only a rediss:// url uses TLS files");
+    into = resolve(base, *v);
+    if (!std::ifstream(into)) t.fail(key, "cannot read " + into.string());
+  };
+  tls_file("ca_file", st.ca_file);
+  tls_file("client_certificate", st.client_certificate);
+  tls_file("client_key", st.client_key);
+  if (!st.client_key.empty() && st.client_certificate.empty())
+    t.fail("client_key", "needs client_certificate");
   if (auto pw_file = t.str("password_file")) {
     if (st.backend != StateBackend::Redis) t.fail("password_file", "only the redis backend has a password");
     const fs::path file = resolve(base, *pw_file);

@@ -136,7 +136,13 @@ int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& opt
   auto revocation_store = std::make_unique<revocation::Store>(revocation::store_settings(server_cfg), *options.clock);
   state.revocation = revocation_store.get();
   // Not reloadable: a reload that moved the store would forget every nonce and ticket in flight.
-  std::unique_ptr<certgate::state::Store> single_use = certgate::state::make_store(server_cfg.state, *options.clock);
+  std::unique_ptr<certgate::state::Store> single_use;
+  try {
+    single_use = certgate::state::make_store(server_cfg.state, *options.clock);
+  } catch (const std::exception& e) {  // rediss://: ca_file or the client certificate unusable
+    spdlog::error("{}", e.what());
+    return 1;
+  }
   state.single_use = single_use.get();
   state.computer_name = hostname();
   state.current.store(make_generation(snap, writer));

@@ -1,7 +1,8 @@
 #include "state/redis_store.hpp"
 
+#include "state/redis_link.hpp"
+
 #include <boost/asio/post.hpp>
-#include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
@@ -24,18 +25,52 @@ constexpr const char* kConsume =
     "redis.call('SET', KEYS[1], 'u', 'KEEPTTL') "
     "return {2, string.sub(v, 2)}";
 
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
 struct ContextFree {
   void operator()(redisContext* c) const { redisFree(c); }
 };
 using ContextPtr = std::unique_ptr<redisContext, ContextFree>;
 
+// redis://: hiredis's own synchronous context.
+class PlainLink final : public RedisLink {
+ public:
+  explicit PlainLink(ContextPtr c) : c_(std::move(c)) {}
+  ReplyPtr command(const std::vector<std::string_view>& argv, std::string& error) override {
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    for (auto a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    ReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(c_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+    if (!reply) error = std::string("Redis connection failed: ") + c_->errstr;
+    return reply;
+  }
+
+ private:
+  ContextPtr c_;
+};
+
+}  // namespace
+
+std::unique_ptr<RedisLink> connect_plain(const config::StateSettings& s, std::string& error) {
+  const timeval tv{static_cast<time_t>(s.timeout_ms / 1000), static_cast<suseconds_t>((s.timeout_ms % 1000) * 1000)};
+  ContextPtr c(redisConnectWithTimeout(s.host.c_str(), s.port, tv));
+  if (!c || c->err) {
+    error = "cannot connect to Redis at " + s.host + ":" + std::to_string(s.port) + ": " + (c ? c->errstr : "out of memory");
+    return nullptr;
+  }
+  redisSetTimeout(c.get(), tv);
+  return std::make_unique<PlainLink>(std::move(c));
+}
+
+namespace {
+
+using LinkPtr = std::unique_ptr<RedisLink>;
+
 class RedisStore final : public Store {
  public:
   explicit RedisStore(const config::StateSettings& s) : s_(s) {
+    if (s_.tls) tls_ = make_redis_tls_context(s_);
     for (unsigned i = 0; i < s_.workers; ++i) threads_.emplace_back([this] { run(); });
   }
   ~RedisStore() override {
@@ -94,7 +129,7 @@ class RedisStore final : public Store {
   }
 
   void run() {
-    ContextPtr ctx;
+    LinkPtr ctx;
     for (;;) {
       Job j;
       bool stopping;
@@ -115,47 +150,36 @@ class RedisStore final : public Store {
   }
 
   // A connection ready for commands, or null with `error` set.
-  redisContext* connect(ContextPtr& ctx, std::string& error) {
+  RedisLink* connect(LinkPtr& ctx, std::string& error) {
     if (ctx) return ctx.get();
-    const timeval tv{static_cast<time_t>(s_.timeout_ms / 1000), static_cast<suseconds_t>((s_.timeout_ms % 1000) * 1000)};
-    ContextPtr c(redisConnectWithTimeout(s_.host.c_str(), s_.port, tv));
-    if (!c || c->err) {
-      error = "cannot connect to Redis at " + s_.host + ":" + std::to_string(s_.port) + ": " +
-              (c ? c->errstr : "out of memory");
-      return nullptr;
-    }
-    redisSetTimeout(c.get(), tv);
-    auto command_ok = [&](ReplyPtr reply, const char* what) {
+    LinkPtr c = s_.tls ? connect_tls(s_, tls_.get(), error) : connect_plain(s_, error);
+    if (!c) return nullptr;
+    auto command_ok = [&](std::vector<std::string_view> argv, const char* what) {
+      ReplyPtr reply = c->command(argv, error);
       if (reply && reply->type != REDIS_REPLY_ERROR) return true;
-      error = std::string("Redis refused ") + what + ": " + (reply ? reply->str : c->errstr);
+      if (reply) error = std::string("Redis refused ") + what + ": " + reply->str;
       return false;
     };
-    if (!s_.password.empty() &&
-        !command_ok(ReplyPtr(static_cast<redisReply*>(redisCommand(c.get(), "AUTH %b", s_.password.data(), s_.password.size()))),
-                    "AUTH"))
-      return nullptr;
-    if (s_.database != 0 &&
-        !command_ok(ReplyPtr(static_cast<redisReply*>(redisCommand(c.get(), "SELECT %d", s_.database))), "SELECT"))
-      return nullptr;
+    if (!s_.password.empty() && !command_ok({"AUTH", s_.password}, "AUTH")) return nullptr;
+    const std::string db = std::to_string(s_.database);
+    if (s_.database != 0 && !command_ok({"SELECT", db}, "SELECT")) return nullptr;
     ctx = std::move(c);
     return ctx.get();
   }
 
-  Result execute(ContextPtr& ctx, const Job& j) {
+  Result execute(LinkPtr& ctx, const Job& j) {
     Result r;
-    redisContext* c = connect(ctx, r.error);
+    RedisLink* c = connect(ctx, r.error);
     if (!c) return r;
     ReplyPtr reply;
     if (j.kind == Job::Issue) {
-      reply.reset(static_cast<redisReply*>(redisCommand(c, "SET %b %b NX EX %lld", j.key.data(), j.key.size(),
-                                                        j.value.data(), j.value.size(),
-                                                        static_cast<long long>(j.ttl.count()))));
+      const std::string ttl = std::to_string(static_cast<long long>(j.ttl.count()));
+      reply = c->command({"SET", j.key, j.value, "NX", "EX", ttl}, r.error);
     } else {
-      reply.reset(static_cast<redisReply*>(redisCommand(c, "EVAL %s 1 %b", kConsume, j.key.data(), j.key.size())));
+      reply = c->command({"EVAL", kConsume, "1", j.key}, r.error);
     }
     if (!reply) {
-      r.error = std::string("Redis connection failed: ") + c->errstr;
-      ctx.reset();  // a broken context answers nothing again: reconnect next time
+      ctx.reset();  // a broken connection answers nothing again: reconnect next time
       return r;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -186,6 +210,7 @@ class RedisStore final : public Store {
   }
 
   config::StateSettings s_;
+  SslCtxPtr tls_;  // rediss:// only; shared by the workers' connections
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;

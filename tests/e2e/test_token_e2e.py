@@ -592,5 +592,78 @@ class RedisStore(unittest.TestCase):
         self.assertEqual(line["sc-status"], "503")
 
 
+def make_redis_tls(d):
+    """A test CA, a Redis server certificate naming DNS:localhost, a client certificate for
+    tls-auth-clients, and a CA nobody trusts: made here, on the fly."""
+    os.makedirs(d)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        sh("openssl", "req", "-x509", *ec, "-keyout", f"{d}/{ca}.key", "-out", f"{d}/{ca}.pem",
+           "-subj", f"/CN=certgate test {ca}", "-days", "2")
+    for name, ext in (("server", "subjectAltName=DNS:localhost"), ("client", "extendedKeyUsage=clientAuth")):
+        with open(f"{d}/{name}.ext", "w") as f:
+            f.write(ext + "\n")
+        sh("openssl", "req", *ec, "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr", "-subj", f"/CN={name}")
+        sh("openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
+           "-CAcreateserial", "-days", "2", "-extfile", f"{d}/{name}.ext", "-out", f"{d}/{name}.pem")
+
+
+class TlsRedisStore(unittest.TestCase):
+    """rediss://: two instances share a Redis that speaks only TLS and asks for client
+    certificates; an instance trusting another CA is refused by its own verification (503)."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("redis-server"):
+            raise unittest.SkipTest("redis-server is not installed (scripts/install-deps.sh installs it)")
+        d = os.path.join(TMP, "redis-tls")
+        make_redis_tls(d)
+        cls.port = free_port()
+        cls.redis = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(cls.port), "--bind", "127.0.0.1",
+                                      "--tls-cert-file", f"{d}/server.pem", "--tls-key-file", f"{d}/server.key",
+                                      "--tls-ca-cert-file", f"{d}/ca.pem", "--tls-auth-clients", "yes",
+                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+        def state(ca):
+            return (f'[server.state]\nbackend = "redis"\nurl = "rediss://localhost:{cls.port}/0"\ntimeout_ms = 2000\n'
+                    f'ca_file = "{d}/{ca}"\nclient_certificate = "{d}/client.pem"\nclient_key = "{d}/client.key"\n')
+        cls.a_port, cls.b_port, cls.c_port = free_port(), free_port(), free_port()
+        try:
+            cls.a = start(site("TlsShared", 1, cls.a_port), server_extra=state("ca.pem"))
+            cls.b = start(site("TlsShared", 1, cls.b_port), server_extra=state("ca.pem"))
+            cls.c = start(site("TlsShared", 1, cls.c_port), server_extra=state("other-ca.pem"))
+        except Exception:
+            cls.tearDownClass()  # unittest skips it when setUpClass fails: no Redis left behind
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.redis.poll() is None:
+            cls.redis.terminate()
+            cls.redis.wait()
+
+    def test_nonce_from_a_consumed_at_b_once_and_replay_at_a_refused(self):
+        nonce = challenge(self.a_port)
+        path, body = f"/.certgate/token/response?nonce={nonce}", software_cms("bob", nonce)
+        r = post(self.b_port, path, "application/pkcs7-signature", body)
+        self.assertEqual(r.status, 200, r.text)
+        r = post(self.a_port, path, "application/pkcs7-signature", body)
+        self.assertEqual(r.code(), "401.1")
+        self.assertIn("replayed nonce", r.text)
+
+    def test_untrusted_redis_certificate_is_503_with_the_reason(self):
+        r = request(self.c_port, "/.certgate/token/challenge")
+        self.assertEqual(r.status, 503)
+        self.assertIn("certificate verify failed: self-signed certificate in certificate chain", self.c.stderr_text())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -278,8 +278,14 @@ TEST(StateConfig, BadValuesAreErrorsWithTheirPosition) {
             "c.toml:3:7: server.state.url: expected redis://host[:port][/db]; got \"redis://:pw@127.0.0.1:6379\"");
   EXPECT_EQ(config_error("[server.state]\nbackend = \"redis\"\nurl = \"redis://u@127.0.0.1:6379\"\n"),
             "c.toml:3:7: server.state.url: put the password in password_file, not in the URL");
-  EXPECT_NE(config_error("[server.state]\nbackend = \"redis\"\nurl = \"rediss://127.0.0.1:6379\"\n").find("no TLS"),
-            std::string::npos);
+  EXPECT_EQ(config_error("[server.state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1\"\nca_file = \"ca.pem\"\n"),
+            "c.toml:4:11: server.state.ca_file: only a rediss:// url uses TLS files");
+  EXPECT_EQ(config_error("[server.state]\nbackend = \"redis\"\nurl = \"rediss://localhost\"\nca_file = \"/nonexistent.pem\"\n"),
+            "c.toml:4:11: server.state.ca_file: cannot read /nonexistent.pem");
+  EXPECT_EQ(config_error("[server.state]\nbackend = \"redis\"\nurl = \"rediss://localhost\"\nclient_key = \"/etc/hostname\"\n"),
+            "c.toml:4:14: server.state.client_key: needs client_certificate");
+  EXPECT_EQ(config_error("[server.state]\nbackend = \"redis\"\nurl = \"https://localhost\"\n"),
+            "c.toml:3:7: server.state.url: expected redis://host[:port][/db] or rediss://host[:port][/db]; got \"https://localhost\"");
   EXPECT_EQ(config_error("[server.state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/x\"\n"),
             "c.toml:3:7: server.state.url: the database after '/' must be a number; got \"x\"");
   EXPECT_EQ(config_error("[server.state]\nurl = \"redis://127.0.0.1\"\n"),
@@ -298,6 +304,25 @@ TEST(StateConfig, RedisUrlIsParsed) {
   EXPECT_EQ(cfg.server.state.port, 6380);
   EXPECT_EQ(cfg.server.state.database, 3);
   EXPECT_EQ(cfg.server.state.password, "secret");
+  EXPECT_FALSE(cfg.server.state.tls);
+}
+
+TEST(StateConfig, RedissUrlIsParsedWithItsTlsFiles) {
+  TempDir dir;
+  dir.write("ca.pem", "x");
+  dir.write("client.pem", "x");
+  auto file = dir.write("c.toml", "[server.state]\nbackend = \"redis\"\nurl = \"rediss://redis.example:6380/2\"\n"
+                                   "ca_file = \"ca.pem\"\nclient_certificate = \"client.pem\"\n"
+                                   "[[sites]]\nname = \"A\"\n[[sites.bindings]]\nlisten = \"127.0.0.1:8443\"\n"
+                                   "certificate = \"server.pem\"\n");
+  auto cfg = config::load(file);
+  EXPECT_TRUE(cfg.server.state.tls);
+  EXPECT_EQ(cfg.server.state.host, "redis.example");
+  EXPECT_EQ(cfg.server.state.port, 6380);
+  EXPECT_EQ(cfg.server.state.database, 2);
+  EXPECT_EQ(cfg.server.state.ca_file, dir.path() / "ca.pem");
+  EXPECT_EQ(cfg.server.state.client_certificate, dir.path() / "client.pem");
+  EXPECT_TRUE(cfg.server.state.client_key.empty());
 }
 
 }  // namespace
