@@ -59,6 +59,7 @@ def check_prerequisites():
 
 P_MAPPED, P_REVOKED, P_UNMAPPED, P_EXPIRED, P_LEAF, P_LEAF_OFF, P_CACHE = (free_port() for _ in range(7))
 P_DEMAND, P_STEP_UP = free_port(), free_port()  # on demand over HTTP/2, and its step-up binding
+P_ADMIN = free_port()  # the admin listener's status page (issue 18)
 USERS = {P_MAPPED: "alice", P_REVOKED: "carol", P_UNMAPPED: "bob", P_EXPIRED: "dave", P_LEAF: "ivan",
          P_LEAF_OFF: "ivan", P_CACHE: "otto", P_STEP_UP: "alice"}
 
@@ -210,7 +211,7 @@ class BrowserPages(unittest.TestCase):
         install_policy(cls.policy)
         # Removed however the class ends, setUpClass failing included: the policy is system-wide.
         cls.addClassCleanup(lambda: os.path.exists(cls.policy) and os.remove(cls.policy))
-        cls.srv = Server(SITES, server_extra='pid_file = "certgate.pid"')
+        cls.srv = Server(SITES, server_extra=f'pid_file = "certgate.pid"\nadmin_listen = "127.0.0.1:{P_ADMIN}"')
         cls.srv.edit_config("@DIR@", cls.srv.dir)
         # A private copy of the issuing CA: the cache test revokes otto without touching the
         # shared fixtures.
@@ -264,6 +265,15 @@ class BrowserPages(unittest.TestCase):
         self.assertEqual(entry["cs-username"], "CORP\\alice")
         self.assertIn("Chrome", entry["cs(User-Agent)"])
         self.assertEqual(entry["cs-version"], "HTTP/2")
+
+    def test_status_page_shows_the_sites_and_the_last_hours_answers(self):
+        self.browser.goto(self.url(P_REVOKED, "/?for-status"))  # a 403.13 the page must count
+        r = self.browser.goto(f"http://127.0.0.1:{P_ADMIN}/", screenshot="status-page.png")
+        self.assertEqual(r["status"], 200)
+        for text in ("status", "Expiring within 30 days", "Revocation cache", "Answers in the last hour",
+                     "Most frequent refusals", "403.13"):
+            self.assertIn(text, r["text"])
+        self.assertTrue(os.path.getsize(os.path.join(ARTIFACTS, "status-page.png")) > 1000)
 
     def test_revoked_certificate_gets_the_403_13_page_with_its_reason(self):
         r = self.browser.goto(self.url(P_REVOKED, "/?revoked"), screenshot="403.13-revoked.png")
