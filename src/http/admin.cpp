@@ -64,8 +64,7 @@ class AdminSession : public std::enable_shared_from_this<AdminSession<Stream>> {
   bool status_answer(bhttp::verb method, std::string_view target, bhttp::response<bhttp::string_body>& res) {
     if (method != bhttp::verb::get || (target != "/" && target != "/status.json")) return false;
     const std::int64_t now = state_.clock->unix_seconds();
-    res.result(bhttp::status::ok);
-    res.set(bhttp::field::cache_control, "no-store");
+    res.result(bhttp::status::ok);  // Cache-Control: no-store is set by answer() for every path
     if (target == "/") {
       res.set(bhttp::field::content_type, "text/html; charset=utf-8");
       // Nothing but this document: no scripts, no requests elsewhere.

@@ -586,7 +586,6 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     std::to_chars(status, status + 3, s.resp.status);
     char length[24];
     const auto length_end = std::to_chars(length, length + sizeof length, s.resp.content_length()).ptr;
-    const std::string date = http_date(std::time(nullptr));
     nv_.clear();
     const auto add = [this](std::string_view n, std::string_view v) {
       nv_.push_back(nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
@@ -595,7 +594,7 @@ class H2Connection final : public H2Session, public std::enable_shared_from_this
     };
     add(":status", std::string_view(status, 3));
     add("server", "certgate");
-    add("date", date);
+    add("date", http_date_now());  // nghttp2 copies it (NGHTTP2_NV_FLAG_NONE)
     std::size_t at = 0;
     for (const auto& f : fields_) {
       for (std::size_t i = 0; i < f.name.size(); ++i)

@@ -159,9 +159,8 @@ std::string http_date(std::int64_t unix_seconds) {
   return buf;
 }
 
-namespace {
 // The Date header changes once a second; format it once per second per thread, in place.
-std::string_view cached_date() {
+std::string_view http_date_now() {
   thread_local std::time_t last = 0;
   thread_local char text[40];
   thread_local std::size_t size = 0;
@@ -174,7 +173,6 @@ std::string_view cached_date() {
   }
   return {text, size};
 }
-}  // namespace
 
 std::string serialize_head(const Response& r, int version, bool keep_alive) {
   std::string out;
@@ -198,7 +196,7 @@ void serialize_head(std::string& out, const Response& r, int version, bool keep_
     out += reason_phrase(r.status);
     out += "\r\nServer: certgate\r\nDate: ";
   }
-  out += cached_date();
+  out += http_date_now();
   out += "\r\n";
   for (const auto& h : r.headers) {
     out += h.name;

@@ -102,5 +102,8 @@ std::string serialize_head(const Response& r, int version, bool keep_alive);
 void serialize_head(std::string& out, const Response& r, int version, bool keep_alive);
 std::string_view reason_phrase(int status);
 std::string http_date(std::int64_t unix_seconds);
+// The Date header's value now, formatted once a second per thread (valid until the next call on
+// this thread in a later second).
+std::string_view http_date_now();
 
 }  // namespace certgate::http
