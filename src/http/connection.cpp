@@ -39,6 +39,7 @@
 #include <charconv>
 #include <functional>
 #include <chrono>
+#include <ctime>
 #include <optional>
 
 namespace certgate::http {
@@ -52,16 +53,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kFileChunk = 64 * 1024;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // At most one line a second: each refusal costs the client one large upload, not a log flood.
 void report_cert_list_too_long(const std::string& client, std::size_t limit) {
   static std::atomic<std::int64_t> last_logged{0};
-  const std::int64_t now = now_ms() / 1000;
+  const std::int64_t now = std::time(nullptr);
   std::int64_t last = last_logged.load(std::memory_order_relaxed);
   if (now == last || !last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
   spdlog::warn("TLS handshake from {} refused: its client certificate list is larger than "
