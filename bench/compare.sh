@@ -105,14 +105,16 @@ stop_servers() {
 }
 start_servers
 
-cpu_ticks() {  # one process, or "nginx": all its workers
-  if [ "$1" = nginx ]; then local t=0 p; for p in $ng_pids; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t
-  else awk '{print $14 + $15}' "/proc/$1/stat"; fi
+cpu_ticks() {  # "user+system system" of one process, or "nginx": all its workers
+  if [ "$1" = nginx ]; then
+    local t=0 s=0 p u k; for p in $ng_pids; do read -r u k < <(awk '{print $14, $15}' "/proc/$p/stat"); t=$((t + u + k)); s=$((s + k)); done
+    echo "$t $s"
+  else awk '{print $14 + $15, $15}' "/proc/$1/stat"; fi
 }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
-run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
+run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us sys_us_per_op"
   local port=$1 pid=$2 mode=$3 tls=$4 clients=$CLIENTS http=1.1 streams=1
   local before after out
   [ "$mode" = fresh ] && { mode=full; clients=$NEW_CLIENTS; }
@@ -121,24 +123,26 @@ run() {  # run SERVER MODE TLS -> "rate cpu_us_per_op p99_us"
   # STREAMS requests in flight.
   [ "$mode" = h2full ] && { mode=full; http=2; }
   [ "$mode" = h2keepalive ] && { mode=keepalive; http=2; streams=${STREAMS:-8}; }
-  before=$(cpu_ticks "$pid")
+  local sys_before sys_after
+  read -r before sys_before <<<"$(cpu_ticks "$pid")"
   out=$(load "$port" --clients "$clients" --mode "$mode" --tls "$tls" --http "$http" --streams "$streams" --connections "$CONNECTIONS" \
         --duration "$DURATION")
-  after=$(cpu_ticks "$pid")
+  read -r after sys_after <<<"$(cpu_ticks "$pid")"
   local requests rps p99 errors
   requests=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$out")
   rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$out")
   p99=$(sed -n 's/.* p99_us=\([0-9]*\).*/\1/p' <<<"$out")
   errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out")
   [ "$errors" = 0 ] || echo "warning: $errors errors in $mode/$tls against port $port" >&2
-  echo "$rps $(awk -v t=$(( (after - before) * tick_us )) -v n="$requests" 'BEGIN{printf "%.1f", t / (n > 0 ? n : 1)}') $p99"
+  echo "$rps $(awk -v t=$(( (after - before) * tick_us )) -v n="$requests" 'BEGIN{printf "%.1f", t / (n > 0 ? n : 1)}') $p99" \
+    "$(awk -v t=$(( (sys_after - sys_before) * tick_us )) -v n="$requests" 'BEGIN{printf "%.1f", t / (n > 0 ? n : 1)}')"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 [ "$ONDEMAND" = 1 ] && echo "on-demand: certgate asks no certificate at the handshake; nginx without client authentication"
 echo "threads=$THREADS clients=$CLIENTS connections=$CONNECTIONS rounds=$ROUNDS duration=${DURATION}s"
-printf '%-26s %12s %12s %8s %14s %14s %8s %10s %10s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us
+printf '%-26s %12s %12s %8s %14s %14s %8s %10s %10s %8s %8s\n' mode cg_rate ng_rate ratio cg_cpu_us/op ng_cpu_us/op ratio cg_p99_us ng_p99_us cg_sys ng_sys
 default_modes="full 1.3,full 1.2,fresh 1.3,resume 1.3,resume 1.2,keepalive 1.3,keepalive10 1.3,h2full 1.3,h2keepalive 1.3"
 [ "$ONDEMAND" = 1 ] && default_modes="full 1.3,full 1.2,resume 1.3,keepalive 1.3"
 IFS=, read -r -a specs <<<"${MODES:-$default_modes}"
@@ -153,11 +157,12 @@ for spec in "${specs[@]}"; do
   cg_rate=$(cut -d' ' -f1 "$work/cg" | median); ng_rate=$(cut -d' ' -f1 "$work/ng" | median)
   cg_cpu=$(cut -d' ' -f2 "$work/cg" | median); ng_cpu=$(cut -d' ' -f2 "$work/ng" | median)
   cg_p99=$(cut -d' ' -f3 "$work/cg" | median); ng_p99=$(cut -d' ' -f3 "$work/ng" | median)
+  cg_sys=$(cut -d' ' -f4 "$work/cg" | median); ng_sys=$(cut -d' ' -f4 "$work/ng" | median)
   label="$1 TLS$2"; [ "$1" = keepalive10 ] && label="keepalive HTTP/1.0 TLS$2"
   [ "$1" = h2full ] && label="h2 full TLS$2"; [ "$1" = h2keepalive ] && label="h2 ${STREAMS:-8} streams TLS$2"
-  printf '%-26s %12.0f %12.0f %8.2f %14s %14s %8.2f %10s %10s\n' "$label" "$cg_rate" "$ng_rate" \
+  printf '%-26s %12.0f %12.0f %8.2f %14s %14s %8.2f %10s %10s %8s %8s\n' "$label" "$cg_rate" "$ng_rate" \
     "$(awk -v a="$cg_rate" -v b="$ng_rate" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_cpu" "$ng_cpu" \
-    "$(awk -v a="$ng_cpu" -v b="$cg_cpu" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_p99" "$ng_p99"
+    "$(awk -v a="$ng_cpu" -v b="$cg_cpu" 'BEGIN{print (b > 0 ? a / b : 0)}')" "$cg_p99" "$ng_p99" "$cg_sys" "$ng_sys"
 done
 
 # Memory per idle TLS connection: RSS with IDLE connections open, minus RSS before (one worker),
@@ -183,5 +188,6 @@ for tls in 1.3 1.2; do
   printf '%d idle TLS%s connections: certgate RSS %s KiB (%s bytes/connection), nginx worker RSS %s KiB (%s bytes/connection)\n' \
     "$IDLE" "$tls" "$cg_held" "$cg_per" "$ng_held" "$ng_per"
 done
-echo "(cpu ratio = nginx CPU per op / certgate CPU per op: above 1 means certgate does less work)"
+echo "(cpu ratio = nginx CPU per op / certgate CPU per op: above 1 means certgate does less work;"
+echo " cg_sys / ng_sys: the kernel's share of each server's CPU per op, in microseconds)"
 stop_servers

@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 #include "pki/key_decoding.hpp"
+#include "tls/record_ciphers.hpp"
 #include "version.hpp"
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 int main(int argc, char** argv) {
   using namespace certgate;
   pki::use_builtin_key_methods();
+  tls::use_builtin_record_ciphers();
   spdlog::set_default_logger(spdlog::stderr_color_mt("certgate"));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 

@@ -7,6 +7,7 @@
 #include "http/admin_access.hpp"
 #include "http/connection.hpp"
 #include "pki/key_decoding.hpp"
+#include "tls/record_ciphers.hpp"
 #include "runtime/service.hpp"
 #include "version.hpp"
 
@@ -108,8 +109,8 @@ void log_startup(const runtime::Snapshot& snap, unsigned threads) {
       spdlog::info("site \"{}\" on {}://{}:{}{}", snap.sites[r.site].cfg.name,
                    l.https ? "https" : "http", l.address, l.port,
                    r.host.empty() ? "" : " (host " + r.host + ")");
-  spdlog::info("certgate {} ready ({}): {} event loop(s); SIGHUP reloads, SIGTERM or Ctrl-C stops",
-               kVersion, pki::key_methods_description(), threads);
+  spdlog::info("certgate {} ready ({}, {}): {} event loop(s); SIGHUP reloads, SIGTERM or Ctrl-C stops",
+               kVersion, pki::key_methods_description(), tls::record_ciphers_description(), threads);
 }
 
 }  // namespace

@@ -3,7 +3,11 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <new>
 #include <stdexcept>
 
@@ -21,10 +25,14 @@ Stream::Stream(socket_type socket, SSL_CTX* ctx) : socket_(std::move(socket)), s
   SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
-  if (ec || !SSL_set_fd(ssl_, socket_.native_handle())) {
+  BIO* bio = ec ? nullptr : BIO_new(bio_method());
+  if (!bio) {
     SSL_free(ssl_);
     throw std::runtime_error("cannot attach TLS to the socket");
   }
+  BIO_set_data(bio, this);  // the stream does not move (no copy or move constructor)
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl_, bio, bio);  // one reference, owned by the SSL object
   // Read whatever the socket holds in one call (OpenSSL otherwise reads each record's header
   // and body separately); what it read ahead is seen through SSL_has_pending.
   SSL_set_read_ahead(ssl_, 1);
@@ -32,6 +40,64 @@ Stream::Stream(socket_type socket, SSL_CTX* ctx) : socket_(std::move(socket)), s
 }
 
 Stream::~Stream() { SSL_free(ssl_); }
+
+// OpenSSL's socket BIO (bss_sock.c) with the stash in front: the same read(2)/write(2) calls,
+// retry flags and end-of-stream flag, so SSL_get_error and SSL_OP_IGNORE_UNEXPECTED_EOF see what
+// they would see on the socket itself.
+BIO_METHOD* Stream::bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "certgate stream");
+    if (!m || !BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
+        !BIO_meth_set_ctrl(m, bio_ctrl))
+      throw std::bad_alloc();
+    return m;
+  }();
+  return method;
+}
+
+int Stream::bio_read(BIO* b, char* out, int len) {
+  auto* s = static_cast<Stream*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (len <= 0) return 0;
+  if (s->stash_begin_ < s->stash_end_) {
+    const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(len), s->stash_end_ - s->stash_begin_);
+    std::memcpy(out, s->stash_.data() + s->stash_begin_, n);
+    s->stash_begin_ = static_cast<std::uint16_t>(s->stash_begin_ + n);
+    if (s->stash_begin_ == s->stash_end_) s->stash_begin_ = s->stash_end_ = 0;
+    return static_cast<int>(n);
+  }
+  const ssize_t r = ::read(s->socket_.native_handle(), out, static_cast<std::size_t>(len));
+  if (r == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
+  else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
+  return static_cast<int>(r);
+}
+
+int Stream::bio_write(BIO* b, const char* in, int len) {
+  auto* s = static_cast<Stream*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (len <= 0) return 0;
+  const ssize_t r = ::write(s->socket_.native_handle(), in, static_cast<std::size_t>(len));
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+  return static_cast<int>(r);
+}
+
+long Stream::bio_ctrl(BIO* b, int cmd, long, void* ptr) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+    case BIO_CTRL_DUP:
+      return 1;
+    case BIO_CTRL_EOF:
+      return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    case BIO_C_GET_FD: {
+      const int fd = static_cast<Stream*>(BIO_get_data(b))->socket_.native_handle();
+      if (ptr) *static_cast<int*>(ptr) = fd;
+      return fd;
+    }
+    default:  // no kTLS, nothing pending outside the stash (SSL_has_pending does not ask)
+      return 0;
+  }
+}
 
 unsigned char* Stream::scratch() {
   thread_local unsigned char buffer[kScratch];

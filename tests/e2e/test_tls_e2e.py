@@ -200,9 +200,11 @@ class CertificateCases(unittest.TestCase):
             c.close()
 
     def test_startup_line_names_openssl_and_the_key_methods(self):
-        # Client keys go to OpenSSL's built-in EC/RSA methods (src/pki/key_decoding.hpp); the
-        # startup line says so, next to the OpenSSL version.
-        self.assertRegex(server.stderr_text(), r"ready \(OpenSSL 3[^,]*, built-in EC/RSA key methods\)")
+        # Client keys go to OpenSSL's built-in EC/RSA methods (src/pki/key_decoding.hpp), records
+        # to its built-in AEAD ciphers (src/tls/record_ciphers.hpp); the startup line says so, next
+        # to the OpenSSL version.
+        self.assertRegex(server.stderr_text(),
+                         r"ready \(OpenSSL 3[^,]*, built-in EC/RSA key methods, built-in record ciphers\)")
 
     def test_rsa_client_certificate_over_tls12_and_tls13(self):
         # An RSA key (PKCS#1 or PSS CertificateVerify) goes through OpenSSL's built-in RSA method
