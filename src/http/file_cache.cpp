@@ -70,6 +70,7 @@ void remember_file(const StaticRequest& job, const Response& r, std::int64_t now
     answer->headers += "\r\n";
   }
   answer->body = r.body;
+  answer->has_cache_control = !r.header("Cache-Control").empty();
   c[key_of(job)] = Entry{std::move(answer), std::string(r.header("ETag")), now_ms};
 }
 

@@ -205,7 +205,12 @@ void serialize_head(std::string& out, const Response& r, int version, bool keep_
     out += "\r\n";
   }
   if (r.prepared) out += r.prepared->headers;
-  if (!r.cache_control.empty() && r.header("Cache-Control").empty()) {
+  auto own_cache_control = [&r] {
+    for (const auto& h : r.headers)
+      if (!h.value.empty() && iequals(h.name, "Cache-Control")) return true;
+    return r.prepared && r.prepared->has_cache_control;
+  };
+  if (!r.cache_control.empty() && !own_cache_control()) {
     out += "Cache-Control: ";
     out += r.cache_control;
     out += "\r\n";

@@ -67,6 +67,7 @@ struct FileSlice {
 struct PreparedAnswer {
   std::string headers;
   std::string body;
+  bool has_cache_control = false;  // `headers` has a Cache-Control (known once, not per answer)
 };
 
 struct Response {

@@ -3,6 +3,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -67,7 +68,7 @@ int Stream::bio_read(BIO* b, char* out, int len) {
     if (s->stash_begin_ == s->stash_end_) s->stash_begin_ = s->stash_end_ = 0;
     return static_cast<int>(n);
   }
-  const ssize_t r = ::read(s->socket_.native_handle(), out, static_cast<std::size_t>(len));
+  const ssize_t r = ::recv(s->socket_.native_handle(), out, static_cast<std::size_t>(len), 0);
   if (r == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
   else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
   return static_cast<int>(r);
@@ -77,7 +78,7 @@ int Stream::bio_write(BIO* b, const char* in, int len) {
   auto* s = static_cast<Stream*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
   if (len <= 0) return 0;
-  const ssize_t r = ::write(s->socket_.native_handle(), in, static_cast<std::size_t>(len));
+  const ssize_t r = ::send(s->socket_.native_handle(), in, static_cast<std::size_t>(len), MSG_NOSIGNAL);
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
   return static_cast<int>(r);
 }

@@ -98,13 +98,7 @@ class Stream {
   // nor OpenSSL's. Completion: void(error_code).
   template <class Handler>
   auto async_wait_readable(Handler&& handler) {
-    return compose<false>(
-        [this, waited = false](SSL* s, std::size_t&) mutable {
-          if (waited || stash_begin_ < stash_end_ || SSL_has_pending(s)) return 1;
-          waited = true;
-          return kFill;
-        },
-        std::forward<Handler>(handler));
+    return compose<false>(WaitReadable{this}, std::forward<Handler>(handler));
   }
 
   // What can be read now, without waiting (the socket is non-blocking); asio::error::would_block
@@ -176,6 +170,18 @@ class Stream {
   static int bio_write(BIO* b, const char* in, int len);
   static long bio_ctrl(BIO* b, int cmd, long num, void* ptr);
 
+  // async_wait_readable's action: makes no SSL call that reports errors, so Op leaves OpenSSL's
+  // error queue alone for it (checking the queue costs a thread-local lookup).
+  struct WaitReadable {
+    Stream* stream;
+    bool waited = false;
+    int operator()(SSL* s, std::size_t&) {
+      if (waited || stream->stash_begin_ < stream->stash_end_ || SSL_has_pending(s)) return 1;
+      waited = true;
+      return kFill;
+    }
+  };
+
   // After an SSL call returned `r` <= 0: wait for the socket, or finish with `ec`.
   static Next classify(SSL* ssl, int r, boost::system::error_code& ec);
   static unsigned char* scratch();
@@ -225,7 +231,8 @@ class Stream {
       // another client's connection, so no SSL call may follow a close.
       if (!s_.socket_.is_open()) return finish(self, boost::asio::error::bad_descriptor, 0);
       std::size_t n = 0;
-      if (ERR_peek_error() != 0) ERR_clear_error();  // checking is cheaper than clearing an empty queue
+      if constexpr (!std::is_same_v<Action, WaitReadable>)
+        if (ERR_peek_error() != 0) ERR_clear_error();  // checking is cheaper than clearing an empty queue
       int r = action_(s_.ssl_, n);
       if (r > 0) return finish(self, {}, n);
       // Waiting for readability by receiving rather than with async_wait: a wait makes the
