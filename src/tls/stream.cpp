@@ -66,9 +66,11 @@ int Stream::bio_read(BIO* b, char* out, int len) {
     std::memcpy(out, s->stash_.data() + s->stash_begin_, n);
     s->stash_begin_ = static_cast<std::uint16_t>(s->stash_begin_ + n);
     if (s->stash_begin_ == s->stash_end_) s->stash_begin_ = s->stash_end_ = 0;
+    s->starved_ = false;
     return static_cast<int>(n);
   }
   const ssize_t r = ::recv(s->socket_.native_handle(), out, static_cast<std::size_t>(len), 0);
+  s->starved_ = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   if (r == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
   else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
   return static_cast<int>(r);

@@ -224,7 +224,13 @@ class Stream {
     Stream* stream;
     bool waited = false;
     int operator()(SSL* s, std::size_t&) {
-      if (waited || stream->stash_begin_ < stream->stash_end_ || SSL_has_pending(s)) return 1;
+      // SSL_has_pending also counts the start of a record OpenSSL cannot decrypt yet. Once its
+      // last read of the socket would have blocked (starved_), those bytes are not readable:
+      // completing at once would send the caller (HTTP/2's read loop) straight back here, a busy
+      // loop for as long as the client leaves a record unfinished. Wait for the socket then.
+      if (waited || stream->stash_begin_ < stream->stash_end_ || SSL_pending(s) > 0 ||
+          (!stream->starved_ && SSL_has_pending(s)))
+        return 1;
       waited = true;
       return kFill;
     }
@@ -352,6 +358,9 @@ class Stream {
   SSL* ssl_;
   // Received bytes OpenSSL has not read yet: [stash_begin_, stash_end_).
   std::uint16_t stash_begin_ = 0, stash_end_ = 0;
+  // OpenSSL's last read through the BIO found nothing (the socket would block): what it holds
+  // unprocessed is at most an unfinished record (WaitReadable).
+  bool starved_ = false;
   std::array<unsigned char, kStash> stash_;
 };
 

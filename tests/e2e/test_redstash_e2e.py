@@ -508,6 +508,41 @@ class Http2(unittest.TestCase):
         self.assertEqual(h2_body(raw, 3), b"0123456789")
         raw.close()
 
+    def test_partial_record_on_an_idle_h2_connection_does_not_spin(self):
+        # A record's first bytes and no more: OpenSSL holds them (SSL_has_pending), so a readable
+        # wait that trusts SSL_has_pending completes at once, the read finds no whole record, and
+        # the connection loops through the event loop until its idle timeout: one client, one
+        # core. The wait must go to the socket instead.
+        raw = Raw(H2, alpn=["h2"])
+        raw.sock.sendall(raw.records(PREFACE + h2frame(4, 0, 0) + h2get(1, "/data.txt")))
+        self.assertEqual(h2_body(raw, 1), b"0123456789")
+        rest = raw.records(h2get(3, "/data.txt"))
+        raw.sock.sendall(rest[:7])
+        time.sleep(0.2)
+        before = cpu_seconds(server.proc.pid)
+        time.sleep(1.0)
+        used = cpu_seconds(server.proc.pid) - before
+        self.assertLess(used, 0.3, f"the server used {used:.2f} s of CPU in 1 s with one idle h2 connection")
+        # And the record, once complete, is read and answered.
+        raw.sock.sendall(rest[7:])
+        self.assertEqual(h2_body(raw, 3), b"0123456789")
+        raw.close()
+
+    def test_partial_record_after_a_request_on_http11_does_not_spin(self):
+        raw = Raw(P)
+        req = raw.records(get_raw("/data.txt?spin1"))
+        nxt = raw.records(get_raw("/data.txt?spin2"))
+        raw.sock.sendall(req + nxt[:7])
+        self.assertEqual(raw.response()[2], b"0123456789")
+        time.sleep(0.2)
+        before = cpu_seconds(server.proc.pid)
+        time.sleep(1.0)
+        used = cpu_seconds(server.proc.pid) - before
+        self.assertLess(used, 0.3, f"the server used {used:.2f} s of CPU in 1 s")
+        raw.sock.sendall(nxt[7:])
+        self.assertEqual(raw.response()[2], b"0123456789")
+        raw.close()
+
 
 # ---- TLS 1.3 KeyUpdate ------------------------------------------------------------------------
 class KeyUpdate(unittest.TestCase):
