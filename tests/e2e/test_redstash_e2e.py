@@ -444,6 +444,33 @@ class StashShapes(unittest.TestCase):
         self.assertTrue(raw.closed_within(3))
         raw.close()
 
+    def test_request_and_fin_in_one_segment_is_answered_then_closed_at_once(self):
+        raw = Raw(P)
+        raw.sock.sendall(raw.records(get_raw("/data.txt?warm")))
+        self.assertEqual(raw.response()[2], b"0123456789")
+        time.sleep(0.1)
+        wire = raw.records(get_raw("/data.txt?with-fin"))
+        raw.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # data and FIN together
+        raw.sock.sendall(wire)
+        raw.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(raw.response()[2], b"0123456789")
+        self.assertTrue(raw.closed_within(2), "the end of the stream went unnoticed")
+        raw.close()
+
+    def test_pipelined_request_behind_an_urgent_byte_is_answered(self):
+        raw = Raw(P)
+        raw.sock.sendall(raw.records(get_raw("/data.txt?warm")))
+        raw.response()
+        time.sleep(0.1)
+        a, b = raw.records(get_raw("/data.txt?urgA")), raw.records(get_raw("/index.html?urgB"))
+        raw.sock.sendall(a)
+        raw.sock.send(b"\x00", socket.MSG_OOB)
+        raw.sock.sendall(b)
+        self.assertEqual(raw.response()[2], b"0123456789")
+        raw.sock.settimeout(2)
+        self.assertIn(b"hello from /", raw.response()[2])
+        raw.close()
+
     def test_close_notify_while_idle_ends_the_connection(self):
         raw = Raw(P)
         raw.sock.sendall(raw.records(get_raw("/data.txt?cn")))
