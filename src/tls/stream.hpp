@@ -23,9 +23,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/error.hpp>
-// After the above (it needs socket_base): the receive operation specialised below.
-#include <boost/asio/detail/reactive_socket_recv_op.hpp>
-#include <boost/asio/detail/socket_ops.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -37,56 +34,6 @@
 #include <cstdint>
 #include <type_traits>
 #include <utility>
-
-namespace certgate::tls {
-// The stash's receive buffer, a type of its own so that Asio's receive operation for it (below)
-// can report a drained socket.
-struct StashBuffer : boost::asio::mutable_buffer {
-  using boost::asio::mutable_buffer::mutable_buffer;
-};
-}  // namespace certgate::tls
-
-// Asio tries a receive at once ("speculatively") before waiting for the socket, unless the last
-// receive on it found the socket drained, which Asio only concludes from a zero-byte read. A
-// keep-alive connection starts its idle wait right after sending an answer, when the next
-// request cannot have arrived yet: that try is a system call that always fails, a third of the
-// system calls of a keep-alive request. For the stash, a read shorter than the buffer says the
-// socket is drained (with edge-triggered epoll, bytes arriving after it raise a new event and
-// make Asio try again), so the next wait goes straight to epoll. Asio's own operation otherwise,
-// for Boost.Asio's epoll reactor (the one certgate is built with).
-#if !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && !defined(BOOST_ASIO_HAS_IOCP)
-namespace boost::asio::detail {
-template <>
-class reactive_socket_recv_op_base<certgate::tls::StashBuffer> : public reactor_op {
- public:
-  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
-                               socket_ops::state_type state, const certgate::tls::StashBuffer& buffer,
-                               socket_base::message_flags flags, func_type complete_func)
-      : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
-        socket_(socket), state_(state), buffer_(buffer), flags_(flags) {}
-
-  static status do_perform(reactor_op* base) {
-    auto* o = static_cast<reactive_socket_recv_op_base*>(base);
-    if (!socket_ops::non_blocking_recv1(o->socket_, o->buffer_.data(), o->buffer_.size(), o->flags_,
-                                        (o->state_ & socket_ops::stream_oriented) != 0, o->ec_,
-                                        o->bytes_transferred_))
-      return not_done;  // would block: wait for the socket
-    // Only the end of the stream (or an error) says drained. A short read does not: recv stops
-    // early at a FIN that came with the data and at a TCP urgent mark, and with edge-triggered
-    // epoll no new event follows, so the next idle wait (not tried at once) sat until the
-    // keep-alive timeout: a request sent with its FIN was never seen closing, a pipelined
-    // request behind an urgent byte was never answered (test_redstash_e2e.py).
-    return o->ec_ || o->bytes_transferred_ == 0 ? done_and_exhausted : done;
-  }
-
- private:
-  socket_type socket_;
-  socket_ops::state_type state_;
-  certgate::tls::StashBuffer buffer_;
-  socket_base::message_flags flags_;
-};
-}  // namespace boost::asio::detail
-#endif
 
 namespace certgate::tls {
 
@@ -298,7 +245,7 @@ class Stream {
       // reactor re-register the socket (an epoll_ctl per wait), a receive does not.
       if (r == kFill) {
         waited_ = true;
-        return s_.socket_.async_receive(StashBuffer(s_.stash_.data(), kStash), std::move(self));
+        return s_.socket_.async_receive(boost::asio::buffer(s_.stash_.data(), kStash), std::move(self));
       }
       switch (r == kWaitRead ? Next::WaitRead : classify(s_.ssl_, r, ec)) {
         case Next::WaitRead:
