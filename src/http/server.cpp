@@ -116,10 +116,18 @@ void log_startup(const runtime::Snapshot& snap, unsigned threads) {
 }  // namespace
 
 int serve(std::shared_ptr<const runtime::Snapshot> snap, const ServeOptions& options) {
-  // TLS writes go through OpenSSL's socket BIO (write(2), no MSG_NOSIGNAL): a client that hung
-  // up must give EPIPE, not kill the server.
+  // Some writes go through OpenSSL's socket BIO (write(2), no MSG_NOSIGNAL): the Redis TLS link,
+  // for one. A peer that hung up must give EPIPE, not kill the server.
   std::signal(SIGPIPE, SIG_IGN);
   const auto server_cfg = snap->cfg.server;
+  if (!server_cfg.user.empty()) {
+    try {
+      runtime::check_account(server_cfg.user);
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return 1;
+    }
+  }
   unsigned threads = server_cfg.threads ? server_cfg.threads : std::thread::hardware_concurrency();
   if (threads == 0) threads = 1;
 

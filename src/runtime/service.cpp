@@ -29,19 +29,34 @@ void notify_reloading() {
 
 void notify_stopping() { sd_notify(0, "STOPPING=1"); }
 
-void drop_privileges(const std::string& user) {
-  std::vector<char> buf(16384);
-  passwd pw{};
+namespace {
+// The account, or why it cannot be switched to; null when the process already runs as it.
+const passwd* account(const std::string& user, passwd& pw, std::vector<char>& buf) {
   passwd* found = nullptr;
   const int err = getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
   if (found == nullptr)
     throw std::runtime_error("[server] user = \"" + user + "\": " +
                              (err ? std::string(std::strerror(err)) : "no such account"));
   if (::geteuid() != 0) {
-    if (::geteuid() == found->pw_uid) return;  // already that account (started by systemd's User=)
+    if (::geteuid() == found->pw_uid) return nullptr;  // already that account (systemd's User=)
     throw std::runtime_error("[server] user = \"" + user + "\": switching accounts needs root; "
                              "start certgate as root or as that account");
   }
+  return found;
+}
+}  // namespace
+
+void check_account(const std::string& user) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  account(user, pw, buf);
+}
+
+void drop_privileges(const std::string& user) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  const passwd* found = account(user, pw, buf);
+  if (!found) return;
   // The supplementary groups first (they need root), so that e.g. ssl-cert membership keeps
   // private keys readable on reload; then the group, then the user.
   if (::initgroups(found->pw_name, found->pw_gid) != 0 || ::setgid(found->pw_gid) != 0 ||

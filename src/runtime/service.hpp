@@ -13,5 +13,9 @@ void notify_stopping();   // STOPPING=1
 // for good: afterwards no file is opened with root's rights, and root cannot be regained.
 // Throws std::runtime_error saying why not (unknown user, not started as root).
 void drop_privileges(const std::string& user);
+// What drop_privileges would refuse that can be known before any port is opened (no such account;
+// not root and not that account): the server says so and exits without having listened, so no
+// client ever reaches a server about to give up. Throws std::runtime_error as drop_privileges.
+void check_account(const std::string& user);
 
 }  // namespace certgate::runtime
