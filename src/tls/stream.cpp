@@ -26,6 +26,10 @@ Stream::Stream(socket_type socket, SSL_CTX* ctx) : socket_(std::move(socket)), s
   SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
+  // The stash's receive learns from the kernel whether it left the socket empty (stream.hpp).
+  // Not fatal where unsupported: the receive then only trusts an end of stream, as Asio does.
+  const int on = 1;
+  if (!ec) ::setsockopt(socket_.native_handle(), SOL_TCP, TCP_INQ, &on, sizeof on);
   BIO* bio = ec ? nullptr : BIO_new(bio_method());
   if (!bio) {
     SSL_free(ssl_);
