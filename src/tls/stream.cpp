@@ -46,9 +46,9 @@ Stream::Stream(socket_type socket, SSL_CTX* ctx) : socket_(std::move(socket)), s
 
 Stream::~Stream() { SSL_free(ssl_); }
 
-// OpenSSL's socket BIO (bss_sock.c) with the stash in front: the same read(2)/write(2) calls,
-// retry flags and end-of-stream flag, so SSL_get_error and SSL_OP_IGNORE_UNEXPECTED_EOF see what
-// they would see on the socket itself.
+// OpenSSL's socket BIO (bss_sock.c) with the stash in front: the same retry flags and
+// end-of-stream flag, so SSL_get_error and SSL_OP_IGNORE_UNEXPECTED_EOF see what they would see
+// on the socket itself; recv(2) and send(2) with MSG_NOSIGNAL instead of read(2) and write(2).
 BIO_METHOD* Stream::bio_method() {
   static BIO_METHOD* const method = [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
